@@ -1,0 +1,185 @@
+//! The whole command-line surface (clap derive). Converts the arguments into plain option
+//! structs so nothing below this module imports clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::HptopError;
+use crate::modes::{DumpOptions, Mode, PsOptions, ReportOptions, SamplingOptions, Target};
+use crate::report::Format;
+
+/// hptop: what a running Python process is doing — its Python stacks joined with the
+/// kernel's counters (CPU, memory, page faults, context switches, I/O), per thread.
+#[derive(Debug, Parser)]
+#[command(name = "hptop", version, args_conflicts_with_subcommands = true)]
+#[command(after_help = "Reading another process needs root or CAP_SYS_PTRACE: run with sudo.\n\
+Examples:\n  sudo hptop report --pid 1234 --duration 10\n  hptop report -- python3 script.py\n  sudo hptop dump --pid 1234\n  hptop ps")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sample for a while, then print a report of functions, threads and process figures.
+    Report(ReportArgs),
+    /// Print every thread's stack and counters once.
+    Dump(DumpArgs),
+    /// List the Python processes on this machine.
+    Ps(PsArgs),
+}
+
+#[derive(Debug, Args)]
+struct TargetArgs {
+    /// Process id of the Python process to inspect.
+    #[arg(long, short = 'p', value_name = "PID", conflicts_with = "command")]
+    pid: Option<u32>,
+    /// Command to launch and inspect (after `--`).
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+struct SamplingArgs {
+    /// Samples per second (1 to 1000).
+    #[arg(long, short = 'r', value_name = "HZ", default_value_t = 100.0)]
+    rate: f64,
+    /// Pause the target's threads during each sample for exact stacks (costs the target
+    /// time; the default never pauses it).
+    #[arg(long)]
+    blocking: bool,
+    /// Count idle threads in function figures (by default only threads on CPU count).
+    #[arg(long)]
+    idle: bool,
+    /// Include native (C) frames; needs hptop built with `--features unwind`.
+    #[arg(long)]
+    native: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Text,
+    Json,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// Length of the report window in seconds (a launched command that exits earlier ends it).
+    #[arg(long, short = 'd', value_name = "SECS", default_value_t = 10.0)]
+    duration: f64,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct DumpArgs {
+    /// Process id of the Python process to dump.
+    #[arg(long, short = 'p', value_name = "PID")]
+    pid: u32,
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+    /// Pause the target while reading its stacks (exact, consistent stacks).
+    #[arg(long)]
+    blocking: bool,
+}
+
+#[derive(Debug, Args)]
+struct PsArgs {
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
+    format: FormatArg,
+}
+
+impl Cli {
+    /// Checks what clap cannot and converts into the mode to run.
+    ///
+    /// # Errors
+    /// A usage error naming the bad value.
+    pub fn into_mode(self) -> Result<Mode, HptopError> {
+        match self.command {
+            None => Ok(Mode::Live {
+                target: target(self.target)?,
+                sampling: sampling(&self.sampling)?,
+            }),
+            Some(Command::Report(args)) => {
+                if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e7) {
+                    return Err(HptopError::Usage(format!(
+                        "--duration \"{}\" must be a positive number of seconds",
+                        args.duration
+                    )));
+                }
+                Ok(Mode::Report(ReportOptions {
+                    target: target(args.target)?,
+                    sampling: sampling(&args.sampling)?,
+                    duration: Duration::from_secs_f64(args.duration),
+                    format: args.format.into(),
+                    output: args.output,
+                }))
+            }
+            Some(Command::Dump(args)) => Ok(Mode::Dump(DumpOptions {
+                pid: args.pid,
+                blocking: args.blocking,
+                format: args.format.into(),
+            })),
+            Some(Command::Ps(args)) => Ok(Mode::Ps(PsOptions {
+                format: args.format.into(),
+            })),
+        }
+    }
+}
+
+fn target(args: TargetArgs) -> Result<Target, HptopError> {
+    match (args.pid, args.command.is_empty()) {
+        (Some(pid), true) => Ok(Target::Pid(pid)),
+        (None, false) => Ok(Target::Launch(args.command)),
+        _ => Err(HptopError::Usage(
+            "name a target: --pid PID, or a command to launch after `--` (e.g. `-- python3 script.py`)".into(),
+        )),
+    }
+}
+
+fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
+    if !(args.rate.is_finite() && (1.0..=1000.0).contains(&args.rate)) {
+        return Err(HptopError::Usage(format!(
+            "--rate \"{}\" must be between 1 and 1000 samples per second",
+            args.rate
+        )));
+    }
+    if args.native && !cfg!(feature = "unwind") {
+        return Err(HptopError::Usage(
+            "--native needs hptop built with native stack support: `cargo build --release --features unwind` \
+             (needs libunwind-dev)"
+                .into(),
+        ));
+    }
+    Ok(SamplingOptions {
+        rate_hz: args.rate,
+        blocking: args.blocking,
+        include_idle: args.idle,
+        native: args.native,
+    })
+}

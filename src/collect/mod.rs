@@ -1,0 +1,358 @@
+//! Everything that touches the target: `/proc` and py-spy. No UI, no aggregation.
+//!
+//! [`Sampler`] runs on its own OS thread, named `hptop-sampler` (py-spy's `PythonSpy` is
+//! `!Send`), and sends [`SamplerEvent`]s into a bounded channel.
+
+pub mod discover;
+pub mod procfs;
+pub mod sanitize;
+pub mod stacks;
+pub mod tick;
+pub mod timer;
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::HptopError;
+use discover::ProcessInfo;
+use procfs::ProcReader;
+use stacks::{PythonThread, StackOptions, StackReader};
+use tick::{GilState, OsState, ProcessTick, ThreadTick, Tick};
+use timer::Timer;
+
+/// How the sampler samples.
+#[derive(Debug, Clone)]
+pub struct SamplerOptions {
+    /// Target process.
+    pub pid: u32,
+    /// Ticks per second.
+    pub rate_hz: f64,
+    /// Pause the target per sample (exact stacks).
+    pub blocking: bool,
+    /// Native frames (needs the `unwind` feature).
+    pub native: bool,
+    /// Read the costlier counters (`status`, `io`) every this many ticks.
+    pub slow_every: u32,
+    /// Attach attempts, 20 ms apart, while a new interpreter starts.
+    pub attach_retries: u64,
+}
+
+impl SamplerOptions {
+    /// Options for `pid` at `rate_hz`, reading the slow counters about 10 times a second.
+    pub fn new(pid: u32, rate_hz: f64) -> Self {
+        Self {
+            pid,
+            rate_hz,
+            blocking: false,
+            native: false,
+            slow_every: ((rate_hz / 10.0).round() as u32).max(1),
+            attach_retries: 3,
+        }
+    }
+}
+
+/// What the target is, known once attached.
+#[derive(Debug, Clone)]
+pub struct TargetInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Command line, sanitised.
+    pub cmdline: Vec<String>,
+    /// Interpreter version as py-spy read it.
+    pub python_version: String,
+}
+
+/// What the sampler thread reports.
+#[derive(Debug)]
+pub enum SamplerEvent {
+    /// One tick.
+    Tick(Box<Tick>),
+    /// The target exited; no more ticks follow.
+    Exited,
+    /// The sampler thread panicked; no more ticks follow.
+    Panicked(String),
+}
+
+/// Handle on the running sampler thread.
+pub struct Sampler {
+    /// The attached target.
+    pub target: TargetInfo,
+    /// Ticks and state changes, in order.
+    pub events: Receiver<SamplerEvent>,
+    /// Ticks dropped because the consumer fell behind (shared with the thread).
+    stop: Option<Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Channel depth: a few seconds of ticks at 100 Hz.
+const CHANNEL_DEPTH: usize = 1024;
+
+impl Sampler {
+    /// Checks the target, attaches to it on a new thread and starts sampling.
+    ///
+    /// # Errors
+    /// A typed error naming what is wrong with the target and the fix.
+    pub fn start(options: SamplerOptions) -> Result<Self, HptopError> {
+        let info = check_target(options.pid)?;
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
+        let (events_tx, events) = mpsc::sync_channel(CHANNEL_DEPTH);
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let thread_options = options.clone();
+        let handle = std::thread::Builder::new()
+            .name("hptop-sampler".into())
+            .spawn(move || {
+                let panic_tx = events_tx.clone();
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sampler_thread(&thread_options, &ready_tx, &events_tx, &stop_rx);
+                }));
+                if let Err(payload) = run {
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    let _ = panic_tx.send(SamplerEvent::Panicked(message));
+                }
+            })
+            .map_err(|e| HptopError::Launch {
+                command: "hptop-sampler thread".into(),
+                source: e,
+            })?;
+        let version = match ready_rx.recv() {
+            Ok(Ok(version)) => version,
+            Ok(Err(detail)) => {
+                let _ = handle.join();
+                return Err(classify_attach_error(&info, &detail));
+            }
+            Err(_) => {
+                let _ = handle.join();
+                return Err(classify_attach_error(&info, "the sampler thread stopped"));
+            }
+        };
+        Ok(Self {
+            target: TargetInfo {
+                pid: info.pid,
+                ppid: info.stat.ppid,
+                cmdline: info.cmdline,
+                python_version: version,
+            },
+            events,
+            stop: Some(stop_tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Stops sampling and waits for the thread to end.
+    pub fn stop(&mut self) {
+        self.stop.take();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Checks from `/proc` what can be told before attaching: exists, not a zombie, readable.
+fn check_target(pid: u32) -> Result<ProcessInfo, HptopError> {
+    let info = ProcessInfo::read(pid).ok_or(HptopError::ProcessGone { pid })?;
+    if info.is_zombie() {
+        return Err(HptopError::Zombie {
+            pid,
+            ppid: info.stat.ppid,
+        });
+    }
+    // `maps` needs the same access as reading memory (PTRACE_MODE_READ): test it first.
+    if let Err(e) = std::fs::read(format!("/proc/{pid}/maps")) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(HptopError::PermissionDenied {
+                pid,
+                detail: format!("reading /proc/{pid}/maps: {e}"),
+            });
+        }
+        if ProcessInfo::read(pid).is_none() {
+            return Err(HptopError::ProcessGone { pid });
+        }
+    }
+    if discover::python_guess(pid).is_none() {
+        return Err(not_python(&info));
+    }
+    Ok(info)
+}
+
+fn not_python(info: &ProcessInfo) -> HptopError {
+    let children = discover::python_descendants(info.pid)
+        .into_iter()
+        .filter_map(|child| Some((child, ProcessInfo::read(child)?.command())))
+        .collect();
+    HptopError::NotPython {
+        pid: info.pid,
+        command: info.command(),
+        children,
+    }
+}
+
+fn classify_attach_error(info: &ProcessInfo, detail: &str) -> HptopError {
+    let pid = info.pid;
+    let lower = detail.to_lowercase();
+    match ProcessInfo::read(pid) {
+        None => HptopError::ProcessGone { pid },
+        Some(now) if now.is_zombie() => HptopError::Zombie {
+            pid,
+            ppid: now.stat.ppid,
+        },
+        Some(_) if lower.contains("permission denied") || lower.contains("operation not permitted") => {
+            HptopError::PermissionDenied {
+                pid,
+                detail: detail.to_owned(),
+            }
+        }
+        Some(_) if discover::python_guess(pid).is_none() => not_python(info),
+        Some(_) => HptopError::Unsupported {
+            pid,
+            version: discover::python_guess(pid)
+                .and_then(|g| g.version)
+                .map_or_else(|| "version unknown".into(), |v| format!("Python {v}")),
+            detail: detail.to_owned(),
+        },
+    }
+}
+
+fn sampler_thread(
+    options: &SamplerOptions,
+    ready: &Sender<Result<String, String>>,
+    events: &SyncSender<SamplerEvent>,
+    stop: &Receiver<()>,
+) {
+    let stack_options = StackOptions {
+        blocking: options.blocking,
+        native: options.native,
+    };
+    let mut stacks = match StackReader::attach(options.pid, stack_options, options.attach_retries) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut procs = match ProcReader::open(options.pid) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = ready.send(Err(format!("opening /proc/{}: {e}", options.pid)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(stacks.version()));
+
+    let interval = Duration::from_secs_f64(1.0 / options.rate_hz.max(0.01));
+    let start = Instant::now();
+    let mut timer = Timer::new(start, interval);
+    let mut index: u64 = 0;
+    loop {
+        let (deadline, skipped) = timer.next(Instant::now());
+        match stop.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let slow = index % u64::from(options.slow_every.max(1)) == 0;
+        index += 1;
+        let process = sample(options.pid, &mut procs, &mut stacks, slow);
+        let exited = process.exited;
+        let tick = Tick {
+            at: start.elapsed(),
+            interval,
+            skipped,
+            process,
+        };
+        match events.try_send(SamplerEvent::Tick(Box::new(tick))) {
+            Ok(()) | Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => return,
+        }
+        if exited {
+            let _ = events.send(SamplerEvent::Exited);
+            return;
+        }
+    }
+}
+
+/// Reads one tick of the process: counters, the thread list, each thread's counters and stacks.
+fn sample(pid: u32, procs: &mut ProcReader, stacks: &mut StackReader, slow: bool) -> ProcessTick {
+    let gone = ProcessTick {
+        pid,
+        exited: true,
+        ..ProcessTick::default()
+    };
+    let Ok(read) = procs.read_process(slow) else {
+        return gone;
+    };
+    if read.state == OsState::Dead {
+        return gone;
+    }
+    let Ok(tids) = procs.list_tids() else {
+        return gone;
+    };
+    let counters = procs.read_threads(&tids, slow);
+    let (python, stack_error) = match stacks.read(&tids) {
+        Ok(threads) => (threads, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    ProcessTick {
+        pid,
+        counters: Some(read.counters),
+        memory: read.memory,
+        threads: join_threads(&tids, counters, python),
+        stack_error,
+        exited: false,
+    }
+}
+
+/// Joins OS threads with Python threads by tid. A Python thread whose tid could not be
+/// resolved is kept with tid 0, so its samples still count.
+fn join_threads(
+    tids: &[u32],
+    counters: Vec<Option<tick::ThreadCounters>>,
+    python: Vec<PythonThread>,
+) -> Vec<ThreadTick> {
+    let mut threads: Vec<ThreadTick> = tids
+        .iter()
+        .zip(counters)
+        .map(|(&tid, counters)| ThreadTick {
+            tid,
+            counters,
+            ..ThreadTick::default()
+        })
+        .collect();
+    for py in python {
+        let slot = py
+            .tid
+            .and_then(|tid| tids.binary_search(&tid).ok())
+            .and_then(|i| threads.get_mut(i));
+        let joined = ThreadTick {
+            tid: py.tid.unwrap_or(0),
+            name: py.name,
+            is_python: true,
+            gil: if py.owns_gil {
+                GilState::Held
+            } else {
+                GilState::NotHeld
+            },
+            frames: py.frames,
+            counters: None,
+        };
+        match slot {
+            Some(thread) => {
+                let counters = thread.counters.take();
+                *thread = ThreadTick { counters, ..joined };
+            }
+            None => threads.push(joined),
+        }
+    }
+    threads
+}

@@ -1,0 +1,314 @@
+//! Readers of `/proc/PID/...` and `/proc/PID/task/TID/...` into cumulative counters.
+//!
+//! Files are opened once and re-read with `pread` at offset 0, which makes the kernel
+//! regenerate their text: cheaper than open/read/close at 100 Hz. Per-thread files are
+//! reached through `/proc/PID/task/TID`, never `/proc/TID` (the latter is an O(threads)
+//! lookup in the kernel).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+use super::tick::{MemoryCounters, OsState, ProcCounters, SlowThreadCounters, ThreadCounters};
+
+/// Clock ticks per second of `stat`'s time fields (`USER_HZ`, 100 on every Linux ABI hptop targets).
+pub const TICKS_PER_S: u64 = 100;
+
+/// Fields of `/proc/.../stat` that hptop uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatFields {
+    /// Scheduling state.
+    pub state: OsState,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Minor faults.
+    pub minor_faults: u64,
+    /// Major faults.
+    pub major_faults: u64,
+    /// utime + stime in clock ticks.
+    pub cpu_ticks: u64,
+    /// Number of threads.
+    pub num_threads: u64,
+    /// Start time since boot in clock ticks.
+    pub start_ticks: u64,
+}
+
+/// Parses the text of a `stat` file. The command name may hold spaces and parentheses,
+/// so fields are counted from the last `)`.
+pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let num = |i: usize| -> Option<u64> { fields.get(i)?.parse().ok() };
+    Some(StatFields {
+        state: OsState::from_letter(*fields.first()?.as_bytes().first()?),
+        ppid: u32::try_from(num(1)?).ok()?,
+        minor_faults: num(7)?,
+        major_faults: num(9)?,
+        cpu_ticks: num(11)? + num(12)?,
+        num_threads: num(17)?,
+        start_ticks: num(19)?,
+    })
+}
+
+/// Looks up `key:` in a `status`- or `io`-style text and returns its first number.
+pub fn field_value(text: &[u8], key: &str) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+        rest.split_ascii_whitespace().next()?.parse().ok()
+    })
+}
+
+/// Reads a whole `/proc` file with one `pread` at offset 0 into `buf` (grown as needed).
+fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    if buf.len() < 4096 {
+        buf.resize(4096, 0);
+    }
+    loop {
+        let n = file.read_at(buf, 0)?;
+        if n < buf.len() {
+            return Ok(n);
+        }
+        // The file is larger than the buffer: grow and read again from the start.
+        let len = buf.len() * 2;
+        buf.resize(len, 0);
+    }
+}
+
+/// Page size in bytes, for `statm`.
+fn page_bytes() -> u64 {
+    page_size::get() as u64
+}
+
+struct ThreadFiles {
+    stat: File,
+    status: Option<File>,
+    io: Option<File>,
+}
+
+/// Kept-open `/proc` files of one process and its threads.
+pub struct ProcReader {
+    pid: u32,
+    root: PathBuf,
+    stat: File,
+    statm: File,
+    status: Option<File>,
+    io: Option<File>,
+    threads: HashMap<u32, ThreadFiles>,
+    buf: Vec<u8>,
+    page_bytes: u64,
+}
+
+/// What one read of a process found.
+pub struct ProcessRead {
+    /// Whole-process counters.
+    pub counters: ProcCounters,
+    /// Memory figures, when the slow files were read.
+    pub memory: Option<MemoryCounters>,
+    /// Scheduling state of the process (its main thread).
+    pub state: OsState,
+}
+
+impl ProcReader {
+    /// Opens the process's files.
+    ///
+    /// # Errors
+    /// The I/O error of opening `/proc/PID/stat` (`NotFound` when the process is gone).
+    pub fn open(pid: u32) -> io::Result<Self> {
+        let root = PathBuf::from(format!("/proc/{pid}"));
+        let stat = File::open(root.join("stat"))?;
+        let statm = File::open(root.join("statm"))?;
+        Ok(Self {
+            pid,
+            status: File::open(root.join("status")).ok(),
+            io: File::open(root.join("io")).ok(),
+            root,
+            stat,
+            statm,
+            threads: HashMap::new(),
+            buf: vec![0; 4096],
+            page_bytes: page_bytes(),
+        })
+    }
+
+    /// The process id this reader reads.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Reads the whole-process counters; `slow` adds `status` (swap, peak RSS).
+    ///
+    /// # Errors
+    /// When the process is gone (the kernel answers `ESRCH` or an empty file).
+    pub fn read_process(&mut self, slow: bool) -> io::Result<ProcessRead> {
+        let n = pread_all(&self.stat, &mut self.buf)?;
+        let stat = parse_stat(&self.buf[..n]).ok_or_else(gone)?;
+        let n = pread_all(&self.statm, &mut self.buf)?;
+        let rss_pages = std::str::from_utf8(&self.buf[..n])
+            .ok()
+            .and_then(|s| s.split_ascii_whitespace().nth(1)?.parse::<u64>().ok())
+            .ok_or_else(gone)?;
+        let (read_bytes, write_bytes) = match &self.io {
+            Some(f) => match pread_all(f, &mut self.buf) {
+                Ok(n) => (
+                    field_value(&self.buf[..n], "read_bytes"),
+                    field_value(&self.buf[..n], "write_bytes"),
+                ),
+                Err(_) => (None, None),
+            },
+            None => (None, None),
+        };
+        let memory = match (&self.status, slow) {
+            (Some(f), true) => pread_all(f, &mut self.buf).ok().map(|n| {
+                let text = &self.buf[..n];
+                MemoryCounters {
+                    swap_bytes: field_value(text, "VmSwap").unwrap_or(0) * 1024,
+                    hwm_bytes: field_value(text, "VmHWM").unwrap_or(0) * 1024,
+                }
+            }),
+            _ => None,
+        };
+        Ok(ProcessRead {
+            counters: ProcCounters {
+                cpu_ticks: stat.cpu_ticks,
+                minor_faults: stat.minor_faults,
+                major_faults: stat.major_faults,
+                read_bytes,
+                write_bytes,
+                rss_bytes: rss_pages * self.page_bytes,
+            },
+            memory,
+            state: stat.state,
+        })
+    }
+
+    /// Lists the thread ids in `/proc/PID/task`, ascending.
+    ///
+    /// # Errors
+    /// When the directory cannot be read (the process is gone).
+    pub fn list_tids(&self) -> io::Result<Vec<u32>> {
+        let mut tids: Vec<u32> = std::fs::read_dir(self.root.join("task"))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort_unstable();
+        Ok(tids)
+    }
+
+    /// Reads the counters of each thread in `tids`; `None` for a thread that vanished.
+    /// Forgets the files of threads not in `tids`.
+    pub fn read_threads(&mut self, tids: &[u32], slow: bool) -> Vec<Option<ThreadCounters>> {
+        self.threads.retain(|tid, _| tids.binary_search(tid).is_ok());
+        tids.iter().map(|&tid| self.read_thread(tid, slow)).collect()
+    }
+
+    fn open_thread(&self, tid: u32) -> Option<ThreadFiles> {
+        let dir = self.root.join("task").join(tid.to_string());
+        Some(ThreadFiles {
+            stat: File::open(dir.join("stat")).ok()?,
+            status: File::open(dir.join("status")).ok(),
+            io: File::open(dir.join("io")).ok(),
+        })
+    }
+
+    fn read_thread(&mut self, tid: u32, slow: bool) -> Option<ThreadCounters> {
+        // A kept-open file of a thread that exited fails; its tid may have been reused by a
+        // new thread, so open again once before giving up.
+        for attempt in 0..2 {
+            if attempt == 1 || !self.threads.contains_key(&tid) {
+                let files = self.open_thread(tid)?;
+                self.threads.insert(tid, files);
+            }
+            let files = self.threads.get(&tid)?;
+            if let Some(counters) = read_thread_files(files, &mut self.buf, slow) {
+                return Some(counters);
+            }
+        }
+        self.threads.remove(&tid);
+        None
+    }
+}
+
+fn read_thread_files(files: &ThreadFiles, buf: &mut Vec<u8>, slow: bool) -> Option<ThreadCounters> {
+    let n = pread_all(&files.stat, buf).ok()?;
+    let stat = parse_stat(&buf[..n])?;
+    let slow = if slow {
+        let (voluntary_ctxsw, involuntary_ctxsw) = match &files.status {
+            Some(f) => {
+                let n = pread_all(f, buf).ok()?;
+                (
+                    field_value(&buf[..n], "voluntary_ctxt_switches").unwrap_or(0),
+                    field_value(&buf[..n], "nonvoluntary_ctxt_switches").unwrap_or(0),
+                )
+            }
+            None => (0, 0),
+        };
+        let (read_bytes, write_bytes) = match files.io.as_ref().and_then(|f| pread_all(f, buf).ok()) {
+            Some(n) => (
+                field_value(&buf[..n], "read_bytes").unwrap_or(0),
+                field_value(&buf[..n], "write_bytes").unwrap_or(0),
+            ),
+            None => (0, 0),
+        };
+        Some(SlowThreadCounters {
+            voluntary_ctxsw,
+            involuntary_ctxsw,
+            read_bytes,
+            write_bytes,
+        })
+    } else {
+        None
+    };
+    Some(ThreadCounters {
+        state: stat.state,
+        start_ticks: stat.start_ticks,
+        cpu_ticks: stat.cpu_ticks,
+        minor_faults: stat.minor_faults,
+        major_faults: stat.major_faults,
+        slow,
+    })
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "process is gone")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_parentheses_in_name() {
+        let text = b"42 (a) b (c)) S 1 42 42 0 -1 4194560 150 0 3 0 7 5 0 0 20 0 3 0 999 1000 200 rest";
+        let stat = parse_stat(text).unwrap();
+        assert_eq!(stat.state, OsState::Sleeping);
+        assert_eq!(stat.ppid, 1);
+        assert_eq!(stat.minor_faults, 150);
+        assert_eq!(stat.major_faults, 3);
+        assert_eq!(stat.cpu_ticks, 12);
+        assert_eq!(stat.num_threads, 3);
+        assert_eq!(stat.start_ticks, 999);
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let mut reader = ProcReader::open(std::process::id()).unwrap();
+        let read = reader.read_process(true).unwrap();
+        assert!(read.counters.rss_bytes > 0);
+        assert!(read.memory.unwrap().hwm_bytes >= read.counters.rss_bytes / 2);
+        let tids = reader.list_tids().unwrap();
+        assert!(!tids.is_empty());
+        let threads = reader.read_threads(&tids, true);
+        assert!(threads.iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn field_value_finds_keys() {
+        let text = b"Name:\tx\nVmSwap:\t    12 kB\nvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(field_value(text, "VmSwap"), Some(12));
+        assert_eq!(field_value(text, "voluntary_ctxt_switches"), Some(7));
+        assert_eq!(field_value(text, "Missing"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Python stacks through the `py-spy` crate: the only file that names `py_spy`.
+//!
+//! `PythonSpy` is `!Send`, so a [`StackReader`] lives on the sampler thread. Strings read
+//! from the target are sanitised here, once.
+
+use std::collections::HashMap;
+
+use py_spy::config::LockingStrategy;
+use remoteprocess::ProcessMemory;
+
+use super::sanitize::sanitize;
+use super::tick::Frame;
+
+/// One Python thread's stack as read at one instant.
+#[derive(Debug, Clone)]
+pub struct PythonThread {
+    /// OS thread id when it could be resolved.
+    pub tid: Option<u32>,
+    /// Python thread name, sanitised.
+    pub name: Option<String>,
+    /// The interpreter's GIL holder is this thread.
+    pub owns_gil: bool,
+    /// Frames, innermost first, sanitised.
+    pub frames: Vec<Frame>,
+}
+
+/// Attached py-spy reader of one process.
+pub struct StackReader {
+    spy: py_spy::PythonSpy,
+    tids: TidResolver,
+}
+
+/// How to read stacks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StackOptions {
+    /// Pause the target's threads during each read (exact stacks, costs the target time).
+    pub blocking: bool,
+    /// Native frames too (needs the `unwind` feature).
+    pub native: bool,
+}
+
+impl StackReader {
+    /// Attaches to `pid`, retrying a few times while a freshly started interpreter initialises.
+    ///
+    /// # Errors
+    /// py-spy's error chain as one line of text.
+    pub fn attach(pid: u32, options: StackOptions, retries: u64) -> Result<Self, String> {
+        let config = py_spy::Config {
+            blocking: if options.blocking {
+                LockingStrategy::Lock
+            } else {
+                LockingStrategy::NonBlocking
+            },
+            native: options.native,
+            collect_thread_names: true,
+            include_idle: true,
+            ..py_spy::Config::default()
+        };
+        let pid = pid as py_spy::Pid;
+        let spy = py_spy::PythonSpy::retry_new(pid, &config, retries.max(1))
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(Self {
+            spy,
+            tids: TidResolver::default(),
+        })
+    }
+
+    /// The interpreter's version, e.g. `3.11.7`.
+    pub fn version(&self) -> String {
+        self.spy.version.to_string()
+    }
+
+    /// Reads every Python thread's stack; `tids` are the OS threads now in `/proc/PID/task`,
+    /// used to resolve thread ids py-spy cannot give without pausing the target.
+    ///
+    /// # Errors
+    /// py-spy's error chain as one line of text (the read raced with the target).
+    pub fn read(&mut self, tids: &[u32]) -> Result<Vec<PythonThread>, String> {
+        let traces = self.spy.get_stack_traces().map_err(|e| format!("{e:#}"))?;
+        let missing: Vec<u64> = traces
+            .iter()
+            .filter(|t| t.os_thread_id.is_none())
+            .map(|t| t.thread_id)
+            .collect();
+        let resolved = if missing.is_empty() {
+            HashMap::new()
+        } else {
+            self.tids.resolve(&self.spy.process, &missing, tids)
+        };
+        Ok(traces
+            .into_iter()
+            .map(|trace| PythonThread {
+                tid: trace
+                    .os_thread_id
+                    .and_then(|t| u32::try_from(t).ok())
+                    .or_else(|| resolved.get(&trace.thread_id).copied()),
+                name: trace.thread_name.as_deref().map(sanitize),
+                owns_gil: trace.owns_gil,
+                frames: trace.frames.iter().map(convert_frame).collect(),
+            })
+            .collect())
+    }
+}
+
+fn convert_frame(frame: &py_spy::Frame) -> Frame {
+    Frame {
+        name: sanitize(&frame.name),
+        filename: sanitize(&frame.filename),
+        short_filename: frame.short_filename.as_deref().map(sanitize),
+        line: u32::try_from(frame.line).unwrap_or(0),
+    }
+}
+
+/// Maps Python thread ids (glibc `pthread_t`, the address of the thread's `struct pthread`)
+/// to OS tids without pausing the target: the `tid` field sits at a fixed offset for a given
+/// libc build, so one remote read per thread gives it. The offset is found once by scanning
+/// the structs of all Python threads for a field whose values are the tids in
+/// `/proc/PID/task`, and checked against that list on every read.
+#[derive(Debug, Default)]
+struct TidResolver {
+    offset: Option<usize>,
+}
+
+/// Where glibc 2.x on x86_64 keeps `struct pthread.tid`; tried first when scanning.
+const GLIBC_X86_64_TID_OFFSET: usize = 0x2d0;
+/// How much of `struct pthread` to scan for the `tid` field.
+const SCAN_BYTES: usize = 2048;
+
+impl TidResolver {
+    fn resolve(
+        &mut self,
+        memory: &impl ProcessMemory,
+        pthread_ids: &[u64],
+        tids: &[u32],
+    ) -> HashMap<u64, u32> {
+        if let Some(offset) = self.offset {
+            let found = read_at_offset(memory, pthread_ids, tids, offset);
+            if found.len() == pthread_ids.len() {
+                return found;
+            }
+            // A thread may have exited between the two reads; scanning again settles it.
+        }
+        self.offset = calibrate(memory, pthread_ids, tids);
+        match self.offset {
+            Some(offset) => read_at_offset(memory, pthread_ids, tids, offset),
+            None => HashMap::new(),
+        }
+    }
+}
+
+fn read_at_offset(
+    memory: &impl ProcessMemory,
+    pthread_ids: &[u64],
+    tids: &[u32],
+    offset: usize,
+) -> HashMap<u64, u32> {
+    pthread_ids
+        .iter()
+        .filter_map(|&id| {
+            let addr = usize::try_from(id).ok()?.checked_add(offset)?;
+            let mut bytes = [0u8; 4];
+            memory.read(addr, &mut bytes).ok()?;
+            let tid = u32::from_ne_bytes(bytes);
+            tids.binary_search(&tid).is_ok().then_some((id, tid))
+        })
+        .collect()
+}
+
+fn calibrate(memory: &impl ProcessMemory, pthread_ids: &[u64], tids: &[u32]) -> Option<usize> {
+    let structs: Vec<Vec<u8>> = pthread_ids
+        .iter()
+        .filter_map(|&id| memory.copy(usize::try_from(id).ok()?, SCAN_BYTES).ok())
+        .collect();
+    if structs.is_empty() {
+        return None;
+    }
+    let fits = |offset: usize| -> bool {
+        let mut seen = Vec::with_capacity(structs.len());
+        structs.iter().all(|s| {
+            let Some(bytes) = s.get(offset..offset + 4) else {
+                return false;
+            };
+            let tid = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            // Small values (flags, counts) are not tids; the smallest real tid here is the
+            // pid of the container's init, so only 0 is ruled out outright.
+            let ok = tid != 0 && tids.binary_search(&tid).is_ok() && !seen.contains(&tid);
+            seen.push(tid);
+            ok
+        })
+    };
+    std::iter::once(GLIBC_X86_64_TID_OFFSET)
+        .chain((0..SCAN_BYTES - 4).step_by(4))
+        .find(|&offset| fits(offset))
+}

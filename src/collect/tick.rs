@@ -1,0 +1,178 @@
+//! Raw, owned data as the sampler read it: no deltas, no aggregation.
+//!
+//! Counters travel cumulative (as the kernel reports them); the model turns them
+//! into deltas and rates using [`Tick::at`] and [`Tick::interval`].
+
+use std::time::Duration;
+
+/// One sampling instant of one process.
+#[derive(Debug, Clone, Default)]
+pub struct Tick {
+    /// Monotonic time of this tick since the sampler started.
+    pub at: Duration,
+    /// Nominal interval between ticks (1 / rate).
+    pub interval: Duration,
+    /// Deadlines missed (not sampled) since the previous tick, because a sample ran late.
+    pub skipped: u32,
+    /// What was read of the target.
+    pub process: ProcessTick,
+}
+
+/// What one tick read of one process.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessTick {
+    /// Process id.
+    pub pid: u32,
+    /// Whole-process counters; `None` when the process could not be read (it exited).
+    pub counters: Option<ProcCounters>,
+    /// Memory figures, read on the slow timer only (see `SamplerOptions::slow_every`).
+    pub memory: Option<MemoryCounters>,
+    /// One entry per OS thread present at this tick.
+    pub threads: Vec<ThreadTick>,
+    /// Why the Python stacks could not be read at this tick, if they could not.
+    pub stack_error: Option<String>,
+    /// The process is gone (or a zombie) as of this tick.
+    pub exited: bool,
+}
+
+/// Cumulative whole-process counters from `/proc/PID/stat` and `/proc/PID/io`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcCounters {
+    /// utime + stime of all threads, dead ones included, in clock ticks (`ticks_per_s`).
+    pub cpu_ticks: u64,
+    /// Minor page faults of the whole process.
+    pub minor_faults: u64,
+    /// Major page faults of the whole process.
+    pub major_faults: u64,
+    /// Bytes the process caused to be read from storage (`io: read_bytes`); `None` when unreadable.
+    pub read_bytes: Option<u64>,
+    /// Bytes the process caused to be written to storage (`io: write_bytes`).
+    pub write_bytes: Option<u64>,
+    /// Resident set size in bytes (`statm` resident pages × page size).
+    pub rss_bytes: u64,
+}
+
+/// Memory figures from `/proc/PID/status`, cheap enough for the slow timer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryCounters {
+    /// `VmSwap` in bytes.
+    pub swap_bytes: u64,
+    /// `VmHWM` in bytes: the lifetime peak RSS the kernel recorded.
+    pub hwm_bytes: u64,
+}
+
+/// The kernel's scheduling state of a thread (`stat` field 3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OsState {
+    /// `R`: running or runnable.
+    Running,
+    /// `S`: interruptible sleep.
+    Sleeping,
+    /// `D`: uninterruptible sleep, usually disk I/O.
+    DiskSleep,
+    /// `T`/`t`: stopped or traced.
+    Stopped,
+    /// `Z`/`X`: exiting.
+    Dead,
+    /// Anything else (idle kernel threads, unknown letters).
+    #[default]
+    Other,
+}
+
+impl OsState {
+    /// Maps the letter of `/proc/.../stat` field 3.
+    pub fn from_letter(letter: u8) -> Self {
+        match letter {
+            b'R' => Self::Running,
+            b'S' => Self::Sleeping,
+            b'D' => Self::DiskSleep,
+            b'T' | b't' => Self::Stopped,
+            b'Z' | b'X' | b'x' => Self::Dead,
+            _ => Self::Other,
+        }
+    }
+
+    /// The letter as `ps` shows it.
+    pub fn letter(self) -> char {
+        match self {
+            Self::Running => 'R',
+            Self::Sleeping => 'S',
+            Self::DiskSleep => 'D',
+            Self::Stopped => 'T',
+            Self::Dead => 'Z',
+            Self::Other => '?',
+        }
+    }
+}
+
+/// Cumulative per-thread counters from `/proc/PID/task/TID/{stat,status,io}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThreadCounters {
+    /// Kernel scheduling state at this tick.
+    pub state: OsState,
+    /// Thread start time since boot in clock ticks: tells a reused tid from the thread it replaced.
+    pub start_ticks: u64,
+    /// utime + stime in clock ticks.
+    pub cpu_ticks: u64,
+    /// Minor page faults.
+    pub minor_faults: u64,
+    /// Major page faults.
+    pub major_faults: u64,
+    /// Read on the slow timer only; `None` between slow reads.
+    pub slow: Option<SlowThreadCounters>,
+}
+
+/// Per-thread counters read on the slow timer (`status` and `io` cost more than `stat`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlowThreadCounters {
+    /// `voluntary_ctxt_switches`.
+    pub voluntary_ctxsw: u64,
+    /// `nonvoluntary_ctxt_switches`.
+    pub involuntary_ctxsw: u64,
+    /// `io: read_bytes`, 0 when unreadable.
+    pub read_bytes: u64,
+    /// `io: write_bytes`, 0 when unreadable.
+    pub write_bytes: u64,
+}
+
+/// Whether a thread held the interpreter's GIL at this tick, as far as the interpreter says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GilState {
+    /// The interpreter's GIL holder is this thread.
+    Held,
+    /// Another thread (or none) holds it.
+    NotHeld,
+    /// Not a Python thread, or its stack could not be read.
+    #[default]
+    Unknown,
+}
+
+/// One OS thread at one tick: kernel counters joined with its Python stack, if it has one.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadTick {
+    /// OS thread id, as in `/proc/PID/task`.
+    pub tid: u32,
+    /// Python thread name (`threading.current_thread().name`), sanitised.
+    pub name: Option<String>,
+    /// Whether this thread is a Python thread whose stack was read at this tick.
+    pub is_python: bool,
+    /// GIL ownership at this tick.
+    pub gil: GilState,
+    /// Python frames, innermost first; empty for non-Python threads.
+    pub frames: Vec<Frame>,
+    /// Kernel counters; `None` when the thread vanished while being read.
+    pub counters: Option<ThreadCounters>,
+}
+
+/// One Python frame; strings are sanitised (see `collect::sanitize`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Function name (`co_name`).
+    pub name: String,
+    /// Full file name as the interpreter knows it.
+    pub filename: String,
+    /// Shorter file name for display (package-relative), when one is known.
+    pub short_filename: Option<String>,
+    /// Line being executed; 0 when unknown.
+    pub line: u32,
+}

@@ -1,0 +1,120 @@
+//! Typed user-facing errors: each names the value in quotes, then the fix, and has an exit code.
+
+use std::fmt::Write as _;
+
+/// Exit code of a runtime error.
+pub const EXIT_RUNTIME: i32 = 1;
+/// Exit code of a usage error.
+pub const EXIT_USAGE: i32 = 2;
+
+/// An error hptop reports to the user and exits on.
+#[derive(Debug, thiserror::Error)]
+pub enum HptopError {
+    /// No such process.
+    #[error("no process with PID \"{pid}\": it does not exist or has already exited")]
+    ProcessGone {
+        /// The PID asked for.
+        pid: u32,
+    },
+    /// The process has exited and waits to be reaped by its parent.
+    #[error("process \"{pid}\" is a zombie: it has exited and only waits for its parent (PID {ppid}) to reap it")]
+    Zombie {
+        /// The PID asked for.
+        pid: u32,
+        /// Its parent.
+        ppid: u32,
+    },
+    /// The kernel refused to let hptop read the process.
+    #[error("permission denied reading the memory of process \"{pid}\" ({detail})")]
+    PermissionDenied {
+        /// The PID asked for.
+        pid: u32,
+        /// What failed.
+        detail: String,
+    },
+    /// The process runs no Python interpreter hptop can see.
+    #[error("process \"{pid}\" ({command}) is not a Python process")]
+    NotPython {
+        /// The PID asked for.
+        pid: u32,
+        /// Its command line.
+        command: String,
+        /// Python processes below it (it may be a wrapper: a shell, sudo, `uv run`).
+        children: Vec<(u32, String)>,
+    },
+    /// A Python process whose interpreter py-spy cannot read.
+    #[error("cannot read the Python interpreter in process \"{pid}\" ({version}): {detail}")]
+    Unsupported {
+        /// The PID asked for.
+        pid: u32,
+        /// The version as far as file names tell.
+        version: String,
+        /// py-spy's error.
+        detail: String,
+    },
+    /// The command to launch could not be started.
+    #[error("cannot start \"{command}\": {source}")]
+    Launch {
+        /// The command.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Writing the output failed.
+    #[error("cannot write \"{path}\": {source}")]
+    Output {
+        /// Where.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A usage error found after parsing (for example an option that needs another).
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl HptopError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Usage(_) => EXIT_USAGE,
+            _ => EXIT_RUNTIME,
+        }
+    }
+
+    /// What the user can do about it, one or more lines.
+    pub fn fix(&self) -> String {
+        match self {
+            Self::ProcessGone { .. } => {
+                "list Python processes with `hptop ps`, or launch one: `hptop report -- python3 script.py`".into()
+            }
+            Self::Zombie { ppid, .. } => format!(
+                "nothing is left to inspect; its parent \"{ppid}\" must wait() for it, or exit"
+            ),
+            Self::PermissionDenied { .. } => "run hptop with sudo (reading another process needs CAP_SYS_PTRACE or the same user);\n\
+                 if it already runs as that user, allow ptrace: `sudo sysctl kernel.yama.ptrace_scope=0`;\n\
+                 in a container, add the capability: `docker run --cap-add SYS_PTRACE ...`"
+                .into(),
+            Self::NotPython { children, .. } if children.is_empty() => {
+                "point hptop at the Python process itself; `hptop ps` lists them".into()
+            }
+            Self::NotPython { children, .. } => {
+                let mut out = String::from(
+                    "it looks like a wrapper (a shell, sudo, uv run); its Python child processes are:\n",
+                );
+                for (pid, command) in children {
+                    let _ = writeln!(out, "  {pid}  {command}");
+                }
+                let first = children.first().map_or(0, |c| c.0);
+                let _ = write!(out, "use one of them, e.g. `hptop --pid {first}`");
+                out
+            }
+            Self::Unsupported { .. } => "hptop reads CPython 2.7 and 3.3 to 3.15 (through py-spy); check that the process \
+                 runs CPython (not PyPy) and has finished starting, then try again"
+                .into(),
+            Self::Launch { .. } => "check that the command exists and is executable (try it in a shell)".into(),
+            Self::Output { .. } => "check that the directory exists and is writable".into(),
+            Self::Usage(_) => "see `hptop --help`".into(),
+        }
+    }
+}

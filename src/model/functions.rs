@@ -1,0 +1,180 @@
+//! Function and line figures, keyed by (file, function name): memory grows with the
+//! number of distinct functions and lines in the program, never with the number of samples.
+
+use std::collections::HashMap;
+
+use crate::collect::tick::Frame;
+
+/// Sample counts under both counting rules, so a view can switch without re-sampling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Thread-samples where this was the innermost frame.
+    pub own: u64,
+    /// Thread-samples where this was anywhere on the stack, counted once per stack.
+    pub total: u64,
+}
+
+/// Counts among active thread-samples only, and among all thread-samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DualCounts {
+    /// Active threads only (the default, as py-spy).
+    pub active: Counts,
+    /// Idle threads included (`--idle`).
+    pub all: Counts,
+}
+
+impl DualCounts {
+    /// The counts under the chosen rule.
+    pub fn pick(&self, include_idle: bool) -> Counts {
+        if include_idle {
+            self.all
+        } else {
+            self.active
+        }
+    }
+
+    fn add(&mut self, own: bool, total: bool, active: bool) {
+        for (counts, on) in [(&mut self.all, true), (&mut self.active, active)] {
+            if on {
+                counts.own += u64::from(own);
+                counts.total += u64::from(total);
+            }
+        }
+    }
+}
+
+/// Kernel counter deltas credited to a function (see `attribution`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Credited {
+    /// CPU seconds (utime + stime).
+    pub cpu_s: f64,
+    /// Minor page faults.
+    pub minor_faults: f64,
+    /// Major page faults.
+    pub major_faults: f64,
+    /// Voluntary context switches.
+    pub voluntary_ctxsw: f64,
+    /// Involuntary context switches.
+    pub involuntary_ctxsw: f64,
+    /// Bytes read from plus written to storage.
+    pub io_bytes: f64,
+}
+
+impl Credited {
+    /// Adds `other` scaled by `share`.
+    pub fn add_scaled(&mut self, other: &Credited, share: f64) {
+        self.cpu_s += other.cpu_s * share;
+        self.minor_faults += other.minor_faults * share;
+        self.major_faults += other.major_faults * share;
+        self.voluntary_ctxsw += other.voluntary_ctxsw * share;
+        self.involuntary_ctxsw += other.involuntary_ctxsw * share;
+        self.io_bytes += other.io_bytes * share;
+    }
+}
+
+/// One line's figures.
+#[derive(Debug, Clone, Default)]
+pub struct LineStats {
+    /// Sample counts.
+    pub counts: DualCounts,
+    last_stamp: u64,
+}
+
+/// One function's figures.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionStats {
+    /// Function name.
+    pub name: String,
+    /// Full file name.
+    pub filename: String,
+    /// Short file name for display.
+    pub short_filename: Option<String>,
+    /// Sample counts.
+    pub counts: DualCounts,
+    /// Counters credited while this function was the innermost frame.
+    pub credited: Credited,
+    /// Per line.
+    pub lines: HashMap<u32, LineStats>,
+    last_stamp: u64,
+}
+
+/// Index of a function in its table.
+pub type FunctionId = usize;
+
+/// All functions seen, interned by (file, name).
+#[derive(Debug, Default)]
+pub struct FunctionTable {
+    ids: HashMap<String, FunctionId>,
+    functions: Vec<FunctionStats>,
+    key_buf: String,
+    stamp: u64,
+}
+
+impl FunctionTable {
+    /// The function id for `frame`, interning it on first sight.
+    pub fn intern(&mut self, frame: &Frame) -> FunctionId {
+        self.key_buf.clear();
+        self.key_buf.push_str(&frame.filename);
+        self.key_buf.push('\0');
+        self.key_buf.push_str(&frame.name);
+        if let Some(&id) = self.ids.get(self.key_buf.as_str()) {
+            return id;
+        }
+        let id = self.functions.len();
+        self.ids.insert(self.key_buf.clone(), id);
+        self.functions.push(FunctionStats {
+            name: frame.name.clone(),
+            filename: frame.filename.clone(),
+            short_filename: frame.short_filename.clone(),
+            ..FunctionStats::default()
+        });
+        id
+    }
+
+    /// Counts one thread-sample with `frames` (innermost first). `active` says whether the
+    /// thread was on CPU. Returns the id of the innermost function, if any.
+    pub fn add_stack(&mut self, frames: &[Frame], active: bool) -> Option<FunctionId> {
+        // A stamp per thread-sample lets recursion count once in `total` without a set.
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let mut innermost = None;
+        for (depth, frame) in frames.iter().enumerate() {
+            let id = self.intern(frame);
+            let own = depth == 0;
+            if own {
+                innermost = Some(id);
+            }
+            let f = &mut self.functions[id];
+            let first_in_stack = f.last_stamp != stamp;
+            f.last_stamp = stamp;
+            f.counts.add(own, first_in_stack, active);
+            let line = f.lines.entry(frame.line).or_default();
+            let line_first = line.last_stamp != stamp;
+            line.last_stamp = stamp;
+            line.counts.add(own, line_first, active);
+        }
+        innermost
+    }
+
+    /// Credits counter deltas to a function.
+    pub fn credit(&mut self, id: FunctionId, credited: &Credited, share: f64) {
+        if let Some(f) = self.functions.get_mut(id) {
+            f.credited.add_scaled(credited, share);
+        }
+    }
+
+    /// All functions, in first-seen order.
+    pub fn all(&self) -> &[FunctionStats] {
+        &self.functions
+    }
+
+    /// Number of distinct functions.
+    pub fn len(&self) -> usize {
+        self.functions.len()
+    }
+
+    /// Whether no function was seen.
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+    }
+}

@@ -1,0 +1,290 @@
+//! The aggregate: pure and deterministic. The same Ticks give the same Session; nothing here
+//! reads a clock or the target. Memory is bounded: functions and lines are keyed, the timeline
+//! is a ring buffer, exited threads beyond a cap are folded into totals.
+
+pub mod dump;
+pub mod functions;
+pub mod snapshot;
+pub mod threads;
+pub mod timeline;
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use crate::collect::procfs::TICKS_PER_S;
+use crate::collect::tick::{MemoryCounters, ProcCounters, Tick};
+use functions::{FunctionStats, FunctionTable};
+use snapshot::{FunctionRow, FunctionSort, LineRow, ProcessSnapshot, SnapshotQuery, ThreadRow};
+use threads::ThreadTable;
+use timeline::{Timeline, TimelineInput};
+
+/// What is known of the process before the first tick.
+#[derive(Debug, Clone, Default)]
+pub struct SessionMeta {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Command line.
+    pub cmdline: Vec<String>,
+    /// Interpreter version.
+    pub python_version: String,
+}
+
+/// Everything aggregated from one process's Ticks.
+#[derive(Debug, Default)]
+pub struct Session {
+    meta: SessionMeta,
+    functions: FunctionTable,
+    threads: ThreadTable,
+    timeline: Timeline,
+    first: Option<(Duration, ProcCounters)>,
+    last: Option<(Duration, ProcCounters)>,
+    memory: Option<MemoryCounters>,
+    rss_peak_bytes: u64,
+    ticks: u64,
+    samples: u64,
+    sample_errors: u64,
+    skipped: u64,
+    gil_ticks: u64,
+    exited: bool,
+}
+
+impl Session {
+    /// An empty session for the process `meta` describes.
+    pub fn new(meta: SessionMeta) -> Self {
+        Self {
+            meta,
+            ..Self::default()
+        }
+    }
+
+    /// Folds one tick into the figures.
+    pub fn ingest(&mut self, tick: &Tick) {
+        let p = &tick.process;
+        if p.exited {
+            self.exited = true;
+            return;
+        }
+        self.skipped += u64::from(tick.skipped);
+        let stacks_ok = p.stack_error.is_none();
+        if stacks_ok {
+            self.samples += 1;
+        } else {
+            self.sample_errors += 1;
+        }
+        self.ticks += 1;
+        let gil_held = self.threads.ingest(&p.threads, stacks_ok, &mut self.functions);
+        self.gil_ticks += u64::from(stacks_ok && gil_held);
+        if p.memory.is_some() {
+            self.memory = p.memory;
+        }
+        let Some(counters) = p.counters else { return };
+        self.rss_peak_bytes = self.rss_peak_bytes.max(counters.rss_bytes);
+        let (span, delta) = match self.last {
+            Some((at, last)) => (tick.at.saturating_sub(at), delta(&last, &counters)),
+            None => (Duration::ZERO, ProcCounters::default()),
+        };
+        self.timeline.push(TimelineInput {
+            at: tick.at,
+            span,
+            cpu_ticks: delta.cpu_ticks,
+            minor_faults: delta.minor_faults,
+            major_faults: delta.major_faults,
+            rss_bytes: counters.rss_bytes,
+            stacks_ok,
+            gil_held,
+        });
+        if self.first.is_none() {
+            self.first = Some((tick.at, counters));
+        }
+        self.last = Some((tick.at, counters));
+    }
+
+    /// Forgets every figure, keeping what the process is.
+    pub fn reset(&mut self) {
+        *self = Self::new(std::mem::take(&mut self.meta));
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&self) -> bool {
+        self.exited
+    }
+
+    /// Ticks ingested (stack reads that worked or failed).
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// Distinct functions seen (for memory bounds).
+    pub fn function_count(&self) -> usize {
+        self.functions.len()
+    }
+
+    /// Threads kept (for memory bounds).
+    pub fn thread_count(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Per-second points kept (for memory bounds).
+    pub fn timeline_len(&self) -> usize {
+        self.timeline.len()
+    }
+
+    /// Rows for a view.
+    pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
+        let duration_s = match (self.first, self.last) {
+            (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let per_window = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let cpu_percent_of = |ticks: u64| per_window(ticks) / TICKS_PER_S as f64 * 100.0;
+        let window = match (self.first, self.last) {
+            (Some((_, a)), Some((_, b))) => delta(&a, &b),
+            _ => ProcCounters::default(),
+        };
+        let seconds_per_sample = if self.ticks > 1 {
+            duration_s / (self.ticks - 1) as f64
+        } else {
+            0.0
+        };
+        let thread_sums = self.threads.total();
+        let mut threads: Vec<ThreadRow> = self
+            .threads
+            .all()
+            .map(|t| {
+                let share = |n: u64| percent(n, t.samples);
+                ThreadRow {
+                    tid: t.tid,
+                    name: t.name.clone(),
+                    alive: t.alive,
+                    is_python: t.is_python,
+                    state: t.state,
+                    gil: t.gil,
+                    samples: t.samples,
+                    cpu_percent: cpu_percent_of(t.sums.cpu_ticks),
+                    gil_held_percent: share(t.gil_held_samples),
+                    gil_wait_percent: 0.0,
+                    idle_percent: share(t.samples - t.active_samples),
+                    minor_faults: t.sums.minor_faults,
+                    major_faults: t.sums.major_faults,
+                    voluntary_ctxsw: t.sums.voluntary_ctxsw,
+                    involuntary_ctxsw: t.sums.involuntary_ctxsw,
+                    read_bytes: t.sums.read_bytes,
+                    write_bytes: t.sums.write_bytes,
+                    stack: t.stack.clone(),
+                }
+            })
+            .collect();
+        threads.sort_by_key(|t| (!t.is_python, !t.alive, t.tid));
+        let counted_samples = self.threads.counted_samples(query.include_idle);
+        let mut functions: Vec<FunctionRow> = self
+            .functions
+            .all()
+            .iter()
+            .filter(|f| f.counts.pick(query.include_idle).total > 0 || f.credited.cpu_s > 0.0)
+            .map(|f| function_row(f, query.include_idle, counted_samples, seconds_per_sample))
+            .collect();
+        sort_functions(&mut functions, query.sort);
+        if let Some(limit) = query.limit {
+            functions.truncate(limit);
+        }
+        ProcessSnapshot {
+            pid: self.meta.pid,
+            ppid: self.meta.ppid,
+            cmdline: self.meta.cmdline.clone(),
+            python_version: self.meta.python_version.clone(),
+            exited: self.exited,
+            duration_s,
+            samples: self.samples,
+            sample_errors: self.sample_errors,
+            skipped_ticks: self.skipped,
+            rate_hz: if duration_s > 0.0 {
+                (self.ticks.saturating_sub(1)) as f64 / duration_s
+            } else {
+                0.0
+            },
+            counted_samples,
+            seconds_per_sample,
+            cpu_percent: cpu_percent_of(window.cpu_ticks),
+            rss_bytes: self.last.map_or(0, |(_, c)| c.rss_bytes),
+            rss_peak_bytes: self.rss_peak_bytes,
+            swap_bytes: self.memory.map_or(0, |m| m.swap_bytes),
+            minor_faults: window.minor_faults,
+            major_faults: window.major_faults,
+            read_bytes: window.read_bytes.unwrap_or(0),
+            write_bytes: window.write_bytes.unwrap_or(0),
+            voluntary_ctxsw: thread_sums.voluntary_ctxsw,
+            involuntary_ctxsw: thread_sums.involuntary_ctxsw,
+            gil_held_percent: percent(self.gil_ticks, self.samples),
+            threads,
+            functions,
+            timeline: self.timeline.points().copied().collect(),
+        }
+    }
+}
+
+fn delta(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
+    ProcCounters {
+        cpu_ticks: b.cpu_ticks.saturating_sub(a.cpu_ticks),
+        minor_faults: b.minor_faults.saturating_sub(a.minor_faults),
+        major_faults: b.major_faults.saturating_sub(a.major_faults),
+        read_bytes: b.read_bytes.zip(a.read_bytes).map(|(b, a)| b.saturating_sub(a)),
+        write_bytes: b.write_bytes.zip(a.write_bytes).map(|(b, a)| b.saturating_sub(a)),
+        rss_bytes: b.rss_bytes,
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+fn function_row(f: &FunctionStats, include_idle: bool, counted: u64, seconds_per_sample: f64) -> FunctionRow {
+    let counts = f.counts.pick(include_idle);
+    let mut lines: Vec<LineRow> = f
+        .lines
+        .iter()
+        .map(|(&line, stats)| {
+            let c = stats.counts.pick(include_idle);
+            LineRow {
+                line,
+                own_samples: c.own,
+                total_samples: c.total,
+            }
+        })
+        .filter(|l| l.total_samples > 0)
+        .collect();
+    lines.sort_by_key(|l| (Reverse(l.total_samples), Reverse(l.own_samples), l.line));
+    FunctionRow {
+        name: f.name.clone(),
+        filename: f.filename.clone(),
+        short_filename: f.short_filename.clone(),
+        own_samples: counts.own,
+        total_samples: counts.total,
+        own_percent: percent(counts.own, counted),
+        total_percent: percent(counts.total, counted),
+        own_s: counts.own as f64 * seconds_per_sample,
+        total_s: counts.total as f64 * seconds_per_sample,
+        hottest_line: lines.first().map_or(0, |l| l.line),
+        credited: f.credited,
+        lines,
+    }
+}
+
+fn sort_functions(rows: &mut [FunctionRow], sort: FunctionSort) {
+    rows.sort_by(|a, b| {
+        let primary = match sort {
+            FunctionSort::Own => b.own_samples.cmp(&a.own_samples),
+            FunctionSort::Total => b.total_samples.cmp(&a.total_samples),
+            FunctionSort::CpuTime => b.credited.cpu_s.total_cmp(&a.credited.cpu_s),
+        };
+        primary
+            .then(b.total_samples.cmp(&a.total_samples))
+            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| a.filename.cmp(&b.filename))
+    });
+}

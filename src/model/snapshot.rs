@@ -1,0 +1,174 @@
+//! Plain rows ready to draw or serialise, built from a `Session` by `Session::snapshot`.
+//! Every figure covers the session window (first tick to last tick) unless its doc says so.
+
+use super::functions::Credited;
+use super::timeline::TimelinePoint;
+use crate::collect::tick::{Frame, GilState, OsState};
+
+/// How to order function rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FunctionSort {
+    /// Own samples, descending (py-spy top's default).
+    #[default]
+    Own,
+    /// Total samples, descending.
+    Total,
+    /// Credited CPU seconds, descending.
+    CpuTime,
+}
+
+/// What a view asks of the model.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SnapshotQuery {
+    /// Count idle thread-samples in function figures.
+    pub include_idle: bool,
+    /// Order of function rows.
+    pub sort: FunctionSort,
+    /// At most this many function rows (all when `None`).
+    pub limit: Option<usize>,
+}
+
+/// The view of every inspected process.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// One entry per process.
+    pub processes: Vec<ProcessSnapshot>,
+}
+
+/// One process's figures.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessSnapshot {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Command line.
+    pub cmdline: Vec<String>,
+    /// Interpreter version.
+    pub python_version: String,
+    /// The process exited during the session.
+    pub exited: bool,
+    /// Window length: time from the first tick to the last, in seconds.
+    pub duration_s: f64,
+    /// Ticks whose stacks were read.
+    pub samples: u64,
+    /// Ticks whose stack read failed (the read raced with the target).
+    pub sample_errors: u64,
+    /// Deadlines skipped because a tick ran late.
+    pub skipped_ticks: u64,
+    /// Ticks per second achieved: (samples + errors - 1) / duration.
+    pub rate_hz: f64,
+    /// Thread-samples counted in function percentages (active only unless `include_idle`).
+    pub counted_samples: u64,
+    /// Seconds one thread-sample stands for: duration / (ticks - 1).
+    pub seconds_per_sample: f64,
+    /// Process CPU time over the window divided by the window; 100 = one core busy.
+    pub cpu_percent: f64,
+    /// RSS at the last tick.
+    pub rss_bytes: u64,
+    /// Largest RSS seen at any tick of the window.
+    pub rss_peak_bytes: u64,
+    /// Swap at the last slow read.
+    pub swap_bytes: u64,
+    /// Whole-process deltas over the window (`/proc/PID/stat`, `/proc/PID/io`).
+    pub minor_faults: u64,
+    /// See `minor_faults`.
+    pub major_faults: u64,
+    /// Bytes read from storage by the process over the window.
+    pub read_bytes: u64,
+    /// Bytes written to storage by the process over the window.
+    pub write_bytes: u64,
+    /// Sum over threads of their context-switch deltas (the kernel keeps no whole-process count).
+    pub voluntary_ctxsw: u64,
+    /// See `voluntary_ctxsw`.
+    pub involuntary_ctxsw: u64,
+    /// Share of samples in which some thread held the GIL, in percent.
+    pub gil_held_percent: f64,
+    /// Threads, Python ones first, then by tid.
+    pub threads: Vec<ThreadRow>,
+    /// Functions in the query's order.
+    pub functions: Vec<FunctionRow>,
+    /// Per-second history, oldest first.
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// One thread's figures.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadRow {
+    /// OS thread id (0: a Python thread whose tid could not be resolved).
+    pub tid: u32,
+    /// Python thread name.
+    pub name: Option<String>,
+    /// Still running at the last tick.
+    pub alive: bool,
+    /// A Python thread.
+    pub is_python: bool,
+    /// Kernel state at the last tick it was seen.
+    pub state: OsState,
+    /// GIL state at the last tick it was seen.
+    pub gil: GilState,
+    /// Ticks at which its Python stack was read.
+    pub samples: u64,
+    /// Thread CPU time over the window divided by the window; 100 = one core.
+    pub cpu_percent: f64,
+    /// Share of its samples in which it held the GIL.
+    pub gil_held_percent: f64,
+    /// Share of its samples in which it waited for the GIL (measured from issue 4 on; 0 now).
+    pub gil_wait_percent: f64,
+    /// Share of its samples in which it was off CPU (kernel state not R).
+    pub idle_percent: f64,
+    /// Counter deltas over the window.
+    pub minor_faults: u64,
+    /// See `minor_faults`.
+    pub major_faults: u64,
+    /// See `minor_faults`.
+    pub voluntary_ctxsw: u64,
+    /// See `minor_faults`.
+    pub involuntary_ctxsw: u64,
+    /// See `minor_faults`.
+    pub read_bytes: u64,
+    /// See `minor_faults`.
+    pub write_bytes: u64,
+    /// Python stack at the last tick it was seen, innermost first.
+    pub stack: Vec<Frame>,
+}
+
+/// One function's figures.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionRow {
+    /// Function name.
+    pub name: String,
+    /// Full file name.
+    pub filename: String,
+    /// Short file name for display.
+    pub short_filename: Option<String>,
+    /// Counted thread-samples where it was the innermost frame.
+    pub own_samples: u64,
+    /// Counted thread-samples where it was on the stack (once per stack).
+    pub total_samples: u64,
+    /// `own_samples` over `counted_samples`, in percent.
+    pub own_percent: f64,
+    /// `total_samples` over `counted_samples`, in percent.
+    pub total_percent: f64,
+    /// `own_samples` × `seconds_per_sample`.
+    pub own_s: f64,
+    /// `total_samples` × `seconds_per_sample`.
+    pub total_s: f64,
+    /// The line with the most total samples (then own), 0 when unknown.
+    pub hottest_line: u32,
+    /// Counter deltas credited while it was the innermost frame.
+    pub credited: Credited,
+    /// Lines with samples, by total samples descending.
+    pub lines: Vec<LineRow>,
+}
+
+/// One line's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LineRow {
+    /// Line number.
+    pub line: u32,
+    /// Counted thread-samples where this line was innermost.
+    pub own_samples: u64,
+    /// Counted thread-samples where this line was on the stack.
+    pub total_samples: u64,
+}

@@ -1,0 +1,257 @@
+//! Per-thread figures and the attribution of each thread's counter deltas to the function
+//! it was running.
+//!
+//! Attribution: counters are read just before stacks at each tick, so the stack read at
+//! tick k-1 is the one the thread started the interval (k-1, k] with; the delta of the fast
+//! counters (`stat`: CPU, faults) over that interval is credited to it. The slow counters
+//! (`status`, `io`) are read every N ticks; their delta is split evenly among the stacks
+//! read in that span.
+
+use std::collections::HashMap;
+
+use super::functions::{Credited, FunctionId, FunctionTable};
+use crate::collect::procfs::TICKS_PER_S;
+use crate::collect::tick::{Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick};
+
+/// Identity of a thread: the tid and its start time, so a reused tid is a new thread.
+pub type ThreadKey = (u32, u64);
+
+/// Window sums of a thread's counter deltas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterSums {
+    /// CPU clock ticks (utime + stime).
+    pub cpu_ticks: u64,
+    /// Minor page faults.
+    pub minor_faults: u64,
+    /// Major page faults.
+    pub major_faults: u64,
+    /// Voluntary context switches.
+    pub voluntary_ctxsw: u64,
+    /// Involuntary context switches.
+    pub involuntary_ctxsw: u64,
+    /// Bytes read from storage.
+    pub read_bytes: u64,
+    /// Bytes written to storage.
+    pub write_bytes: u64,
+}
+
+impl CounterSums {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &CounterSums) {
+        self.cpu_ticks += other.cpu_ticks;
+        self.minor_faults += other.minor_faults;
+        self.major_faults += other.major_faults;
+        self.voluntary_ctxsw += other.voluntary_ctxsw;
+        self.involuntary_ctxsw += other.involuntary_ctxsw;
+        self.read_bytes += other.read_bytes;
+        self.write_bytes += other.write_bytes;
+    }
+}
+
+/// One thread's figures over the session.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadStats {
+    /// OS thread id (0: a Python thread whose tid could not be resolved).
+    pub tid: u32,
+    /// Python thread name.
+    pub name: Option<String>,
+    /// Seen with a Python stack at least once.
+    pub is_python: bool,
+    /// Ticks at which its Python stack was read.
+    pub samples: u64,
+    /// Of those, ticks at which it was on CPU (kernel state R).
+    pub active_samples: u64,
+    /// Of those, ticks at which it held the GIL.
+    pub gil_held_samples: u64,
+    /// Counter deltas over the session.
+    pub sums: CounterSums,
+    /// Still present at the latest tick.
+    pub alive: bool,
+    /// Kernel state at the latest tick it was seen.
+    pub state: OsState,
+    /// GIL state at the latest tick it was seen.
+    pub gil: GilState,
+    /// Python stack at the latest tick it was seen, innermost first.
+    pub stack: Vec<Frame>,
+    last: Option<ThreadCounters>,
+    last_slow: Option<SlowThreadCounters>,
+    pending_fast: Option<FunctionId>,
+    pending_slow: Vec<Option<FunctionId>>,
+    last_seen: u64,
+}
+
+/// Stacks to split one slow-counter delta among, at most; more are dropped (the share of each
+/// is then slightly larger), which bounds memory if slow reads stop arriving.
+const MAX_PENDING: usize = 4096;
+/// Exited threads kept for the report; older ones are folded into `retired`.
+const MAX_DEAD_THREADS: usize = 1024;
+
+/// Every thread seen in the session.
+#[derive(Debug, Default)]
+pub struct ThreadTable {
+    threads: HashMap<ThreadKey, ThreadStats>,
+    /// Counter sums of threads evicted from `threads`.
+    retired: CounterSums,
+    ticks: u64,
+    samples_all: u64,
+    samples_active: u64,
+}
+
+impl ThreadTable {
+    /// Ingests one tick's threads; `stacks_ok` says whether the stacks were read.
+    /// Returns whether any thread held the GIL.
+    pub fn ingest(&mut self, threads: &[ThreadTick], stacks_ok: bool, functions: &mut FunctionTable) -> bool {
+        self.ticks += 1;
+        let tick = self.ticks;
+        let mut gil_held = false;
+        for t in threads {
+            let key = (t.tid, t.counters.map_or(0, |c| c.start_ticks));
+            let first_tick = tick == 1;
+            let stats = self.threads.entry(key).or_insert_with(|| ThreadStats {
+                tid: t.tid,
+                // A thread born after the first tick accrued all its counts inside the window.
+                last: t.counters.filter(|_| !first_tick).map(|c| ThreadCounters {
+                    state: c.state,
+                    start_ticks: c.start_ticks,
+                    ..ThreadCounters::default()
+                }),
+                last_slow: (!first_tick).then(SlowThreadCounters::default),
+                ..ThreadStats::default()
+            });
+            stats.alive = true;
+            stats.last_seen = tick;
+            if let Some(counters) = t.counters {
+                stats.state = counters.state;
+                account_counters(stats, &counters, functions);
+            }
+            let innermost = if t.is_python && stacks_ok {
+                stats.is_python = true;
+                if t.name.is_some() {
+                    stats.name.clone_from(&t.name);
+                }
+                stats.gil = t.gil;
+                let held = t.gil == GilState::Held;
+                gil_held |= held;
+                let active = t.counters.map_or(held, |c| c.state == OsState::Running);
+                stats.samples += 1;
+                stats.active_samples += u64::from(active);
+                self.samples_all += 1;
+                self.samples_active += u64::from(active);
+                stats.gil_held_samples += u64::from(held);
+                stats.stack.clone_from(&t.frames);
+                functions.add_stack(&t.frames, active)
+            } else {
+                None
+            };
+            stats.pending_fast = innermost;
+            if stats.pending_slow.len() < MAX_PENDING {
+                stats.pending_slow.push(innermost);
+            }
+        }
+        for stats in self.threads.values_mut() {
+            if stats.last_seen != tick {
+                stats.alive = false;
+            }
+        }
+        self.evict_dead();
+        gil_held
+    }
+
+    fn evict_dead(&mut self) {
+        let dead = self.threads.values().filter(|t| !t.alive).count();
+        if dead <= MAX_DEAD_THREADS {
+            return;
+        }
+        let mut dead_keys: Vec<(u64, ThreadKey)> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| !t.alive)
+            .map(|(k, t)| (t.last_seen, *k))
+            .collect();
+        dead_keys.sort_unstable();
+        for (_, key) in dead_keys.iter().take(dead - MAX_DEAD_THREADS) {
+            if let Some(t) = self.threads.remove(key) {
+                self.retired.add(&t.sums);
+            }
+        }
+    }
+
+    /// Threads, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = &ThreadStats> {
+        self.threads.values()
+    }
+
+    /// Counter sums of all threads ever seen, evicted ones included.
+    pub fn total(&self) -> CounterSums {
+        let mut sums = self.retired;
+        for t in self.threads.values() {
+            sums.add(&t.sums);
+        }
+        sums
+    }
+
+    /// Thread-samples taken: all of them, or only those of threads on CPU. The denominator
+    /// of function percentages, as in py-spy (a sample with no Python frame owns nothing).
+    pub fn counted_samples(&self, include_idle: bool) -> u64 {
+        if include_idle {
+            self.samples_all
+        } else {
+            self.samples_active
+        }
+    }
+
+    /// Number of threads kept.
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Whether no thread was seen.
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+}
+
+fn account_counters(stats: &mut ThreadStats, now: &ThreadCounters, functions: &mut FunctionTable) {
+    if let Some(last) = stats.last {
+        let delta = CounterSums {
+            cpu_ticks: now.cpu_ticks.saturating_sub(last.cpu_ticks),
+            minor_faults: now.minor_faults.saturating_sub(last.minor_faults),
+            major_faults: now.major_faults.saturating_sub(last.major_faults),
+            ..CounterSums::default()
+        };
+        stats.sums.add(&delta);
+        if let Some(id) = stats.pending_fast {
+            let credited = Credited {
+                cpu_s: delta.cpu_ticks as f64 / TICKS_PER_S as f64,
+                minor_faults: delta.minor_faults as f64,
+                major_faults: delta.major_faults as f64,
+                ..Credited::default()
+            };
+            functions.credit(id, &credited, 1.0);
+        }
+    }
+    stats.last = Some(*now);
+    let Some(slow) = now.slow else { return };
+    if let Some(last) = stats.last_slow {
+        let delta = CounterSums {
+            voluntary_ctxsw: slow.voluntary_ctxsw.saturating_sub(last.voluntary_ctxsw),
+            involuntary_ctxsw: slow.involuntary_ctxsw.saturating_sub(last.involuntary_ctxsw),
+            read_bytes: slow.read_bytes.saturating_sub(last.read_bytes),
+            write_bytes: slow.write_bytes.saturating_sub(last.write_bytes),
+            ..CounterSums::default()
+        };
+        stats.sums.add(&delta);
+        let credited = Credited {
+            voluntary_ctxsw: delta.voluntary_ctxsw as f64,
+            involuntary_ctxsw: delta.involuntary_ctxsw as f64,
+            io_bytes: (delta.read_bytes + delta.write_bytes) as f64,
+            ..Credited::default()
+        };
+        let share = 1.0 / stats.pending_slow.len().max(1) as f64;
+        for id in stats.pending_slow.iter().flatten() {
+            functions.credit(*id, &credited, share);
+        }
+    }
+    stats.last_slow = Some(slow);
+    stats.pending_slow.clear();
+}

@@ -1,0 +1,51 @@
+//! `hptop dump`: one tick of every thread's stack and counters.
+
+use std::time::Duration;
+
+use super::{session_meta, write_output, DumpOptions};
+use crate::collect::{Sampler, SamplerEvent, SamplerOptions};
+use crate::error::HptopError;
+use crate::model::dump::DumpSnapshot;
+use crate::report::{dump, Format};
+
+/// Ticks to try for one whose stacks read cleanly (a read can race with the target).
+const ATTEMPTS: usize = 5;
+
+/// Runs a dump.
+///
+/// # Errors
+/// A typed error for a bad target.
+pub fn run(options: DumpOptions) -> Result<(), HptopError> {
+    let mut sampler = Sampler::start(SamplerOptions {
+        blocking: options.blocking,
+        slow_every: 1,
+        ..SamplerOptions::new(options.pid, 50.0)
+    })?;
+    let meta = session_meta(&sampler.target);
+    let mut best = None;
+    for _ in 0..ATTEMPTS {
+        match sampler.events.recv_timeout(Duration::from_secs(5)) {
+            Ok(SamplerEvent::Tick(tick)) if !tick.process.exited => {
+                let clean = tick.process.stack_error.is_none();
+                best = Some(tick);
+                if clean {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    sampler.stop();
+    let tick = best.ok_or(HptopError::ProcessGone { pid: options.pid })?;
+    let snapshot = DumpSnapshot::from_tick(&meta, &tick);
+    let out = match options.format {
+        Format::Text => dump::text(&snapshot),
+        Format::Json => {
+            let mut json = dump::json(&snapshot)
+                .map_err(|e| HptopError::Usage(format!("cannot serialise the dump: {e}")))?;
+            json.push('\n');
+            json
+        }
+    };
+    write_output(None, &out)
+}

@@ -1,0 +1,145 @@
+//! Launch mode: start a command in its own process group, find its Python process, and stop
+//! the whole group when done (also when hptop errs out: see `Drop`).
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::collect::discover;
+use crate::error::HptopError;
+
+/// A launched command.
+pub struct Launched {
+    child: Child,
+    command: String,
+    status: Option<ExitStatus>,
+}
+
+/// How long to wait for the command's Python interpreter to appear.
+const PYTHON_WAIT: Duration = Duration::from_secs(10);
+/// How long a stopped command gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+impl Launched {
+    /// Starts `argv`. Its standard output goes to hptop's standard error so a report on
+    /// standard output stays parseable; its standard input is empty.
+    ///
+    /// # Errors
+    /// `Launch` when the program cannot be started.
+    pub fn spawn(argv: &[String]) -> Result<Self, HptopError> {
+        use std::os::unix::process::CommandExt as _;
+        let command = argv.join(" ");
+        let (program, args) = argv.split_first().ok_or_else(|| HptopError::Usage("empty command".into()))?;
+        let stdout = std::io::stderr()
+            .lock()
+            .try_clone_handle()
+            .map_or_else(|_| Stdio::null(), Stdio::from);
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            // Its own process group: the terminal's ^C goes to hptop, which ends the report
+            // and stops the command itself, and a stop reaches the command's children too.
+            .process_group(0)
+            .spawn()
+            .map_err(|source| HptopError::Launch {
+                command: command.clone(),
+                source,
+            })?;
+        Ok(Self {
+            child,
+            command,
+            status: None,
+        })
+    }
+
+    /// Waits until the command runs Python: the command itself once it has exec'd the
+    /// interpreter, or its only Python descendant (a shell or a pyenv shim in between).
+    ///
+    /// # Errors
+    /// `Launch` when it exits first or no Python process appears in time.
+    pub fn python_pid(&mut self) -> Result<u32, HptopError> {
+        let pid = self.child.id();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.status = Some(status);
+                return Err(self.launch_error(format!("it exited ({status}) before a Python interpreter could be attached")));
+            }
+            if discover::python_guess(pid).is_some() {
+                return Ok(pid);
+            }
+            if let [only] = discover::python_descendants(pid)[..] {
+                return Ok(only);
+            }
+            if start.elapsed() > PYTHON_WAIT {
+                return Err(self.launch_error(format!(
+                    "no Python process appeared within {}s",
+                    PYTHON_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn launch_error(&self, message: String) -> HptopError {
+        HptopError::Launch {
+            command: self.command.clone(),
+            source: std::io::Error::other(message),
+        }
+    }
+
+    /// Stops the command's process group (SIGTERM, then SIGKILL after a grace period) and
+    /// reaps it. Returns its exit status.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        if let Some(status) = self.status {
+            return Some(status);
+        }
+        if let Ok(Some(status)) = self.child.try_wait() {
+            self.status = Some(status);
+            return self.status;
+        }
+        let group = Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < STOP_GRACE {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.status = Some(status);
+                // Python children of a shell may outlive it: end the rest of the group too.
+                let _ = killpg(group, Signal::SIGKILL);
+                return self.status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        self.status = self.child.wait().ok();
+        self.status
+    }
+
+    /// Whether the command has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status.is_some()
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Duplicates a handle into an owned fd usable as a child's stdio.
+trait TryCloneHandle {
+    fn try_clone_handle(&self) -> std::io::Result<std::os::fd::OwnedFd>;
+}
+
+impl<T: std::os::fd::AsFd> TryCloneHandle for T {
+    fn try_clone_handle(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.as_fd().try_clone_to_owned()
+    }
+}

@@ -1,0 +1,154 @@
+//! One short file per mode, each wiring collect -> model -> sink.
+
+pub mod dump;
+pub mod launch;
+pub mod ps;
+pub mod report;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::collect::{SamplerOptions, TargetInfo};
+use crate::error::HptopError;
+use crate::model::SessionMeta;
+use crate::report::Format;
+
+/// What to inspect.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A running process.
+    Pid(u32),
+    /// A command to launch (program and arguments).
+    Launch(Vec<String>),
+}
+
+/// How to sample, as the user asked.
+#[derive(Debug, Clone, Copy)]
+pub struct SamplingOptions {
+    /// Ticks per second.
+    pub rate_hz: f64,
+    /// Pause the target per sample.
+    pub blocking: bool,
+    /// Count idle threads in function figures.
+    pub include_idle: bool,
+    /// Native frames.
+    pub native: bool,
+}
+
+/// Options of `hptop report`.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// What to inspect.
+    pub target: Target,
+    /// How to sample.
+    pub sampling: SamplingOptions,
+    /// Report window.
+    pub duration: Duration,
+    /// Output format.
+    pub format: Format,
+    /// Output file (standard output when `None`).
+    pub output: Option<PathBuf>,
+}
+
+/// Options of `hptop dump`.
+#[derive(Debug, Clone, Copy)]
+pub struct DumpOptions {
+    /// Process to dump.
+    pub pid: u32,
+    /// Pause the target while reading.
+    pub blocking: bool,
+    /// Output format.
+    pub format: Format,
+}
+
+/// Options of `hptop ps`.
+#[derive(Debug, Clone, Copy)]
+pub struct PsOptions {
+    /// Output format.
+    pub format: Format,
+}
+
+/// The mode the command line asked for.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// The live TUI.
+    Live {
+        /// What to inspect.
+        target: Target,
+        /// How to sample.
+        sampling: SamplingOptions,
+    },
+    /// `hptop report`.
+    Report(ReportOptions),
+    /// `hptop dump`.
+    Dump(DumpOptions),
+    /// `hptop ps`.
+    Ps(PsOptions),
+}
+
+/// Runs a mode.
+///
+/// # Errors
+/// A typed error with its fix.
+pub fn run(mode: Mode) -> Result<(), HptopError> {
+    match mode {
+        // TODO(#3): the live TUI.
+        Mode::Live { .. } => Err(HptopError::Usage(
+            "the live view (`hptop --pid PID`) is not built yet; use `hptop report --pid PID` \
+             or `hptop dump --pid PID`"
+                .into(),
+        )),
+        Mode::Report(options) => report::run(&options),
+        Mode::Dump(options) => dump::run(options),
+        Mode::Ps(options) => ps::run(options),
+    }
+}
+
+/// Sampler options for `pid` from the user's sampling options.
+fn sampler_options(pid: u32, sampling: &SamplingOptions) -> SamplerOptions {
+    SamplerOptions {
+        blocking: sampling.blocking,
+        native: sampling.native,
+        ..SamplerOptions::new(pid, sampling.rate_hz)
+    }
+}
+
+/// The model's view of what the target is.
+fn session_meta(target: &TargetInfo) -> SessionMeta {
+    SessionMeta {
+        pid: target.pid,
+        ppid: target.ppid,
+        cmdline: target.cmdline.clone(),
+        python_version: target.python_version.clone(),
+    }
+}
+
+/// Writes `text` to `path`, or to standard output (a closed pipe is not an error).
+fn write_output(path: Option<&Path>, text: &str) -> Result<(), HptopError> {
+    match path {
+        Some(path) => std::fs::write(path, text).map_err(|source| HptopError::Output {
+            path: path.display().to_string(),
+            source,
+        }),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(HptopError::Output {
+                    path: "standard output".into(),
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// hptop's own CPU time so far (user + system, all threads), in seconds.
+fn own_cpu_s() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+        let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        secs(u.user_time()) + secs(u.system_time())
+    })
+}

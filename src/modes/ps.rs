@@ -1,0 +1,62 @@
+//! `hptop ps`: Python processes on this machine, busiest first.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::{write_output, PsOptions};
+use crate::collect::discover::{self, ProcessInfo};
+use crate::collect::procfs::TICKS_PER_S;
+use crate::error::HptopError;
+use crate::model::dump::PsRow;
+use crate::report::{ps, Format};
+
+/// Window over which CPU % is measured.
+const CPU_WINDOW: Duration = Duration::from_millis(500);
+
+/// Lists Python processes.
+///
+/// # Errors
+/// Only when the output cannot be written.
+pub fn run(options: PsOptions) -> Result<(), HptopError> {
+    let first = discover::python_processes();
+    let before: HashMap<u32, u64> = first.iter().map(|(p, _)| (p.pid, p.stat.cpu_ticks)).collect();
+    let start = Instant::now();
+    std::thread::sleep(CPU_WINDOW);
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut rows: Vec<PsRow> = first
+        .into_iter()
+        .filter_map(|(info, guess)| {
+            // Read again: a process that exited meanwhile is left out.
+            let now = ProcessInfo::read(info.pid).filter(|p| !p.is_zombie())?;
+            let ticks = now.stat.cpu_ticks.saturating_sub(*before.get(&info.pid)?);
+            Some(PsRow {
+                pid: now.pid,
+                ppid: now.stat.ppid,
+                user: user_name(now.uid),
+                python_version: guess.version.unwrap_or_else(|| "?".into()),
+                cpu_percent: ticks as f64 / TICKS_PER_S as f64 / elapsed * 100.0,
+                rss_bytes: now.rss_bytes,
+                command: now.command(),
+            })
+        })
+        .collect();
+    rows.sort_by_key(|r| (Reverse((r.cpu_percent * 10.0) as u64), r.pid));
+    let out = match options.format {
+        Format::Text => ps::text(&rows),
+        Format::Json => {
+            let mut json =
+                ps::json(&rows).map_err(|e| HptopError::Usage(format!("cannot serialise: {e}")))?;
+            json.push('\n');
+            json
+        }
+    };
+    write_output(None, &out)
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}

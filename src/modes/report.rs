@@ -1,0 +1,110 @@
+//! `hptop report`: sample for a window, then print one report (text or JSON).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::launch::Launched;
+use super::{own_cpu_s, sampler_options, session_meta, write_output, ReportOptions, Target};
+use crate::collect::{Sampler, SamplerEvent};
+use crate::error::HptopError;
+use crate::model::snapshot::{Snapshot, SnapshotQuery};
+use crate::model::Session;
+use crate::report::json::Report;
+use crate::report::{text, Format, ReportHeader};
+
+/// How often the collecting loop looks at the interrupt flag.
+const POLL: Duration = Duration::from_millis(50);
+/// Attach attempts for a freshly launched interpreter (20 ms apart).
+const LAUNCH_ATTACH_RETRIES: u64 = 100;
+
+/// Runs a report.
+///
+/// # Errors
+/// A typed error: bad target, launch failure, unwritable output.
+pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
+    // ^C or SIGTERM ends the window early; the report covers what was gathered.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
+    }
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut launched = None;
+    let mut sampler_opts = match &options.target {
+        Target::Pid(pid) => sampler_options(*pid, &options.sampling),
+        Target::Launch(argv) => {
+            let mut child = Launched::spawn(argv)?;
+            let pid = child.python_pid()?;
+            launched = Some(child);
+            sampler_options(pid, &options.sampling)
+        }
+    };
+    if launched.is_some() {
+        sampler_opts.attach_retries = LAUNCH_ATTACH_RETRIES;
+    }
+    let cpu_before = own_cpu_s();
+    let mut sampler = Sampler::start(sampler_opts)?;
+    let mut session = Session::new(session_meta(&sampler.target));
+
+    let deadline = Instant::now() + options.duration;
+    let mut sampler_panic = None;
+    while !interrupted.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        match sampler.events.recv_timeout(POLL.min(deadline - now)) {
+            Ok(SamplerEvent::Tick(tick)) => session.ingest(&tick),
+            Ok(SamplerEvent::Exited) => break,
+            Ok(SamplerEvent::Panicked(message)) => {
+                sampler_panic = Some(message);
+                break;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    sampler.stop();
+    // Ticks already queued were taken inside the window.
+    while let Ok(event) = sampler.events.try_recv() {
+        if let SamplerEvent::Tick(tick) = event {
+            session.ingest(&tick);
+        }
+    }
+    let hptop_cpu_s = own_cpu_s() - cpu_before;
+    if let Some(child) = launched.as_mut() {
+        let exited_before = child.exited();
+        if let Some(status) = child.stop() {
+            let how = if exited_before { "exited" } else { "was stopped at the end of the window" };
+            eprintln!("hptop: the launched command {how} ({status})");
+        }
+    }
+    if let Some(message) = sampler_panic {
+        eprintln!("hptop: warning: the sampler stopped early ({message}); the report covers what was gathered");
+    }
+
+    let query = SnapshotQuery {
+        include_idle: options.sampling.include_idle,
+        ..SnapshotQuery::default()
+    };
+    let snapshot = Snapshot {
+        processes: vec![session.snapshot(&query)],
+    };
+    let header = ReportHeader {
+        started_at,
+        rate_hz: options.sampling.rate_hz,
+        hptop_cpu_s,
+        include_idle: options.sampling.include_idle,
+    };
+    let out = match options.format {
+        Format::Text => text::render(&snapshot, &header),
+        Format::Json => {
+            let mut json = Report::new(&snapshot, &header)
+                .to_json()
+                .map_err(|e| HptopError::Usage(format!("cannot serialise the report: {e}")))?;
+            json.push('\n');
+            json
+        }
+    };
+    write_output(options.output.as_deref(), &out)
+}

@@ -1,0 +1,138 @@
+//! The text report: a header of process figures, a thread table, then a py-spy-top-like
+//! function table.
+
+use std::fmt::Write as _;
+
+use super::ReportHeader;
+use crate::fmt;
+use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot};
+
+/// Function rows shown per process in the text report (JSON has them all).
+pub const TEXT_FUNCTION_ROWS: usize = 40;
+
+/// Renders the whole report.
+pub fn render(snapshot: &Snapshot, header: &ReportHeader) -> String {
+    let mut out = String::new();
+    for (i, p) in snapshot.processes.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        render_process(&mut out, p, header);
+    }
+    let _ = writeln!(
+        out,
+        "\nhptop used {} of CPU ({:.1}% of one core over the window).",
+        fmt::seconds(header.hptop_cpu_s),
+        snapshot
+            .processes
+            .first()
+            .filter(|p| p.duration_s > 0.0)
+            .map_or(0.0, |p| header.hptop_cpu_s * 100.0 / p.duration_s)
+    );
+    out
+}
+
+fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
+    let _ = writeln!(out, "PID {}  {}", p.pid, p.cmdline.join(" "));
+    let _ = writeln!(
+        out,
+        "Python {} · window {} · {} samples at {:.1} Hz ({} requested, {} skipped, {} errors)",
+        p.python_version,
+        fmt::seconds(p.duration_s),
+        fmt::count(p.samples),
+        p.rate_hz,
+        header.rate_hz,
+        fmt::count(p.skipped_ticks),
+        fmt::count(p.sample_errors),
+    );
+    let _ = writeln!(
+        out,
+        "CPU {} · RSS {} (peak {}) · swap {} · GIL held {}",
+        fmt::percent(p.cpu_percent),
+        fmt::bytes(p.rss_bytes),
+        fmt::bytes(p.rss_peak_bytes),
+        fmt::bytes(p.swap_bytes),
+        fmt::percent(p.gil_held_percent),
+    );
+    let _ = writeln!(
+        out,
+        "faults {} minor, {} major · ctxsw {} voluntary, {} involuntary · I/O {} read, {} written",
+        fmt::count(p.minor_faults),
+        fmt::count(p.major_faults),
+        fmt::count(p.voluntary_ctxsw),
+        fmt::count(p.involuntary_ctxsw),
+        fmt::bytes(p.read_bytes),
+        fmt::bytes(p.write_bytes),
+    );
+    if p.exited {
+        let _ = writeln!(out, "The process exited during the report; figures cover it up to its exit.");
+    }
+
+    let _ = writeln!(
+        out,
+        "\n{:>8}  {:<20} {:>7} {:>7} {:>6} {:>6}  {:<5} FUNCTION NOW",
+        "TID", "THREAD", "SAMPLES", "CPU%", "GIL%", "IDLE%", "STATE"
+    );
+    for t in p.threads.iter().filter(|t| t.is_python) {
+        let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
+        let _ = writeln!(
+            out,
+            "{:>8}  {:<20} {:>7} {:>7.1} {:>6.1} {:>6.1}  {:<5} {}",
+            t.tid,
+            fmt::truncate(t.name.as_deref().unwrap_or("-"), 20),
+            t.samples,
+            t.cpu_percent,
+            t.gil_held_percent,
+            t.idle_percent,
+            if t.alive { t.state.letter().to_string() } else { "gone".into() },
+            now
+        );
+    }
+    let native = p.threads.iter().filter(|t| !t.is_python).count();
+    if native > 0 {
+        let _ = writeln!(out, "{:>8}  ({native} native threads without Python frames)", "");
+    }
+
+    let _ = writeln!(
+        out,
+        "\nFunctions ({} thread-samples of {} threads; one sample ≈ {})",
+        fmt::count(p.counted_samples),
+        if header.include_idle { "all" } else { "active" },
+        fmt::seconds(p.seconds_per_sample),
+    );
+    let _ = writeln!(
+        out,
+        "{:>7} {:>7} {:>9} {:>9}  FUNCTION (FILE:LINE)",
+        "%OWN", "%TOTAL", "OWNTIME", "TOTALTIME"
+    );
+    for f in p.functions.iter().take(TEXT_FUNCTION_ROWS) {
+        let _ = writeln!(out, "{}", function_line(f));
+    }
+    if p.functions.len() > TEXT_FUNCTION_ROWS {
+        let _ = writeln!(
+            out,
+            "  … {} more functions (--format json lists them all)",
+            p.functions.len() - TEXT_FUNCTION_ROWS
+        );
+    }
+    if p.functions.is_empty() {
+        let _ = writeln!(
+            out,
+            "  (no Python frames sampled{})",
+            if header.include_idle { "" } else { " on CPU; --idle counts idle threads too" }
+        );
+    }
+}
+
+fn function_line(f: &FunctionRow) -> String {
+    format!(
+        "{:>6.1}% {:>6.1}% {:>9} {:>9}  {} ({}:{})",
+        f.own_percent,
+        f.total_percent,
+        fmt::seconds(f.own_s),
+        fmt::seconds(f.total_s),
+        f.name,
+        f.short_filename.as_deref().unwrap_or(&f.filename),
+        f.hottest_line
+    )
+}
