@@ -14,8 +14,10 @@ use crate::report::Format;
 /// kernel's counters (CPU, memory, page faults, context switches, I/O), per thread.
 #[derive(Debug, Parser)]
 #[command(name = "hptop", version, args_conflicts_with_subcommands = true)]
-#[command(after_help = "Reading another process needs root or CAP_SYS_PTRACE: run with sudo.\n\
-Examples:\n  sudo hptop report --pid 1234 --duration 10\n  hptop report -- python3 script.py\n  sudo hptop dump --pid 1234\n  hptop ps")]
+#[command(
+    after_help = "Reading another process needs root or CAP_SYS_PTRACE: run with sudo.\n\
+Examples:\n  sudo hptop report --pid 1234 --duration 10\n  hptop report -- python3 script.py\n  sudo hptop dump --pid 1234\n  hptop ps"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -65,7 +65,7 @@ impl ProcessInfo {
     }
 }
 
-/// Evidence that a process runs a CPython interpreter, without attaching to it.
+/// Evidence that a process runs a `CPython` interpreter, without attaching to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PythonGuess {
     /// Version as far as file names tell (`3.9.18`, `3.11`), if they do.
@@ -91,7 +91,10 @@ pub fn python_guess(pid: u32) -> Option<PythonGuess> {
         libpython.map(str::to_owned),
         exe.map(|e| e.to_string_lossy().into_owned()),
     ];
-    let version = candidates.iter().flatten().find_map(|p| version_from_path(p));
+    let version = candidates
+        .iter()
+        .flatten()
+        .find_map(|p| version_from_path(p));
     Some(PythonGuess { version })
 }
 
@@ -123,8 +126,13 @@ fn version_from_path(path: &str) -> Option<String> {
         return Some(v.to_owned());
     }
     let name = file_name(path);
-    let rest = name.strip_prefix("libpython").or_else(|| name.strip_prefix("python"))?;
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    let digits: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let digits = digits.trim_end_matches('.');
     (digits.contains('.')).then(|| digits.to_owned())
 }
@@ -197,7 +205,10 @@ mod tests {
             version_from_path("/root/.pyenv/versions/3.9.18/bin/python3.9").as_deref(),
             Some("3.9.18")
         );
-        assert_eq!(version_from_path("/usr/bin/python3.11").as_deref(), Some("3.11"));
+        assert_eq!(
+            version_from_path("/usr/bin/python3.11").as_deref(),
+            Some("3.11")
+        );
         assert_eq!(
             version_from_path("/usr/lib/x86_64-linux-gnu/libpython3.12.so.1.0").as_deref(),
             Some("3.12")

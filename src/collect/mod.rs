@@ -95,7 +95,7 @@ impl Sampler {
     ///
     /// # Errors
     /// A typed error naming what is wrong with the target and the fix.
-    pub fn start(options: SamplerOptions) -> Result<Self, HptopError> {
+    pub fn start(options: &SamplerOptions) -> Result<Self, HptopError> {
         let info = check_target(options.pid)?;
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
         let (events_tx, events) = mpsc::sync_channel(CHANNEL_DEPTH);
@@ -208,7 +208,9 @@ fn classify_attach_error(info: &ProcessInfo, detail: &str) -> HptopError {
             pid,
             ppid: now.stat.ppid,
         },
-        Some(_) if lower.contains("permission denied") || lower.contains("operation not permitted") => {
+        Some(_)
+            if lower.contains("permission denied") || lower.contains("operation not permitted") =>
+        {
             HptopError::PermissionDenied {
                 pid,
                 detail: detail.to_owned(),
@@ -261,7 +263,7 @@ fn sampler_thread(
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let slow = index % u64::from(options.slow_every.max(1)) == 0;
+        let slow = index.is_multiple_of(u64::from(options.slow_every.max(1)));
         index += 1;
         let process = sample(options.pid, &mut procs, &mut stacks, slow);
         let exited = process.exited;

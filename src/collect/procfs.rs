@@ -200,8 +200,11 @@ impl ProcReader {
     /// Reads the counters of each thread in `tids`; `None` for a thread that vanished.
     /// Forgets the files of threads not in `tids`.
     pub fn read_threads(&mut self, tids: &[u32], slow: bool) -> Vec<Option<ThreadCounters>> {
-        self.threads.retain(|tid, _| tids.binary_search(tid).is_ok());
-        tids.iter().map(|&tid| self.read_thread(tid, slow)).collect()
+        self.threads
+            .retain(|tid, _| tids.binary_search(tid).is_ok());
+        tids.iter()
+            .map(|&tid| self.read_thread(tid, slow))
+            .collect()
     }
 
     fn open_thread(&self, tid: u32) -> Option<ThreadFiles> {
@@ -245,7 +248,8 @@ fn read_thread_files(files: &ThreadFiles, buf: &mut Vec<u8>, slow: bool) -> Opti
             }
             None => (0, 0),
         };
-        let (read_bytes, write_bytes) = match files.io.as_ref().and_then(|f| pread_all(f, buf).ok()) {
+        let (read_bytes, write_bytes) = match files.io.as_ref().and_then(|f| pread_all(f, buf).ok())
+        {
             Some(n) => (
                 field_value(&buf[..n], "read_bytes").unwrap_or(0),
                 field_value(&buf[..n], "write_bytes").unwrap_or(0),
@@ -281,7 +285,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_parentheses_in_name() {
-        let text = b"42 (a) b (c)) S 1 42 42 0 -1 4194560 150 0 3 0 7 5 0 0 20 0 3 0 999 1000 200 rest";
+        let text =
+            b"42 (a) b (c)) S 1 42 42 0 -1 4194560 150 0 3 0 7 5 0 0 20 0 3 0 999 1000 200 rest";
         let stat = parse_stat(text).unwrap();
         assert_eq!(stat.state, OsState::Sleeping);
         assert_eq!(stat.ppid, 1);

@@ -4,6 +4,8 @@
 //! named `"\x1b]0;pwned\x07"` must not retitle the user's terminal. Every control
 //! character (C0, DEL, C1) and the Unicode bidi controls are shown as visible escapes.
 
+use std::fmt::Write as _;
+
 /// Returns `s` with control characters replaced by visible escapes (`\x1b`, `\u{202e}`).
 pub fn sanitize(s: &str) -> String {
     if !s.chars().any(needs_escape) {
@@ -14,9 +16,9 @@ pub fn sanitize(s: &str) -> String {
         if needs_escape(c) {
             let code = u32::from(c);
             if code < 0x100 {
-                out.push_str(&format!("\\x{code:02x}"));
+                let _ = write!(out, "\\x{code:02x}");
             } else {
-                out.push_str(&format!("\\u{{{code:04x}}}"));
+                let _ = write!(out, "\\u{{{code:04x}}}");
             }
         } else {
             out.push(c);
@@ -26,7 +28,8 @@ pub fn sanitize(s: &str) -> String {
 }
 
 fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]

@@ -121,7 +121,7 @@ struct TidResolver {
     offset: Option<usize>,
 }
 
-/// Where glibc 2.x on x86_64 keeps `struct pthread.tid`; tried first when scanning.
+/// Where glibc 2.x on `x86_64` keeps `struct pthread.tid`; tried first when scanning.
 const GLIBC_X86_64_TID_OFFSET: usize = 0x2d0;
 /// How much of `struct pthread` to scan for the `tid` field.
 const SCAN_BYTES: usize = 2048;

@@ -76,6 +76,9 @@ mod tests {
         assert_eq!(deadline, t0 + Duration::from_millis(40));
         assert_eq!(skipped, 3);
         // Back on schedule afterwards.
-        assert_eq!(timer.next(t0 + Duration::from_millis(41)), (t0 + Duration::from_millis(50), 0));
+        assert_eq!(
+            timer.next(t0 + Duration::from_millis(41)),
+            (t0 + Duration::from_millis(50), 0)
+        );
     }
 }

@@ -74,7 +74,9 @@ impl Session {
             self.sample_errors += 1;
         }
         self.ticks += 1;
-        let gil_held = self.threads.ingest(&p.threads, stacks_ok, &mut self.functions);
+        let gil_held = self
+            .threads
+            .ingest(&p.threads, stacks_ok, &mut self.functions);
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         if p.memory.is_some() {
             self.memory = p.memory;
@@ -137,7 +139,13 @@ impl Session {
             (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),
             _ => 0.0,
         };
-        let per_window = |n: u64| if duration_s > 0.0 { n as f64 / duration_s } else { 0.0 };
+        let per_window = |n: u64| {
+            if duration_s > 0.0 {
+                n as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
         let cpu_percent_of = |ticks: u64| per_window(ticks) / TICKS_PER_S as f64 * 100.0;
         let window = match (self.first, self.last) {
             (Some((_, a)), Some((_, b))) => delta(&a, &b),
@@ -229,8 +237,14 @@ fn delta(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
         cpu_ticks: b.cpu_ticks.saturating_sub(a.cpu_ticks),
         minor_faults: b.minor_faults.saturating_sub(a.minor_faults),
         major_faults: b.major_faults.saturating_sub(a.major_faults),
-        read_bytes: b.read_bytes.zip(a.read_bytes).map(|(b, a)| b.saturating_sub(a)),
-        write_bytes: b.write_bytes.zip(a.write_bytes).map(|(b, a)| b.saturating_sub(a)),
+        read_bytes: b
+            .read_bytes
+            .zip(a.read_bytes)
+            .map(|(b, a)| b.saturating_sub(a)),
+        write_bytes: b
+            .write_bytes
+            .zip(a.write_bytes)
+            .map(|(b, a)| b.saturating_sub(a)),
         rss_bytes: b.rss_bytes,
     }
 }
@@ -243,7 +257,12 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn function_row(f: &FunctionStats, include_idle: bool, counted: u64, seconds_per_sample: f64) -> FunctionRow {
+fn function_row(
+    f: &FunctionStats,
+    include_idle: bool,
+    counted: u64,
+    seconds_per_sample: f64,
+) -> FunctionRow {
     let counts = f.counts.pick(include_idle);
     let mut lines: Vec<LineRow> = f
         .lines

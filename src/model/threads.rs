@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use super::functions::{Credited, FunctionId, FunctionTable};
 use crate::collect::procfs::TICKS_PER_S;
-use crate::collect::tick::{Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick};
+use crate::collect::tick::{
+    Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
+};
 
 /// Identity of a thread: the tid and its start time, so a reused tid is a new thread.
 pub type ThreadKey = (u32, u64);
@@ -100,7 +102,12 @@ pub struct ThreadTable {
 impl ThreadTable {
     /// Ingests one tick's threads; `stacks_ok` says whether the stacks were read.
     /// Returns whether any thread held the GIL.
-    pub fn ingest(&mut self, threads: &[ThreadTick], stacks_ok: bool, functions: &mut FunctionTable) -> bool {
+    pub fn ingest(
+        &mut self,
+        threads: &[ThreadTick],
+        stacks_ok: bool,
+        functions: &mut FunctionTable,
+    ) -> bool {
         self.ticks += 1;
         let tick = self.ticks;
         let mut gil_held = false;
@@ -235,7 +242,9 @@ fn account_counters(stats: &mut ThreadStats, now: &ThreadCounters, functions: &m
     if let Some(last) = stats.last_slow {
         let delta = CounterSums {
             voluntary_ctxsw: slow.voluntary_ctxsw.saturating_sub(last.voluntary_ctxsw),
-            involuntary_ctxsw: slow.involuntary_ctxsw.saturating_sub(last.involuntary_ctxsw),
+            involuntary_ctxsw: slow
+                .involuntary_ctxsw
+                .saturating_sub(last.involuntary_ctxsw),
             read_bytes: slow.read_bytes.saturating_sub(last.read_bytes),
             write_bytes: slow.write_bytes.saturating_sub(last.write_bytes),
             ..CounterSums::default()

@@ -16,7 +16,7 @@ const ATTEMPTS: usize = 5;
 /// # Errors
 /// A typed error for a bad target.
 pub fn run(options: DumpOptions) -> Result<(), HptopError> {
-    let mut sampler = Sampler::start(SamplerOptions {
+    let mut sampler = Sampler::start(&SamplerOptions {
         blocking: options.blocking,
         slow_every: 1,
         ..SamplerOptions::new(options.pid, 50.0)

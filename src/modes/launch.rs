@@ -31,13 +31,15 @@ impl Launched {
     pub fn spawn(argv: &[String]) -> Result<Self, HptopError> {
         use std::os::unix::process::CommandExt as _;
         let command = argv.join(" ");
-        let (program, args) = argv.split_first().ok_or_else(|| HptopError::Usage("empty command".into()))?;
+        let (program, rest) = argv
+            .split_first()
+            .ok_or_else(|| HptopError::Usage("empty command".into()))?;
         let stdout = std::io::stderr()
             .lock()
             .try_clone_handle()
             .map_or_else(|_| Stdio::null(), Stdio::from);
         let child = Command::new(program)
-            .args(args)
+            .args(rest)
             .stdin(Stdio::null())
             .stdout(stdout)
             // Its own process group: the terminal's ^C goes to hptop, which ends the report
@@ -66,7 +68,9 @@ impl Launched {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.status = Some(status);
-                return Err(self.launch_error(format!("it exited ({status}) before a Python interpreter could be attached")));
+                return Err(self.launch_error(format!(
+                    "it exited ({status}) before a Python interpreter could be attached"
+                )));
             }
             if discover::python_guess(pid).is_some() {
                 return Ok(pid);

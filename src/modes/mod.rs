@@ -126,21 +126,19 @@ fn session_meta(target: &TargetInfo) -> SessionMeta {
 
 /// Writes `text` to `path`, or to standard output (a closed pipe is not an error).
 fn write_output(path: Option<&Path>, text: &str) -> Result<(), HptopError> {
-    match path {
-        Some(path) => std::fs::write(path, text).map_err(|source| HptopError::Output {
+    if let Some(path) = path {
+        return std::fs::write(path, text).map_err(|source| HptopError::Output {
             path: path.display().to_string(),
             source,
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(HptopError::Output {
+            path: "standard output".into(),
+            source: e,
         }),
-        None => {
-            let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(HptopError::Output {
-                    path: "standard output".into(),
-                    source: e,
-                }),
-                _ => Ok(()),
-            }
-        }
+        _ => Ok(()),
     }
 }
 

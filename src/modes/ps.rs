@@ -20,7 +20,10 @@ const CPU_WINDOW: Duration = Duration::from_millis(500);
 /// Only when the output cannot be written.
 pub fn run(options: PsOptions) -> Result<(), HptopError> {
     let first = discover::python_processes();
-    let before: HashMap<u32, u64> = first.iter().map(|(p, _)| (p.pid, p.stat.cpu_ticks)).collect();
+    let before: HashMap<u32, u64> = first
+        .iter()
+        .map(|(p, _)| (p.pid, p.stat.cpu_ticks))
+        .collect();
     let start = Instant::now();
     std::thread::sleep(CPU_WINDOW);
     let elapsed = start.elapsed().as_secs_f64();

@@ -43,7 +43,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         sampler_opts.attach_retries = LAUNCH_ATTACH_RETRIES;
     }
     let cpu_before = own_cpu_s();
-    let mut sampler = Sampler::start(sampler_opts)?;
+    let mut sampler = Sampler::start(&sampler_opts)?;
     let mut session = Session::new(session_meta(&sampler.target));
 
     let deadline = Instant::now() + options.duration;
@@ -55,13 +55,14 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
             Ok(SamplerEvent::Tick(tick)) => session.ingest(&tick),
-            Ok(SamplerEvent::Exited) => break,
             Ok(SamplerEvent::Panicked(message)) => {
                 sampler_panic = Some(message);
                 break;
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) | Ok(SamplerEvent::Exited) => {
+                break
+            }
         }
     }
     sampler.stop();
@@ -75,7 +76,11 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     if let Some(child) = launched.as_mut() {
         let exited_before = child.exited();
         if let Some(status) = child.stop() {
-            let how = if exited_before { "exited" } else { "was stopped at the end of the window" };
+            let how = if exited_before {
+                "exited"
+            } else {
+                "was stopped at the end of the window"
+            };
             eprintln!("hptop: the launched command {how} ({status})");
         }
     }

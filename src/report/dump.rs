@@ -37,7 +37,11 @@ pub fn text(d: &DumpSnapshot) -> String {
 
 fn thread_text(out: &mut String, t: &DumpThread) {
     let kind = if t.is_python { "" } else { ", native" };
-    let gil = if t.gil == GilState::Held { ", holds the GIL" } else { "" };
+    let gil = if t.gil == GilState::Held {
+        ", holds the GIL"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "Thread {} \"{}\" ({}{kind}{gil})",

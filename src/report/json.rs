@@ -163,7 +163,12 @@ fn process(p: &ProcessSnapshot) -> Process {
             held_percent: p.gil_held_percent,
             handoffs_per_s: None,
         },
-        threads: p.threads.iter().filter(|t| t.is_python).map(thread).collect(),
+        threads: p
+            .threads
+            .iter()
+            .filter(|t| t.is_python)
+            .map(thread)
+            .collect(),
         functions: p.functions.iter().map(function).collect(),
     }
 }

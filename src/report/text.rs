@@ -65,9 +65,16 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
         fmt::bytes(p.write_bytes),
     );
     if p.exited {
-        let _ = writeln!(out, "The process exited during the report; figures cover it up to its exit.");
+        let _ = writeln!(
+            out,
+            "The process exited during the report; figures cover it up to its exit."
+        );
     }
+    render_threads(out, p);
+    render_functions(out, p, header);
+}
 
+fn render_threads(out: &mut String, p: &ProcessSnapshot) {
     let _ = writeln!(
         out,
         "\n{:>8}  {:<20} {:>7} {:>7} {:>6} {:>6}  {:<5} FUNCTION NOW",
@@ -84,15 +91,25 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
             t.cpu_percent,
             t.gil_held_percent,
             t.idle_percent,
-            if t.alive { t.state.letter().to_string() } else { "gone".into() },
+            if t.alive {
+                t.state.letter().to_string()
+            } else {
+                "gone".into()
+            },
             now
         );
     }
     let native = p.threads.iter().filter(|t| !t.is_python).count();
     if native > 0 {
-        let _ = writeln!(out, "{:>8}  ({native} native threads without Python frames)", "");
+        let _ = writeln!(
+            out,
+            "{:>8}  ({native} native threads without Python frames)",
+            ""
+        );
     }
+}
 
+fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
     let _ = writeln!(
         out,
         "\nFunctions ({} thread-samples of {} threads; one sample ≈ {})",
@@ -119,7 +136,11 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
         let _ = writeln!(
             out,
             "  (no Python frames sampled{})",
-            if header.include_idle { "" } else { " on CPU; --idle counts idle threads too" }
+            if header.include_idle {
+                ""
+            } else {
+                " on CPU; --idle counts idle threads too"
+            }
         );
     }
 }
