@@ -28,11 +28,13 @@ impl Timer {
     }
 
     /// Given the time `now`, returns the next deadline to sleep until and how many deadlines
-    /// were skipped because they are already past. A deadline equal to `now` is not skipped.
+    /// were skipped because they are already past. A deadline late by less than half an
+    /// interval is still sampled (at once); one later than that is skipped, and so are all
+    /// others already past, so a slow sample never causes a burst of catch-up samples.
     pub fn next(&mut self, now: Instant) -> (Instant, u32) {
         let mut deadline = self.deadline(self.next_index);
         let mut skipped = 0u32;
-        if deadline < now {
+        if deadline + self.interval / 2 <= now {
             let late = now.duration_since(deadline);
             let behind = (late.as_nanos() / self.interval.as_nanos()) as u64;
             // The deadline at `index + behind` is still <= now; the one after is in the future.
@@ -79,6 +81,11 @@ mod tests {
         assert_eq!(
             timer.next(t0 + Duration::from_millis(41)),
             (t0 + Duration::from_millis(50), 0)
+        );
+        // Slightly late (2 ms of 10): sampled at once, not skipped.
+        assert_eq!(
+            timer.next(t0 + Duration::from_millis(62)),
+            (t0 + Duration::from_millis(60), 0)
         );
     }
 }

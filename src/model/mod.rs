@@ -307,3 +307,6 @@ fn sort_functions(rows: &mut [FunctionRow], sort: FunctionSort) {
             .then_with(|| a.filename.cmp(&b.filename))
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -164,7 +164,12 @@ impl ThreadTable {
         gil_held
     }
 
+    /// Folds the oldest exited threads into `retired` once more than [`MAX_DEAD_THREADS`]
+    /// are kept, down to half that, so the scan runs once per many exits, not per tick.
     fn evict_dead(&mut self) {
+        if self.threads.len() <= MAX_DEAD_THREADS {
+            return;
+        }
         let dead = self.threads.values().filter(|t| !t.alive).count();
         if dead <= MAX_DEAD_THREADS {
             return;
@@ -176,7 +181,7 @@ impl ThreadTable {
             .map(|(k, t)| (t.last_seen, *k))
             .collect();
         dead_keys.sort_unstable();
-        for (_, key) in dead_keys.iter().take(dead - MAX_DEAD_THREADS) {
+        for (_, key) in dead_keys.iter().take(dead - MAX_DEAD_THREADS / 2) {
             if let Some(t) = self.threads.remove(key) {
                 self.retired.add(&t.sums);
             }

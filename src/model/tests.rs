@@ -1,0 +1,340 @@
+//! Model tests on hand-made Ticks with exact times: every figure is asserted exactly.
+
+use std::time::Duration;
+
+use super::snapshot::{FunctionRow, ProcessSnapshot, SnapshotQuery};
+use super::timeline::TIMELINE_CAPACITY;
+use super::{Session, SessionMeta};
+use crate::collect::tick::{
+    Frame, GilState, OsState, ProcCounters, ProcessTick, SlowThreadCounters, ThreadCounters,
+    ThreadTick, Tick,
+};
+
+const MS10: Duration = Duration::from_millis(10);
+
+fn frame(name: &str, line: u32) -> Frame {
+    Frame {
+        name: name.into(),
+        filename: "app.py".into(),
+        short_filename: None,
+        line,
+    }
+}
+
+fn stack(names: &[(&str, u32)]) -> Vec<Frame> {
+    names.iter().map(|(n, l)| frame(n, *l)).collect()
+}
+
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    cpu_ticks: u64,
+    minor: u64,
+    start: u64,
+    slow: Option<SlowThreadCounters>,
+}
+
+fn thread(tid: u32, running: bool, frames: Vec<Frame>, c: Counts) -> ThreadTick {
+    ThreadTick {
+        tid,
+        name: Some(format!("t{tid}")),
+        is_python: true,
+        gil: if running {
+            GilState::Held
+        } else {
+            GilState::NotHeld
+        },
+        frames,
+        counters: Some(ThreadCounters {
+            state: if running {
+                OsState::Running
+            } else {
+                OsState::Sleeping
+            },
+            start_ticks: c.start,
+            cpu_ticks: c.cpu_ticks,
+            minor_faults: c.minor,
+            major_faults: 0,
+            slow: c.slow,
+        }),
+    }
+}
+
+fn tick(index: u32, threads: Vec<ThreadTick>, proc_cpu_ticks: u64, rss: u64) -> Tick {
+    Tick {
+        at: MS10 * index,
+        interval: MS10,
+        skipped: 0,
+        process: ProcessTick {
+            pid: 7,
+            counters: Some(ProcCounters {
+                cpu_ticks: proc_cpu_ticks,
+                rss_bytes: rss,
+                ..ProcCounters::default()
+            }),
+            threads,
+            ..ProcessTick::default()
+        },
+    }
+}
+
+fn session() -> Session {
+    Session::new(SessionMeta {
+        pid: 7,
+        ..SessionMeta::default()
+    })
+}
+
+fn find<'a>(p: &'a ProcessSnapshot, name: &str) -> &'a FunctionRow {
+    p.functions.iter().find(|f| f.name == name).unwrap()
+}
+
+#[test]
+fn percentages_count_active_threads_unless_idle_is_asked() {
+    let mut s = session();
+    for i in 0..10 {
+        s.ingest(&tick(
+            i,
+            vec![
+                thread(1, true, stack(&[("f", 1), ("main", 9)]), Counts::default()),
+                thread(2, false, stack(&[("g", 2), ("main", 9)]), Counts::default()),
+            ],
+            0,
+            1,
+        ));
+    }
+    let active = s.snapshot(&SnapshotQuery::default());
+    assert_eq!(active.samples, 10);
+    assert_eq!(active.counted_samples, 10);
+    assert_eq!(find(&active, "f").own_percent, 100.0);
+    assert_eq!(find(&active, "main").total_percent, 100.0);
+    assert_eq!(find(&active, "main").own_samples, 0);
+    assert!(active.functions.iter().all(|f| f.name != "g"));
+
+    let all = s.snapshot(&SnapshotQuery {
+        include_idle: true,
+        ..SnapshotQuery::default()
+    });
+    assert_eq!(all.counted_samples, 20);
+    assert_eq!(find(&all, "f").own_percent, 50.0);
+    assert_eq!(find(&all, "g").own_percent, 50.0);
+    assert_eq!(find(&all, "main").total_percent, 100.0);
+    // By own samples (f and g tie; then total, then name); main owns nothing.
+    let order: Vec<&str> = all.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(order, ["f", "g", "main"]);
+
+    let t2 = all.threads.iter().find(|t| t.tid == 2).unwrap();
+    assert_eq!(t2.idle_percent, 100.0);
+    assert_eq!(t2.gil_held_percent, 0.0);
+    let t1 = all.threads.iter().find(|t| t.tid == 1).unwrap();
+    assert_eq!(t1.gil_held_percent, 100.0);
+    assert_eq!(all.gil_held_percent, 100.0);
+}
+
+#[test]
+fn recursion_counts_once_per_stack_and_lines_aggregate() {
+    let mut s = session();
+    for i in 0..4 {
+        let inner_line = if i % 2 == 0 { 10 } else { 11 };
+        s.ingest(&tick(
+            i,
+            vec![thread(
+                1,
+                true,
+                stack(&[("f", inner_line), ("f", 20), ("main", 30)]),
+                Counts::default(),
+            )],
+            0,
+            1,
+        ));
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    let f = find(&p, "f");
+    assert_eq!((f.own_samples, f.total_samples), (4, 4));
+    assert_eq!(f.total_percent, 100.0);
+    let line = |n: u32| f.lines.iter().find(|l| l.line == n).copied().unwrap();
+    assert_eq!((line(10).own_samples, line(10).total_samples), (2, 2));
+    assert_eq!((line(11).own_samples, line(11).total_samples), (2, 2));
+    assert_eq!((line(20).own_samples, line(20).total_samples), (0, 4));
+    assert_eq!(f.hottest_line, 20);
+    assert_eq!(p.seconds_per_sample, 0.01);
+    assert!((f.own_s - 0.04).abs() < 1e-12);
+}
+
+#[test]
+fn counter_deltas_go_to_the_stack_that_started_the_interval() {
+    let mut s = session();
+    // Ticks 0-2 in `alloc`, 3-5 in `compute`. `alloc` faults 10 per interval, `compute` none;
+    // both use one clock tick of CPU per interval.
+    let mut minor = 0;
+    for i in 0..6u32 {
+        let name = if i < 3 { "alloc" } else { "compute" };
+        let c = Counts {
+            cpu_ticks: u64::from(i),
+            minor,
+            ..Counts::default()
+        };
+        s.ingest(&tick(
+            i,
+            vec![thread(1, true, stack(&[(name, 1)]), c)],
+            u64::from(i),
+            1,
+        ));
+        if i < 3 {
+            minor += 10;
+        }
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    // Intervals (0,1], (1,2], (2,3] start in alloc; (3,4], (4,5] in compute.
+    assert_eq!(find(&p, "alloc").credited.minor_faults, 30.0);
+    assert_eq!(find(&p, "compute").credited.minor_faults, 0.0);
+    assert!((find(&p, "alloc").credited.cpu_s - 0.03).abs() < 1e-12);
+    assert!((find(&p, "compute").credited.cpu_s - 0.02).abs() < 1e-12);
+    let t = &p.threads[0];
+    assert_eq!(t.minor_faults, 30);
+    // 5 clock ticks (50 ms) of CPU over a 50 ms window: one core.
+    assert!((t.cpu_percent - 100.0).abs() < 1e-9);
+    assert!((p.cpu_percent - 100.0).abs() < 1e-9);
+}
+
+#[test]
+fn slow_counter_deltas_are_split_among_the_stacks_of_the_span() {
+    let mut s = session();
+    // Slow counters read every 2 ticks; stacks alternate f, g. Each slow read adds 4 switches.
+    for i in 0..7u32 {
+        let name = if i % 2 == 0 { "f" } else { "g" };
+        let slow = (i % 2 == 0).then_some(SlowThreadCounters {
+            voluntary_ctxsw: u64::from(i) * 2,
+            write_bytes: u64::from(i) * 512,
+            ..SlowThreadCounters::default()
+        });
+        let c = Counts {
+            slow,
+            ..Counts::default()
+        };
+        s.ingest(&tick(
+            i,
+            vec![thread(1, false, stack(&[(name, 1)]), c)],
+            0,
+            1,
+        ));
+    }
+    let p = s.snapshot(&SnapshotQuery {
+        include_idle: true,
+        ..SnapshotQuery::default()
+    });
+    // Three spans of (f, g), 4 switches and 1024 bytes each: half to f, half to g.
+    assert_eq!(find(&p, "f").credited.voluntary_ctxsw, 6.0);
+    assert_eq!(find(&p, "g").credited.voluntary_ctxsw, 6.0);
+    assert_eq!(find(&p, "g").credited.io_bytes, 1536.0);
+    assert_eq!(p.voluntary_ctxsw, 12);
+    assert_eq!(p.threads[0].write_bytes, 3072);
+}
+
+#[test]
+fn a_reused_tid_is_a_new_thread_and_a_new_thread_counts_from_zero() {
+    let mut s = session();
+    let old = Counts {
+        start: 100,
+        cpu_ticks: 50,
+        ..Counts::default()
+    };
+    s.ingest(&tick(
+        0,
+        vec![thread(5, true, stack(&[("a", 1)]), old)],
+        0,
+        1,
+    ));
+    s.ingest(&tick(
+        1,
+        vec![thread(
+            5,
+            true,
+            stack(&[("a", 1)]),
+            Counts {
+                cpu_ticks: 51,
+                ..old
+            },
+        )],
+        0,
+        1,
+    ));
+    // Thread 5 exits; a new thread gets tid 5 with 3 ticks of CPU since it started.
+    let new = Counts {
+        start: 200,
+        cpu_ticks: 3,
+        ..Counts::default()
+    };
+    s.ingest(&tick(
+        2,
+        vec![thread(5, true, stack(&[("b", 1)]), new)],
+        0,
+        1,
+    ));
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert_eq!(p.threads.len(), 2);
+    let mut cpu: Vec<(bool, f64)> = p.threads.iter().map(|t| (t.alive, t.cpu_percent)).collect();
+    cpu.sort_by(|a, b| a.1.total_cmp(&b.1));
+    // Window 20 ms: old thread 1 tick = 50%, new one 3 ticks = 150%.
+    assert_eq!(cpu, vec![(false, 50.0), (true, 150.0)]);
+}
+
+#[test]
+fn process_figures_cover_the_window() {
+    let mut s = session();
+    for i in 0..=100u32 {
+        let rss = if i == 40 { 9000 } else { 4096 };
+        s.ingest(&tick(i, vec![], u64::from(i) / 2, rss));
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert!((p.duration_s - 1.0).abs() < 1e-9);
+    assert!((p.cpu_percent - 50.0).abs() < 1e-9);
+    assert_eq!((p.rss_bytes, p.rss_peak_bytes), (4096, 9000));
+    assert!((p.rate_hz - 100.0).abs() < 1e-9);
+    assert!(!p.exited);
+    s.ingest(&Tick {
+        process: ProcessTick {
+            exited: true,
+            ..ProcessTick::default()
+        },
+        ..Tick::default()
+    });
+    assert!(s.snapshot(&SnapshotQuery::default()).exited);
+}
+
+#[test]
+fn memory_stays_bounded_over_a_long_session() {
+    let mut s = session();
+    // Two hours at one tick per second, three functions, a new short-lived thread every tick.
+    for i in 0..7200u32 {
+        let name = ["a", "b", "c"][i as usize % 3];
+        let threads = vec![
+            thread(1, true, stack(&[(name, i % 7)]), Counts::default()),
+            thread(
+                1000 + i,
+                true,
+                stack(&[("worker", 1)]),
+                Counts {
+                    start: u64::from(i),
+                    slow: Some(SlowThreadCounters {
+                        voluntary_ctxsw: 1,
+                        ..SlowThreadCounters::default()
+                    }),
+                    ..Counts::default()
+                },
+            ),
+        ];
+        s.ingest(&Tick {
+            at: Duration::from_secs(u64::from(i)),
+            ..tick(0, threads, u64::from(i), 1)
+        });
+    }
+    assert_eq!(s.function_count(), 4);
+    assert!(s.timeline_len() <= TIMELINE_CAPACITY);
+    assert!(s.thread_count() <= 1024 + 2, "{}", s.thread_count());
+    let p = s.snapshot(&SnapshotQuery::default());
+    // Evicted threads still count in the process totals: each short thread switched once;
+    // the first was there at the first tick (its baseline), 7199 were born later.
+    assert_eq!(p.voluntary_ctxsw, 7199);
+    assert_eq!(s.ticks(), 7200);
+    assert_eq!(find(&p, "a").lines.len(), 7);
+}
