@@ -1,5 +1,8 @@
 //! Model tests on hand-made Ticks with exact times: every figure is asserted exactly.
-#![expect(clippy::float_cmp, reason = "hand-made ticks give exact figures: equality is the point")]
+#![expect(
+    clippy::float_cmp,
+    reason = "hand-made ticks give exact figures: equality is the point"
+)]
 
 use std::time::Duration;
 

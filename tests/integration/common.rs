@@ -1,0 +1,162 @@
+//! Shared helpers: finding interpreters, starting workloads, running hptop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// One interpreter to test against.
+#[derive(Debug, Clone)]
+pub struct Python {
+    pub label: String,
+    pub path: PathBuf,
+}
+
+/// The interpreters the stack tests run on: Debian's python3.11 (static, stripped) and every
+/// pyenv build from 3.6 up. Missing ones are reported, never failed.
+pub fn all_pythons() -> Vec<Python> {
+    let mut found = Vec::new();
+    let debian = PathBuf::from("/usr/bin/python3.11");
+    if debian.exists() {
+        found.push(Python {
+            label: "debian-3.11".into(),
+            path: debian,
+        });
+    } else {
+        eprintln!("SKIP: Debian's /usr/bin/python3.11 not found");
+    }
+    let root = std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
+    let mut versions: Vec<(Vec<u32>, PathBuf)> = root
+        .and_then(|r| std::fs::read_dir(r.join("versions")).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let nums: Vec<u32> = name
+                .split('.')
+                .map(|n| n.parse().ok())
+                .collect::<Option<_>>()?;
+            let path = e.path().join("bin/python3");
+            (nums.len() >= 2 && nums[0] == 3 && nums[1] >= 6 && path.exists())
+                .then_some((nums, path))
+        })
+        .collect();
+    versions.sort();
+    for minor in 6..=13 {
+        if !versions.iter().any(|(v, _)| v[1] == minor) {
+            eprintln!("SKIP: no pyenv Python 3.{minor} found");
+        }
+    }
+    for (v, path) in versions {
+        found.push(Python {
+            label: format!(
+                "pyenv-{}",
+                v.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+            ),
+            path,
+        });
+    }
+    found
+}
+
+/// One interpreter for tests that need any Python: Debian's, else `python3` on PATH.
+pub fn default_python() -> Python {
+    let path = ["/usr/bin/python3", "/usr/bin/python3.11"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    Python {
+        label: "default".into(),
+        path,
+    }
+}
+
+/// Path of a workload script.
+pub fn workload_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/workloads")
+        .join(name)
+}
+
+/// Line number of the first line of `script` containing `marker`.
+pub fn line_of(script: &str, marker: &str) -> u32 {
+    let text = std::fs::read_to_string(workload_path(script)).unwrap();
+    let index = text.lines().position(|l| l.contains(marker)).unwrap();
+    u32::try_from(index + 1).unwrap()
+}
+
+/// A running workload, killed when dropped.
+pub struct Workload {
+    pub child: Child,
+}
+
+impl Workload {
+    /// Starts `python script args...` and waits until it prints `ready`.
+    pub fn start(python: &Python, script: &str, args: &[&str]) -> Self {
+        let mut child = Command::new(&python.path)
+            .arg(workload_path(script))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.path.display()));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let ready = lines
+                .next()
+                .and_then(Result::ok)
+                .is_some_and(|l| l.trim() == "ready");
+            let _ = tx.send(ready);
+            for _ in lines {}
+        });
+        let ready = rx.recv_timeout(Duration::from_secs(20)).unwrap_or(false);
+        assert!(ready, "{} {script} did not print ready", python.label);
+        Self { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs hptop with `args`.
+pub fn hptop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hptop"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Runs `hptop report ... --format json` and parses the report.
+pub fn report_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["report", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = hptop(&all);
+    assert!(
+        out.status.success(),
+        "hptop {all:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Standard error as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -1,0 +1,86 @@
+//! `hptop dump` and `hptop ps` on real processes.
+
+use serde_json::Value;
+
+use crate::common::{default_python, hptop, Workload};
+
+fn dump(pid: u32) -> Value {
+    let out = hptop(&["dump", "--pid", &pid.to_string(), "--format", "json"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn dump_shows_every_thread_with_stack_and_counters_that_only_grow() {
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["2", "30"]);
+    let first = dump(workload.pid());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let second = dump(workload.pid());
+    assert_eq!(first["schema"], "hptop.dump/1");
+    let threads = second["threads"].as_array().unwrap();
+    assert_eq!(threads.iter().filter(|t| t["python"] == true).count(), 4);
+    let worker = threads.iter().find(|t| t["name"] == "worker-0").unwrap();
+    assert_eq!(worker["frames"][0]["name"], "burn");
+    let main = threads.iter().find(|t| t["name"] == "MainThread").unwrap();
+    assert_eq!(main["tid"], workload.pid());
+    // The GIL has one holder at most.
+    assert!(threads.iter().filter(|t| t["holds_gil"] == true).count() <= 1);
+    for t in first["threads"].as_array().unwrap() {
+        let Some(later) = threads.iter().find(|u| u["tid"] == t["tid"]) else {
+            continue;
+        };
+        for key in [
+            "cpu_s",
+            "minor_faults",
+            "major_faults",
+            "voluntary_ctxsw",
+            "involuntary_ctxsw",
+        ] {
+            let (a, b) = (t[key].as_f64().unwrap(), later[key].as_f64().unwrap());
+            assert!(b >= a, "{key} of {} went down: {a} -> {b}", t["tid"]);
+        }
+    }
+    let cpu = |d: &Value| {
+        d["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "worker-0")
+            .unwrap()["cpu_s"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(cpu(&second) > cpu(&first), "a busy worker's CPU time grows");
+
+    let text = hptop(&["dump", "--pid", &workload.pid().to_string()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Thread ")
+            && text.contains("\"worker-1\"")
+            && text.contains("burn (cpu_threads.py:")
+    );
+}
+
+#[test]
+fn ps_lists_the_python_workload() {
+    let python = default_python();
+    let workload = Workload::start(&python, "idle.py", &[]);
+    let out = hptop(&["ps", "--format", "json"]);
+    assert!(out.status.success());
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pid"] == workload.pid())
+        .unwrap_or_else(|| panic!("pid {} not in {rows}", workload.pid()));
+    assert!(
+        row["python_version"].as_str().unwrap().starts_with("3."),
+        "{row}"
+    );
+    assert!(row["command"].as_str().unwrap().contains("idle.py"));
+    assert_eq!(row["user"], "root");
+    let text = hptop(&["ps"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains(&workload.pid().to_string()));
+}

@@ -1,0 +1,203 @@
+//! Clear errors, exit codes and no panics for bad targets and bad usage.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use crate::common::{default_python, hptop, stderr, workload_path, Workload};
+
+fn assert_error(args: &[&str], code: i32, needles: &[&str]) -> String {
+    let out = hptop(args);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for needle in needles {
+        assert!(
+            err.contains(needle),
+            "{args:?}: {needle:?} missing from: {err}"
+        );
+    }
+    err
+}
+
+fn unused_pid() -> u32 {
+    (4_000_000..4_100_000)
+        .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        .unwrap()
+}
+
+#[test]
+fn a_pid_that_does_not_exist() {
+    let pid = unused_pid().to_string();
+    for mode in ["report", "dump"] {
+        assert_error(
+            &[mode, "--pid", &pid],
+            1,
+            &["no process with PID", &format!("\"{pid}\""), "hptop ps"],
+        );
+    }
+}
+
+#[test]
+fn not_python_and_a_wrapper_naming_its_python_child() {
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    assert_error(
+        &["report", "--pid", &pid],
+        1,
+        &["is not a Python process", &format!("\"{pid}\"")],
+    );
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+
+    // A shell wrapper whose Python child is the real target.
+    let python = default_python();
+    let script = workload_path("idle.py");
+    let mut shell = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' '{}' >/dev/null; true",
+            python.path.display(),
+            script.display()
+        ))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let shell_pid = shell.id();
+    let child = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            let kids =
+                std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children"))
+                    .ok()?;
+            kids.split_whitespace().next().map(str::to_owned)
+        })
+        .expect("the shell started no child");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let err = assert_error(
+        &["dump", "--pid", &shell_pid.to_string()],
+        1,
+        &["is not a Python process", "wrapper"],
+    );
+    assert!(
+        err.contains(&format!("hptop --pid {child}")),
+        "child {child} not named: {err}"
+    );
+    let _ = Command::new("kill").arg(&child).status();
+    shell.wait().unwrap();
+}
+
+#[test]
+fn a_zombie() {
+    // A child that exits and is not waited for stays a zombie of this test process.
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id().to_string();
+    let stat_path = format!("/proc/{pid}/stat");
+    for _ in 0..200 {
+        if std::fs::read_to_string(&stat_path).is_ok_and(|s| s.contains(") Z ")) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_error(
+        &["report", "--pid", &pid],
+        1,
+        &["is a zombie", &format!("\"{pid}\"")],
+    );
+    child.wait().unwrap();
+}
+
+#[test]
+fn permission_denied_says_to_use_sudo() {
+    let Ok(setpriv) = which("setpriv") else {
+        eprintln!("SKIP: setpriv not found");
+        return;
+    };
+    if !nix_is_root() {
+        eprintln!("SKIP: the permission test needs root to drop to another user");
+        return;
+    }
+    let python = default_python();
+    let workload = Workload::start(&python, "idle.py", &[]);
+    let out = Command::new(setpriv)
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_hptop"))
+        .args([
+            "report",
+            "--pid",
+            &workload.pid().to_string(),
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("permission denied") && err.contains("sudo"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("\"{}\"", workload.pid())), "{err}");
+}
+
+#[test]
+fn a_python_version_that_cannot_be_read() {
+    // A program named like an interpreter that is not one: hptop tries, py-spy fails.
+    let dir = std::env::temp_dir().join(format!("hptop-fake-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("python3.99");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(&fake).arg("60").spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let pid = child.id().to_string();
+    assert_error(
+        &["report", "--pid", &pid, "--duration", "1"],
+        1,
+        &[
+            "cannot read the Python interpreter",
+            &format!("\"{pid}\""),
+            "CPython",
+        ],
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_error(&["report"], 2, &["--pid"]);
+    assert_error(
+        &["report", "--pid", "1", "--rate", "0"],
+        2,
+        &["--rate \"0\""],
+    );
+    assert_error(&["report", "--pid", "1", "--duration", "-1"], 2, &[]);
+    assert_error(&["report", "--pid", "notanumber"], 2, &["notanumber"]);
+    assert_error(&["report", "--pid", "1", "--", "python3"], 2, &[]);
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
+        .ok_or(())
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}

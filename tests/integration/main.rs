@@ -1,0 +1,12 @@
+//! End-to-end tests: real Python processes started by the tests, inspected by the real
+//! hptop binary, checked against what each workload is known to do.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] fns: a failed unwrap is a failed test"
+)]
+mod common;
+mod dump_ps;
+mod errors;
+mod report;
+mod sanitize;

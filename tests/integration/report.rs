@@ -1,0 +1,200 @@
+//! `hptop report` against CPU-bound threaded workloads on every available Python.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::common::{
+    all_pythons, default_python, line_of, report_json, workload_path, Python, Workload,
+};
+
+fn process(report: &Value) -> &Value {
+    let procs = report["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1);
+    &procs[0]
+}
+
+fn f64_of(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Two CPU-bound worker threads and a sleeper: checks the hot function and line, thread
+/// names and tids, CPU and GIL bands, and that RSS is read.
+fn check_cpu_threads(python: &Python) {
+    let workload = Workload::start(python, "cpu_threads.py", &["2", "30"]);
+    let pid = workload.pid();
+    let report = report_json(&["--pid", &pid.to_string(), "--duration", "1.5"]);
+    let label = &python.label;
+    assert_eq!(report["schema"], "hptop.report/1");
+    let p = process(&report);
+    assert_eq!(p["pid"], pid);
+    assert_eq!(p["exited"], false);
+    let version = p["python_version"].as_str().unwrap();
+    assert!(version.starts_with('3'), "{label}: version {version}");
+
+    // At 100 Hz for 1.5 s: ~150 ticks; on a loaded 2-core machine at least a third.
+    let samples = report["samples"].as_u64().unwrap();
+    assert!((50..=200).contains(&samples), "{label}: samples {samples}");
+
+    let hot = &p["functions"][0];
+    assert_eq!(hot["name"], "burn", "{label}: hottest {hot}");
+    assert!(hot["filename"]
+        .as_str()
+        .unwrap()
+        .ends_with("cpu_threads.py"));
+    assert!(f64_of(&hot["own_percent"]) > 60.0, "{label}: {hot}");
+    let hot_line = hot["lines"][0]["line"].as_u64().unwrap();
+    assert_eq!(
+        hot_line,
+        u64::from(line_of("cpu_threads.py", "# HOT")),
+        "{label}"
+    );
+
+    let threads = p["threads"].as_array().unwrap();
+    let names: BTreeSet<&str> = threads.iter().filter_map(|t| t["name"].as_str()).collect();
+    let expected: BTreeSet<&str> = ["MainThread", "worker-0", "worker-1", "sleeper"].into();
+    assert_eq!(names, expected, "{label}");
+    let tasks: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    for t in threads {
+        let tid = t["tid"].as_u64().unwrap();
+        assert!(
+            tasks.contains(&tid),
+            "{label}: tid {tid} of {} not in /proc/{pid}/task",
+            t["name"]
+        );
+    }
+    let main = threads.iter().find(|t| t["name"] == "MainThread").unwrap();
+    assert_eq!(
+        main["tid"], pid,
+        "{label}: the main thread's tid is the pid"
+    );
+
+    // Two GIL-bound threads use about one core between them.
+    let cpu = f64_of(&p["cpu_percent"]);
+    assert!((40.0..=210.0).contains(&cpu), "{label}: process cpu {cpu}");
+    for t in threads {
+        let cpu = f64_of(&t["cpu_percent"]);
+        if t["name"].as_str().unwrap().starts_with("worker") {
+            assert!(cpu > 15.0, "{label}: worker cpu {cpu}");
+        } else {
+            assert!(cpu < 15.0, "{label}: {} cpu {cpu}", t["name"]);
+        }
+    }
+    let sleeper = threads.iter().find(|t| t["name"] == "sleeper").unwrap();
+    assert!(
+        f64_of(&sleeper["idle_percent"]) > 80.0,
+        "{label}: {sleeper}"
+    );
+    assert!(f64_of(&p["gil"]["held_percent"]) > 70.0, "{label}");
+    assert!(p["rss_bytes"].as_u64().unwrap() > 1 << 20, "{label}");
+    assert!(p["rss_peak_bytes"].as_u64().unwrap() >= p["rss_bytes"].as_u64().unwrap());
+    eprintln!("ok: {label} ({version}): {samples} samples, cpu {cpu:.0}%");
+}
+
+#[test]
+fn report_finds_hot_function_threads_and_counters_on_every_python() {
+    let pythons = all_pythons();
+    assert!(!pythons.is_empty(), "no Python at all on this machine");
+    for python in &pythons {
+        check_cpu_threads(python);
+    }
+}
+
+#[test]
+fn blocking_mode_reads_the_same_hot_function() {
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["1", "30"]);
+    let report = report_json(&[
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "1",
+        "--blocking",
+    ]);
+    assert_eq!(process(&report)["functions"][0]["name"], "burn");
+    // The target keeps running after hptop detaches.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", workload.pid())).unwrap();
+    assert!(!stat.contains(") T "), "target left stopped: {stat}");
+}
+
+#[test]
+fn launched_command_is_reported_and_stopped_at_the_end_of_the_window() {
+    let python = default_python();
+    let script = workload_path("cpu_threads.py");
+    let report = report_json(&[
+        "--duration",
+        "1.5",
+        "--",
+        python.path.to_str().unwrap(),
+        script.to_str().unwrap(),
+        "1",
+        "60",
+    ]);
+    let p = process(&report);
+    assert_eq!(p["functions"][0]["name"], "burn");
+    let pid = p["pid"].as_u64().unwrap();
+    // hptop stopped it: no process with that pid (or a different program reusing it).
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("cpu_threads.py"),
+        "launched workload still running"
+    );
+}
+
+#[test]
+fn a_target_that_exits_ends_the_report_early_with_what_was_gathered() {
+    let python = default_python();
+    let script = workload_path("exits_soon.py");
+    let report = report_json(&[
+        "--duration",
+        "30",
+        "--",
+        python.path.to_str().unwrap(),
+        script.to_str().unwrap(),
+        "1.5",
+    ]);
+    let p = process(&report);
+    assert_eq!(p["exited"], true);
+    // Ended with the target (1.5 s), not at the 30 s window.
+    let duration = f64_of(&report["duration_s"]);
+    assert!(duration < 15.0, "duration {duration}");
+    assert_eq!(p["functions"][0]["name"], "spin");
+    assert!(report["samples"].as_u64().unwrap() > 20);
+}
+
+#[test]
+fn report_writes_to_a_file_and_text_has_the_header_and_table() {
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["1", "30"]);
+    let dir = std::env::temp_dir().join(format!("hptop-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("report.txt");
+    let out = crate::common::hptop(&[
+        "report",
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "1",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    assert!(out.stdout.is_empty());
+    let text = std::fs::read_to_string(&file).unwrap();
+    for needle in [
+        "Python 3.",
+        "samples at",
+        "CPU ",
+        "RSS ",
+        "faults",
+        "ctxsw",
+        "%OWN",
+        "burn (cpu_threads.py:",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

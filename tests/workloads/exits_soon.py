@@ -1,0 +1,15 @@
+"""Workload: burns CPU in `spin` for SECONDS (default 1.5), then exits with status 0."""
+import sys
+import time
+
+
+def spin(seconds):
+    end = time.time() + seconds
+    n = 0
+    while time.time() < end:
+        n += 1  # HOT
+    return n
+
+
+print("ready", flush=True)
+spin(float(sys.argv[1]) if len(sys.argv) > 1 else 1.5)
