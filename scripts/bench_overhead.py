@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Measures hptop's own CPU cost against py-spy's on the same target, one after the other.
+
+Usage: scripts/bench_overhead.py [--hptop PATH] [--py-spy PATH] [--seconds 10] [--repeat 3]
+
+1. A 4-thread CPU-bound target (tests/workloads/cpu_threads.py 4):
+   `hptop report --duration S --rate 100` vs
+   `py-spy record --nonblocking --rate 100 --duration S --format raw`.
+2. A 100-thread target: hptop's CPU time per tick (one tick = stacks of all threads plus
+   their /proc counters).
+CPU time is user + system of the child (getrusage RUSAGE_CHILDREN), so it counts every
+thread of the profiler. py-spy is taken from PATH (`pip install py-spy`) unless given.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKLOAD = os.path.join(ROOT, "tests", "workloads", "cpu_threads.py")
+
+
+def child_cpu(argv):
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if out.returncode != 0:
+        sys.exit("failed: %s\n%s" % (" ".join(argv), out.stderr.decode(errors="replace")))
+    return cpu, wall, out.stdout
+
+
+def start_target(threads, seconds):
+    proc = subprocess.Popen([sys.executable, WORKLOAD, str(threads), str(seconds)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    return proc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hptop", default=os.path.join(ROOT, "target", "release", "hptop"))
+    ap.add_argument("--py-spy", default=shutil.which("py-spy"))
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    print("machine: %s, %d cores, %s; python %s" % (platform.machine(), os.cpu_count(), platform.release(), platform.python_version()))
+
+    s = args.seconds
+    target = start_target(4, args.repeat * 2 * (s + 2) + 10)
+    pid = str(target.pid)
+    rows = []
+    try:
+        for i in range(args.repeat):
+            cpu, wall, out = child_cpu([args.hptop, "report", "--pid", pid, "--duration", str(s), "--rate", "100", "--format", "json"])
+            report = json.loads(out)
+            rows.append(("hptop", cpu, wall, report["samples"]))
+            if args.py_spy:
+                with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
+                    cpu, wall, _ = child_cpu([args.py_spy, "record", "--nonblocking", "--rate", "100", "--duration", str(int(s)), "--format", "raw", "-o", raw.name, "--pid", pid])
+                rows.append(("py-spy", cpu, wall, None))
+    finally:
+        target.kill()
+        target.wait()
+    print("\n4-thread CPU-bound target, %.0f s at 100 Hz:" % s)
+    for name, cpu, wall, samples in rows:
+        extra = "" if samples is None else ", %d ticks" % samples
+        print("  %-7s cpu %.3f s (%.2f%% of one core), wall %.1f s%s" % (name, cpu, cpu * 100 / s, wall, extra))
+    for name in ("hptop", "py-spy"):
+        cpus = sorted(c for n, c, _, _ in rows if n == name)
+        if cpus:
+            print("  %-7s median cpu %.3f s" % (name, cpus[len(cpus) // 2]))
+
+    target = start_target(100, 3 * (s + 2) + 10)
+    try:
+        cpu, wall, out = child_cpu([args.hptop, "report", "--pid", str(target.pid), "--duration", str(s), "--rate", "100", "--format", "json"])
+        report = json.loads(out)
+        threads = len(report["processes"][0]["threads"])
+    finally:
+        target.kill()
+        target.wait()
+    ticks = report["samples"] + report["sample_errors"]
+    print("\n100-thread target (%d Python threads), %.0f s at 100 Hz: %d ticks, hptop cpu %.3f s, %.0f us per tick, achieved %.1f Hz"
+          % (threads, s, ticks, cpu, cpu / max(ticks, 1) * 1e6, report["achieved_rate_hz"]))
+
+
+if __name__ == "__main__":
+    main()
