@@ -34,7 +34,7 @@ def aggregate(records):
 def parser(stop_at, seed):
     rng = random.Random(seed)
     lines = ["%d,%f,%s" % (i, rng.random(), "|".join(rng.sample("abcdefgh", 3))) for i in range(2000)]
-    while time.time() < stop_at:
+    while time.monotonic() < stop_at:
         records = [parse_record(line) for line in lines]
         aggregate(records)
 
@@ -45,7 +45,7 @@ def checksum(buffer):
 
 def hasher(stop_at):
     buffer = os.urandom(8 << 20)
-    while time.time() < stop_at:
+    while time.monotonic() < stop_at:
         checksum(buffer)
 
 
@@ -58,7 +58,7 @@ def write_batch(f, batch):
 def writer(stop_at):
     with tempfile.TemporaryFile() as f:
         batch = [{"id": i, "value": i * 0.5} for i in range(5000)]
-        while time.time() < stop_at:
+        while time.monotonic() < stop_at:
             write_batch(f, batch)
             f.seek(0)
             f.truncate()
@@ -73,14 +73,14 @@ def load_chunk(size):
 
 
 def loader(stop_at):
-    while time.time() < stop_at:
+    while time.monotonic() < stop_at:
         load_chunk(16 << 20)
         time.sleep(0.02)
 
 
 def main():
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 30.0
-    stop_at = time.time() + seconds
+    stop_at = time.monotonic() + seconds
     threads = [threading.Thread(target=parser, args=(stop_at, i), name="parser-%d" % i) for i in range(2)]
     threads += [
         threading.Thread(target=hasher, args=(stop_at,), name="hasher"),

@@ -87,8 +87,10 @@ def main():
         target.kill()
         target.wait()
     ticks = report["samples"] + report["sample_errors"]
-    print("\n100-thread target (%d Python threads), %.0f s at 100 Hz: %d ticks, hptop cpu %.3f s, %.0f us per tick, achieved %.1f Hz"
-          % (threads, s, ticks, cpu, cpu / max(ticks, 1) * 1e6, report["achieved_rate_hz"]))
+    print("\n100-thread target (%d Python threads), %.0f s at 100 Hz: %d ticks (%d errors) over %.2f s%s, hptop cpu %.3f s, %.0f us per tick, achieved %.1f Hz"
+          % (threads, s, ticks, report["sample_errors"], report["duration_s"],
+             " (target exited!)" if report["processes"][0]["exited"] else "",
+             cpu, cpu / max(ticks, 1) * 1e6, report["achieved_rate_hz"]))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ pub mod stacks;
 pub mod tick;
 pub mod timer;
 
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -68,8 +70,9 @@ pub struct TargetInfo {
 /// What the sampler thread reports.
 #[derive(Debug)]
 pub enum SamplerEvent {
-    /// One tick.
-    Tick(Box<Tick>),
+    /// Ticks in the order taken. They come in batches (see [`BATCH_INTERVAL`]) so the consumer
+    /// wakes a few times a second, not at every tick.
+    Ticks(Vec<Tick>),
     /// The target exited; no more ticks follow.
     Exited,
     /// The sampler thread panicked; no more ticks follow.
@@ -83,12 +86,14 @@ pub struct Sampler {
     /// Ticks and state changes, in order.
     pub events: Receiver<SamplerEvent>,
     /// Ticks dropped because the consumer fell behind (shared with the thread).
-    stop: Option<Sender<()>>,
+    stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
-/// Channel depth: a few seconds of ticks at 100 Hz.
-const CHANNEL_DEPTH: usize = 1024;
+/// Channel depth in batches: many seconds of ticks.
+const CHANNEL_DEPTH: usize = 256;
+/// How long ticks are held before they are sent; the first tick is sent at once.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Sampler {
     /// Checks the target, attaches to it on a new thread and starts sampling.
@@ -99,14 +104,15 @@ impl Sampler {
         let info = check_target(options.pid)?;
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
         let (events_tx, events) = mpsc::sync_channel(CHANNEL_DEPTH);
-        let (stop_tx, stop_rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
         let thread_options = options.clone();
         let handle = std::thread::Builder::new()
             .name("hptop-sampler".into())
             .spawn(move || {
                 let panic_tx = events_tx.clone();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sampler_thread(&thread_options, &ready_tx, &events_tx, &stop_rx);
+                    sampler_thread(&thread_options, &ready_tx, &events_tx, &thread_stop);
                 }));
                 if let Err(payload) = run {
                     let message = payload
@@ -140,14 +146,14 @@ impl Sampler {
                 python_version: version,
             },
             events,
-            stop: Some(stop_tx),
+            stop,
             handle: Some(handle),
         })
     }
 
     /// Stops sampling and waits for the thread to end.
     pub fn stop(&mut self) {
-        self.stop.take();
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
@@ -231,7 +237,7 @@ fn sampler_thread(
     options: &SamplerOptions,
     ready: &Sender<Result<String, String>>,
     events: &SyncSender<SamplerEvent>,
-    stop: &Receiver<()>,
+    stop: &AtomicBool,
 ) {
     let stack_options = StackOptions {
         blocking: options.blocking,
@@ -256,16 +262,18 @@ fn sampler_thread(
     let interval = Duration::from_secs_f64(1.0 / options.rate_hz.max(0.01));
     let start = Instant::now();
     let mut timer = Timer::new(start, interval);
+    let mut batch = TickBatch::new(events);
+    let mut tids = Vec::new();
     let mut index: u64 = 0;
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
-        match stop.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        if !sleep_until(deadline, stop) {
+            batch.flush();
+            return;
         }
         let slow = index.is_multiple_of(u64::from(options.slow_every.max(1)));
         index += 1;
-        let process = sample(options.pid, &mut procs, &mut stacks, slow);
+        let process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
         let exited = process.exited;
         let tick = Tick {
             at: start.elapsed(),
@@ -273,9 +281,8 @@ fn sampler_thread(
             skipped,
             process,
         };
-        match events.try_send(SamplerEvent::Tick(Box::new(tick))) {
-            Ok(()) | Err(TrySendError::Full(_)) => {}
-            Err(TrySendError::Disconnected(_)) => return,
+        if !batch.push(tick, exited) {
+            return;
         }
         if exited {
             let _ = events.send(SamplerEvent::Exited);
@@ -284,32 +291,124 @@ fn sampler_thread(
     }
 }
 
-/// Reads one tick of the process: counters, the thread list, each thread's counters and stacks.
-fn sample(pid: u32, procs: &mut ProcReader, stacks: &mut StackReader, slow: bool) -> ProcessTick {
+/// Longest single sleep, so a stop is seen within this time even at low rates.
+const SLEEP_SLICE: Duration = Duration::from_millis(50);
+
+/// Sleeps until `deadline` in slices; returns false as soon as `stop` is set. A plain
+/// `nanosleep` costs less per tick than waiting on a channel with a timeout.
+fn sleep_until(deadline: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(SLEEP_SLICE));
+    }
+}
+
+/// Ticks held until [`BATCH_INTERVAL`] has passed since the last send.
+struct TickBatch<'a> {
+    events: &'a SyncSender<SamplerEvent>,
+    ticks: Vec<Tick>,
+    sent_at: Option<Instant>,
+}
+
+impl<'a> TickBatch<'a> {
+    fn new(events: &'a SyncSender<SamplerEvent>) -> Self {
+        Self {
+            events,
+            ticks: Vec::new(),
+            sent_at: None,
+        }
+    }
+
+    /// Adds a tick and sends the batch when due (or when `now` is asked). Returns false when
+    /// the consumer is gone.
+    fn push(&mut self, tick: Tick, now: bool) -> bool {
+        self.ticks.push(tick);
+        let due = now || self.sent_at.is_none_or(|at| at.elapsed() >= BATCH_INTERVAL);
+        !due || self.flush()
+    }
+
+    /// Sends what is held; a full channel drops the batch rather than stall sampling.
+    fn flush(&mut self) -> bool {
+        self.sent_at = Some(Instant::now());
+        if self.ticks.is_empty() {
+            return true;
+        }
+        let ticks = std::mem::take(&mut self.ticks);
+        match self.events.try_send(SamplerEvent::Ticks(ticks)) {
+            Ok(()) | Err(TrySendError::Full(_)) => true,
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// Reads one tick of the process: each thread's counters, then the stacks, and on slow ticks
+/// the whole-process counters (cumulative, so reading them at ~10 Hz loses nothing of a
+/// window's deltas) and the thread list. Between slow ticks the thread list is reused, and
+/// read again at once when the stacks show a thread it lacks.
+fn sample(
+    pid: u32,
+    procs: &mut ProcReader,
+    stacks: &mut StackReader,
+    tids: &mut Vec<u32>,
+    slow: bool,
+) -> ProcessTick {
     let gone = ProcessTick {
         pid,
         exited: true,
         ..ProcessTick::default()
     };
-    let Ok(read) = procs.read_process(slow) else {
-        return gone;
+    let process = if slow {
+        match procs.read_process(true) {
+            Ok(read) if read.state != OsState::Dead => Some(read),
+            _ => return gone,
+        }
+    } else {
+        None
     };
-    if read.state == OsState::Dead {
-        return gone;
+    if slow || tids.is_empty() {
+        match procs.list_tids() {
+            Ok(list) => *tids = list,
+            Err(_) => return gone,
+        }
     }
-    let Ok(tids) = procs.list_tids() else {
-        return gone;
-    };
-    let counters = procs.read_threads(&tids, slow);
-    let (python, stack_error) = match stacks.read(&tids) {
-        Ok(threads) => (threads, None),
-        Err(e) => (Vec::new(), Some(e)),
+    let mut counters = procs.read_threads(tids, slow);
+    let (python, stack_error) = match stacks.read() {
+        Ok(mut threads) => {
+            stacks.resolve_tids(&mut threads, tids);
+            let unknown =
+                |t: &PythonThread| t.tid.is_none_or(|tid| tids.binary_search(&tid).is_err());
+            if !slow && threads.iter().any(unknown) {
+                // A thread born since the last listing: list again and read its counters.
+                if let Ok(list) = procs.list_tids() {
+                    *tids = list;
+                    counters = procs.read_threads(tids, slow);
+                    stacks.resolve_tids(&mut threads, tids);
+                }
+            }
+            (threads, None)
+        }
+        Err(e) => {
+            // A failed read is usually a race; on an exiting process it is the end.
+            if procs
+                .read_process(false)
+                .map_or(true, |r| r.state == OsState::Dead)
+            {
+                return gone;
+            }
+            (Vec::new(), Some(e))
+        }
     };
     ProcessTick {
         pid,
-        counters: Some(read.counters),
-        memory: read.memory,
-        threads: join_threads(&tids, counters, python),
+        counters: process.as_ref().map(|p| p.counters),
+        memory: process.and_then(|p| p.memory),
+        threads: join_threads(tids, counters, python),
         stack_error,
         exited: false,
     }
@@ -331,11 +430,17 @@ fn join_threads(
             ..ThreadTick::default()
         })
         .collect();
+    // A thread that exited since the list was taken has neither counters nor a stack.
+    threads.retain(|t| t.counters.is_some());
+    // Kept apart until the end: `threads` must stay sorted by tid for the lookups.
+    let mut unmatched = Vec::new();
     for py in python {
-        let slot = py
-            .tid
-            .and_then(|tid| tids.binary_search(&tid).ok())
-            .and_then(|i| threads.get_mut(i));
+        let slot = py.tid.and_then(|tid| {
+            threads
+                .binary_search_by_key(&tid, |t| t.tid)
+                .ok()
+                .and_then(|i| threads.get_mut(i))
+        });
         let joined = ThreadTick {
             tid: py.tid.unwrap_or(0),
             name: py.name,
@@ -353,8 +458,9 @@ fn join_threads(
                 let counters = thread.counters.take();
                 *thread = ThreadTick { counters, ..joined };
             }
-            None => threads.push(joined),
+            None => unmatched.push(joined),
         }
     }
+    threads.append(&mut unmatched);
     threads
 }

@@ -98,6 +98,8 @@ pub struct ProcReader {
     status: Option<File>,
     io: Option<File>,
     threads: HashMap<u32, ThreadFiles>,
+    /// `/proc/PID/task`, kept open and rewound for each listing (no open/close per tick).
+    task_dir: Option<nix::dir::Dir>,
     buf: Vec<u8>,
     page_bytes: u64,
 }
@@ -121,6 +123,12 @@ impl ProcReader {
         let root = PathBuf::from(format!("/proc/{pid}"));
         let stat = File::open(root.join("stat"))?;
         let statm = File::open(root.join("statm"))?;
+        let task_dir = nix::dir::Dir::open(
+            &root.join("task"),
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+            nix::sys::stat::Mode::empty(),
+        )
+        .ok();
         Ok(Self {
             pid,
             status: File::open(root.join("status")).ok(),
@@ -129,6 +137,7 @@ impl ProcReader {
             stat,
             statm,
             threads: HashMap::new(),
+            task_dir,
             buf: vec![0; 4096],
             page_bytes: page_bytes(),
         })
@@ -189,10 +198,20 @@ impl ProcReader {
     ///
     /// # Errors
     /// When the directory cannot be read (the process is gone).
-    pub fn list_tids(&self) -> io::Result<Vec<u32>> {
-        let mut tids: Vec<u32> = std::fs::read_dir(self.root.join("task"))?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+    pub fn list_tids(&mut self) -> io::Result<Vec<u32>> {
+        let mut tids: Vec<u32> = match self.task_dir.as_mut() {
+            Some(dir) => dir
+                .iter()
+                .filter_map(|e| e.ok()?.file_name().to_str().ok()?.parse().ok())
+                .collect(),
+            None => std::fs::read_dir(self.root.join("task"))?
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect(),
+        };
+        if tids.is_empty() {
+            // A process that is gone lists no task, not even its main thread.
+            return Err(gone());
+        }
         tids.sort_unstable();
         Ok(tids)
     }
@@ -300,6 +319,15 @@ mod tests {
     #[test]
     fn reads_own_process() {
         let mut reader = ProcReader::open(std::process::id()).unwrap();
+        // Other tests' threads come and go; the main thread and this one stay.
+        let me = nix::unistd::gettid().as_raw() as u32;
+        for _ in 0..3 {
+            let tids = reader.list_tids().unwrap();
+            assert!(
+                tids.contains(&std::process::id()) && tids.contains(&me),
+                "{tids:?}"
+            );
+        }
         let read = reader.read_process(true).unwrap();
         assert!(read.counters.rss_bytes > 0);
         assert!(read.memory.unwrap().hwm_bytes >= read.counters.rss_bytes / 2);

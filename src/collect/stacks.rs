@@ -14,7 +14,9 @@ use super::tick::Frame;
 /// One Python thread's stack as read at one instant.
 #[derive(Debug, Clone)]
 pub struct PythonThread {
-    /// OS thread id when it could be resolved.
+    /// The interpreter's thread id (`pthread_t` on Linux).
+    pub thread_id: u64,
+    /// OS thread id when it is known (see [`StackReader::resolve_tids`]).
     pub tid: Option<u32>,
     /// Python thread name, sanitised.
     pub name: Option<String>,
@@ -54,6 +56,8 @@ impl StackReader {
             native: options.native,
             collect_thread_names: true,
             include_idle: true,
+            // hptop reads every thread's state itself (procfs.rs); py-spy need not read it again.
+            skip_thread_activity: true,
             ..py_spy::Config::default()
         };
         let pid = pid as py_spy::Pid;
@@ -70,35 +74,40 @@ impl StackReader {
         self.spy.version.to_string()
     }
 
-    /// Reads every Python thread's stack; `tids` are the OS threads now in `/proc/PID/task`,
-    /// used to resolve thread ids py-spy cannot give without pausing the target.
+    /// Reads every Python thread's stack. The OS tid is filled in where the interpreter
+    /// records it (3.11+); [`Self::resolve_tids`] finds the others.
     ///
     /// # Errors
     /// py-spy's error chain as one line of text (the read raced with the target).
-    pub fn read(&mut self, tids: &[u32]) -> Result<Vec<PythonThread>, String> {
+    pub fn read(&mut self) -> Result<Vec<PythonThread>, String> {
         let traces = self.spy.get_stack_traces().map_err(|e| format!("{e:#}"))?;
-        let missing: Vec<u64> = traces
-            .iter()
-            .filter(|t| t.os_thread_id.is_none())
-            .map(|t| t.thread_id)
-            .collect();
-        let resolved = if missing.is_empty() {
-            HashMap::new()
-        } else {
-            self.tids.resolve(&self.spy.process, &missing, tids)
-        };
         Ok(traces
             .into_iter()
             .map(|trace| PythonThread {
-                tid: trace
-                    .os_thread_id
-                    .and_then(|t| u32::try_from(t).ok())
-                    .or_else(|| resolved.get(&trace.thread_id).copied()),
+                thread_id: trace.thread_id,
+                tid: trace.os_thread_id.and_then(|t| u32::try_from(t).ok()),
                 name: trace.thread_name.as_deref().map(sanitize),
                 owns_gil: trace.owns_gil,
                 frames: trace.frames.iter().map(convert_frame).collect(),
             })
             .collect())
+    }
+
+    /// Fills in the tid of threads that lack one, from the target's `struct pthread`s,
+    /// checked against `tids` (the OS threads in `/proc/PID/task`, ascending).
+    pub fn resolve_tids(&mut self, threads: &mut [PythonThread], tids: &[u32]) {
+        let missing: Vec<u64> = threads
+            .iter()
+            .filter(|t| t.tid.is_none())
+            .map(|t| t.thread_id)
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let resolved = self.tids.resolve(&self.spy.process, &missing, tids);
+        for t in threads.iter_mut().filter(|t| t.tid.is_none()) {
+            t.tid = resolved.get(&t.thread_id).copied();
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Tick {
 pub struct ProcessTick {
     /// Process id.
     pub pid: u32,
-    /// Whole-process counters; `None` when the process could not be read (it exited).
+    /// Whole-process counters, read on the slow timer only (`None` between slow reads).
     pub counters: Option<ProcCounters>,
     /// Memory figures, read on the slow timer only (see `SamplerOptions::slow_every`).
     pub memory: Option<MemoryCounters>,

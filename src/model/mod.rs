@@ -38,6 +38,8 @@ pub struct Session {
     functions: FunctionTable,
     threads: ThreadTable,
     timeline: Timeline,
+    /// Time of the first and the latest tick.
+    ticks_at: Option<(Duration, Duration)>,
     first: Option<(Duration, ProcCounters)>,
     last: Option<(Duration, ProcCounters)>,
     memory: Option<MemoryCounters>,
@@ -81,11 +83,25 @@ impl Session {
         if p.memory.is_some() {
             self.memory = p.memory;
         }
-        let Some(counters) = p.counters else { return };
-        self.rss_peak_bytes = self.rss_peak_bytes.max(counters.rss_bytes);
-        let (span, delta) = match self.last {
-            Some((at, last)) => (tick.at.saturating_sub(at), delta(&last, &counters)),
-            None => (Duration::ZERO, ProcCounters::default()),
+        self.ticks_at = Some(
+            self.ticks_at
+                .map_or((tick.at, tick.at), |(first, _)| (first, tick.at)),
+        );
+        // Whole-process counters come on slow ticks only; their deltas span slow reads.
+        let (span, delta, rss_bytes) = match p.counters {
+            Some(counters) => {
+                self.rss_peak_bytes = self.rss_peak_bytes.max(counters.rss_bytes);
+                let (span, delta) = match self.last {
+                    Some((at, last)) => (tick.at.saturating_sub(at), delta(&last, &counters)),
+                    None => (Duration::ZERO, ProcCounters::default()),
+                };
+                if self.first.is_none() {
+                    self.first = Some((tick.at, counters));
+                }
+                self.last = Some((tick.at, counters));
+                (span, delta, Some(counters.rss_bytes))
+            }
+            None => (Duration::ZERO, ProcCounters::default(), None),
         };
         self.timeline.push(TimelineInput {
             at: tick.at,
@@ -93,14 +109,10 @@ impl Session {
             cpu_ticks: delta.cpu_ticks,
             minor_faults: delta.minor_faults,
             major_faults: delta.major_faults,
-            rss_bytes: counters.rss_bytes,
+            rss_bytes,
             stacks_ok,
             gil_held,
         });
-        if self.first.is_none() {
-            self.first = Some((tick.at, counters));
-        }
-        self.last = Some((tick.at, counters));
     }
 
     /// Forgets every figure, keeping what the process is.
@@ -135,18 +147,20 @@ impl Session {
 
     /// Rows for a view.
     pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
-        let duration_s = match (self.first, self.last) {
+        let duration_s = self.ticks_at.map_or(0.0, |(first, last)| {
+            last.saturating_sub(first).as_secs_f64()
+        });
+        let counter_window_s = match (self.first, self.last) {
             (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),
             _ => 0.0,
         };
-        let per_window = |n: u64| {
-            if duration_s > 0.0 {
-                n as f64 / duration_s
+        let cpu_percent_over = |ticks: u64, window_s: f64| {
+            if window_s > 0.0 {
+                ticks as f64 / window_s / TICKS_PER_S as f64 * 100.0
             } else {
                 0.0
             }
         };
-        let cpu_percent_of = |ticks: u64| per_window(ticks) / TICKS_PER_S as f64 * 100.0;
         let window = match (self.first, self.last) {
             (Some((_, a)), Some((_, b))) => delta(&a, &b),
             _ => ProcCounters::default(),
@@ -170,7 +184,7 @@ impl Session {
                     state: t.state,
                     gil: t.gil,
                     samples: t.samples,
-                    cpu_percent: cpu_percent_of(t.sums.cpu_ticks),
+                    cpu_percent: cpu_percent_over(t.sums.cpu_ticks, duration_s),
                     gil_held_percent: share(t.gil_held_samples),
                     gil_wait_percent: 0.0,
                     idle_percent: share(t.samples - t.active_samples),
@@ -214,7 +228,7 @@ impl Session {
             },
             counted_samples,
             seconds_per_sample,
-            cpu_percent: cpu_percent_of(window.cpu_ticks),
+            cpu_percent: cpu_percent_over(window.cpu_ticks, counter_window_s),
             rss_bytes: self.last.map_or(0, |(_, c)| c.rss_bytes),
             rss_peak_bytes: self.rss_peak_bytes,
             swap_bytes: self.memory.map_or(0, |m| m.swap_bytes),

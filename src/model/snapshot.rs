@@ -62,7 +62,8 @@ pub struct ProcessSnapshot {
     pub counted_samples: u64,
     /// Seconds one thread-sample stands for: duration / (ticks - 1).
     pub seconds_per_sample: f64,
-    /// Process CPU time over the window divided by the window; 100 = one core busy.
+    /// Process CPU time between the first and last whole-process reads (slow timer), divided
+    /// by the time between them; 100 = one core busy.
     pub cpu_percent: f64,
     /// RSS at the last tick.
     pub rss_bytes: u64,

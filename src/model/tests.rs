@@ -342,3 +342,29 @@ fn memory_stays_bounded_over_a_long_session() {
     assert_eq!(s.ticks(), 7200);
     assert_eq!(find(&p, "a").lines.len(), 7);
 }
+
+#[test]
+fn process_counters_read_on_slow_ticks_only_give_the_same_figures() {
+    let mut s = session();
+    // 101 ticks 10 ms apart; whole-process counters on every 10th (the slow timer): 50 CPU
+    // ticks per second, one fault per tick.
+    for i in 0..=100u32 {
+        let mut t = tick(i, vec![], u64::from(i) / 2, 4096);
+        match t.process.counters.as_mut() {
+            Some(c) if i % 10 == 0 => c.minor_faults = u64::from(i),
+            _ => t.process.counters = None,
+        }
+        s.ingest(&t);
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert!((p.duration_s - 1.0).abs() < 1e-9);
+    assert!((p.cpu_percent - 50.0).abs() < 1e-9);
+    assert_eq!(p.minor_faults, 100);
+    assert!((p.rate_hz - 100.0).abs() < 1e-9);
+    // The first second's timeline point has the rate, not a tenth of it.
+    assert!(
+        (p.timeline[0].minor_faults_per_s - 100.0).abs() < 1e-9,
+        "{:?}",
+        p.timeline[0]
+    );
+}

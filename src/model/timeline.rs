@@ -10,7 +10,7 @@ pub struct TimelinePoint {
     pub at: Duration,
     /// CPU use over the second; 100 = one core busy.
     pub cpu_percent: f64,
-    /// RSS at the last tick of the second.
+    /// RSS at the last read in the second (0 when none was read in it).
     pub rss_bytes: u64,
     /// Minor faults per second.
     pub minor_faults_per_s: f64,
@@ -56,8 +56,8 @@ pub struct TimelineInput {
     pub minor_faults: u64,
     /// Major faults since the previous tick.
     pub major_faults: u64,
-    /// RSS now.
-    pub rss_bytes: u64,
+    /// RSS now, when read at this tick.
+    pub rss_bytes: Option<u64>,
     /// Stacks were read at this tick.
     pub stacks_ok: bool,
     /// Some thread held the GIL at this tick.
@@ -78,7 +78,9 @@ impl Timeline {
         bucket.cpu_ticks += input.cpu_ticks;
         bucket.minor_faults += input.minor_faults;
         bucket.major_faults += input.major_faults;
-        bucket.rss_bytes = input.rss_bytes;
+        if let Some(rss) = input.rss_bytes {
+            bucket.rss_bytes = rss;
+        }
         bucket.stack_ticks += u64::from(input.stacks_ok);
         bucket.gil_ticks += u64::from(input.stacks_ok && input.gil_held);
         bucket.span += input.span;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{session_meta, write_output, DumpOptions};
+use crate::collect::tick::Tick;
 use crate::collect::{Sampler, SamplerEvent, SamplerOptions};
 use crate::error::HptopError;
 use crate::model::dump::DumpSnapshot;
@@ -22,17 +23,20 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
         ..SamplerOptions::new(options.pid, 50.0)
     })?;
     let meta = session_meta(&sampler.target);
-    let mut best = None;
-    for _ in 0..ATTEMPTS {
-        match sampler.events.recv_timeout(Duration::from_secs(5)) {
-            Ok(SamplerEvent::Tick(tick)) if !tick.process.exited => {
-                let clean = tick.process.stack_error.is_none();
-                best = Some(tick);
-                if clean {
-                    break;
-                }
+    let mut best: Option<Tick> = None;
+    let mut seen = 0;
+    'wait: while seen < ATTEMPTS {
+        let Ok(SamplerEvent::Ticks(ticks)) = sampler.events.recv_timeout(Duration::from_secs(5))
+        else {
+            break;
+        };
+        for tick in ticks.into_iter().filter(|t| !t.process.exited) {
+            seen += 1;
+            let clean = tick.process.stack_error.is_none();
+            best = Some(tick);
+            if clean {
+                break 'wait;
             }
-            _ => break,
         }
     }
     sampler.stop();

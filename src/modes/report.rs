@@ -13,8 +13,8 @@ use crate::model::Session;
 use crate::report::json::Report;
 use crate::report::{text, Format, ReportHeader};
 
-/// How often the collecting loop looks at the interrupt flag.
-const POLL: Duration = Duration::from_millis(50);
+/// How often the collecting loop looks at the interrupt flag and the deadline.
+const POLL: Duration = Duration::from_millis(100);
 /// Attach attempts for a freshly launched interpreter (20 ms apart).
 const LAUNCH_ATTACH_RETRIES: u64 = 100;
 
@@ -54,7 +54,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             break;
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
-            Ok(SamplerEvent::Tick(tick)) => session.ingest(&tick),
+            Ok(SamplerEvent::Ticks(ticks)) => ticks.iter().for_each(|t| session.ingest(t)),
             Ok(SamplerEvent::Panicked(message)) => {
                 sampler_panic = Some(message);
                 break;
@@ -68,8 +68,10 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     sampler.stop();
     // Ticks already queued were taken inside the window.
     while let Ok(event) = sampler.events.try_recv() {
-        if let SamplerEvent::Tick(tick) = event {
-            session.ingest(&tick);
+        if let SamplerEvent::Ticks(ticks) = event {
+            for tick in &ticks {
+                session.ingest(tick);
+            }
         }
     }
     let hptop_cpu_s = own_cpu_s() - cpu_before;

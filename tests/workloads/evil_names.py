@@ -11,7 +11,7 @@ EVIL = "\x1b]0;pwned\x07\x1b[31mevil\u202e"
 
 def plain(stop_at):
     n = 0
-    while time.time() < stop_at:
+    while time.monotonic() < stop_at:
         n += 1
     return n
 
@@ -23,7 +23,7 @@ if hasattr(plain.__code__, "replace"):  # 3.8+: rename the code object itself
         names["co_qualname"] = "burn" + EVIL
     evil = type(plain)(plain.__code__.replace(**names), globals(), "burn" + EVIL)
 
-stop = time.time() + 60
+stop = time.monotonic() + 60
 t = threading.Thread(target=evil, args=(stop,), name="thread" + EVIL)
 t.start()
 print("ready", flush=True)

@@ -4,9 +4,9 @@ import time
 
 
 def spin(seconds):
-    end = time.time() + seconds
+    end = time.monotonic() + seconds
     n = 0
-    while time.time() < end:
+    while time.monotonic() < end:
         n += 1  # HOT
     return n
 
