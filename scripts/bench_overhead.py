@@ -78,6 +78,21 @@ def main():
         if cpus:
             print("  %-7s median cpu %.3f s" % (name, cpus[len(cpus) // 2]))
 
+    idle = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "workloads", "idle_pool.py"), "100", str(3 * (s + 2) + 10)], stdout=subprocess.PIPE)
+    assert idle.stdout.readline().strip() == b"ready"
+    try:
+        h, _, out = child_cpu([args.hptop, "report", "--pid", str(idle.pid), "--duration", str(s), "--rate", "100", "--format", "json"])
+        ticks = json.loads(out)["samples"]
+        line = "\n100 idle pool threads + 1 computing, %.0f s at 100 Hz: hptop cpu %.3f s (%.0f us per tick)" % (s, h, h / max(ticks, 1) * 1e6)
+        if args.py_spy:
+            with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
+                p, _, _ = child_cpu([args.py_spy, "record", "--nonblocking", "--rate", "100", "--duration", str(int(s)), "--format", "raw", "-o", raw.name, "--pid", str(idle.pid)])
+            line += ", py-spy cpu %.3f s (hptop/py-spy %.2f)" % (p, h / p)
+        print(line)
+    finally:
+        idle.kill()
+        idle.wait()
+
     target = start_target(100, 3 * (s + 2) + 10)
     try:
         cpu, wall, out = child_cpu([args.hptop, "report", "--pid", str(target.pid), "--duration", str(s), "--rate", "100", "--format", "json"])

@@ -378,7 +378,13 @@ fn sample(
         }
     }
     let mut counters = procs.read_threads(tids, slow);
-    let (python, stack_error) = match stacks.read() {
+    let unchanged: Vec<u32> = tids
+        .iter()
+        .zip(&counters)
+        .filter(|(_, c)| c.is_some_and(|c| c.not_run_since_last_read))
+        .map(|(tid, _)| *tid)
+        .collect();
+    let (python, stack_error) = match stacks.read(&unchanged) {
         Ok(mut threads) => {
             stacks.resolve_tids(&mut threads, tids);
             let unknown =

@@ -87,6 +87,9 @@ struct ThreadFiles {
     stat: File,
     status: Option<File>,
     io: Option<File>,
+    schedstat: Option<File>,
+    /// (run time ns, times switched in) at the previous read.
+    last_sched: Option<(u64, u64)>,
 }
 
 /// Kept-open `/proc` files of one process and its threads.
@@ -232,6 +235,8 @@ impl ProcReader {
             stat: File::open(dir.join("stat")).ok()?,
             status: File::open(dir.join("status")).ok(),
             io: File::open(dir.join("io")).ok(),
+            schedstat: File::open(dir.join("schedstat")).ok(),
+            last_sched: None,
         })
     }
 
@@ -243,7 +248,7 @@ impl ProcReader {
                 let files = self.open_thread(tid)?;
                 self.threads.insert(tid, files);
             }
-            let files = self.threads.get(&tid)?;
+            let files = self.threads.get_mut(&tid)?;
             if let Some(counters) = read_thread_files(files, &mut self.buf, slow) {
                 return Some(counters);
             }
@@ -253,7 +258,11 @@ impl ProcReader {
     }
 }
 
-fn read_thread_files(files: &ThreadFiles, buf: &mut Vec<u8>, slow: bool) -> Option<ThreadCounters> {
+fn read_thread_files(
+    files: &mut ThreadFiles,
+    buf: &mut Vec<u8>,
+    slow: bool,
+) -> Option<ThreadCounters> {
     let n = pread_all(&files.stat, buf).ok()?;
     let stat = parse_stat(&buf[..n])?;
     let slow = if slow {
@@ -284,6 +293,17 @@ fn read_thread_files(files: &ThreadFiles, buf: &mut Vec<u8>, slow: bool) -> Opti
     } else {
         None
     };
+    let sched = files.schedstat.as_ref().and_then(|f| {
+        let n = pread_all(f, buf).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let mut fields = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+        let run_ns = fields.next()??;
+        let switched_in = fields.nth(1)??;
+        Some((run_ns, switched_in))
+    });
+    let not_run_since_last_read =
+        stat.state != OsState::Running && sched.is_some() && sched == files.last_sched;
+    files.last_sched = sched;
     Some(ThreadCounters {
         state: stat.state,
         start_ticks: stat.start_ticks,
@@ -291,6 +311,8 @@ fn read_thread_files(files: &ThreadFiles, buf: &mut Vec<u8>, slow: bool) -> Opti
         minor_faults: stat.minor_faults,
         major_faults: stat.major_faults,
         slow,
+        run_ns: sched.map(|s| s.0),
+        not_run_since_last_read,
     })
 }
 

@@ -30,6 +30,11 @@ pub struct PythonThread {
 pub struct StackReader {
     spy: py_spy::PythonSpy,
     tids: TidResolver,
+    native: bool,
+    /// Frames last read of each Python thread, for threads that have not run since.
+    last_frames: HashMap<u64, Vec<Frame>>,
+    /// Python thread id of each OS tid, as of the last read.
+    thread_of_tid: HashMap<u32, u64>,
 }
 
 /// How to read stacks.
@@ -66,6 +71,9 @@ impl StackReader {
         Ok(Self {
             spy,
             tids: TidResolver::default(),
+            native: options.native,
+            last_frames: HashMap::new(),
+            thread_of_tid: HashMap::new(),
         })
     }
 
@@ -75,22 +83,58 @@ impl StackReader {
     }
 
     /// Reads every Python thread's stack. The OS tid is filled in where the interpreter
-    /// records it (3.11+); [`Self::resolve_tids`] finds the others.
+    /// records it (3.11+); [`Self::resolve_tids`] finds the others. Threads whose OS tid is in
+    /// `unchanged` have not run since the last read: their frames are not read again but
+    /// taken from that read.
     ///
     /// # Errors
     /// py-spy's error chain as one line of text (the read raced with the target).
-    pub fn read(&mut self) -> Result<Vec<PythonThread>, String> {
-        let traces = self.spy.get_stack_traces().map_err(|e| format!("{e:#}"))?;
-        Ok(traces
+    pub fn read(&mut self, unchanged: &[u32]) -> Result<Vec<PythonThread>, String> {
+        self.spy.unchanged_threads.clear();
+        if !self.native {
+            // Native frames are merged by py-spy from a live unwind: never reuse those.
+            self.spy.unchanged_threads.extend(
+                unchanged
+                    .iter()
+                    .filter_map(|tid| self.thread_of_tid.get(tid))
+                    .filter(|id| self.last_frames.contains_key(id)),
+            );
+        }
+        let traces = match self.spy.get_stack_traces() {
+            Ok(traces) => traces,
+            Err(e) => {
+                // The kept frames would now be older than the run-state baseline the next
+                // `unchanged` is measured against: forget them, read every stack next time.
+                self.last_frames.clear();
+                return Err(format!("{e:#}"));
+            }
+        };
+        let mut seen = Vec::with_capacity(traces.len());
+        let threads: Vec<PythonThread> = traces
             .into_iter()
-            .map(|trace| PythonThread {
-                thread_id: trace.thread_id,
-                tid: trace.os_thread_id.and_then(|t| u32::try_from(t).ok()),
-                name: trace.thread_name.as_deref().map(sanitize),
-                owns_gil: trace.owns_gil,
-                frames: trace.frames.iter().map(convert_frame).collect(),
+            .map(|trace| {
+                seen.push(trace.thread_id);
+                let frames = if self.spy.unchanged_threads.contains(&trace.thread_id) {
+                    self.last_frames
+                        .get(&trace.thread_id)
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    let frames: Vec<Frame> = trace.frames.iter().map(convert_frame).collect();
+                    self.last_frames.insert(trace.thread_id, frames.clone());
+                    frames
+                };
+                PythonThread {
+                    thread_id: trace.thread_id,
+                    tid: trace.os_thread_id.and_then(|t| u32::try_from(t).ok()),
+                    name: trace.thread_name.as_deref().map(sanitize),
+                    owns_gil: trace.owns_gil,
+                    frames,
+                }
             })
-            .collect())
+            .collect();
+        self.last_frames.retain(|id, _| seen.contains(id));
+        Ok(threads)
     }
 
     /// Fills in the tid of threads that lack one, from the target's `struct pthread`s,
@@ -101,13 +145,16 @@ impl StackReader {
             .filter(|t| t.tid.is_none())
             .map(|t| t.thread_id)
             .collect();
-        if missing.is_empty() {
-            return;
+        if !missing.is_empty() {
+            let resolved = self.tids.resolve(&self.spy.process, &missing, tids);
+            for t in threads.iter_mut().filter(|t| t.tid.is_none()) {
+                t.tid = resolved.get(&t.thread_id).copied();
+            }
         }
-        let resolved = self.tids.resolve(&self.spy.process, &missing, tids);
-        for t in threads.iter_mut().filter(|t| t.tid.is_none()) {
-            t.tid = resolved.get(&t.thread_id).copied();
-        }
+        self.thread_of_tid = threads
+            .iter()
+            .filter_map(|t| Some((t.tid?, t.thread_id)))
+            .collect();
     }
 }
 

@@ -120,6 +120,12 @@ pub struct ThreadCounters {
     pub major_faults: u64,
     /// Read on the slow timer only; `None` between slow reads.
     pub slow: Option<SlowThreadCounters>,
+    /// CPU time in nanoseconds from `schedstat` (precise, unlike `cpu_ticks`); `None` when
+    /// the kernel has no schedstat.
+    pub run_ns: Option<u64>,
+    /// The thread has not been switched in nor accrued run time since the previous read and
+    /// is not running now: its Python stack cannot have changed since then.
+    pub not_run_since_last_read: bool,
 }
 
 /// Per-thread counters read on the slow timer (`status` and `io` cost more than `stat`).

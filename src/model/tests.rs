@@ -59,6 +59,7 @@ fn thread(tid: u32, running: bool, frames: Vec<Frame>, c: Counts) -> ThreadTick 
             minor_faults: c.minor,
             major_faults: 0,
             slow: c.slow,
+            ..ThreadCounters::default()
         }),
     }
 }

@@ -198,3 +198,45 @@ fn report_writes_to_a_file_and_text_has_the_header_and_table() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn stacks_of_sleeping_threads_follow_them_when_they_move() {
+    // The phaser sleeps 0.2 s in phase_a, then 0.2 s in phase_b. hptop reuses a sleeping
+    // thread's stack while it provably has not run; a stale stack would skew the split.
+    let python = default_python();
+    let workload = Workload::start(&python, "phases.py", &[]);
+    let report = report_json(&[
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "3",
+        "--idle",
+    ]);
+    let p = process(&report);
+    let own = |name: &str| {
+        p["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map_or(0, |f| f["own_samples"].as_u64().unwrap())
+    };
+    let (a, b) = (own("phase_a"), own("phase_b"));
+    let phaser = p["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "phaser")
+        .unwrap();
+    let samples = phaser["samples"].as_u64().unwrap();
+    assert!(
+        a + b >= samples * 9 / 10,
+        "phase_a {a} + phase_b {b} of {samples}"
+    );
+    let share = a as f64 / (a + b) as f64;
+    assert!(
+        (0.3..=0.7).contains(&share),
+        "phase_a {a}, phase_b {b}: share {share:.2}"
+    );
+    assert!(f64_of(&phaser["idle_percent"]) > 90.0);
+}

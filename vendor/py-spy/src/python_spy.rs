@@ -1,5 +1,4 @@
 use std::collections::HashMap;
-#[cfg(all(target_os = "linux", feature = "unwind"))]
 use std::collections::HashSet;
 #[cfg(all(target_os = "linux", feature = "unwind"))]
 use std::iter::FromIterator;
@@ -40,6 +39,9 @@ pub struct PythonSpy {
     pub dockerized: bool,
     /// hptop patch: what was decoded of code objects (see `CodeCache`).
     pub code_cache: CodeCache,
+    /// hptop patch: Python thread ids whose frames the next `get_stack_traces` does not read
+    /// (returned empty): the caller vouches that they have not changed.
+    pub unchanged_threads: HashSet<u64>,
 }
 
 impl PythonSpy {
@@ -92,6 +94,7 @@ impl PythonSpy {
             python_thread_names: HashMap::new(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::default(),
+            unchanged_threads: HashSet::new(),
         })
     }
 
@@ -258,13 +261,28 @@ impl PythonSpy {
                 continue;
             }
 
-            let mut trace = get_stack_trace_cached(
-                &thread,
-                &self.process,
-                self.config.dump_locals > 0,
-                self.config.lineno,
-                &mut self.code_cache,
-            )
+            // hptop patch: the caller knows these threads have not run since it last read
+            // their stacks, so their frames cannot have changed: skip reading them again.
+            let mut trace = if self.unchanged_threads.contains(&python_thread_id) {
+                Ok(StackTrace {
+                    pid: self.pid,
+                    thread_id: python_thread_id,
+                    thread_name: None,
+                    os_thread_id: thread.native_thread_id(),
+                    active: false,
+                    owns_gil,
+                    frames: Vec::new(),
+                    process_info: None,
+                })
+            } else {
+                get_stack_trace_cached(
+                    &thread,
+                    &self.process,
+                    self.config.dump_locals > 0,
+                    self.config.lineno,
+                    &mut self.code_cache,
+                )
+            }
             .with_context(|| {
                 format!(
                     "Failed to call get_stack_trace for thread {}",
