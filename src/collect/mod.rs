@@ -87,6 +87,7 @@ pub struct Sampler {
     pub events: Receiver<SamplerEvent>,
     /// Ticks dropped because the consumer fell behind (shared with the thread).
     stop: Arc<AtomicBool>,
+    suspend: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -106,13 +107,21 @@ impl Sampler {
         let (events_tx, events) = mpsc::sync_channel(CHANNEL_DEPTH);
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
+        let suspend = Arc::new(AtomicBool::new(false));
+        let thread_suspend = Arc::clone(&suspend);
         let thread_options = options.clone();
         let handle = std::thread::Builder::new()
             .name("hptop-sampler".into())
             .spawn(move || {
                 let panic_tx = events_tx.clone();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sampler_thread(&thread_options, &ready_tx, &events_tx, &thread_stop);
+                    sampler_thread(
+                        &thread_options,
+                        &ready_tx,
+                        &events_tx,
+                        &thread_stop,
+                        &thread_suspend,
+                    );
                 }));
                 if let Err(payload) = run {
                     let message = payload
@@ -147,8 +156,15 @@ impl Sampler {
             },
             events,
             stop,
+            suspend,
             handle: Some(handle),
         })
+    }
+
+    /// A flag that, once set (e.g. by a SIGTSTP handler), makes hptop stop itself with
+    /// SIGSTOP at the next point between two samples, never while the target is paused.
+    pub fn suspend_request(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.suspend)
     }
 
     /// Stops sampling and waits for the thread to end.
@@ -238,6 +254,7 @@ fn sampler_thread(
     ready: &Sender<Result<String, String>>,
     events: &SyncSender<SamplerEvent>,
     stop: &AtomicBool,
+    suspend: &AtomicBool,
 ) {
     let stack_options = StackOptions {
         blocking: options.blocking,
@@ -267,6 +284,10 @@ fn sampler_thread(
     let mut index: u64 = 0;
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
+        if suspend.swap(false, Ordering::Relaxed) {
+            // Between samples: no pause of the target is held, so stopping here is safe.
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+        }
         if !sleep_until(deadline, stop) {
             batch.flush();
             return;

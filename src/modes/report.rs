@@ -45,6 +45,8 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     let cpu_before = own_cpu_s();
     let mut sampler = Sampler::start(&sampler_opts)?;
     let mut session = Session::new(session_meta(&sampler.target));
+    // ^Z: suspend only between samples, so a --blocking pause is never left held.
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGTSTP, sampler.suspend_request());
 
     let deadline = Instant::now() + options.duration;
     let mut sampler_panic = None;

@@ -10,3 +10,4 @@ mod dump_ps;
 mod errors;
 mod report;
 mod sanitize;
+mod signals;

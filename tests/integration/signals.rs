@@ -1,0 +1,104 @@
+//! Signals to hptop: ^C and SIGTERM end a report early with what was gathered; ^Z never
+//! leaves the target paused.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+use crate::common::{default_python, Workload};
+
+fn start_report(pid: u32, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_hptop"))
+        .args([
+            "report",
+            "--pid",
+            &pid.to_string(),
+            "--duration",
+            "60",
+            "--format",
+            "json",
+        ])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child) -> Value {
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn state_letters(pid: u32) -> Vec<char> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|s| s[s.rfind(')')? + 2..].chars().next())
+        .collect()
+}
+
+#[test]
+fn interrupt_and_terminate_end_the_report_early_with_what_was_gathered() {
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["1", "60"]);
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let child = start_report(workload.pid(), &[]);
+        std::thread::sleep(Duration::from_millis(1500));
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+        let report = finish(child);
+        let duration = report["duration_s"].as_f64().unwrap();
+        assert!(
+            duration < 30.0,
+            "{signal}: window {duration} s, not ended early"
+        );
+        assert!(report["samples"].as_u64().unwrap() > 30, "{signal}");
+        assert_eq!(
+            report["processes"][0]["functions"][0]["name"], "burn",
+            "{signal}"
+        );
+    }
+}
+
+#[test]
+fn suspending_hptop_never_leaves_the_target_paused() {
+    // With --blocking, every sample pauses all of the target's threads; with many threads a
+    // pause lasts long. hptop stopped by ^Z must stop between samples, never inside a pause.
+    let python = default_python();
+    let workload = Workload::start(&python, "idle_pool.py", &["60", "60"]);
+    let child = start_report(workload.pid(), &["--blocking"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let hptop = Pid::from_raw(child.id() as i32);
+    kill(hptop, Signal::SIGTSTP).unwrap();
+    let start = Instant::now();
+    while !state_letters(child.id()).iter().all(|&c| c == 'T') {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "hptop did not stop on SIGTSTP"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // hptop is stopped: the target's threads must run freely (no 't', tracing stop).
+    for _ in 0..10 {
+        let states = state_letters(workload.pid());
+        assert!(
+            !states.contains(&'t') && !states.contains(&'T'),
+            "target paused: {states:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(hptop, Signal::SIGCONT).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    kill(hptop, Signal::SIGINT).unwrap();
+    let report = finish(child);
+    assert_eq!(report["processes"][0]["functions"][0]["name"], "compute");
+}
