@@ -10,7 +10,7 @@ use crate::model::dump::DumpSnapshot;
 use crate::report::{dump, Format};
 
 /// Ticks to try for one whose stacks read cleanly (a read can race with the target).
-const ATTEMPTS: usize = 5;
+const ATTEMPTS: usize = 6;
 
 /// Runs a dump.
 ///
@@ -32,6 +32,11 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
         };
         for tick in ticks.into_iter().filter(|t| !t.process.exited) {
             seen += 1;
+            // With --blocking, attaching took a paused sample just before the first tick:
+            // threads it resumed are still briefly runnable then, so their state would lie.
+            if options.blocking && seen == 1 {
+                continue;
+            }
             let clean = tick.process.stack_error.is_none();
             best = Some(tick);
             if clean {

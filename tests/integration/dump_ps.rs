@@ -84,3 +84,39 @@ fn ps_lists_the_python_workload() {
     let text = hptop(&["ps"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains(&workload.pid().to_string()));
 }
+
+#[test]
+fn dump_shows_true_thread_states_also_when_blocking() {
+    let python = default_python();
+    let workload = Workload::start(&python, "idle_pool.py", &["3", "30"]);
+    let pid = workload.pid().to_string();
+    for blocking in [false, true] {
+        let mut args = vec!["dump", "--pid", &pid, "--format", "json"];
+        if blocking {
+            args.push("--blocking");
+        }
+        let out = hptop(&args);
+        assert!(out.status.success(), "{}", crate::common::stderr(&out));
+        let dump: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let threads = dump["threads"].as_array().unwrap();
+        for t in threads
+            .iter()
+            .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("pool-")))
+        {
+            assert_eq!(
+                t["state"], "S",
+                "blocking={blocking}: a pool thread blocked on a queue: {t}"
+            );
+            assert_eq!(
+                t["frames"][0]["name"], "Condition.wait",
+                "blocking={blocking}"
+            );
+        }
+        let compute = threads.iter().find(|t| t["name"] == "compute").unwrap();
+        let frames = compute["frames"].as_array().unwrap();
+        assert!(
+            frames.iter().any(|f| f["name"] == "compute"),
+            "blocking={blocking}: {compute}"
+        );
+    }
+}
