@@ -120,19 +120,24 @@ fn blocking_mode_reads_the_same_hot_function() {
     assert!(!stat.contains(") T "), "target left stopped: {stat}");
 }
 
-#[test]
-fn launched_command_is_reported_and_stopped_at_the_end_of_the_window() {
+/// `hptop report --duration SECS -- python tests/workloads/SCRIPT ARGS...`, parsed.
+fn launch_report(duration: &str, script: &str, args: &[&str]) -> Value {
     let python = default_python();
-    let script = workload_path("cpu_threads.py");
-    let report = report_json(&[
+    let script = workload_path(script);
+    let mut all = vec![
         "--duration",
-        "1.5",
+        duration,
         "--",
         python.path.to_str().unwrap(),
         script.to_str().unwrap(),
-        "1",
-        "60",
-    ]);
+    ];
+    all.extend_from_slice(args);
+    report_json(&all)
+}
+
+#[test]
+fn launched_command_is_reported_and_stopped_at_the_end_of_the_window() {
+    let report = launch_report("1.5", "cpu_threads.py", &["1", "60"]);
     let p = process(&report);
     assert_eq!(p["functions"][0]["name"], "burn");
     let pid = p["pid"].as_u64().unwrap();
@@ -146,16 +151,7 @@ fn launched_command_is_reported_and_stopped_at_the_end_of_the_window() {
 
 #[test]
 fn a_target_that_exits_ends_the_report_early_with_what_was_gathered() {
-    let python = default_python();
-    let script = workload_path("exits_soon.py");
-    let report = report_json(&[
-        "--duration",
-        "30",
-        "--",
-        python.path.to_str().unwrap(),
-        script.to_str().unwrap(),
-        "1.5",
-    ]);
+    let report = launch_report("30", "exits_soon.py", &["1.5"]);
     let p = process(&report);
     assert_eq!(p["exited"], true);
     // Ended with the target (1.5 s), not at the 30 s window.
