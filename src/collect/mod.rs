@@ -85,8 +85,9 @@ pub struct Sampler {
     pub target: TargetInfo,
     /// Ticks and state changes, in order.
     pub events: Receiver<SamplerEvent>,
-    /// Ticks dropped because the consumer fell behind (shared with the thread).
+    /// Set to end the sampler thread.
     stop: Arc<AtomicBool>,
+    /// Set to have the sampler stop hptop between two samples (see `suspend_request`).
     suspend: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -312,6 +313,9 @@ fn sampler_thread(
     }
 }
 
+/// Ticks held at most while the consumer does not take them (a minute at 100 Hz).
+const MAX_HELD_TICKS: usize = 6000;
+
 /// Longest single sleep, so a stop is seen within this time even at low rates.
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
@@ -354,7 +358,8 @@ impl<'a> TickBatch<'a> {
         !due || self.flush()
     }
 
-    /// Sends what is held; a full channel drops the batch rather than stall sampling.
+    /// Sends what is held. Sampling never waits for the consumer: on a full channel the
+    /// ticks stay held for the next flush, the oldest dropped beyond [`MAX_HELD_TICKS`].
     fn flush(&mut self) -> bool {
         self.sent_at = Some(Instant::now());
         if self.ticks.is_empty() {
@@ -362,6 +367,12 @@ impl<'a> TickBatch<'a> {
         }
         let ticks = std::mem::take(&mut self.ticks);
         match self.events.try_send(SamplerEvent::Ticks(ticks)) {
+            Err(TrySendError::Full(SamplerEvent::Ticks(mut held))) => {
+                let excess = held.len().saturating_sub(MAX_HELD_TICKS);
+                held.drain(..excess);
+                self.ticks = held;
+                true
+            }
             Ok(()) | Err(TrySendError::Full(_)) => true,
             Err(TrySendError::Disconnected(_)) => false,
         }

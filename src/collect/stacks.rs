@@ -109,11 +109,11 @@ impl StackReader {
                 return Err(format!("{e:#}"));
             }
         };
-        let mut seen = Vec::with_capacity(traces.len());
+        let mut seen = std::collections::HashSet::with_capacity(traces.len());
         let threads: Vec<PythonThread> = traces
             .into_iter()
             .map(|trace| {
-                seen.push(trace.thread_id);
+                seen.insert(trace.thread_id);
                 let frames = if self.spy.unchanged_threads.contains(&trace.thread_id) {
                     self.last_frames
                         .get(&trace.thread_id)

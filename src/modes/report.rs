@@ -56,7 +56,11 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             break;
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
-            Ok(SamplerEvent::Ticks(ticks)) => ticks.iter().for_each(|t| session.ingest(t)),
+            Ok(SamplerEvent::Ticks(ticks)) => {
+                for tick in &ticks {
+                    session.ingest(tick);
+                }
+            }
             Ok(SamplerEvent::Panicked(message)) => {
                 sampler_panic = Some(message);
                 break;
