@@ -33,7 +33,8 @@ impl DualCounts {
         }
     }
 
-    fn add(&mut self, own: bool, total: bool, active: bool) {
+    /// Counts one thread-sample: `own` if innermost, `total` if first on this stack.
+    pub fn add(&mut self, own: bool, total: bool, active: bool) {
         for (counts, on) in [(&mut self.all, true), (&mut self.active, active)] {
             if on {
                 counts.own += u64::from(own);
@@ -132,8 +133,15 @@ impl FunctionTable {
     }
 
     /// Counts one thread-sample with `frames` (innermost first). `active` says whether the
-    /// thread was on CPU. Returns the id of the innermost function, if any.
-    pub fn add_stack(&mut self, frames: &[Frame], active: bool) -> Option<FunctionId> {
+    /// thread was on CPU. Returns the id of the innermost function, if any; `on_stack` receives
+    /// each function on the stack once, with whether it was the innermost.
+    pub fn add_stack(
+        &mut self,
+        frames: &[Frame],
+        active: bool,
+        on_stack: &mut Vec<(FunctionId, bool)>,
+    ) -> Option<FunctionId> {
+        on_stack.clear();
         // A stamp per thread-sample lets recursion count once in `total` without a set.
         self.stamp += 1;
         let stamp = self.stamp;
@@ -148,6 +156,9 @@ impl FunctionTable {
             let first_in_stack = f.last_stamp != stamp;
             f.last_stamp = stamp;
             f.counts.add(own, first_in_stack, active);
+            if first_in_stack {
+                on_stack.push((id, own));
+            }
             let line = f.lines.entry(frame.line).or_default();
             let line_first = line.last_stamp != stamp;
             line.last_stamp = stamp;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{MemoryCounters, ProcCounters, Tick};
-use functions::{FunctionStats, FunctionTable};
+use functions::{Counts, FunctionStats, FunctionTable};
 use snapshot::{FunctionRow, FunctionSort, LineRow, ProcessSnapshot, SnapshotQuery, ThreadRow};
 use threads::ThreadTable;
 use timeline::{Timeline, TimelineInput};
@@ -199,13 +199,26 @@ impl Session {
             })
             .collect();
         threads.sort_by_key(|t| (!t.is_python, !t.alive, t.tid));
-        let counted_samples = self.threads.counted_samples(query.include_idle);
+        let idle = query.include_idle;
+        let focus = query.thread.and_then(|tid| self.threads.by_tid(tid));
+        let counted_samples = match focus {
+            Some(t) if idle => t.samples,
+            Some(t) => t.active_samples,
+            None => self.threads.counted_samples(idle),
+        };
         let mut functions: Vec<FunctionRow> = self
             .functions
             .all()
             .iter()
-            .filter(|f| f.counts.pick(query.include_idle).total > 0 || f.credited.cpu_s > 0.0)
-            .map(|f| function_row(f, query.include_idle, counted_samples, seconds_per_sample))
+            .enumerate()
+            .filter_map(|(id, f)| {
+                let counts = match focus {
+                    Some(t) => t.functions.get(&id).map(|c| c.pick(idle))?,
+                    None => f.counts.pick(idle),
+                };
+                (counts.total > 0 || (focus.is_none() && f.credited.cpu_s > 0.0))
+                    .then(|| function_row(f, counts, idle, counted_samples, seconds_per_sample))
+            })
             .collect();
         sort_functions(&mut functions, query.sort);
         if let Some(limit) = query.limit {
@@ -273,11 +286,11 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 fn function_row(
     f: &FunctionStats,
+    counts: Counts,
     include_idle: bool,
     counted: u64,
     seconds_per_sample: f64,
 ) -> FunctionRow {
-    let counts = f.counts.pick(include_idle);
     let mut lines: Vec<LineRow> = f
         .lines
         .iter()
@@ -314,6 +327,7 @@ fn sort_functions(rows: &mut [FunctionRow], sort: FunctionSort) {
             FunctionSort::Own => b.own_samples.cmp(&a.own_samples),
             FunctionSort::Total => b.total_samples.cmp(&a.total_samples),
             FunctionSort::CpuTime => b.credited.cpu_s.total_cmp(&a.credited.cpu_s),
+            FunctionSort::Name => a.name.cmp(&b.name),
         };
         primary
             .then(b.total_samples.cmp(&a.total_samples))

@@ -15,6 +15,8 @@ pub enum FunctionSort {
     Total,
     /// Credited CPU seconds, descending.
     CpuTime,
+    /// Function name, ascending.
+    Name,
 }
 
 /// What a view asks of the model.
@@ -26,6 +28,8 @@ pub struct SnapshotQuery {
     pub sort: FunctionSort,
     /// At most this many function rows (all when `None`).
     pub limit: Option<usize>,
+    /// Only this thread's samples (by OS tid) in function figures; lines stay process-wide.
+    pub thread: Option<u32>,
 }
 
 /// The view of every inspected process.

@@ -369,3 +369,28 @@ fn process_counters_read_on_slow_ticks_only_give_the_same_figures() {
         p.timeline[0]
     );
 }
+
+#[test]
+fn a_thread_focus_counts_only_that_threads_samples() {
+    let mut s = session();
+    for i in 0..4 {
+        s.ingest(&tick(
+            i,
+            vec![
+                thread(1, true, stack(&[("f", 1), ("main", 9)]), Counts::default()),
+                thread(2, true, stack(&[("g", 2), ("main", 9)]), Counts::default()),
+            ],
+            0,
+            1,
+        ));
+    }
+    let p = s.snapshot(&SnapshotQuery {
+        thread: Some(2),
+        ..SnapshotQuery::default()
+    });
+    assert_eq!(p.counted_samples, 4);
+    let names: Vec<&str> = p.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["g", "main"]);
+    assert_eq!(find(&p, "g").own_percent, 100.0);
+    assert_eq!(find(&p, "main").total_samples, 4);
+}

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use super::functions::{Credited, FunctionId, FunctionTable};
+use super::functions::{Credited, DualCounts, FunctionId, FunctionTable};
 use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{
     Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
@@ -75,6 +75,8 @@ pub struct ThreadStats {
     pub gil: GilState,
     /// Python stack at the latest tick it was seen, innermost first.
     pub stack: Vec<Frame>,
+    /// Sample counts of the functions this thread ran (for a per-thread view).
+    pub functions: HashMap<FunctionId, DualCounts>,
     last: Option<ThreadCounters>,
     last_slow: Option<SlowThreadCounters>,
     pending_fast: Option<FunctionId>,
@@ -97,6 +99,7 @@ pub struct ThreadTable {
     ticks: u64,
     samples_all: u64,
     samples_active: u64,
+    on_stack: Vec<(FunctionId, bool)>,
 }
 
 impl ThreadTable {
@@ -146,7 +149,11 @@ impl ThreadTable {
                 self.samples_active += u64::from(active);
                 stats.gil_held_samples += u64::from(held);
                 stats.stack.clone_from(&t.frames);
-                functions.add_stack(&t.frames, active)
+                let innermost = functions.add_stack(&t.frames, active, &mut self.on_stack);
+                for &(id, own) in &self.on_stack {
+                    stats.functions.entry(id).or_default().add(own, true, active);
+                }
+                innermost
             } else {
                 None
             };
@@ -200,6 +207,14 @@ impl ThreadTable {
             sums.add(&t.sums);
         }
         sums
+    }
+
+    /// The thread with this tid that is alive, else the latest seen.
+    pub fn by_tid(&self, tid: u32) -> Option<&ThreadStats> {
+        self.threads
+            .values()
+            .filter(|t| t.tid == tid)
+            .max_by_key(|t| (t.alive, t.last_seen))
     }
 
     /// Thread-samples taken: all of them, or only those of threads on CPU. The denominator

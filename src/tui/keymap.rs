@@ -1,0 +1,97 @@
+//! One table of keys: it drives both input handling and the help overlay.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// What a key asks the app to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Leave hptop.
+    Quit,
+    /// Move the selection.
+    Up,
+    /// Move the selection.
+    Down,
+    /// Move the selection a page.
+    PageUp,
+    /// Move the selection a page.
+    PageDown,
+    /// First row.
+    Home,
+    /// Last row.
+    End,
+    /// Focus the next pane.
+    NextPane,
+    /// Start typing a filter.
+    Filter,
+    /// Next sort column.
+    SortNext,
+    /// Previous sort column.
+    SortPrev,
+    /// Reverse the sort order.
+    Invert,
+    /// Pause or resume sampling (nothing of the target stops either way).
+    Pause,
+    /// Forget all figures gathered so far.
+    Reset,
+    /// Show only the selected thread's functions (again: all threads).
+    ThreadFocus,
+    /// Functions or lines.
+    ToggleLines,
+    /// The help overlay.
+    Help,
+    /// Suspend hptop (^Z).
+    Suspend,
+}
+
+/// A key, the action it triggers, and its help text.
+pub struct Binding {
+    /// Key as the help overlay shows it.
+    pub keys: &'static str,
+    /// The action.
+    pub action: Action,
+    /// What it does.
+    pub help: &'static str,
+}
+
+/// Every key hptop knows, in help order.
+pub const BINDINGS: &[Binding] = &[
+    Binding { keys: "↑ ↓ PgUp PgDn Home End", action: Action::Down, help: "move the selection" },
+    Binding { keys: "Tab", action: Action::NextPane, help: "next pane (threads, functions)" },
+    Binding { keys: "/", action: Action::Filter, help: "filter functions by text (Enter keeps, Esc clears)" },
+    Binding { keys: "> <  F6", action: Action::SortNext, help: "sort by the next / previous column" },
+    Binding { keys: "I", action: Action::Invert, help: "invert the sort order" },
+    Binding { keys: "L", action: Action::ToggleLines, help: "functions or single lines" },
+    Binding { keys: "t", action: Action::ThreadFocus, help: "functions of the selected thread only (again: all)" },
+    Binding { keys: "p  Space", action: Action::Pause, help: "pause sampling (the target never stops)" },
+    Binding { keys: "r", action: Action::Reset, help: "reset all figures" },
+    Binding { keys: "?  F1", action: Action::Help, help: "this help" },
+    Binding { keys: "^Z", action: Action::Suspend, help: "suspend hptop (fg resumes)" },
+    Binding { keys: "q  F10  ^C", action: Action::Quit, help: "quit" },
+];
+
+/// The action of a key press, if any.
+pub fn action(key: KeyEvent) -> Option<Action> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    Some(match key.code {
+        KeyCode::Char('c') if ctrl => Action::Quit,
+        KeyCode::Char('z') if ctrl => Action::Suspend,
+        KeyCode::Char('q') | KeyCode::F(10) => Action::Quit,
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Home => Action::Home,
+        KeyCode::End => Action::End,
+        KeyCode::Tab | KeyCode::BackTab => Action::NextPane,
+        KeyCode::Char('/') => Action::Filter,
+        KeyCode::Char('>' | '.') | KeyCode::F(6) => Action::SortNext,
+        KeyCode::Char('<' | ',') => Action::SortPrev,
+        KeyCode::Char('I' | 'i') => Action::Invert,
+        KeyCode::Char('p' | ' ') => Action::Pause,
+        KeyCode::Char('r') => Action::Reset,
+        KeyCode::Char('t') => Action::ThreadFocus,
+        KeyCode::Char('L' | 'l') => Action::ToggleLines,
+        KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
+        _ => return None,
+    })
+}
