@@ -145,32 +145,8 @@ impl Session {
         self.timeline.len()
     }
 
-    /// Rows for a view.
-    pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
-        let duration_s = self.ticks_at.map_or(0.0, |(first, last)| {
-            last.saturating_sub(first).as_secs_f64()
-        });
-        let counter_window_s = match (self.first, self.last) {
-            (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),
-            _ => 0.0,
-        };
-        let cpu_percent_over = |ticks: u64, window_s: f64| {
-            if window_s > 0.0 {
-                ticks as f64 / window_s / TICKS_PER_S as f64 * 100.0
-            } else {
-                0.0
-            }
-        };
-        let window = match (self.first, self.last) {
-            (Some((_, a)), Some((_, b))) => delta(&a, &b),
-            _ => ProcCounters::default(),
-        };
-        let seconds_per_sample = if self.ticks > 1 {
-            duration_s / (self.ticks - 1) as f64
-        } else {
-            0.0
-        };
-        let thread_sums = self.threads.total();
+    /// Thread rows: Python threads first, then by tid.
+    fn thread_rows(&self, duration_s: f64) -> Vec<ThreadRow> {
         let mut threads: Vec<ThreadRow> = self
             .threads
             .all()
@@ -199,6 +175,29 @@ impl Session {
             })
             .collect();
         threads.sort_by_key(|t| (!t.is_python, !t.alive, t.tid));
+        threads
+    }
+
+    /// Rows for a view.
+    pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
+        let duration_s = self.ticks_at.map_or(0.0, |(first, last)| {
+            last.saturating_sub(first).as_secs_f64()
+        });
+        let counter_window_s = match (self.first, self.last) {
+            (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),
+            _ => 0.0,
+        };
+        let window = match (self.first, self.last) {
+            (Some((_, a)), Some((_, b))) => delta(&a, &b),
+            _ => ProcCounters::default(),
+        };
+        let seconds_per_sample = if self.ticks > 1 {
+            duration_s / (self.ticks - 1) as f64
+        } else {
+            0.0
+        };
+        let thread_sums = self.threads.total();
+        let threads = self.thread_rows(duration_s);
         let idle = query.include_idle;
         let focus = query.thread.and_then(|tid| self.threads.by_tid(tid));
         let counted_samples = match focus {
@@ -273,6 +272,15 @@ fn delta(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
             .zip(a.write_bytes)
             .map(|(b, a)| b.saturating_sub(a)),
         rss_bytes: b.rss_bytes,
+    }
+}
+
+/// CPU clock ticks over a window, as a percentage of one core.
+fn cpu_percent_over(ticks: u64, window_s: f64) -> f64 {
+    if window_s > 0.0 {
+        ticks as f64 / window_s / TICKS_PER_S as f64 * 100.0
+    } else {
+        0.0
     }
 }
 

@@ -151,7 +151,11 @@ impl ThreadTable {
                 stats.stack.clone_from(&t.frames);
                 let innermost = functions.add_stack(&t.frames, active, &mut self.on_stack);
                 for &(id, own) in &self.on_stack {
-                    stats.functions.entry(id).or_default().add(own, true, active);
+                    stats
+                        .functions
+                        .entry(id)
+                        .or_default()
+                        .add(own, true, active);
                 }
                 innermost
             } else {
