@@ -12,6 +12,7 @@ pub mod fmt;
 pub mod model;
 pub mod modes;
 pub mod report;
+pub mod tui;
 
 pub use error::HptopError;
 

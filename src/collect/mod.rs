@@ -89,6 +89,8 @@ pub struct Sampler {
     stop: Arc<AtomicBool>,
     /// Set to have the sampler stop hptop between two samples (see `suspend_request`).
     suspend: Arc<AtomicBool>,
+    /// While set, the sampler takes no samples.
+    paused: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -110,6 +112,8 @@ impl Sampler {
         let thread_stop = Arc::clone(&stop);
         let suspend = Arc::new(AtomicBool::new(false));
         let thread_suspend = Arc::clone(&suspend);
+        let paused = Arc::new(AtomicBool::new(false));
+        let thread_paused = Arc::clone(&paused);
         let thread_options = options.clone();
         let handle = std::thread::Builder::new()
             .name("hptop-sampler".into())
@@ -120,8 +124,11 @@ impl Sampler {
                         &thread_options,
                         &ready_tx,
                         &events_tx,
-                        &thread_stop,
-                        &thread_suspend,
+                        &Flags {
+                            stop: &thread_stop,
+                            suspend: &thread_suspend,
+                            paused: &thread_paused,
+                        },
                     );
                 }));
                 if let Err(payload) = run {
@@ -158,6 +165,7 @@ impl Sampler {
             events,
             stop,
             suspend,
+            paused,
             handle: Some(handle),
         })
     }
@@ -166,6 +174,11 @@ impl Sampler {
     /// SIGSTOP at the next point between two samples, never while the target is paused.
     pub fn suspend_request(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.suspend)
+    }
+
+    /// Pauses (true) or resumes sampling. While paused nothing of the target is read.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     /// Stops sampling and waits for the thread to end.
@@ -254,8 +267,7 @@ fn sampler_thread(
     options: &SamplerOptions,
     ready: &Sender<Result<String, String>>,
     events: &SyncSender<SamplerEvent>,
-    stop: &AtomicBool,
-    suspend: &AtomicBool,
+    flags: &Flags,
 ) {
     let stack_options = StackOptions {
         blocking: options.blocking,
@@ -282,16 +294,29 @@ fn sampler_thread(
     let mut timer = Timer::new(start, interval);
     let mut batch = TickBatch::new(events);
     let mut tids = Vec::new();
+    let mut resumed = false;
     let mut index: u64 = 0;
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
-        if suspend.swap(false, Ordering::Relaxed) {
+        if flags.suspend.swap(false, Ordering::Relaxed) {
             // Between samples: no pause of the target is held, so stopping here is safe.
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
         }
-        if !sleep_until(deadline, stop) {
+        if !sleep_until(deadline, flags.stop) {
             batch.flush();
             return;
+        }
+        if flags.paused.load(Ordering::Relaxed) {
+            batch.flush();
+            while flags.paused.load(Ordering::Relaxed) {
+                if !sleep_until(Instant::now() + SLEEP_SLICE, flags.stop) {
+                    return;
+                }
+            }
+            // Deadlines during the pause were not missed: start the schedule afresh.
+            timer = Timer::new(Instant::now(), interval);
+            resumed = true;
+            continue;
         }
         let slow = index.is_multiple_of(u64::from(options.slow_every.max(1)));
         index += 1;
@@ -301,6 +326,7 @@ fn sampler_thread(
             at: start.elapsed(),
             interval,
             skipped,
+            resumed: std::mem::take(&mut resumed),
             process,
         };
         if !batch.push(tick, exited) {
@@ -311,6 +337,13 @@ fn sampler_thread(
             return;
         }
     }
+}
+
+/// Flags the sampler thread obeys.
+struct Flags<'a> {
+    stop: &'a AtomicBool,
+    suspend: &'a AtomicBool,
+    paused: &'a AtomicBool,
 }
 
 /// Ticks held at most while the consumer does not take them (a minute at 100 Hz).

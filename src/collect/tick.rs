@@ -14,6 +14,9 @@ pub struct Tick {
     pub interval: Duration,
     /// Deadlines missed (not sampled) since the previous tick, because a sample ran late.
     pub skipped: u32,
+    /// First tick after sampling was paused: counter deltas since the previous tick span the
+    /// pause, when no stacks were seen, so they must not be credited to functions.
+    pub resumed: bool,
     /// What was read of the target.
     pub process: ProcessTick,
 }

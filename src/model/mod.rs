@@ -76,9 +76,9 @@ impl Session {
             self.sample_errors += 1;
         }
         self.ticks += 1;
-        let gil_held = self
-            .threads
-            .ingest(&p.threads, stacks_ok, &mut self.functions);
+        let gil_held =
+            self.threads
+                .ingest(&p.threads, stacks_ok, tick.resumed, &mut self.functions);
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         if p.memory.is_some() {
             self.memory = p.memory;

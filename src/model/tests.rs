@@ -69,6 +69,7 @@ fn tick(index: u32, threads: Vec<ThreadTick>, proc_cpu_ticks: u64, rss: u64) -> 
         at: MS10 * index,
         interval: MS10,
         skipped: 0,
+        resumed: false,
         process: ProcessTick {
             pid: 7,
             counters: Some(ProcCounters {

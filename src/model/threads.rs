@@ -109,6 +109,7 @@ impl ThreadTable {
         &mut self,
         threads: &[ThreadTick],
         stacks_ok: bool,
+        resumed: bool,
         functions: &mut FunctionTable,
     ) -> bool {
         self.ticks += 1;
@@ -130,6 +131,12 @@ impl ThreadTable {
             });
             stats.alive = true;
             stats.last_seen = tick;
+            if resumed {
+                // The deltas span a pause in which no stack was seen: count them for the
+                // thread, credit them to no function.
+                stats.pending_fast = None;
+                stats.pending_slow.clear();
+            }
             if let Some(counters) = t.counters {
                 stats.state = counters.state;
                 account_counters(stats, &counters, functions);

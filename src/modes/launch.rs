@@ -29,19 +29,28 @@ impl Launched {
     /// # Errors
     /// `Launch` when the program cannot be started.
     pub fn spawn(argv: &[String]) -> Result<Self, HptopError> {
+        let stdout = std::io::stderr()
+            .lock()
+            .try_clone_handle()
+            .map_or_else(|_| Stdio::null(), Stdio::from);
+        Self::spawn_with(argv, stdout, Stdio::inherit())
+    }
+
+    /// Starts `argv` with the given standard output and error (standard input empty).
+    ///
+    /// # Errors
+    /// `Launch` when the program cannot be started.
+    pub fn spawn_with(argv: &[String], stdout: Stdio, stderr: Stdio) -> Result<Self, HptopError> {
         use std::os::unix::process::CommandExt as _;
         let command = argv.join(" ");
         let (program, rest) = argv
             .split_first()
             .ok_or_else(|| HptopError::Usage("empty command".into()))?;
-        let stdout = std::io::stderr()
-            .lock()
-            .try_clone_handle()
-            .map_or_else(|_| Stdio::null(), Stdio::from);
         let child = Command::new(program)
             .args(rest)
             .stdin(Stdio::null())
             .stdout(stdout)
+            .stderr(stderr)
             // Its own process group: the terminal's ^C goes to hptop, which ends the report
             // and stops the command itself, and a stop reaches the command's children too.
             .process_group(0)

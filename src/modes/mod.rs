@@ -2,6 +2,7 @@
 
 pub mod dump;
 pub mod launch;
+pub mod live;
 pub mod ps;
 pub mod report;
 
@@ -93,12 +94,7 @@ pub enum Mode {
 /// A typed error with its fix.
 pub fn run(mode: Mode) -> Result<(), HptopError> {
     match mode {
-        // TODO(#3): the live TUI.
-        Mode::Live { .. } => Err(HptopError::Usage(
-            "the live view (`hptop --pid PID`) is not built yet; use `hptop report --pid PID` \
-             or `hptop dump --pid PID`"
-                .into(),
-        )),
+        Mode::Live { target, sampling } => live::run(&target, &sampling),
         Mode::Report(options) => report::run(&options),
         Mode::Dump(options) => dump::run(options),
         Mode::Ps(options) => ps::run(options),

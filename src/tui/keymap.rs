@@ -55,18 +55,66 @@ pub struct Binding {
 
 /// Every key hptop knows, in help order.
 pub const BINDINGS: &[Binding] = &[
-    Binding { keys: "↑ ↓ PgUp PgDn Home End", action: Action::Down, help: "move the selection" },
-    Binding { keys: "Tab", action: Action::NextPane, help: "next pane (threads, functions)" },
-    Binding { keys: "/", action: Action::Filter, help: "filter functions by text (Enter keeps, Esc clears)" },
-    Binding { keys: "> <  F6", action: Action::SortNext, help: "sort by the next / previous column" },
-    Binding { keys: "I", action: Action::Invert, help: "invert the sort order" },
-    Binding { keys: "L", action: Action::ToggleLines, help: "functions or single lines" },
-    Binding { keys: "t", action: Action::ThreadFocus, help: "functions of the selected thread only (again: all)" },
-    Binding { keys: "p  Space", action: Action::Pause, help: "pause sampling (the target never stops)" },
-    Binding { keys: "r", action: Action::Reset, help: "reset all figures" },
-    Binding { keys: "?  F1", action: Action::Help, help: "this help" },
-    Binding { keys: "^Z", action: Action::Suspend, help: "suspend hptop (fg resumes)" },
-    Binding { keys: "q  F10  ^C", action: Action::Quit, help: "quit" },
+    Binding {
+        keys: "↑ ↓ PgUp PgDn Home End",
+        action: Action::Down,
+        help: "move the selection",
+    },
+    Binding {
+        keys: "Tab",
+        action: Action::NextPane,
+        help: "next pane (threads, functions)",
+    },
+    Binding {
+        keys: "/",
+        action: Action::Filter,
+        help: "filter functions by text (Enter keeps, Esc clears)",
+    },
+    Binding {
+        keys: "> <  F6",
+        action: Action::SortNext,
+        help: "sort by the next / previous column",
+    },
+    Binding {
+        keys: "I",
+        action: Action::Invert,
+        help: "invert the sort order",
+    },
+    Binding {
+        keys: "L",
+        action: Action::ToggleLines,
+        help: "functions or single lines",
+    },
+    Binding {
+        keys: "t",
+        action: Action::ThreadFocus,
+        help: "functions of the selected thread only (again: all)",
+    },
+    Binding {
+        keys: "p  Space",
+        action: Action::Pause,
+        help: "pause sampling (the target never stops)",
+    },
+    Binding {
+        keys: "r",
+        action: Action::Reset,
+        help: "reset all figures",
+    },
+    Binding {
+        keys: "?  F1",
+        action: Action::Help,
+        help: "this help",
+    },
+    Binding {
+        keys: "^Z",
+        action: Action::Suspend,
+        help: "suspend hptop (fg resumes)",
+    },
+    Binding {
+        keys: "q  F10  ^C",
+        action: Action::Quit,
+        help: "quit",
+    },
 ];
 
 /// The action of a key press, if any.

@@ -1,0 +1,223 @@
+//! The live TUI: sampler -> session -> snapshot -> screen, with input and signals as events.
+
+use std::io::IsTerminal as _;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::prelude::CrosstermBackend;
+use ratatui::Terminal;
+
+use super::launch::Launched;
+use super::{own_cpu_s, sampler_options, session_meta, SamplingOptions, Target};
+use crate::collect::{Sampler, SamplerEvent};
+use crate::error::HptopError;
+use crate::model::snapshot::SnapshotQuery;
+use crate::model::Session;
+use crate::tui::app::{App, Effect};
+use crate::tui::terminal::TerminalGuard;
+
+/// Fewest milliseconds between two redraws.
+const REDRAW: Duration = Duration::from_millis(250);
+/// How long the loop waits for input before looking at the other sources.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Signals turned into flags the loop reads.
+struct SignalFlags {
+    quit: Arc<AtomicBool>,
+    suspend: Arc<AtomicBool>,
+    resumed: Arc<AtomicBool>,
+}
+
+impl SignalFlags {
+    fn register() -> Self {
+        use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM, SIGTSTP};
+        let flags = Self {
+            quit: Arc::new(AtomicBool::new(false)),
+            suspend: Arc::new(AtomicBool::new(false)),
+            resumed: Arc::new(AtomicBool::new(false)),
+        };
+        for signal in [SIGTERM, SIGHUP, SIGINT] {
+            let _ = signal_hook::flag::register(signal, Arc::clone(&flags.quit));
+        }
+        let _ = signal_hook::flag::register(SIGTSTP, Arc::clone(&flags.suspend));
+        let _ = signal_hook::flag::register(SIGCONT, Arc::clone(&flags.resumed));
+        flags
+    }
+}
+
+/// Runs the live view until the user quits.
+///
+/// # Errors
+/// A typed error: no terminal, a bad target, a launch failure.
+pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError> {
+    if !std::io::stdout().is_terminal() {
+        return Err(HptopError::Usage(
+            "the live view needs a terminal; for a file or a pipe use `hptop report --pid PID` \
+             (or `--format json`)"
+                .into(),
+        ));
+    }
+    let signals = SignalFlags::register();
+    let mut launched = None;
+    let pid = match target {
+        Target::Pid(pid) => *pid,
+        Target::Launch(argv) => {
+            // Its output would tear the screen: it is discarded (`hptop report -- ...` shows it).
+            let mut child = Launched::spawn_with(argv, Stdio::null(), Stdio::null())?;
+            let pid = child.python_pid()?;
+            launched = Some(child);
+            pid
+        }
+    };
+    let mut options = sampler_options(pid, sampling);
+    if launched.is_some() {
+        options.attach_retries = 100;
+    }
+    let mut sampler = Sampler::start(&options)?;
+    let mut session = Session::new(session_meta(&sampler.target));
+    let mut app = App::new(
+        session.snapshot(&SnapshotQuery::default()),
+        sampling.rate_hz,
+        sampling.include_idle,
+    );
+    if launched.is_some() {
+        app.status = Some("launched command: its output is discarded; q stops it".into());
+    }
+
+    let guard = TerminalGuard::enter().map_err(|e| HptopError::Output {
+        path: "the terminal".into(),
+        source: e,
+    })?;
+    let result = event_loop(&mut app, &mut session, &sampler, &guard, &signals);
+    drop(guard);
+    sampler.stop();
+    if let Some(child) = launched.as_mut() {
+        child.stop();
+    }
+    result
+}
+
+fn event_loop(
+    app: &mut App,
+    session: &mut Session,
+    sampler: &Sampler,
+    guard: &TerminalGuard,
+    signals: &SignalFlags,
+) -> Result<(), HptopError> {
+    let to_output = |e: std::io::Error| HptopError::Output {
+        path: "the terminal".into(),
+        source: e,
+    };
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(to_output)?;
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(Arc::clone(&stop_input));
+    let mut last_draw: Option<Instant> = None;
+    let mut cpu_mark = (Instant::now(), own_cpu_s());
+    let mut suspended = false;
+    let outcome = loop {
+        if signals.quit.load(Ordering::Relaxed) {
+            break Ok(());
+        }
+        if signals.suspend.swap(false, Ordering::Relaxed) && !suspended {
+            suspended = true;
+            suspend(guard, sampler, app.view.paused);
+        }
+        if signals.resumed.swap(false, Ordering::Relaxed) && suspended {
+            suspended = false;
+            guard.resume().map_err(to_output)?;
+            terminal.clear().map_err(to_output)?;
+            app.dirty = true;
+        }
+        match input.recv_timeout(TICK) {
+            Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                let page = crate::tui::function_page(terminal.size().map_or(24, |s| s.height));
+                match app.key(key, page) {
+                    Effect::Quit => break Ok(()),
+                    Effect::Suspend => signals.suspend.store(true, Ordering::Relaxed),
+                    Effect::Pause(paused) => sampler.set_paused(paused),
+                    Effect::Reset => session.reset(),
+                    Effect::Requery | Effect::None => {}
+                }
+            }
+            Ok(_) => app.dirty = true,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break Ok(()),
+        }
+        while let Ok(event) = sampler.events.try_recv() {
+            match event {
+                SamplerEvent::Ticks(ticks) => {
+                    for tick in &ticks {
+                        session.ingest(tick);
+                    }
+                }
+                SamplerEvent::Exited => {
+                    app.status = Some("the target exited; its figures stay here until q".into());
+                }
+                SamplerEvent::Panicked(message) => {
+                    app.status = Some(format!(
+                        "sampling stopped: {message}; the figures so far stay"
+                    ));
+                }
+            }
+            app.dirty = true;
+        }
+        if suspended || !app.dirty || last_draw.is_some_and(|at| at.elapsed() < REDRAW) {
+            continue;
+        }
+        let (at, cpu) = cpu_mark;
+        if at.elapsed() >= Duration::from_secs(1) {
+            let now = own_cpu_s();
+            app.hptop_cpu_percent = (now - cpu) * 100.0 / at.elapsed().as_secs_f64();
+            cpu_mark = (Instant::now(), now);
+        }
+        app.set_snapshot(session.snapshot(&app.query()));
+        terminal
+            .draw(|frame| crate::tui::draw(frame, app))
+            .map_err(to_output)?;
+        app.dirty = false;
+        last_draw = Some(Instant::now());
+    };
+    stop_input.store(true, Ordering::Relaxed);
+    outcome
+}
+
+/// Restores the terminal and stops hptop. With sampling running, the sampler stops the
+/// process between two samples, so a `--blocking` pause of the target is never held; with
+/// sampling paused nothing holds one and the main thread stops it at once.
+fn suspend(guard: &TerminalGuard, sampler: &Sampler, paused: bool) {
+    guard.suspend();
+    if paused {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    } else {
+        sampler.suspend_request().store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads terminal events on a thread of its own, so the loop never blocks on input.
+fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
+    let (tx, rx) = mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("hptop-input".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match event::poll(Duration::from_millis(100)) {
+                    Ok(true) => match event::read() {
+                        Ok(ev) => {
+                            if tx.send(ev).is_err() {
+                                return;
+                            }
+                        }
+                        Err(_) => return,
+                    },
+                    Ok(false) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    rx
+}

@@ -1,0 +1,361 @@
+//! `App`: view state and the latest snapshot; `apply` turns actions into state changes and
+//! effects for the event loop. Selection is by identity (function key, tid), not row index,
+//! so rows can re-sort under the cursor without the selection jumping.
+
+use std::cmp::Ordering;
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+
+use super::keymap::{self, Action};
+use crate::model::snapshot::{ProcessSnapshot, SnapshotQuery};
+
+/// Which pane has the keyboard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pane {
+    /// The functions table.
+    #[default]
+    Functions,
+    /// The threads table.
+    Threads,
+}
+
+/// Columns of the functions table, in the order `>` walks them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortColumn {
+    /// `%Own` (and `OwnTime`: the same order).
+    #[default]
+    Own,
+    /// `%Total` (and `TotalTime`).
+    Total,
+    /// CPU seconds credited to the function.
+    Cpu,
+    /// Function name.
+    Name,
+}
+
+impl SortColumn {
+    const ALL: [SortColumn; 4] = [Self::Own, Self::Total, Self::Cpu, Self::Name];
+
+    fn step(self, forward: bool) -> Self {
+        let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        let n = Self::ALL.len();
+        Self::ALL[if forward {
+            (i + 1) % n
+        } else {
+            (i + n - 1) % n
+        }]
+    }
+
+    /// Column title.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Own => "%Own",
+            Self::Total => "%Total",
+            Self::Cpu => "CPU s",
+            Self::Name => "Function",
+        }
+    }
+}
+
+/// What the user has chosen to see.
+#[derive(Debug, Clone, Default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent on/off view toggles, one per key"
+)]
+pub struct ViewState {
+    /// Pane with the keyboard.
+    pub focus: Pane,
+    /// Sort column of the functions table.
+    pub sort: SortColumn,
+    /// Reverse the sort.
+    pub reverse: bool,
+    /// Text filter on function name and file.
+    pub filter: String,
+    /// The filter is being typed.
+    pub editing_filter: bool,
+    /// Sampling is paused.
+    pub paused: bool,
+    /// One row per line instead of per function.
+    pub by_line: bool,
+    /// The help overlay is shown.
+    pub show_help: bool,
+    /// Key of the selected function row.
+    pub selected_function: Option<String>,
+    /// Tid of the selected thread.
+    pub selected_thread: Option<u32>,
+    /// Functions of this thread only.
+    pub thread_focus: Option<u32>,
+    /// Count idle threads in function figures.
+    pub include_idle: bool,
+}
+
+/// One row of the functions table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionLine {
+    /// Identity for the selection.
+    pub key: String,
+    /// Function name.
+    pub name: String,
+    /// `file:line`.
+    pub location: String,
+    /// Own samples.
+    pub own_samples: u64,
+    /// Total samples.
+    pub total_samples: u64,
+    /// Own share in percent.
+    pub own_percent: f64,
+    /// Total share in percent.
+    pub total_percent: f64,
+    /// Own time in seconds.
+    pub own_s: f64,
+    /// Total time in seconds.
+    pub total_s: f64,
+    /// Credited CPU seconds (0 for line rows).
+    pub cpu_s: f64,
+}
+
+/// What the event loop must do after an action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing beyond a redraw.
+    None,
+    /// Leave.
+    Quit,
+    /// Forget all figures.
+    Reset,
+    /// Pause (true) or resume sampling.
+    Pause(bool),
+    /// Suspend hptop.
+    Suspend,
+    /// The query changed: rebuild the snapshot now.
+    Requery,
+}
+
+/// The TUI's whole state.
+#[derive(Debug, Default)]
+pub struct App {
+    /// View state.
+    pub view: ViewState,
+    /// Latest figures.
+    pub snapshot: ProcessSnapshot,
+    /// One-line status (errors, notices).
+    pub status: Option<String>,
+    /// hptop's own CPU use over the last second, percent of one core.
+    pub hptop_cpu_percent: f64,
+    /// Requested sampling rate.
+    pub rate_hz: f64,
+    /// Something changed since the last draw.
+    pub dirty: bool,
+}
+
+impl App {
+    /// A new app showing `snapshot`.
+    pub fn new(snapshot: ProcessSnapshot, rate_hz: f64, include_idle: bool) -> Self {
+        Self {
+            snapshot,
+            rate_hz,
+            view: ViewState {
+                include_idle,
+                ..ViewState::default()
+            },
+            dirty: true,
+            ..Self::default()
+        }
+    }
+
+    /// The model query for the current view.
+    pub fn query(&self) -> SnapshotQuery {
+        SnapshotQuery {
+            include_idle: self.view.include_idle,
+            thread: self.view.thread_focus,
+            ..SnapshotQuery::default()
+        }
+    }
+
+    /// Replaces the figures.
+    pub fn set_snapshot(&mut self, snapshot: ProcessSnapshot) {
+        self.snapshot = snapshot;
+        self.dirty = true;
+    }
+
+    /// Rows of the functions table: by function or line, filtered, sorted.
+    pub fn function_lines(&self) -> Vec<FunctionLine> {
+        let filter = self.view.filter.to_lowercase();
+        let mut rows: Vec<FunctionLine> = Vec::new();
+        let counted = self.snapshot.counted_samples.max(1) as f64;
+        let per = self.snapshot.seconds_per_sample;
+        for f in &self.snapshot.functions {
+            let file = f.short_filename.as_deref().unwrap_or(&f.filename);
+            if !filter.is_empty()
+                && !f.name.to_lowercase().contains(&filter)
+                && !file.to_lowercase().contains(&filter)
+            {
+                continue;
+            }
+            if self.view.by_line && self.view.thread_focus.is_none() {
+                for l in &f.lines {
+                    rows.push(FunctionLine {
+                        key: format!("{}\0{}\0{}", f.filename, f.name, l.line),
+                        name: f.name.clone(),
+                        location: format!("{file}:{}", l.line),
+                        own_samples: l.own_samples,
+                        total_samples: l.total_samples,
+                        own_percent: l.own_samples as f64 * 100.0 / counted,
+                        total_percent: l.total_samples as f64 * 100.0 / counted,
+                        own_s: l.own_samples as f64 * per,
+                        total_s: l.total_samples as f64 * per,
+                        cpu_s: 0.0,
+                    });
+                }
+            } else {
+                rows.push(FunctionLine {
+                    key: format!("{}\0{}", f.filename, f.name),
+                    name: f.name.clone(),
+                    location: format!("{file}:{}", f.hottest_line),
+                    own_samples: f.own_samples,
+                    total_samples: f.total_samples,
+                    own_percent: f.own_percent,
+                    total_percent: f.total_percent,
+                    own_s: f.own_s,
+                    total_s: f.total_s,
+                    cpu_s: f.credited.cpu_s,
+                });
+            }
+        }
+        let sort = self.view.sort;
+        rows.sort_by(|a, b| {
+            let order = match sort {
+                SortColumn::Own => b.own_samples.cmp(&a.own_samples),
+                SortColumn::Total => b.total_samples.cmp(&a.total_samples),
+                SortColumn::Cpu => b.cpu_s.total_cmp(&a.cpu_s),
+                SortColumn::Name => a.name.cmp(&b.name),
+            }
+            .then(b.total_samples.cmp(&a.total_samples))
+            .then_with(|| a.key.cmp(&b.key));
+            if self.view.reverse {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        rows
+    }
+
+    /// Tids of the threads table, in display order.
+    pub fn thread_tids(&self) -> Vec<u32> {
+        self.snapshot
+            .threads
+            .iter()
+            .filter(|t| t.is_python)
+            .map(|t| t.tid)
+            .collect()
+    }
+
+    /// Handles a key press.
+    pub fn key(&mut self, key: KeyEvent, page: usize) -> Effect {
+        self.dirty = true;
+        if self.view.editing_filter {
+            match key.code {
+                KeyCode::Enter => self.view.editing_filter = false,
+                KeyCode::Esc => {
+                    self.view.editing_filter = false;
+                    self.view.filter.clear();
+                }
+                KeyCode::Backspace => {
+                    self.view.filter.pop();
+                }
+                KeyCode::Char(c) if !c.is_control() => self.view.filter.push(c),
+                _ => {}
+            }
+            return Effect::None;
+        }
+        if self.view.show_help && key.code == KeyCode::Esc {
+            self.view.show_help = false;
+            return Effect::None;
+        }
+        match keymap::action(key) {
+            Some(action) => self.apply(action, page),
+            None => Effect::None,
+        }
+    }
+
+    /// Applies an action; `page` is the number of visible rows.
+    pub fn apply(&mut self, action: Action, page: usize) -> Effect {
+        self.dirty = true;
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::Suspend => return Effect::Suspend,
+            Action::Up => self.move_selection(-1),
+            Action::Down => self.move_selection(1),
+            Action::PageUp => self.move_selection(-(page.max(1) as isize)),
+            Action::PageDown => self.move_selection(page.max(1) as isize),
+            Action::Home => self.move_selection(isize::MIN / 2),
+            Action::End => self.move_selection(isize::MAX / 2),
+            Action::NextPane => {
+                self.view.focus = match self.view.focus {
+                    Pane::Functions => Pane::Threads,
+                    Pane::Threads => Pane::Functions,
+                };
+            }
+            Action::Filter => self.view.editing_filter = true,
+            Action::SortNext => self.view.sort = self.view.sort.step(true),
+            Action::SortPrev => self.view.sort = self.view.sort.step(false),
+            Action::Invert => self.view.reverse = !self.view.reverse,
+            Action::Pause => {
+                self.view.paused = !self.view.paused;
+                return Effect::Pause(self.view.paused);
+            }
+            Action::Reset => return Effect::Reset,
+            Action::ThreadFocus => {
+                self.view.thread_focus = match self.view.thread_focus {
+                    Some(_) => None,
+                    None => self
+                        .view
+                        .selected_thread
+                        .or_else(|| self.thread_tids().first().copied()),
+                };
+                return Effect::Requery;
+            }
+            Action::ToggleLines => self.view.by_line = !self.view.by_line,
+            Action::Help => self.view.show_help = !self.view.show_help,
+        }
+        Effect::None
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        match self.view.focus {
+            Pane::Functions => {
+                let keys: Vec<String> = self.function_lines().into_iter().map(|l| l.key).collect();
+                self.view.selected_function =
+                    moved(&keys, self.view.selected_function.as_ref(), delta);
+            }
+            Pane::Threads => {
+                let tids = self.thread_tids();
+                self.view.selected_thread = moved(&tids, self.view.selected_thread.as_ref(), delta);
+            }
+        }
+    }
+
+    /// Index of the selected function row, if it is shown.
+    pub fn selected_function_index(&self, rows: &[FunctionLine]) -> Option<usize> {
+        let key = self.view.selected_function.as_ref()?;
+        rows.iter().position(|r| &r.key == key)
+    }
+}
+
+/// The item `delta` rows from `current` (or the first), clamped to the list.
+fn moved<T: Clone + PartialEq>(items: &[T], current: Option<&T>, delta: isize) -> Option<T> {
+    if items.is_empty() {
+        return None;
+    }
+    let Some(i) = current.and_then(|c| items.iter().position(|x| x == c)) else {
+        return items.first().cloned();
+    };
+    let last = items.len() - 1;
+    let target = match delta.cmp(&0) {
+        Ordering::Less => i.saturating_sub(delta.unsigned_abs()),
+        _ => i.saturating_add(delta.unsigned_abs()).min(last),
+    };
+    items.get(target).cloned()
+}

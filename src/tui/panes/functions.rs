@@ -1,0 +1,88 @@
+//! Functions: like py-spy top, sortable, filterable, by function or by line.
+
+use std::fmt::Write as _;
+
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+use ratatui::Frame;
+
+use crate::fmt;
+use crate::tui::app::{App, Pane, SortColumn};
+
+/// Draws the functions table.
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = app.theme();
+    let rows = app.function_lines();
+    let sorted = app.view.sort;
+    let arrow = if app.view.reverse { "↑" } else { "↓" };
+    let head = |col: SortColumn, text: &str| {
+        if col == sorted {
+            Cell::from(format!("{text}{arrow}")).style(theme.sorted)
+        } else {
+            Cell::from(text.to_owned())
+        }
+    };
+    let header = Row::new([
+        head(SortColumn::Own, "%Own"),
+        head(SortColumn::Total, "%Total"),
+        Cell::from("OwnTime"),
+        Cell::from("TotalTime"),
+        head(SortColumn::Cpu, "CPU s"),
+        head(SortColumn::Name, "Function (file:line)"),
+    ])
+    .style(theme.title);
+    let body = rows.iter().map(|r| {
+        Row::new([
+            format!("{:.1}", r.own_percent),
+            format!("{:.1}", r.total_percent),
+            fmt::seconds(r.own_s),
+            fmt::seconds(r.total_s),
+            if r.cpu_s > 0.0 {
+                format!("{:.2}", r.cpu_s)
+            } else {
+                String::new()
+            },
+            format!("{} ({})", r.name, r.location),
+        ])
+    });
+    let mut title = format!(
+        "Functions{} · {} · {} thread-samples",
+        if app.view.focus == Pane::Functions {
+            " [focus]"
+        } else {
+            ""
+        },
+        if app.view.by_line {
+            "by line"
+        } else {
+            "by function"
+        },
+        fmt::count(app.snapshot.counted_samples),
+    );
+    if app.view.editing_filter || !app.view.filter.is_empty() {
+        let cursor = if app.view.editing_filter { "▏" } else { "" };
+        let _ = write!(title, " · filter: {}{cursor}", app.view.filter);
+    }
+    let table = Table::new(
+        body,
+        [
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(9),
+            Constraint::Length(6),
+            Constraint::Min(10),
+        ],
+    )
+    .header(header)
+    .row_highlight_style(theme.selected)
+    .block(
+        Block::default()
+            .borders(Borders::TOP)
+            .title(Line::styled(title, theme.title)),
+    );
+    let mut state = TableState::default();
+    state.select(app.selected_function_index(&rows));
+    frame.render_stateful_widget(table, area, &mut state);
+}

@@ -1,0 +1,73 @@
+//! Header: what the target is and its process figures.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::fmt;
+use crate::tui::app::App;
+
+/// Lines the header takes.
+pub const HEIGHT: u16 = 4;
+
+/// Draws the header.
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    let p = &app.snapshot;
+    let theme = app.theme();
+    let per_s = |n: u64| {
+        if p.duration_s > 0.0 {
+            n as f64 / p.duration_s
+        } else {
+            0.0
+        }
+    };
+    let last = p.timeline.last();
+    let mut state = Vec::new();
+    if p.exited {
+        state.push(Span::styled(
+            " TARGET EXITED (data kept; q quits) ",
+            theme.warn,
+        ));
+    }
+    if app.view.paused {
+        state.push(Span::styled(" PAUSED ", theme.warn));
+    }
+    let mut first = vec![
+        Span::styled(format!("PID {} ", p.pid), theme.title),
+        Span::raw(p.cmdline.join(" ")),
+    ];
+    first.splice(0..0, state);
+    let lines = vec![
+        Line::from(first),
+        Line::from(format!(
+            "Python {} · session {} · {} samples at {:.1} Hz ({} requested) · hptop CPU {}",
+            p.python_version,
+            fmt::seconds(p.duration_s),
+            fmt::count(p.samples),
+            p.rate_hz,
+            app.rate_hz,
+            fmt::percent(app.hptop_cpu_percent),
+        )),
+        Line::from(format!(
+            "CPU {} (avg {}) · RSS {} (peak {}) · swap {} · {} threads · GIL held {}",
+            fmt::percent(last.map_or(p.cpu_percent, |t| t.cpu_percent)),
+            fmt::percent(p.cpu_percent),
+            fmt::bytes(p.rss_bytes),
+            fmt::bytes(p.rss_peak_bytes),
+            fmt::bytes(p.swap_bytes),
+            p.threads.iter().filter(|t| t.alive).count(),
+            fmt::percent(p.gil_held_percent),
+        )),
+        Line::from(format!(
+            "faults/s {:.0} minor, {:.0} major · ctxsw/s {:.0} vol, {:.0} invol (avg) · I/O/s {} read, {} written (avg)",
+            last.map_or(0.0, |t| t.minor_faults_per_s),
+            last.map_or(0.0, |t| t.major_faults_per_s),
+            per_s(p.voluntary_ctxsw),
+            per_s(p.involuntary_ctxsw),
+            fmt::bytes(per_s(p.read_bytes) as u64),
+            fmt::bytes(per_s(p.write_bytes) as u64),
+        )),
+    ];
+    frame.render_widget(Paragraph::new(lines), area);
+}

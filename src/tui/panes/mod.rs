@@ -1,0 +1,7 @@
+//! One file per pane; each draws from the `App` (its snapshot and view state) only.
+
+pub mod functions;
+pub mod header;
+pub mod help;
+pub mod threads;
+pub mod timeline;
