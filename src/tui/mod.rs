@@ -81,3 +81,6 @@ pub fn function_page(height: u16) -> usize {
         .saturating_sub(panes::header::HEIGHT + panes::timeline::HEIGHT + 12)
         .max(1) as usize
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,3 +11,4 @@ mod errors;
 mod report;
 mod sanitize;
 mod signals;
+mod tui;

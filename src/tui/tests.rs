@@ -1,0 +1,243 @@
+//! Render tests: hand-made snapshots drawn with ratatui's `TestBackend`; the screen text is
+//! asserted, at normal and tiny sizes.
+
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+
+use super::app::{App, Effect, Pane};
+use super::keymap::Action;
+use crate::collect::tick::{Frame, GilState, OsState};
+use crate::model::snapshot::{FunctionRow, LineRow, ProcessSnapshot, ThreadRow};
+
+fn function(name: &str, own: u64, total: u64, lines: &[(u32, u64)]) -> FunctionRow {
+    FunctionRow {
+        name: name.into(),
+        filename: "/srv/app/jobs.py".into(),
+        short_filename: Some("jobs.py".into()),
+        own_samples: own,
+        total_samples: total,
+        own_percent: own as f64,
+        total_percent: total as f64,
+        own_s: own as f64 * 0.01,
+        total_s: total as f64 * 0.01,
+        hottest_line: lines.first().map_or(0, |l| l.0),
+        lines: lines
+            .iter()
+            .map(|&(line, n)| LineRow {
+                line,
+                own_samples: n,
+                total_samples: n,
+            })
+            .collect(),
+        ..FunctionRow::default()
+    }
+}
+
+fn thread(tid: u32, name: &str, gil: GilState, now: &str) -> ThreadRow {
+    ThreadRow {
+        tid,
+        name: Some(name.into()),
+        alive: true,
+        is_python: true,
+        state: OsState::Running,
+        gil,
+        samples: 100,
+        cpu_percent: 50.0,
+        stack: vec![Frame {
+            name: now.into(),
+            ..Frame::default()
+        }],
+        ..ThreadRow::default()
+    }
+}
+
+fn snapshot() -> ProcessSnapshot {
+    ProcessSnapshot {
+        pid: 4242,
+        cmdline: vec!["python3".into(), "etl.py".into()],
+        python_version: "3.12.1".into(),
+        duration_s: 12.0,
+        samples: 1200,
+        rate_hz: 99.5,
+        counted_samples: 100,
+        seconds_per_sample: 0.01,
+        threads: vec![
+            thread(4242, "MainThread", GilState::NotHeld, "join"),
+            thread(4250, "parser-0", GilState::Held, "parse_row"),
+        ],
+        functions: vec![
+            function("parse_row", 60, 60, &[(12, 40), (13, 20)]),
+            function("load", 30, 35, &[(40, 30)]),
+            function("main", 0, 100, &[(90, 100)]),
+        ],
+        ..ProcessSnapshot::default()
+    }
+}
+
+fn render(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|f| super::draw(f, app)).unwrap();
+    let buffer = terminal.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buffer.area.height {
+        for x in 0..buffer.area.width {
+            out.push_str(buffer[(x, y)].symbol());
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn function_order(screen: &str) -> Vec<&str> {
+    let names = ["parse_row", "load", "main"];
+    let mut found: Vec<(usize, &str)> = names
+        .iter()
+        .filter_map(|n| Some((screen.find(&format!("{n} ("))?, *n)))
+        .collect();
+    found.sort_unstable();
+    found.into_iter().map(|(_, n)| n).collect()
+}
+
+fn key(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+#[test]
+fn every_pane_shows_its_figures() {
+    let app = App::new(snapshot(), 100.0, false);
+    let screen = render(&app, 120, 30);
+    for needle in [
+        "PID 4242",
+        "python3 etl.py",
+        "Python 3.12.1",
+        "99.5 Hz (100 requested)",
+        "CPU ",
+        "RSS ",
+        "GIL held",
+        "MainThread",
+        "parser-0",
+        "parse_row (jobs.py:12)",
+        "%Own↓",
+        "? help",
+    ] {
+        assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
+    }
+    // The GIL holder is marked.
+    let row = screen.lines().find(|l| l.contains("parser-0")).unwrap();
+    assert!(row.contains("R*"), "{row}");
+    assert_eq!(function_order(&screen), ["parse_row", "load", "main"]);
+}
+
+#[test]
+fn sorting_inverting_filtering_and_lines() {
+    let mut app = App::new(snapshot(), 100.0, false);
+    app.apply(Action::SortNext, 10);
+    assert_eq!(
+        function_order(&render(&app, 120, 30)),
+        ["main", "parse_row", "load"]
+    );
+    app.apply(Action::Invert, 10);
+    assert_eq!(
+        function_order(&render(&app, 120, 30)),
+        ["load", "parse_row", "main"]
+    );
+    app.apply(Action::Invert, 10);
+    app.apply(Action::SortPrev, 10);
+
+    app.key(key('/'), 10);
+    for c in "LOA".chars() {
+        app.key(key(c), 10);
+    }
+    app.key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE), 10);
+    let screen = render(&app, 120, 30);
+    assert_eq!(function_order(&screen), ["load"], "case-insensitive filter");
+    assert!(screen.contains("filter: LOA"));
+    app.key(key('/'), 10);
+    app.key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE), 10);
+    assert_eq!(
+        function_order(&render(&app, 120, 30)).len(),
+        3,
+        "Esc clears the filter"
+    );
+
+    app.apply(Action::ToggleLines, 10);
+    let screen = render(&app, 120, 30);
+    assert!(
+        screen.contains("parse_row (jobs.py:12)") && screen.contains("parse_row (jobs.py:13)"),
+        "{screen}"
+    );
+    assert!(screen.contains("by line"));
+}
+
+#[test]
+fn selection_follows_the_function_when_rows_re_sort() {
+    let mut app = App::new(snapshot(), 100.0, false);
+    app.apply(Action::Down, 10); // first row: parse_row
+    app.apply(Action::Down, 10); // load
+    let selected = app.view.selected_function.clone().unwrap();
+    assert!(selected.ends_with("load"));
+    // New figures put `load` first: the selection stays on `load`.
+    let mut next = snapshot();
+    next.functions[1].own_samples = 99;
+    app.set_snapshot(next);
+    let rows = app.function_lines();
+    assert_eq!(rows[0].name, "load");
+    assert_eq!(app.selected_function_index(&rows), Some(0));
+    // Threads pane: Tab, then selection by tid; `t` focuses functions on it.
+    app.apply(Action::NextPane, 10);
+    assert_eq!(app.view.focus, Pane::Threads);
+    app.apply(Action::Down, 10);
+    app.apply(Action::Down, 10);
+    assert_eq!(app.view.selected_thread, Some(4250));
+    assert_eq!(app.apply(Action::ThreadFocus, 10), Effect::Requery);
+    assert_eq!(app.query().thread, Some(4250));
+    assert!(render(&app, 120, 30).contains("functions of 4250 only"));
+}
+
+#[test]
+fn exited_paused_and_help_states() {
+    let mut snap = snapshot();
+    snap.exited = true;
+    let mut app = App::new(snap, 100.0, false);
+    assert_eq!(app.apply(Action::Pause, 10), Effect::Pause(true));
+    let screen = render(&app, 120, 30);
+    assert!(
+        screen.contains("TARGET EXITED") && screen.contains("PAUSED"),
+        "{screen}"
+    );
+    app.apply(Action::Help, 10);
+    let screen = render(&app, 120, 30);
+    for binding in super::keymap::BINDINGS {
+        assert!(
+            screen.contains(binding.help),
+            "help lacks {:?}",
+            binding.help
+        );
+    }
+    assert_eq!(app.apply(Action::Quit, 10), Effect::Quit);
+}
+
+#[test]
+fn any_size_renders_without_panic_and_tiny_ones_say_what_they_need() {
+    let app = App::new(snapshot(), 100.0, false);
+    for width in (0..=130).step_by(7) {
+        for height in (0..=45).step_by(3) {
+            render(&app, width, height);
+        }
+    }
+    let screen = render(&app, 40, 10);
+    assert!(screen.contains("hptop needs 60x16"), "{screen}");
+    assert!(screen.contains("40x10"));
+    let mut helped = App::new(snapshot(), 100.0, false);
+    helped.apply(Action::Help, 10);
+    render(&helped, 60, 16);
+}
+
+#[test]
+fn no_color_keeps_only_modifiers() {
+    let theme = super::theme::Theme::new(true);
+    assert_eq!(theme.warn.fg, None);
+    assert_eq!(theme.graph.fg, None);
+    assert!(super::theme::Theme::new(false).warn.fg.is_some());
+}

@@ -1,0 +1,185 @@
+//! The live TUI end to end, in tmux: real workload, keys pressed, screen read back, and the
+//! terminal restored after `q` and after SIGTERM.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::{default_python, Workload};
+
+struct Tmux {
+    session: String,
+}
+
+impl Tmux {
+    /// Runs `command` in a detached 120x40 tmux session; `None` when tmux is missing.
+    fn start(command: &str) -> Option<Self> {
+        let session = format!("hptop-test-{}-{}", std::process::id(), rand_suffix());
+        let ok = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &session,
+                "-x",
+                "120",
+                "-y",
+                "40",
+                command,
+            ])
+            .status()
+            .ok()?
+            .success();
+        ok.then_some(Self { session })
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", self.session.as_str()];
+        args.extend_from_slice(keys);
+        assert!(Command::new("tmux").args(&args).status().unwrap().success());
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{needle:?} never appeared:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_without(&self, needle: &str) {
+        let start = Instant::now();
+        while self.screen().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{needle:?} never went away"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Pid of the process running in the pane's shell (hptop).
+    fn hptop_pid(&self) -> u32 {
+        let out = Command::new("tmux")
+            .args(["list-panes", "-t", &self.session, "-F", "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shell: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+        children.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.session])
+            .status();
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The pane's command: hptop, then proof that the terminal is back in cooked mode.
+fn pane_command(pid: u32) -> String {
+    format!(
+        "{} --pid {pid}; echo HPTOP-EXIT=$?; stty -a | grep -q -- ' icanon' && echo TTY-COOKED; sleep 60",
+        env!("CARGO_BIN_EXE_hptop")
+    )
+}
+
+fn tmux_available() -> bool {
+    let found = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIP: tmux not found (.ci/run installs it)");
+    }
+    found
+}
+
+#[test]
+fn live_view_shows_the_workload_takes_keys_and_restores_the_terminal_on_q() {
+    if !tmux_available() {
+        return;
+    }
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["2", "60"]);
+    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return;
+    };
+    let screen = tmux.wait_for("burn (cpu_threads.py:");
+    let pid_line = format!("PID {}", workload.pid());
+    for needle in [pid_line.as_str(), "worker-0", "worker-1", "sleeper", "%Own"] {
+        assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
+    }
+    tmux.keys(&["?"]);
+    tmux.wait_for("hptop keys");
+    // `?` closes the help too (an Escape followed at once by `/` would read as Alt+/).
+    tmux.keys(&["?"]);
+    tmux.wait_without("hptop keys");
+    tmux.keys(&["/", "s", "l", "e", "e", "p", "Enter"]);
+    let screen = tmux.wait_for("filter: sleep");
+    assert!(
+        !screen.contains("burn (cpu_threads.py:"),
+        "filter left burn in:\n{screen}"
+    );
+    tmux.keys(&["p"]);
+    tmux.wait_for("PAUSED");
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("HPTOP-EXIT=0");
+    tmux.wait_for("TTY-COOKED");
+    assert!(
+        !screen.contains("%Own"),
+        "the alternate screen was not left:\n{screen}"
+    );
+    // The target was never stopped.
+    assert!(std::fs::metadata(format!("/proc/{}", workload.pid())).is_ok());
+}
+
+#[test]
+fn sigterm_restores_the_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["1", "60"]);
+    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return;
+    };
+    tmux.wait_for("burn (cpu_threads.py:");
+    let hptop = tmux.hptop_pid();
+    assert!(Command::new("kill")
+        .args(["-TERM", &hptop.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let screen = tmux.wait_for("TTY-COOKED");
+    assert!(screen.contains("HPTOP-EXIT=0"), "{screen}");
+    assert!(
+        !screen.contains("%Own"),
+        "the alternate screen was not left:\n{screen}"
+    );
+}
