@@ -65,6 +65,8 @@ pub struct TargetInfo {
     pub cmdline: Vec<String>,
     /// Interpreter version as py-spy read it.
     pub python_version: String,
+    /// Start time since boot in clock ticks (for the target's uptime).
+    pub start_ticks: u64,
 }
 
 /// What the sampler thread reports.
@@ -161,6 +163,7 @@ impl Sampler {
                 ppid: info.stat.ppid,
                 cmdline: info.cmdline,
                 python_version: version,
+                start_ticks: info.stat.start_ticks,
             },
             events,
             stop,

@@ -53,6 +53,13 @@ pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
     })
 }
 
+/// Seconds since a process or thread started, from its `stat` start time and `/proc/uptime`.
+pub fn age_s(start_ticks: u64) -> Option<f64> {
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let up: f64 = uptime.split_ascii_whitespace().next()?.parse().ok()?;
+    Some((up - start_ticks as f64 / TICKS_PER_S as f64).max(0.0))
+}
+
 /// Looks up `key:` in a `status`- or `io`-style text and returns its first number.
 pub fn field_value(text: &[u8], key: &str) -> Option<u64> {
     let text = std::str::from_utf8(text).ok()?;

@@ -15,7 +15,7 @@ use super::launch::Launched;
 use super::{own_cpu_s, sampler_options, session_meta, SamplingOptions, Target};
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
-use crate::model::snapshot::SnapshotQuery;
+use crate::model::snapshot::{ProcessSnapshot, SnapshotQuery};
 use crate::model::Session;
 use crate::tui::app::{App, Effect};
 use crate::tui::terminal::TerminalGuard;
@@ -78,7 +78,7 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
         options.attach_retries = 100;
     }
     let mut sampler = Sampler::start(&options)?;
-    let mut session = Session::new(session_meta(&sampler.target));
+    let session = Session::new(session_meta(&sampler.target));
     let mut app = App::new(
         session.snapshot(&SnapshotQuery::default()),
         sampling.rate_hz,
@@ -92,7 +92,15 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
         path: "the terminal".into(),
         source: e,
     })?;
-    let result = event_loop(&mut app, &mut session, &sampler, &guard, &signals);
+    let start_ticks = sampler.target.start_ticks;
+    let mut sessions = Sessions {
+        recent: Session::new(session_meta(&sampler.target)),
+        session,
+        last_window: None,
+        rolled: Instant::now(),
+        start_ticks,
+    };
+    let result = event_loop(&mut app, &mut sessions, &sampler, &guard, &signals);
     drop(guard);
     sampler.stop();
     if let Some(child) = launched.as_mut() {
@@ -101,9 +109,54 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
     result
 }
 
+/// The whole session, and the current one-second window for the windowed view.
+struct Sessions {
+    session: Session,
+    recent: Session,
+    last_window: Option<ProcessSnapshot>,
+    rolled: Instant,
+    start_ticks: u64,
+}
+
+/// Length of the windowed view's window.
+const WINDOW: Duration = Duration::from_secs(1);
+
+impl Sessions {
+    fn ingest(&mut self, tick: &crate::collect::tick::Tick) {
+        self.session.ingest(tick);
+        self.recent.ingest(tick);
+    }
+
+    fn reset(&mut self) {
+        self.session.reset();
+        self.recent.reset();
+        self.last_window = None;
+    }
+
+    /// Figures for the view: the whole session, or the last complete window (with the
+    /// session's timeline, which a one-second window would not fill).
+    fn snapshot(&mut self, app: &App) -> ProcessSnapshot {
+        let query = app.query();
+        if self.rolled.elapsed() >= WINDOW {
+            self.last_window = Some(self.recent.snapshot(&query));
+            self.recent.reset();
+            self.rolled = Instant::now();
+        }
+        let whole = self.session.snapshot(&query);
+        match (&self.last_window, app.view.windowed) {
+            (Some(window), true) => ProcessSnapshot {
+                timeline: whole.timeline,
+                exited: whole.exited,
+                ..window.clone()
+            },
+            _ => whole,
+        }
+    }
+}
+
 fn event_loop(
     app: &mut App,
-    session: &mut Session,
+    sessions: &mut Sessions,
     sampler: &Sampler,
     guard: &TerminalGuard,
     signals: &SignalFlags,
@@ -140,7 +193,7 @@ fn event_loop(
                     Effect::Quit => break Ok(()),
                     Effect::Suspend => signals.suspend.store(true, Ordering::Relaxed),
                     Effect::Pause(paused) => sampler.set_paused(paused),
-                    Effect::Reset => session.reset(),
+                    Effect::Reset => sessions.reset(),
                     Effect::Requery | Effect::None => {}
                 }
             }
@@ -152,7 +205,7 @@ fn event_loop(
             match event {
                 SamplerEvent::Ticks(ticks) => {
                     for tick in &ticks {
-                        session.ingest(tick);
+                        sessions.ingest(tick);
                     }
                 }
                 SamplerEvent::Exited => {
@@ -175,7 +228,9 @@ fn event_loop(
             app.hptop_cpu_percent = (now - cpu) * 100.0 / at.elapsed().as_secs_f64();
             cpu_mark = (Instant::now(), now);
         }
-        app.set_snapshot(session.snapshot(&app.query()));
+        app.target_uptime_s = crate::collect::procfs::age_s(sessions.start_ticks);
+        let snapshot = sessions.snapshot(app);
+        app.set_snapshot(snapshot);
         terminal
             .draw(|frame| crate::tui::draw(frame, app))
             .map_err(to_output)?;

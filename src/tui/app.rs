@@ -88,6 +88,10 @@ pub struct ViewState {
     pub thread_focus: Option<u32>,
     /// Count idle threads in function figures.
     pub include_idle: bool,
+    /// Show the last second's figures instead of the whole session's.
+    pub windowed: bool,
+    /// Timeline over the whole session instead of the recent seconds.
+    pub zoomed_out: bool,
 }
 
 /// One row of the functions table.
@@ -145,6 +149,8 @@ pub struct App {
     pub hptop_cpu_percent: f64,
     /// Requested sampling rate.
     pub rate_hz: f64,
+    /// Seconds since the target started, when known.
+    pub target_uptime_s: Option<f64>,
     /// Something changed since the last draw.
     pub dirty: bool,
 }
@@ -318,6 +324,11 @@ impl App {
                 return Effect::Requery;
             }
             Action::ToggleLines => self.view.by_line = !self.view.by_line,
+            Action::Window => {
+                self.view.windowed = !self.view.windowed;
+                return Effect::Requery;
+            }
+            Action::Zoom => self.view.zoomed_out = !self.view.zoomed_out,
             Action::Help => self.view.show_help = !self.view.show_help,
         }
         Effect::None

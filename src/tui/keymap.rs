@@ -37,6 +37,10 @@ pub enum Action {
     ThreadFocus,
     /// Functions or lines.
     ToggleLines,
+    /// Figures of the last second, or of the whole session.
+    Window,
+    /// Timeline: the last minutes, or the whole session.
+    Zoom,
     /// The help overlay.
     Help,
     /// Suspend hptop (^Z).
@@ -84,6 +88,16 @@ pub const BINDINGS: &[Binding] = &[
         keys: "L",
         action: Action::ToggleLines,
         help: "functions or single lines",
+    },
+    Binding {
+        keys: "w",
+        action: Action::Window,
+        help: "figures of the last second, or of the whole session",
+    },
+    Binding {
+        keys: "z",
+        action: Action::Zoom,
+        help: "timeline: recent seconds, or the whole session",
     },
     Binding {
         keys: "t",
@@ -139,6 +153,8 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('r') => Action::Reset,
         KeyCode::Char('t') => Action::ThreadFocus,
         KeyCode::Char('L' | 'l') => Action::ToggleLines,
+        KeyCode::Char('w') => Action::Window,
+        KeyCode::Char('z') => Action::Zoom,
         KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
         _ => return None,
     })

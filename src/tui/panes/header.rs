@@ -41,8 +41,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let lines = vec![
         Line::from(first),
         Line::from(format!(
-            "Python {} · session {} · {} samples at {:.1} Hz ({} requested) · hptop CPU {}",
+            "Python {} · up {} · {} {} · {} samples at {:.1} Hz ({} requested) · hptop CPU {}",
             p.python_version,
+            app.target_uptime_s.map_or_else(|| "?".into(), fmt::seconds),
+            if app.view.windowed { "last" } else { "session" },
             fmt::seconds(p.duration_s),
             fmt::count(p.samples),
             p.rate_hz,

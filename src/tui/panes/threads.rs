@@ -25,9 +25,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         "CPU%",
         "GIL%",
         "IDLE%",
+        "FLT/s",
+        "CSW/s",
         "FUNCTION NOW",
     ])
     .style(theme.title);
+    let duration = app.snapshot.duration_s;
+    let per_s = |n: u64| {
+        if duration > 0.0 {
+            format!("{:.0}", n as f64 / duration)
+        } else {
+            "-".into()
+        }
+    };
     let rows = threads.iter().map(|t| {
         let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
         let state = if t.alive {
@@ -43,6 +53,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             format!("{:.1}", t.cpu_percent),
             format!("{:.1}", t.gil_held_percent),
             format!("{:.1}", t.idle_percent),
+            per_s(t.minor_faults + t.major_faults),
+            per_s(t.voluntary_ctxsw + t.involuntary_ctxsw),
             now,
         ])
     });
@@ -64,6 +76,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(6),
             Constraint::Length(6),
             Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Length(7),
             Constraint::Min(10),
         ],
     )
