@@ -6,6 +6,7 @@
 pub mod discover;
 pub mod procfs;
 pub mod sanitize;
+pub mod source;
 pub mod stacks;
 pub mod tick;
 pub mod timer;

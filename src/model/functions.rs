@@ -102,11 +102,21 @@ pub struct FunctionStats {
 /// Index of a function in its table.
 pub type FunctionId = usize;
 
+/// Samples in which one function called another (adjacent frames), once per stack.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeStats {
+    /// Sample counts (`total` is the one that means something for an edge).
+    pub counts: DualCounts,
+    last_stamp: u64,
+}
+
 /// All functions seen, interned by (file, name).
 #[derive(Debug, Default)]
 pub struct FunctionTable {
     ids: HashMap<String, FunctionId>,
     functions: Vec<FunctionStats>,
+    /// (caller, callee) -> samples with that call on the stack.
+    edges: HashMap<(FunctionId, FunctionId), EdgeStats>,
     key_buf: String,
     stamp: u64,
 }
@@ -146,8 +156,15 @@ impl FunctionTable {
         self.stamp += 1;
         let stamp = self.stamp;
         let mut innermost = None;
+        let mut callee: Option<FunctionId> = None;
         for (depth, frame) in frames.iter().enumerate() {
             let id = self.intern(frame);
+            if let Some(callee) = callee.replace(id) {
+                let edge = self.edges.entry((id, callee)).or_default();
+                let first = edge.last_stamp != stamp;
+                edge.last_stamp = stamp;
+                edge.counts.add(false, first, active);
+            }
             let own = depth == 0;
             if own {
                 innermost = Some(id);
@@ -172,6 +189,16 @@ impl FunctionTable {
         if let Some(f) = self.functions.get_mut(id) {
             f.credited.add_scaled(credited, share);
         }
+    }
+
+    /// The id of the function in `filename` named `name`, if seen.
+    pub fn id(&self, filename: &str, name: &str) -> Option<FunctionId> {
+        self.ids.get(&format!("{filename}\0{name}")).copied()
+    }
+
+    /// Call edges: ((caller, callee), stats).
+    pub fn edges(&self) -> impl Iterator<Item = (&(FunctionId, FunctionId), &EdgeStats)> {
+        self.edges.iter()
     }
 
     /// All functions, in first-seen order.

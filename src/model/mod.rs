@@ -14,7 +14,10 @@ use std::time::Duration;
 use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{MemoryCounters, ProcCounters, Tick};
 use functions::{Counts, FunctionStats, FunctionTable};
-use snapshot::{FunctionRow, FunctionSort, LineRow, ProcessSnapshot, SnapshotQuery, ThreadRow};
+use snapshot::{
+    CallRow, FunctionDetail, FunctionRow, FunctionSort, LineRow, ProcessSnapshot, SnapshotQuery,
+    ThreadRow,
+};
 use threads::ThreadTable;
 use timeline::{Timeline, TimelineInput};
 
@@ -143,6 +146,67 @@ impl Session {
     /// Per-second points kept (for memory bounds).
     pub fn timeline_len(&self) -> usize {
         self.timeline.len()
+    }
+
+    /// Callers, callees and lines of the function `name` in `filename` (process-wide).
+    pub fn function_detail(
+        &self,
+        filename: &str,
+        name: &str,
+        include_idle: bool,
+    ) -> Option<FunctionDetail> {
+        let id = self.functions.id(filename, name)?;
+        let all = self.functions.all();
+        let f = all.get(id)?;
+        let row = |other: usize, samples: u64| {
+            let o = &all[other];
+            CallRow {
+                name: o.name.clone(),
+                file: o
+                    .short_filename
+                    .clone()
+                    .unwrap_or_else(|| o.filename.clone()),
+                samples,
+            }
+        };
+        let mut called_by = Vec::new();
+        let mut calls = Vec::new();
+        for (&(caller, callee), edge) in self.functions.edges() {
+            let samples = edge.counts.pick(include_idle).total;
+            if samples == 0 {
+                continue;
+            }
+            if callee == id {
+                called_by.push(row(caller, samples));
+            }
+            if caller == id {
+                calls.push(row(callee, samples));
+            }
+        }
+        for list in [&mut called_by, &mut calls] {
+            list.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.name.cmp(&b.name)));
+        }
+        let mut lines: Vec<LineRow> = f
+            .lines
+            .iter()
+            .map(|(&line, stats)| {
+                let c = stats.counts.pick(include_idle);
+                LineRow {
+                    line,
+                    own_samples: c.own,
+                    total_samples: c.total,
+                }
+            })
+            .filter(|l| l.total_samples > 0)
+            .collect();
+        lines.sort_by_key(|l| l.line);
+        Some(FunctionDetail {
+            name: f.name.clone(),
+            filename: f.filename.clone(),
+            callers: called_by,
+            callees: calls,
+            lines,
+        })
     }
 
     /// Thread rows: Python threads first, then by tid.

@@ -177,3 +177,29 @@ pub struct LineRow {
     /// Counted thread-samples where this line was on the stack.
     pub total_samples: u64,
 }
+
+/// Callers, callees and lines of one function (the TUI's detail pane).
+#[derive(Debug, Clone, Default)]
+pub struct FunctionDetail {
+    /// Function name.
+    pub name: String,
+    /// Full file name.
+    pub filename: String,
+    /// Functions that called it, by samples with that call on the stack, descending.
+    pub callers: Vec<CallRow>,
+    /// Functions it called, likewise.
+    pub callees: Vec<CallRow>,
+    /// Its lines with samples, by line number.
+    pub lines: Vec<LineRow>,
+}
+
+/// One caller or callee.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallRow {
+    /// Function name.
+    pub name: String,
+    /// File name for display.
+    pub file: String,
+    /// Counted thread-samples with this call on the stack.
+    pub samples: u64,
+}

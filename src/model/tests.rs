@@ -395,3 +395,46 @@ fn a_thread_focus_counts_only_that_threads_samples() {
     assert_eq!(find(&p, "g").own_percent, 100.0);
     assert_eq!(find(&p, "main").total_samples, 4);
 }
+
+#[test]
+fn callers_and_callees_count_once_per_stack() {
+    let mut s = session();
+    for i in 0..6 {
+        // main -> work -> f (4 ticks); main -> other -> f (2 ticks); f recursing once.
+        let via = if i < 4 { "work" } else { "other" };
+        s.ingest(&tick(
+            i,
+            vec![thread(
+                1,
+                true,
+                stack(&[("f", 5), ("f", 6), (via, 2), ("main", 1)]),
+                Counts::default(),
+            )],
+            0,
+            1,
+        ));
+    }
+    let d = s.function_detail("app.py", "f", false).unwrap();
+    let called_by: Vec<(&str, u64)> = d
+        .callers
+        .iter()
+        .map(|c| (c.name.as_str(), c.samples))
+        .collect();
+    assert_eq!(called_by, [("f", 6), ("work", 4), ("other", 2)]);
+    let calls: Vec<(&str, u64)> = d
+        .callees
+        .iter()
+        .map(|c| (c.name.as_str(), c.samples))
+        .collect();
+    assert_eq!(calls, [("f", 6)]);
+    let lines: Vec<(u32, u64, u64)> = d
+        .lines
+        .iter()
+        .map(|l| (l.line, l.own_samples, l.total_samples))
+        .collect();
+    assert_eq!(lines, [(5, 6, 6), (6, 0, 6)]);
+    let main = s.function_detail("app.py", "main", false).unwrap();
+    assert!(main.callers.is_empty());
+    assert_eq!(main.callees.len(), 2);
+    assert!(s.function_detail("app.py", "nope", false).is_none());
+}

@@ -99,6 +99,8 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
         last_window: None,
         rolled: Instant::now(),
         start_ticks,
+        pid: sampler.target.pid,
+        source: None,
     };
     let result = event_loop(&mut app, &mut sessions, &sampler, &guard, &signals);
     drop(guard);
@@ -116,6 +118,9 @@ struct Sessions {
     last_window: Option<ProcessSnapshot>,
     rolled: Instant,
     start_ticks: u64,
+    pid: u32,
+    /// The last source file read: (file name, its lines).
+    source: Option<(String, Option<Vec<String>>)>,
 }
 
 /// Length of the windowed view's window.
@@ -125,6 +130,30 @@ impl Sessions {
     fn ingest(&mut self, tick: &crate::collect::tick::Tick) {
         self.session.ingest(tick);
         self.recent.ingest(tick);
+    }
+
+    /// Fills the app's detail pane for the selected function (source read once per file).
+    fn detail(&mut self, app: &mut App) {
+        let selected = app
+            .selected_function_id()
+            .filter(|_| app.view.show_detail)
+            .map(|(file, name)| (file.to_owned(), name.to_owned()));
+        let Some((file, name)) = selected else {
+            app.detail = None;
+            return;
+        };
+        app.detail = self
+            .session
+            .function_detail(&file, &name, app.view.include_idle);
+        if self
+            .source
+            .as_ref()
+            .is_none_or(|(cached, _)| *cached != file)
+        {
+            let lines = crate::collect::source::read_source(self.pid, &file);
+            self.source = Some((file, lines));
+        }
+        app.source = self.source.as_ref().and_then(|(_, lines)| lines.clone());
     }
 
     fn reset(&mut self) {
@@ -231,6 +260,7 @@ fn event_loop(
         app.target_uptime_s = crate::collect::procfs::age_s(sessions.start_ticks);
         let snapshot = sessions.snapshot(app);
         app.set_snapshot(snapshot);
+        sessions.detail(app);
         terminal
             .draw(|frame| crate::tui::draw(frame, app))
             .map_err(to_output)?;

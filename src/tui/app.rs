@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::keymap::{self, Action};
-use crate::model::snapshot::{ProcessSnapshot, SnapshotQuery};
+use crate::model::snapshot::{FunctionDetail, ProcessSnapshot, SnapshotQuery};
 
 /// Which pane has the keyboard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct ViewState {
     pub windowed: bool,
     /// Timeline over the whole session instead of the recent seconds.
     pub zoomed_out: bool,
+    /// The detail pane of the selected function is shown.
+    pub show_detail: bool,
 }
 
 /// One row of the functions table.
@@ -151,6 +153,10 @@ pub struct App {
     pub rate_hz: f64,
     /// Seconds since the target started, when known.
     pub target_uptime_s: Option<f64>,
+    /// Detail of the selected function, when the detail pane is shown.
+    pub detail: Option<FunctionDetail>,
+    /// Source lines of the detailed function's file, when readable.
+    pub source: Option<Vec<String>>,
     /// Something changed since the last draw.
     pub dirty: bool,
 }
@@ -329,6 +335,14 @@ impl App {
                 return Effect::Requery;
             }
             Action::Zoom => self.view.zoomed_out = !self.view.zoomed_out,
+            Action::Detail => {
+                self.view.show_detail = !self.view.show_detail;
+                if self.view.selected_function.is_none() {
+                    self.view.selected_function =
+                        self.function_lines().first().map(|l| l.key.clone());
+                }
+                return Effect::Requery;
+            }
             Action::Help => self.view.show_help = !self.view.show_help,
         }
         Effect::None
@@ -346,6 +360,12 @@ impl App {
                 self.view.selected_thread = moved(&tids, self.view.selected_thread.as_ref(), delta);
             }
         }
+    }
+
+    /// (file name, function name) of the selected row, if any.
+    pub fn selected_function_id(&self) -> Option<(&str, &str)> {
+        let mut parts = self.view.selected_function.as_deref()?.split('\0');
+        Some((parts.next()?, parts.next()?))
     }
 
     /// Index of the selected function row, if it is shown.

@@ -41,6 +41,8 @@ pub enum Action {
     Window,
     /// Timeline: the last minutes, or the whole session.
     Zoom,
+    /// Detail of the selected function: callers, callees, source with line heat.
+    Detail,
     /// The help overlay.
     Help,
     /// Suspend hptop (^Z).
@@ -88,6 +90,11 @@ pub const BINDINGS: &[Binding] = &[
         keys: "L",
         action: Action::ToggleLines,
         help: "functions or single lines",
+    },
+    Binding {
+        keys: "Enter",
+        action: Action::Detail,
+        help: "detail of the selected function: callers, callees, source heat",
     },
     Binding {
         keys: "w",
@@ -154,6 +161,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('t') => Action::ThreadFocus,
         KeyCode::Char('L' | 'l') => Action::ToggleLines,
         KeyCode::Char('w') => Action::Window,
+        KeyCode::Enter => Action::Detail,
         KeyCode::Char('z') => Action::Zoom,
         KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
         _ => return None,

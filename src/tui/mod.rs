@@ -56,7 +56,15 @@ pub fn draw(frame: &mut Frame, app: &App) {
     panes::header::draw(frame, header, app);
     panes::timeline::draw(frame, timeline, app);
     panes::threads::draw(frame, threads_area, app);
-    panes::functions::draw(frame, functions, app);
+    if app.view.show_detail {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                .areas(functions);
+        panes::functions::draw(frame, left, app);
+        panes::detail::draw(frame, right, app);
+    } else {
+        panes::functions::draw(frame, functions, app);
+    }
     draw_status(frame, status, app);
     if app.view.show_help {
         panes::help::draw(frame, area, app);

@@ -241,3 +241,58 @@ fn no_color_keeps_only_modifiers() {
     assert_eq!(theme.graph.fg, None);
     assert!(super::theme::Theme::new(false).warn.fg.is_some());
 }
+
+#[test]
+fn detail_pane_shows_callers_callees_and_source_heat() {
+    use crate::model::snapshot::{CallRow, FunctionDetail};
+    let mut app = App::new(snapshot(), 100.0, false);
+    assert_eq!(app.apply(Action::Detail, 10), Effect::Requery);
+    assert_eq!(
+        app.selected_function_id(),
+        Some(("/srv/app/jobs.py", "parse_row"))
+    );
+    app.detail = Some(FunctionDetail {
+        name: "parse_row".into(),
+        filename: "/srv/app/jobs.py".into(),
+        callers: vec![CallRow {
+            name: "main".into(),
+            file: "jobs.py".into(),
+            samples: 60,
+        }],
+        callees: vec![],
+        lines: vec![
+            LineRow {
+                line: 12,
+                own_samples: 40,
+                total_samples: 40,
+            },
+            LineRow {
+                line: 13,
+                own_samples: 20,
+                total_samples: 20,
+            },
+        ],
+    });
+    app.source = Some((1..=20).map(|n| format!("source line {n}")).collect());
+    let screen = render(&app, 140, 40);
+    assert!(
+        screen.contains("Called by") && screen.contains("main (jobs.py)"),
+        "{screen}"
+    );
+    assert!(screen.contains("(none)"));
+    let hot = screen
+        .lines()
+        .find(|l| l.contains("source line 12"))
+        .unwrap();
+    let warm = screen
+        .lines()
+        .find(|l| l.contains("source line 13"))
+        .unwrap();
+    assert!(
+        hot.matches('█').count() > warm.matches('█').count(),
+        "{hot}\n{warm}"
+    );
+    assert!(hot.contains("40"));
+    app.source = None;
+    assert!(render(&app, 140, 40).contains("source not readable"));
+}

@@ -18,7 +18,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::from(""));
     lines.push(Line::styled("Esc or ? closes this help", theme.dim));
     let height = (lines.len() as u16 + 2).min(area.height);
-    let width = 80.min(area.width);
+    let width = 96.min(area.width);
     let [_, middle, _] = Layout::vertical([
         Constraint::Fill(1),
         Constraint::Length(height),
