@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEventKind};
 use ratatui::prelude::CrosstermBackend;
 use ratatui::Terminal;
 
@@ -224,6 +224,14 @@ fn event_loop(
                     Effect::Pause(paused) => sampler.set_paused(paused),
                     Effect::Reset => sessions.reset(),
                     Effect::Requery | Effect::None => {}
+                }
+            }
+            Ok(Event::Mouse(mouse)) => {
+                if let MouseEventKind::Down(MouseButton::Left) = mouse.kind {
+                    if let Ok(size) = terminal.size() {
+                        let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+                        crate::tui::click(app, area, mouse.column, mouse.row);
+                    }
                 }
             }
             Ok(_) => app.dirty = true,

@@ -44,31 +44,117 @@ pub fn draw(frame: &mut Frame, app: &App) {
         );
         return;
     }
-    let threads = app.snapshot.threads.iter().filter(|t| t.is_python).count() as u16;
-    let [header, timeline, threads_area, functions, status] = Layout::vertical([
-        Constraint::Length(panes::header::HEIGHT),
-        Constraint::Length(panes::timeline::HEIGHT),
-        Constraint::Length((threads + 2).clamp(3, area.height / 3)),
-        Constraint::Min(3),
-        Constraint::Length(1),
-    ])
-    .areas(area);
-    panes::header::draw(frame, header, app);
-    panes::timeline::draw(frame, timeline, app);
-    panes::threads::draw(frame, threads_area, app);
-    if app.view.show_detail {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                .areas(functions);
-        panes::functions::draw(frame, left, app);
-        panes::detail::draw(frame, right, app);
-    } else {
-        panes::functions::draw(frame, functions, app);
+    let areas = Areas::of(area, app);
+    panes::header::draw(frame, areas.header, app);
+    panes::timeline::draw(frame, areas.timeline, app);
+    panes::threads::draw(frame, areas.threads, app);
+    panes::functions::draw(frame, areas.functions, app);
+    if let Some(detail) = areas.detail {
+        panes::detail::draw(frame, detail, app);
     }
-    draw_status(frame, status, app);
+    draw_status(frame, areas.status, app);
     if app.view.show_help {
         panes::help::draw(frame, area, app);
     }
+}
+
+/// Where each pane is drawn; shared by drawing and mouse hit-testing.
+#[derive(Debug, Clone, Copy)]
+pub struct Areas {
+    /// Header.
+    pub header: Rect,
+    /// Timeline.
+    pub timeline: Rect,
+    /// Threads table.
+    pub threads: Rect,
+    /// Functions table.
+    pub functions: Rect,
+    /// Detail pane, when shown.
+    pub detail: Option<Rect>,
+    /// Status line.
+    pub status: Rect,
+}
+
+impl Areas {
+    /// The layout of a screen of size `area` (at least the minimum size).
+    pub fn of(area: Rect, app: &App) -> Self {
+        let threads = app.snapshot.threads.iter().filter(|t| t.is_python).count() as u16;
+        let [header, timeline, threads_area, functions, status] = Layout::vertical([
+            Constraint::Length(panes::header::HEIGHT),
+            Constraint::Length(panes::timeline::HEIGHT),
+            Constraint::Length((threads + 2).clamp(3, area.height / 3)),
+            Constraint::Min(3),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        let (functions, detail) = if app.view.show_detail {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(functions);
+            (left, Some(right))
+        } else {
+            (functions, None)
+        };
+        Self {
+            header,
+            timeline,
+            threads: threads_area,
+            functions,
+            detail,
+            status,
+        }
+    }
+}
+
+/// Handles a left click at (`x`, `y`) on a screen of size `area`: a row selects it (and
+/// focuses its pane), a functions column header sorts by it (again: inverts).
+pub fn click(app: &mut App, area: Rect, x: u16, y: u16) {
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT || app.view.show_help {
+        return;
+    }
+    let areas = Areas::of(area, app);
+    let inside = |r: Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
+    app.dirty = true;
+    if inside(areas.functions) {
+        app.view.focus = app::Pane::Functions;
+        if y == areas.functions.y + 1 {
+            if let Some(column) = panes::functions::column_at(x - areas.functions.x) {
+                if app.view.sort == column {
+                    app.view.reverse = !app.view.reverse;
+                } else {
+                    app.view.sort = column;
+                }
+            }
+            return;
+        }
+        let rows = app.function_lines();
+        let index = row_at(areas.functions, y, app.selected_function_index(&rows));
+        if let Some(row) = index.and_then(|i| rows.get(i)) {
+            app.view.selected_function = Some(row.key.clone());
+        }
+    } else if inside(areas.threads) {
+        app.view.focus = app::Pane::Threads;
+        let tids = app.thread_tids();
+        let selected = app
+            .view
+            .selected_thread
+            .and_then(|tid| tids.iter().position(|t| *t == tid));
+        if let Some(tid) = row_at(areas.threads, y, selected).and_then(|i| tids.get(i)) {
+            app.view.selected_thread = Some(*tid);
+        }
+    }
+}
+
+/// Index of the table row drawn at screen line `y` of a table with a top border and a
+/// header line. The table scrolls just enough to show the selected row.
+fn row_at(table: Rect, y: u16, selected: Option<usize>) -> Option<usize> {
+    let first = table.y + 2;
+    let visible = table.height.saturating_sub(2) as usize;
+    if y < first || visible == 0 {
+        return None;
+    }
+    let offset = selected.map_or(0, |s| (s + 1).saturating_sub(visible));
+    Some(offset + (y - first) as usize)
 }
 
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {

@@ -296,3 +296,39 @@ fn detail_pane_shows_callers_callees_and_source_heat() {
     app.source = None;
     assert!(render(&app, 140, 40).contains("source not readable"));
 }
+
+#[test]
+fn mouse_clicks_select_rows_and_sort_columns() {
+    use ratatui::layout::Rect;
+    let mut app = App::new(snapshot(), 100.0, false);
+    let area = Rect::new(0, 0, 120, 30);
+    let areas = super::Areas::of(area, &app);
+    let header_y = areas.functions.y + 1;
+    // %Total header (columns: %Own 0-5, gap, %Total 7-13).
+    super::click(&mut app, area, areas.functions.x + 9, header_y);
+    assert_eq!(app.view.sort, super::app::SortColumn::Total);
+    super::click(&mut app, area, areas.functions.x + 9, header_y);
+    assert!(app.view.reverse, "a second click inverts");
+    super::click(&mut app, area, areas.functions.x + 50, header_y);
+    assert_eq!(app.view.sort, super::app::SortColumn::Name);
+    // Third function row: by name, not reversed -> load, main, parse_row.
+    app.view.reverse = false;
+    super::click(
+        &mut app,
+        area,
+        areas.functions.x + 50,
+        areas.functions.y + 2 + 2,
+    );
+    assert_eq!(
+        app.selected_function_id(),
+        Some(("/srv/app/jobs.py", "parse_row"))
+    );
+    // Second thread row.
+    super::click(&mut app, area, areas.threads.x + 3, areas.threads.y + 3);
+    assert_eq!(app.view.selected_thread, Some(4250));
+    assert_eq!(app.view.focus, Pane::Threads);
+    // Clicks on a tiny screen or outside tables change nothing.
+    super::click(&mut app, Rect::new(0, 0, 20, 5), 1, 1);
+    super::click(&mut app, area, 1, 0);
+    assert_eq!(app.view.selected_thread, Some(4250));
+}

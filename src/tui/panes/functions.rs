@@ -10,6 +10,28 @@ use ratatui::Frame;
 use crate::fmt;
 use crate::tui::app::{App, Pane, SortColumn};
 
+/// Column widths; the table puts one space between columns.
+const WIDTHS: [u16; 5] = [6, 7, 8, 9, 6];
+
+/// The sort column under `x` (relative to the table's left edge) in the header line.
+pub fn column_at(x: u16) -> Option<SortColumn> {
+    let columns = [
+        SortColumn::Own,
+        SortColumn::Total,
+        SortColumn::Own,
+        SortColumn::Total,
+        SortColumn::Cpu,
+    ];
+    let mut left = 0;
+    for (width, column) in WIDTHS.iter().zip(columns) {
+        if x < left + width {
+            return Some(column);
+        }
+        left += width + 1;
+    }
+    Some(SortColumn::Name)
+}
+
 /// Draws the functions table.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
@@ -67,11 +89,11 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let table = Table::new(
         body,
         [
-            Constraint::Length(6),
-            Constraint::Length(7),
-            Constraint::Length(8),
-            Constraint::Length(9),
-            Constraint::Length(6),
+            Constraint::Length(WIDTHS[0]),
+            Constraint::Length(WIDTHS[1]),
+            Constraint::Length(WIDTHS[2]),
+            Constraint::Length(WIDTHS[3]),
+            Constraint::Length(WIDTHS[4]),
             Constraint::Min(10),
         ],
     )
