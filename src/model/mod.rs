@@ -43,6 +43,8 @@ pub struct Session {
     timeline: Timeline,
     /// Time of the first and the latest tick.
     ticks_at: Option<(Duration, Duration)>,
+    /// Time sampling was paused (gaps before `resumed` ticks): not part of the rate's window.
+    paused: Duration,
     first: Option<(Duration, ProcCounters)>,
     last: Option<(Duration, ProcCounters)>,
     memory: Option<MemoryCounters>,
@@ -85,6 +87,9 @@ impl Session {
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         if p.memory.is_some() {
             self.memory = p.memory;
+        }
+        if let (true, Some((_, last))) = (tick.resumed, self.ticks_at) {
+            self.paused += tick.at.saturating_sub(last);
         }
         self.ticks_at = Some(
             self.ticks_at
@@ -297,10 +302,13 @@ impl Session {
             samples: self.samples,
             sample_errors: self.sample_errors,
             skipped_ticks: self.skipped,
-            rate_hz: if duration_s > 0.0 {
-                (self.ticks.saturating_sub(1)) as f64 / duration_s
-            } else {
-                0.0
+            rate_hz: {
+                let sampling_s = duration_s - self.paused.as_secs_f64();
+                if sampling_s > 0.0 {
+                    (self.ticks.saturating_sub(1)) as f64 / sampling_s
+                } else {
+                    0.0
+                }
             },
             counted_samples,
             seconds_per_sample,

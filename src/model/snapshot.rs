@@ -60,7 +60,7 @@ pub struct ProcessSnapshot {
     pub sample_errors: u64,
     /// Deadlines skipped because a tick ran late.
     pub skipped_ticks: u64,
-    /// Ticks per second achieved: (samples + errors - 1) / duration.
+    /// Ticks per second achieved: (samples + errors - 1) / (duration - time paused).
     pub rate_hz: f64,
     /// Thread-samples counted in function percentages (active only unless `include_idle`).
     pub counted_samples: u64,

@@ -438,3 +438,38 @@ fn callers_and_callees_count_once_per_stack() {
     assert_eq!(main.callees.len(), 2);
     assert!(s.function_detail("app.py", "nope", false).is_none());
 }
+
+#[test]
+fn a_pause_is_left_out_of_the_rate_and_its_deltas_credit_no_function() {
+    let mut s = session();
+    let c = |cpu: u64| Counts {
+        cpu_ticks: cpu,
+        ..Counts::default()
+    };
+    // 11 ticks at 100 Hz in `f`, then a 2 s pause, then 11 ticks in `g`.
+    for i in 0..=10u32 {
+        s.ingest(&tick(
+            i,
+            vec![thread(1, true, stack(&[("f", 1)]), c(u64::from(i)))],
+            0,
+            1,
+        ));
+    }
+    for i in 210..=220u32 {
+        let mut t = tick(
+            i,
+            vec![thread(1, true, stack(&[("g", 1)]), c(u64::from(i)))],
+            0,
+            1,
+        );
+        t.resumed = i == 210;
+        s.ingest(&t);
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert!((p.rate_hz - 21.0 / 0.2).abs() < 1e-6, "{}", p.rate_hz);
+    // f is credited its 10 intervals only, not the 200 ticks of CPU during the pause.
+    assert!((find(&p, "f").credited.cpu_s - 0.10).abs() < 1e-9);
+    assert!((find(&p, "g").credited.cpu_s - 0.10).abs() < 1e-9);
+    // The thread's own CPU covers the whole window, pause included.
+    assert!((p.threads[0].cpu_percent - 100.0).abs() < 1e-9);
+}
