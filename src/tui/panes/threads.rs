@@ -84,7 +84,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     .header(header)
     .row_highlight_style(theme.selected)
     .block(Block::default().borders(Borders::TOP).title(Line::styled(
-        format!("Threads{focus}{filter} (* holds the GIL)"),
+        format!(
+            "Threads{focus}{filter} · * holds the GIL · rates per second over the {}",
+            if app.view.windowed {
+                "last second"
+            } else {
+                "session"
+            }
+        ),
         theme.title,
     )));
     let mut state = TableState::default();
