@@ -81,9 +81,10 @@ impl Session {
             self.sample_errors += 1;
         }
         self.ticks += 1;
-        let gil_held =
-            self.threads
-                .ingest(&p.threads, stacks_ok, tick.resumed, &mut self.functions);
+        let summary = self
+            .threads
+            .ingest(&p.threads, stacks_ok, tick.resumed, &mut self.functions);
+        let gil_held = summary.gil_held;
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         if p.memory.is_some() {
             self.memory = p.memory;
@@ -118,6 +119,7 @@ impl Session {
             minor_faults: delta.minor_faults,
             major_faults: delta.major_faults,
             rss_bytes,
+            switches: summary.switches,
             stacks_ok,
             gil_held,
         });

@@ -473,3 +473,40 @@ fn a_pause_is_left_out_of_the_rate_and_its_deltas_credit_no_function() {
     // The thread's own CPU covers the whole window, pause included.
     assert!((p.threads[0].cpu_percent - 100.0).abs() < 1e-9);
 }
+
+#[test]
+fn timeline_context_switches_per_second_from_slow_reads() {
+    let mut s = session();
+    // 101 ticks at 100 Hz; slow reads every 10th tick, 10 more switches each: 100 per second.
+    for i in 0..=100u32 {
+        let slow = (i % 10 == 0).then_some(SlowThreadCounters {
+            voluntary_ctxsw: u64::from(i),
+            ..SlowThreadCounters::default()
+        });
+        let mut t = tick(
+            i,
+            vec![thread(
+                1,
+                false,
+                stack(&[("wait", 1)]),
+                Counts {
+                    slow,
+                    ..Counts::default()
+                },
+            )],
+            0,
+            1,
+        );
+        if i % 10 != 0 {
+            t.process.counters = None;
+        }
+        s.ingest(&t);
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert!(
+        (p.timeline[0].ctxsw_per_s - 100.0).abs() < 1e-9,
+        "{:?}",
+        p.timeline[0]
+    );
+    assert_eq!(p.voluntary_ctxsw, 100);
+}

@@ -15,6 +15,15 @@ use crate::collect::tick::{
     Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
 };
 
+/// What one tick's threads add up to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TickSummary {
+    /// Some thread held the GIL.
+    pub gil_held: bool,
+    /// Context switches read at this tick (slow deltas of all threads).
+    pub switches: u64,
+}
+
 /// Identity of a thread: the tid and its start time, so a reused tid is a new thread.
 pub type ThreadKey = (u32, u64);
 
@@ -104,17 +113,17 @@ pub struct ThreadTable {
 
 impl ThreadTable {
     /// Ingests one tick's threads; `stacks_ok` says whether the stacks were read.
-    /// Returns whether any thread held the GIL.
     pub fn ingest(
         &mut self,
         threads: &[ThreadTick],
         stacks_ok: bool,
         resumed: bool,
         functions: &mut FunctionTable,
-    ) -> bool {
+    ) -> TickSummary {
         self.ticks += 1;
         let tick = self.ticks;
         let mut gil_held = false;
+        let mut switches = 0;
         for t in threads {
             let key = (t.tid, t.counters.map_or(0, |c| c.start_ticks));
             let first_tick = tick == 1;
@@ -139,7 +148,7 @@ impl ThreadTable {
             }
             if let Some(counters) = t.counters {
                 stats.state = counters.state;
-                account_counters(stats, &counters, functions);
+                switches += account_counters(stats, &counters, functions);
             }
             let innermost = if t.is_python && stacks_ok {
                 stats.is_python = true;
@@ -179,7 +188,7 @@ impl ThreadTable {
             }
         }
         self.evict_dead();
-        gil_held
+        TickSummary { gil_held, switches }
     }
 
     /// Folds the oldest exited threads into `retired` once more than [`MAX_DEAD_THREADS`]
@@ -249,7 +258,13 @@ impl ThreadTable {
     }
 }
 
-fn account_counters(stats: &mut ThreadStats, now: &ThreadCounters, functions: &mut FunctionTable) {
+/// Adds the deltas since the last read and credits them; returns the context switches
+/// (voluntary + involuntary) of this read's slow delta.
+fn account_counters(
+    stats: &mut ThreadStats,
+    now: &ThreadCounters,
+    functions: &mut FunctionTable,
+) -> u64 {
     if let Some(last) = stats.last {
         let delta = CounterSums {
             cpu_ticks: now.cpu_ticks.saturating_sub(last.cpu_ticks),
@@ -269,7 +284,8 @@ fn account_counters(stats: &mut ThreadStats, now: &ThreadCounters, functions: &m
         }
     }
     stats.last = Some(*now);
-    let Some(slow) = now.slow else { return };
+    let Some(slow) = now.slow else { return 0 };
+    let mut switches = 0;
     if let Some(last) = stats.last_slow {
         let delta = CounterSums {
             voluntary_ctxsw: slow.voluntary_ctxsw.saturating_sub(last.voluntary_ctxsw),
@@ -281,6 +297,7 @@ fn account_counters(stats: &mut ThreadStats, now: &ThreadCounters, functions: &m
             ..CounterSums::default()
         };
         stats.sums.add(&delta);
+        switches = delta.voluntary_ctxsw + delta.involuntary_ctxsw;
         let credited = Credited {
             voluntary_ctxsw: delta.voluntary_ctxsw as f64,
             involuntary_ctxsw: delta.involuntary_ctxsw as f64,
@@ -294,4 +311,5 @@ fn account_counters(stats: &mut ThreadStats, now: &ThreadCounters, functions: &m
     }
     stats.last_slow = Some(slow);
     stats.pending_slow.clear();
+    switches
 }

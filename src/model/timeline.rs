@@ -18,6 +18,8 @@ pub struct TimelinePoint {
     pub major_faults_per_s: f64,
     /// Share of the second's stack samples in which some thread held the GIL, in percent.
     pub gil_held_percent: f64,
+    /// Context switches (voluntary + involuntary, all threads) per second.
+    pub ctxsw_per_s: f64,
 }
 
 /// Per-second inputs accumulated until the second ends.
@@ -31,6 +33,7 @@ struct Bucket {
     stack_ticks: u64,
     gil_ticks: u64,
     span: Duration,
+    switches: u64,
 }
 
 /// Seconds kept: one hour.
@@ -58,6 +61,8 @@ pub struct TimelineInput {
     pub major_faults: u64,
     /// RSS now, when read at this tick.
     pub rss_bytes: Option<u64>,
+    /// Context switches read at this tick (0 between slow reads).
+    pub switches: u64,
     /// Stacks were read at this tick.
     pub stacks_ok: bool,
     /// Some thread held the GIL at this tick.
@@ -84,6 +89,8 @@ impl Timeline {
         bucket.stack_ticks += u64::from(input.stacks_ok);
         bucket.gil_ticks += u64::from(input.stacks_ok && input.gil_held);
         bucket.span += input.span;
+        // Switches come with the slow reads, as the process counters do: the same span.
+        bucket.switches += input.switches;
     }
 
     fn close(&mut self) {
@@ -96,6 +103,7 @@ impl Timeline {
             rss_bytes: b.rss_bytes,
             minor_faults_per_s: per_s(b.minor_faults),
             major_faults_per_s: per_s(b.major_faults),
+            ctxsw_per_s: per_s(b.switches),
             gil_held_percent: if b.stack_ticks > 0 {
                 b.gil_ticks as f64 * 100.0 / b.stack_ticks as f64
             } else {
