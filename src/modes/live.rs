@@ -120,7 +120,7 @@ struct Sessions {
     start_ticks: u64,
     pid: u32,
     /// The last source file read: (file name, its lines).
-    source: Option<(String, Option<Vec<String>>)>,
+    source: Option<(String, Option<Arc<[String]>>)>,
 }
 
 /// Length of the windowed view's window.
@@ -150,7 +150,7 @@ impl Sessions {
             .as_ref()
             .is_none_or(|(cached, _)| *cached != file)
         {
-            let lines = crate::collect::source::read_source(self.pid, &file);
+            let lines = crate::collect::source::read_source(self.pid, &file).map(Arc::from);
             self.source = Some((file, lines));
         }
         app.source = self.source.as_ref().and_then(|(_, lines)| lines.clone());

@@ -155,8 +155,11 @@ pub struct App {
     pub target_uptime_s: Option<f64>,
     /// Detail of the selected function, when the detail pane is shown.
     pub detail: Option<FunctionDetail>,
-    /// Source lines of the detailed function's file, when readable.
-    pub source: Option<Vec<String>>,
+    /// Source lines of the detailed function's file, when readable (shared, not copied,
+    /// at each redraw).
+    pub source: Option<std::sync::Arc<[String]>>,
+    /// Styles.
+    pub theme: super::theme::Theme,
     /// Something changed since the last draw.
     pub dirty: bool,
 }
@@ -172,6 +175,7 @@ impl App {
                 ..ViewState::default()
             },
             dirty: true,
+            theme: super::theme::Theme::from_env(),
             ..Self::default()
         }
     }

@@ -20,9 +20,9 @@ pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 16;
 
 impl App {
-    /// Styles for this environment.
+    /// Styles (chosen once, from the environment, when the app was made).
     pub fn theme(&self) -> theme::Theme {
-        theme::Theme::from_env()
+        self.theme
     }
 }
 

@@ -273,7 +273,12 @@ fn detail_pane_shows_callers_callees_and_source_heat() {
             },
         ],
     });
-    app.source = Some((1..=20).map(|n| format!("source line {n}")).collect());
+    app.source = Some(
+        (1..=20)
+            .map(|n| format!("source line {n}"))
+            .collect::<Vec<_>>()
+            .into(),
+    );
     let screen = render(&app, 140, 40);
     assert!(
         screen.contains("Called by") && screen.contains("main (jobs.py)"),

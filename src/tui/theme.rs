@@ -20,6 +20,12 @@ pub struct Theme {
     pub graph: Style,
 }
 
+impl Default for Theme {
+    fn default() -> Self {
+        Self::new(false)
+    }
+}
+
 impl Theme {
     /// The theme for this environment.
     pub fn from_env() -> Self {
