@@ -122,7 +122,7 @@ impl Sampler {
             .name("hptop-sampler".into())
             .spawn(move || {
                 let panic_tx = events_tx.clone();
-                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                report_panic(&panic_tx, || {
                     sampler_thread(
                         &thread_options,
                         &ready_tx,
@@ -133,15 +133,7 @@ impl Sampler {
                             paused: &thread_paused,
                         },
                     );
-                }));
-                if let Err(payload) = run {
-                    let message = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    let _ = panic_tx.send(SamplerEvent::Panicked(message));
-                }
+                });
             })
             .map_err(|e| HptopError::Launch {
                 command: "hptop-sampler thread".into(),
@@ -343,6 +335,19 @@ fn sampler_thread(
     }
 }
 
+/// Runs `body`; a panic in it becomes a [`SamplerEvent::Panicked`] with its message, so the
+/// UI reports it instead of dying with the sampler (the panic hook still prints it).
+fn report_panic(events: &SyncSender<SamplerEvent>, body: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let _ = events.send(SamplerEvent::Panicked(message));
+    }
+}
+
 /// Flags the sampler thread obeys.
 struct Flags<'a> {
     stop: &'a AtomicBool,
@@ -538,4 +543,22 @@ fn join_threads(
     }
     threads.append(&mut unmatched);
     threads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_sampler_becomes_an_event() {
+        let (tx, rx) = mpsc::sync_channel(4);
+        let index = 7;
+        report_panic(&tx, || panic!("read went wrong at {index}"));
+        match rx.try_recv() {
+            Ok(SamplerEvent::Panicked(message)) => assert_eq!(message, "read went wrong at 7"),
+            other => panic!("expected a Panicked event, got {other:?}"),
+        }
+        report_panic(&tx, || {});
+        assert!(rx.try_recv().is_err(), "no event without a panic");
+    }
 }
