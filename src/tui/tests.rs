@@ -201,9 +201,14 @@ fn exited_paused_and_help_states() {
     snap.exited = true;
     let mut app = App::new(snap, 100.0, false);
     assert_eq!(app.apply(Action::Pause, 10), Effect::Pause(true));
+    app.status = Some("sampling stopped: read went wrong; the figures so far stay".into());
     let screen = render(&app, 120, 30);
     assert!(
         screen.contains("TARGET EXITED") && screen.contains("PAUSED"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("sampling stopped: read went wrong"),
         "{screen}"
     );
     app.apply(Action::Help, 10);
