@@ -183,3 +183,55 @@ fn sigterm_restores_the_terminal() {
         "the alternate screen was not left:\n{screen}"
     );
 }
+
+fn state_of(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|i| stat[i + 2..].chars().next())
+        .unwrap_or('?')
+}
+
+#[test]
+fn ctrl_z_suspends_without_pausing_the_target_and_resume_redraws() {
+    if !tmux_available() {
+        return;
+    }
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["1", "60"]);
+    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return;
+    };
+    tmux.wait_for("burn (cpu_threads.py:");
+    let hptop = tmux.hptop_pid();
+    tmux.keys(&["C-z"]);
+    let start = Instant::now();
+    while state_of(hptop) != 'T' {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "hptop did not suspend on ^Z"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Suspended: the terminal is back to normal and the target runs on.
+    tmux.wait_without("%Own");
+    let states: Vec<char> = std::fs::read_dir(format!("/proc/{}/task", workload.pid()))
+        .unwrap()
+        .filter_map(|t| {
+            let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
+            stat.rfind(')').and_then(|i| stat[i + 2..].chars().next())
+        })
+        .collect();
+    assert!(
+        !states.contains(&'t') && !states.contains(&'T'),
+        "target paused: {states:?}"
+    );
+    assert!(Command::new("kill")
+        .args(["-CONT", &hptop.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    tmux.wait_for("burn (cpu_threads.py:");
+    tmux.keys(&["q"]);
+    tmux.wait_for("TTY-COOKED");
+}
