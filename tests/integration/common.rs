@@ -160,3 +160,29 @@ pub fn report_json(args: &[&str]) -> serde_json::Value {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The kernel state letter of `stat` text (field 3, after the command in parentheses).
+fn state_letter(stat: &str) -> Option<char> {
+    stat.rfind(')')
+        .and_then(|i| stat.get(i + 2..)?.chars().next())
+}
+
+/// State letter of each thread of `pid` (R, S, T, t...).
+pub fn thread_states(pid: u32) -> Vec<char> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|t| {
+                state_letter(&std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?)
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// State letter of process `pid`, `?` when it is gone.
+pub fn process_state(pid: u32) -> char {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| state_letter(&s))
+        .unwrap_or('?')
+}

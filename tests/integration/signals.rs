@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use crate::common::{default_python, Workload};
+use crate::common::{default_python, thread_states, Workload};
 
 fn start_report(pid: u32, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hptop"))
@@ -37,14 +37,6 @@ fn finish(child: Child) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn state_letters(pid: u32) -> Vec<char> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
-        .filter_map(|s| s[s.rfind(')')? + 2..].chars().next())
-        .collect()
 }
 
 #[test]
@@ -80,7 +72,7 @@ fn suspending_hptop_never_leaves_the_target_paused() {
     let hptop = Pid::from_raw(child.id() as i32);
     kill(hptop, Signal::SIGTSTP).unwrap();
     let start = Instant::now();
-    while !state_letters(child.id()).iter().all(|&c| c == 'T') {
+    while !thread_states(child.id()).iter().all(|&c| c == 'T') {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "hptop did not stop on SIGTSTP"
@@ -89,7 +81,7 @@ fn suspending_hptop_never_leaves_the_target_paused() {
     }
     // hptop is stopped: the target's threads must run freely (no 't', tracing stop).
     for _ in 0..10 {
-        let states = state_letters(workload.pid());
+        let states = thread_states(workload.pid());
         assert!(
             !states.contains(&'t') && !states.contains(&'T'),
             "target paused: {states:?}"

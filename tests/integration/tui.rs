@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{default_python, Workload};
+use crate::common::{default_python, process_state, thread_states, Workload};
 
 struct Tmux {
     session: String,
@@ -184,13 +184,6 @@ fn sigterm_restores_the_terminal() {
     );
 }
 
-fn state_of(pid: u32) -> char {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rfind(')')
-        .and_then(|i| stat[i + 2..].chars().next())
-        .unwrap_or('?')
-}
-
 #[test]
 fn ctrl_z_suspends_without_pausing_the_target_and_resume_redraws() {
     if !tmux_available() {
@@ -206,7 +199,7 @@ fn ctrl_z_suspends_without_pausing_the_target_and_resume_redraws() {
     let hptop = tmux.hptop_pid();
     tmux.keys(&["C-z"]);
     let start = Instant::now();
-    while state_of(hptop) != 'T' {
+    while process_state(hptop) != 'T' {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "hptop did not suspend on ^Z"
@@ -215,13 +208,7 @@ fn ctrl_z_suspends_without_pausing_the_target_and_resume_redraws() {
     }
     // Suspended: the terminal is back to normal and the target runs on.
     tmux.wait_without("%Own");
-    let states: Vec<char> = std::fs::read_dir(format!("/proc/{}/task", workload.pid()))
-        .unwrap()
-        .filter_map(|t| {
-            let stat = std::fs::read_to_string(t.ok()?.path().join("stat")).ok()?;
-            stat.rfind(')').and_then(|i| stat[i + 2..].chars().next())
-        })
-        .collect();
+    let states = thread_states(workload.pid());
     assert!(
         !states.contains(&'t') && !states.contains(&'T'),
         "target paused: {states:?}"
