@@ -193,19 +193,7 @@ impl Session {
         for list in [&mut called_by, &mut calls] {
             list.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.name.cmp(&b.name)));
         }
-        let mut lines: Vec<LineRow> = f
-            .lines
-            .iter()
-            .map(|(&line, stats)| {
-                let c = stats.counts.pick(include_idle);
-                LineRow {
-                    line,
-                    own_samples: c.own,
-                    total_samples: c.total,
-                }
-            })
-            .filter(|l| l.total_samples > 0)
-            .collect();
+        let mut lines = line_rows(f, include_idle);
         lines.sort_by_key(|l| l.line);
         Some(FunctionDetail {
             name: f.name.clone(),
@@ -366,15 +354,9 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
-fn function_row(
-    f: &FunctionStats,
-    counts: Counts,
-    include_idle: bool,
-    counted: u64,
-    seconds_per_sample: f64,
-) -> FunctionRow {
-    let mut lines: Vec<LineRow> = f
-        .lines
+/// The lines of `f` that have samples under the counting rule, in no order.
+fn line_rows(f: &FunctionStats, include_idle: bool) -> Vec<LineRow> {
+    f.lines
         .iter()
         .map(|(&line, stats)| {
             let c = stats.counts.pick(include_idle);
@@ -385,7 +367,17 @@ fn function_row(
             }
         })
         .filter(|l| l.total_samples > 0)
-        .collect();
+        .collect()
+}
+
+fn function_row(
+    f: &FunctionStats,
+    counts: Counts,
+    include_idle: bool,
+    counted: u64,
+    seconds_per_sample: f64,
+) -> FunctionRow {
+    let mut lines = line_rows(f, include_idle);
     lines.sort_by_key(|l| (Reverse(l.total_samples), Reverse(l.own_samples), l.line));
     FunctionRow {
         name: f.name.clone(),

@@ -107,6 +107,21 @@ fn pane_command(pid: u32) -> String {
     )
 }
 
+/// A `cpu_threads.py` workload with `workers` workers and hptop's live view on it in tmux,
+/// once the hot function shows; `None` (skipped, with a message) without tmux.
+fn start_live(workers: &str) -> Option<(Workload, Tmux)> {
+    if !tmux_available() {
+        return None;
+    }
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &[workers, "60"]);
+    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return None;
+    };
+    tmux.wait_for("burn (cpu_threads.py:");
+    Some((workload, tmux))
+}
+
 fn tmux_available() -> bool {
     let found = Command::new("tmux")
         .arg("-V")
@@ -120,16 +135,10 @@ fn tmux_available() -> bool {
 
 #[test]
 fn live_view_shows_the_workload_takes_keys_and_restores_the_terminal_on_q() {
-    if !tmux_available() {
-        return;
-    }
-    let python = default_python();
-    let workload = Workload::start(&python, "cpu_threads.py", &["2", "60"]);
-    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
-        eprintln!("SKIP: tmux could not start a session");
+    let Some((workload, tmux)) = start_live("2") else {
         return;
     };
-    let screen = tmux.wait_for("burn (cpu_threads.py:");
+    let screen = tmux.screen();
     let pid_line = format!("PID {}", workload.pid());
     for needle in [pid_line.as_str(), "worker-0", "worker-1", "sleeper", "%Own"] {
         assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
@@ -160,16 +169,9 @@ fn live_view_shows_the_workload_takes_keys_and_restores_the_terminal_on_q() {
 
 #[test]
 fn sigterm_restores_the_terminal() {
-    if !tmux_available() {
-        return;
-    }
-    let python = default_python();
-    let workload = Workload::start(&python, "cpu_threads.py", &["1", "60"]);
-    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
-        eprintln!("SKIP: tmux could not start a session");
+    let Some((_workload, tmux)) = start_live("1") else {
         return;
     };
-    tmux.wait_for("burn (cpu_threads.py:");
     let hptop = tmux.hptop_pid();
     assert!(Command::new("kill")
         .args(["-TERM", &hptop.to_string()])
@@ -186,16 +188,9 @@ fn sigterm_restores_the_terminal() {
 
 #[test]
 fn ctrl_z_suspends_without_pausing_the_target_and_resume_redraws() {
-    if !tmux_available() {
-        return;
-    }
-    let python = default_python();
-    let workload = Workload::start(&python, "cpu_threads.py", &["1", "60"]);
-    let Some(tmux) = Tmux::start(&pane_command(workload.pid())) else {
-        eprintln!("SKIP: tmux could not start a session");
+    let Some((workload, tmux)) = start_live("1") else {
         return;
     };
-    tmux.wait_for("burn (cpu_threads.py:");
     let hptop = tmux.hptop_pid();
     tmux.keys(&["C-z"]);
     let start = Instant::now();
