@@ -1,7 +1,7 @@
 //! Function and line figures, keyed by (file, function name): memory grows with the
 //! number of distinct functions and lines in the program, never with the number of samples.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::collect::tick::Frame;
 
@@ -99,6 +99,15 @@ pub struct FunctionStats {
     last_stamp: u64,
 }
 
+/// What `FunctionTable::add_stack` reports of one stack, in buffers reused across calls.
+#[derive(Debug, Default)]
+pub struct StackIds {
+    /// Each function on the stack once, with whether it was the innermost frame.
+    pub on_stack: Vec<(FunctionId, bool)>,
+    /// The stack as (function, line), innermost first.
+    pub frames: Vec<(FunctionId, u32)>,
+}
+
 /// Index of a function in its table.
 pub type FunctionId = usize;
 
@@ -143,15 +152,17 @@ impl FunctionTable {
     }
 
     /// Counts one thread-sample with `frames` (innermost first). `active` says whether the
-    /// thread was on CPU. Returns the id of the innermost function, if any; `on_stack` receives
-    /// each function on the stack once, with whether it was the innermost.
+    /// thread was on CPU. Returns the id of the innermost function, if any; `out` receives
+    /// each function on the stack once (with whether it was the innermost) and the stack as
+    /// (function, line) pairs.
     pub fn add_stack(
         &mut self,
         frames: &[Frame],
         active: bool,
-        on_stack: &mut Vec<(FunctionId, bool)>,
+        out: &mut StackIds,
     ) -> Option<FunctionId> {
-        on_stack.clear();
+        out.on_stack.clear();
+        out.frames.clear();
         // A stamp per thread-sample lets recursion count once in `total` without a set.
         self.stamp += 1;
         let stamp = self.stamp;
@@ -174,8 +185,9 @@ impl FunctionTable {
             f.last_stamp = stamp;
             f.counts.add(own, first_in_stack, active);
             if first_in_stack {
-                on_stack.push((id, own));
+                out.on_stack.push((id, own));
             }
+            out.frames.push((id, frame.line));
             let line = f.lines.entry(frame.line).or_default();
             let line_first = line.last_stamp != stamp;
             line.last_stamp = stamp;
@@ -199,6 +211,17 @@ impl FunctionTable {
     /// Call edges: ((caller, callee), stats).
     pub fn edges(&self) -> impl Iterator<Item = (&(FunctionId, FunctionId), &EdgeStats)> {
         self.edges.iter()
+    }
+
+    /// The frame a (function, line) pair stands for.
+    pub fn frame(&self, id: FunctionId, line: u32) -> Option<Frame> {
+        let f = self.functions.get(id)?;
+        Some(Frame {
+            name: f.name.clone(),
+            filename: f.filename.clone(),
+            short_filename: f.short_filename.clone(),
+            line,
+        })
     }
 
     /// All functions, in first-seen order.

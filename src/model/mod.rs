@@ -229,7 +229,11 @@ impl Session {
                     involuntary_ctxsw: t.sums.involuntary_ctxsw,
                     read_bytes: t.sums.read_bytes,
                     write_bytes: t.sums.write_bytes,
-                    stack: t.stack.clone(),
+                    stack: t
+                        .stack
+                        .iter()
+                        .filter_map(|&(id, line)| self.functions.frame(id, line))
+                        .collect(),
                 }
             })
             .collect();

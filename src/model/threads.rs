@@ -7,13 +7,11 @@
 //! (`status`, `io`) are read every N ticks; their delta is split evenly among the stacks
 //! read in that span.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
-use super::functions::{Credited, DualCounts, FunctionId, FunctionTable};
+use super::functions::{Credited, DualCounts, FunctionId, FunctionTable, StackIds};
 use crate::collect::procfs::TICKS_PER_S;
-use crate::collect::tick::{
-    Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
-};
+use crate::collect::tick::{GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick};
 
 /// What one tick's threads add up to.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,8 +80,9 @@ pub struct ThreadStats {
     pub state: OsState,
     /// GIL state at the latest tick it was seen.
     pub gil: GilState,
-    /// Python stack at the latest tick it was seen, innermost first.
-    pub stack: Vec<Frame>,
+    /// Python stack at the latest tick it was seen, innermost first, as (function, line):
+    /// no strings are copied per tick; a snapshot resolves them.
+    pub stack: Vec<(FunctionId, u32)>,
     /// Sample counts of the functions this thread ran (for a per-thread view).
     pub functions: HashMap<FunctionId, DualCounts>,
     last: Option<ThreadCounters>,
@@ -108,7 +107,7 @@ pub struct ThreadTable {
     ticks: u64,
     samples_all: u64,
     samples_active: u64,
-    on_stack: Vec<(FunctionId, bool)>,
+    scratch: StackIds,
 }
 
 impl ThreadTable {
@@ -164,9 +163,9 @@ impl ThreadTable {
                 self.samples_all += 1;
                 self.samples_active += u64::from(active);
                 stats.gil_held_samples += u64::from(held);
-                stats.stack.clone_from(&t.frames);
-                let innermost = functions.add_stack(&t.frames, active, &mut self.on_stack);
-                for &(id, own) in &self.on_stack {
+                let innermost = functions.add_stack(&t.frames, active, &mut self.scratch);
+                stats.stack.clone_from(&self.scratch.frames);
+                for &(id, own) in &self.scratch.on_stack {
                     stats
                         .functions
                         .entry(id)
