@@ -4,6 +4,7 @@
 //! `!Send`), and sends [`SamplerEvent`]s into a bounded channel.
 
 pub mod discover;
+pub mod gil;
 pub mod procfs;
 pub mod sanitize;
 pub mod source;
@@ -21,7 +22,7 @@ use crate::error::HptopError;
 use discover::ProcessInfo;
 use procfs::ProcReader;
 use stacks::{PythonThread, StackOptions, StackReader};
-use tick::{GilState, OsState, ProcessTick, ThreadTick, Tick};
+use tick::{OsState, ProcessTick, ThreadTick, Tick};
 use timer::Timer;
 
 /// How the sampler samples.
@@ -488,7 +489,7 @@ fn sample(
         pid,
         counters: process.as_ref().map(|p| p.counters),
         memory: process.and_then(|p| p.memory),
-        threads: join_threads(tids, counters, python),
+        threads: join_threads(tids, counters, python, stacks.gil_location()),
         stack_error,
         exited: false,
     }
@@ -500,6 +501,7 @@ fn join_threads(
     tids: &[u32],
     counters: Vec<Option<tick::ThreadCounters>>,
     python: Vec<PythonThread>,
+    gil: Option<gil::GilLocation>,
 ) -> Vec<ThreadTick> {
     let mut threads: Vec<ThreadTick> = tids
         .iter()
@@ -521,15 +523,15 @@ fn join_threads(
                 .ok()
                 .and_then(|i| threads.get_mut(i))
         });
+        let blocked_in = slot
+            .as_ref()
+            .and_then(|t| t.counters)
+            .and_then(|c| c.syscall);
         let joined = ThreadTick {
             tid: py.tid.unwrap_or(0),
             name: py.name,
             is_python: true,
-            gil: if py.owns_gil {
-                GilState::Held
-            } else {
-                GilState::NotHeld
-            },
+            gil: gil::classify(py.owns_gil, blocked_in, gil),
             frames: py.frames,
             counters: None,
         };

@@ -11,7 +11,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use super::tick::{MemoryCounters, OsState, ProcCounters, SlowThreadCounters, ThreadCounters};
+use super::tick::{
+    MemoryCounters, OsState, ProcCounters, SlowThreadCounters, Syscall, ThreadCounters,
+};
 
 /// Clock ticks per second of `stat`'s time fields (`USER_HZ`, 100 on every Linux ABI hptop targets).
 pub const TICKS_PER_S: u64 = 100;
@@ -69,6 +71,16 @@ pub fn field_value(text: &[u8], key: &str) -> Option<u64> {
     })
 }
 
+/// Parses `/proc/.../syscall`: `NR ARG0 ...` (hex arguments) when blocked in a system call;
+/// `running` or `-1 ...` (not in one) give `None`.
+pub fn parse_syscall(text: &[u8]) -> Option<Syscall> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut fields = text.split_ascii_whitespace();
+    let number = fields.next()?.parse::<u64>().ok()?;
+    let arg0 = u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok()?;
+    Some(Syscall { number, arg0 })
+}
+
 /// Reads a whole `/proc` file with one `pread` at offset 0 into `buf` (grown as needed).
 fn pread_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
     if buf.len() < 4096 {
@@ -95,6 +107,7 @@ struct ThreadFiles {
     status: Option<File>,
     io: Option<File>,
     schedstat: Option<File>,
+    syscall: Option<File>,
     /// (run time ns, times switched in) at the previous read.
     last_sched: Option<(u64, u64)>,
 }
@@ -243,6 +256,7 @@ impl ProcReader {
             status: File::open(dir.join("status")).ok(),
             io: File::open(dir.join("io")).ok(),
             schedstat: File::open(dir.join("schedstat")).ok(),
+            syscall: File::open(dir.join("syscall")).ok(),
             last_sched: None,
         })
     }
@@ -308,6 +322,16 @@ fn read_thread_files(
         let switched_in = fields.nth(1)??;
         Some((run_ns, switched_in))
     });
+    // Only a thread that is not running is in a system call worth naming.
+    let syscall = if stat.state == OsState::Running {
+        None
+    } else {
+        files
+            .syscall
+            .as_ref()
+            .and_then(|f| pread_all(f, buf).ok())
+            .and_then(|n| parse_syscall(&buf[..n]))
+    };
     let not_run_since_last_read =
         stat.state != OsState::Running && sched.is_some() && sched == files.last_sched;
     files.last_sched = sched;
@@ -320,6 +344,7 @@ fn read_thread_files(
         slow,
         run_ns: sched.map(|s| s.0),
         not_run_since_last_read,
+        syscall,
     })
 }
 
@@ -364,6 +389,14 @@ mod tests {
         assert!(!tids.is_empty());
         let threads = reader.read_threads(&tids, true);
         assert!(threads.iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn parses_syscall_lines() {
+        let s = parse_syscall(b"202 0x7f00001b0 0x80 0x0 0x0 0x0 0x0 0x7ffd 0x7f00\n").unwrap();
+        assert_eq!((s.number, s.arg0), (202, 0x7f00_001b0));
+        assert_eq!(parse_syscall(b"running\n"), None);
+        assert_eq!(parse_syscall(b"-1 0x7ffd 0x7f00\n"), None);
     }
 
     #[test]

@@ -77,6 +77,15 @@ impl StackReader {
         })
     }
 
+    /// Where the interpreter's GIL state is, where hptop can tell (3.12+: see `collect::gil`).
+    pub fn gil_location(&self) -> Option<super::gil::GilLocation> {
+        let v = &self.spy.version;
+        let address = self.spy.addresses.threadstate_address;
+        (v.major == 3 && v.minor >= 12 && address != 0).then_some(super::gil::GilLocation {
+            start: address as u64,
+        })
+    }
+
     /// The interpreter's version, e.g. `3.11.7`.
     pub fn version(&self) -> String {
         self.spy.version.to_string()

@@ -129,6 +129,17 @@ pub struct ThreadCounters {
     /// The thread has not been switched in nor accrued run time since the previous read and
     /// is not running now: its Python stack cannot have changed since then.
     pub not_run_since_last_read: bool,
+    /// The system call the thread is blocked in (`/proc/.../syscall`), when it is not running.
+    pub syscall: Option<Syscall>,
+}
+
+/// A system call a thread is blocked in: its number and first argument.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Syscall {
+    /// System call number (of the target's architecture).
+    pub number: u64,
+    /// First argument (for `futex`: the address of the futex word).
+    pub arg0: u64,
 }
 
 /// Per-thread counters read on the slow timer (`status` and `io` cost more than `stat`).
@@ -149,7 +160,10 @@ pub struct SlowThreadCounters {
 pub enum GilState {
     /// The interpreter's GIL holder is this thread.
     Held,
-    /// Another thread (or none) holds it.
+    /// Blocked on the interpreter's GIL (a futex inside its GIL state): waiting for it.
+    Waiting,
+    /// Another thread (or none) holds it, and this one is not waiting for it (as far as
+    /// can be told: see `collect::gil`).
     NotHeld,
     /// Not a Python thread, or its stack could not be read.
     #[default]

@@ -221,7 +221,7 @@ impl Session {
                     samples: t.samples,
                     cpu_percent: cpu_percent_over(t.sums.cpu_ticks, duration_s),
                     gil_held_percent: share(t.gil_held_samples),
-                    gil_wait_percent: 0.0,
+                    gil_wait_percent: share(t.gil_wait_samples),
                     idle_percent: share(t.samples - t.active_samples),
                     minor_faults: t.sums.minor_faults,
                     major_faults: t.sums.major_faults,

@@ -118,7 +118,8 @@ pub struct ThreadRow {
     pub cpu_percent: f64,
     /// Share of its samples in which it held the GIL.
     pub gil_held_percent: f64,
-    /// Share of its samples in which it waited for the GIL (measured from issue 4 on; 0 now).
+    /// Share of its samples in which it was blocked waiting for the GIL (a futex inside the GIL
+    /// state). Measured on 3.12+; 0 where the GIL state is not located (3.7–3.11 for now).
     pub gil_wait_percent: f64,
     /// Share of its samples in which it was off CPU (kernel state not R).
     pub idle_percent: f64,

@@ -72,6 +72,8 @@ pub struct ThreadStats {
     pub active_samples: u64,
     /// Of those, ticks at which it held the GIL.
     pub gil_held_samples: u64,
+    /// Of those, ticks at which it was blocked waiting for the GIL.
+    pub gil_wait_samples: u64,
     /// Counter deltas over the session.
     pub sums: CounterSums,
     /// Still present at the latest tick.
@@ -163,6 +165,7 @@ impl ThreadTable {
                 self.samples_all += 1;
                 self.samples_active += u64::from(active);
                 stats.gil_held_samples += u64::from(held);
+                stats.gil_wait_samples += u64::from(t.gil == GilState::Waiting);
                 let innermost = functions.add_stack(&t.frames, active, &mut self.scratch);
                 stats.stack.clone_from(&self.scratch.frames);
                 for &(id, own) in &self.scratch.on_stack {

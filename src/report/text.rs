@@ -77,19 +77,20 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
 fn render_threads(out: &mut String, p: &ProcessSnapshot) {
     let _ = writeln!(
         out,
-        "\n{:>8}  {:<20} {:>7} {:>7} {:>6} {:>6}  {:<5} FUNCTION NOW",
-        "TID", "THREAD", "SAMPLES", "CPU%", "GIL%", "IDLE%", "STATE"
+        "\n{:>8}  {:<20} {:>7} {:>7} {:>6} {:>6} {:>6}  {:<5} FUNCTION NOW",
+        "TID", "THREAD", "SAMPLES", "CPU%", "GIL%", "WAIT%", "IDLE%", "STATE"
     );
     for t in p.threads.iter().filter(|t| t.is_python) {
         let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
         let _ = writeln!(
             out,
-            "{:>8}  {:<20} {:>7} {:>7.1} {:>6.1} {:>6.1}  {:<5} {}",
+            "{:>8}  {:<20} {:>7} {:>7.1} {:>6.1} {:>6.1} {:>6.1}  {:<5} {}",
             t.tid,
             fmt::truncate(t.name.as_deref().unwrap_or("-"), 20),
             t.samples,
             t.cpu_percent,
             t.gil_held_percent,
+            t.gil_wait_percent,
             t.idle_percent,
             if t.alive {
                 t.state.letter().to_string()

@@ -8,6 +8,7 @@
 mod common;
 mod dump_ps;
 mod errors;
+mod gil;
 mod report;
 mod sanitize;
 mod signals;
