@@ -24,6 +24,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         "ST",
         "CPU%",
         "GIL%",
+        "WAIT%",
         "IDLE%",
         "FLT/s",
         "CSW/s",
@@ -52,6 +53,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             format!("{state}{gil}"),
             format!("{:.1}", t.cpu_percent),
             format!("{:.1}", t.gil_held_percent),
+            format!("{:.1}", t.gil_wait_percent),
             format!("{:.1}", t.idle_percent),
             per_s(t.minor_faults + t.major_faults),
             per_s(t.voluntary_ctxsw + t.involuntary_ctxsw),
@@ -76,6 +78,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(6),
             Constraint::Length(6),
             Constraint::Length(6),
+            Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(7),
             Constraint::Min(10),
@@ -85,7 +88,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     .row_highlight_style(theme.selected)
     .block(Block::default().borders(Borders::TOP).title(Line::styled(
         format!(
-            "Threads{focus}{filter} · * holds the GIL · rates per second over the {}",
+            "Threads{focus}{filter} · * holds the GIL, WAIT% waits for it · rates per second over the {}",
             if app.view.windowed {
                 "last second"
             } else {
