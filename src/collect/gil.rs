@@ -4,8 +4,10 @@
 //! on any other futex waits for something else (a `threading.Lock`, a queue).
 //!
 //! Where the GIL state is: on 3.12+ the interpreter points at it (`interp->ceval.gil`, which
-//! py-spy reads). On 3.7–3.11 it lives inside `_PyRuntime` at a version-specific offset that
-//! hptop does not locate yet: there GIL waiting is not measured (reported as 0, documented).
+//! py-spy reads). On 3.7–3.11 it lives inside `_PyRuntime` at a version-specific offset; hptop
+//! finds it by its contents ([`find_gil_state`]): while a thread holds the GIL, the GIL's
+//! `last_holder` equals `_PyRuntime.gilstate.tstate_current` (whose address py-spy knows),
+//! `locked` is 1, and `interval` before them is the switch interval in microseconds.
 
 use super::tick::{GilState, Syscall};
 
@@ -48,9 +50,58 @@ pub fn classify(owns_gil: bool, blocked_in: Option<Syscall>, gil: Option<GilLoca
     }
 }
 
+/// Largest switch interval accepted when searching (`sys.setswitchinterval`, in µs: 10 s).
+const MAX_INTERVAL_US: u64 = 10_000_000;
+
+/// Offset in `window` (memory of `_PyRuntime` around `gilstate.tstate_current`) of a
+/// `struct _gil_runtime_state` whose `last_holder` is `holder` (the current thread state) and
+/// which is locked; `None` when no such struct is there (e.g. nobody holds the GIL now).
+pub fn find_gil_state(window: &[u8], holder: u64) -> Option<u64> {
+    if holder == 0 {
+        return None;
+    }
+    let word = |offset: usize| -> Option<u64> {
+        let bytes: [u8; 8] = window.get(offset..offset + 8)?.try_into().ok()?;
+        Some(u64::from_ne_bytes(bytes))
+    };
+    (0..window.len().saturating_sub(32))
+        .step_by(8)
+        .find_map(|offset| {
+            let interval = word(offset)?;
+            let last_holder = word(offset + 8)?;
+            let locked = word(offset + 16)? & 0xffff_ffff;
+            // `tstate_current` holds the same pointer, but is not between an interval and a
+            // `locked` of 1 (except by chance): all three fields must match.
+            let found =
+                last_holder == holder && locked == 1 && (1..=MAX_INTERVAL_US).contains(&interval);
+            found.then_some(offset as u64)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_gil_state_by_its_fields() {
+        let holder: u64 = 0x5555_0000_1234;
+        let mut window = vec![0u8; 256];
+        // A decoy: the holder pointer alone (like gilstate.tstate_current) at offset 32.
+        window[32..40].copy_from_slice(&holder.to_ne_bytes());
+        // The GIL at offset 96: interval 5000 us, last_holder, locked = 1, switch_number.
+        window[96..104].copy_from_slice(&5000u64.to_ne_bytes());
+        window[104..112].copy_from_slice(&holder.to_ne_bytes());
+        window[112..116].copy_from_slice(&1u32.to_ne_bytes());
+        window[120..128].copy_from_slice(&77u64.to_ne_bytes());
+        assert_eq!(find_gil_state(&window, holder), Some(96));
+        assert_eq!(find_gil_state(&window, 0), None, "nobody holds the GIL");
+        window[112..116].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(
+            find_gil_state(&window, holder),
+            None,
+            "an unlocked GIL proves nothing"
+        );
+    }
 
     #[test]
     fn a_futex_inside_the_gil_state_is_a_gil_wait_and_others_are_not() {

@@ -35,7 +35,21 @@ pub struct StackReader {
     last_frames: HashMap<u64, Vec<Frame>>,
     /// Python thread id of each OS tid, as of the last read.
     thread_of_tid: HashMap<u32, u64>,
+    /// The search for the GIL state on 3.7–3.11.
+    gil_search: GilSearch,
 }
+
+/// State of the search for the GIL on 3.7–3.11.
+#[derive(Debug, Default)]
+struct GilSearch {
+    attempts: u32,
+    found: Option<super::gil::GilLocation>,
+}
+
+/// Ticks at which the GIL state is searched for before giving up (on 3.7–3.11).
+const GIL_SEARCH_ATTEMPTS: u32 = 200;
+/// Bytes of `_PyRuntime` around `gilstate.tstate_current` searched for the GIL state.
+const GIL_SEARCH_BYTES: u64 = 8192;
 
 /// How to read stacks.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,16 +88,40 @@ impl StackReader {
             native: options.native,
             last_frames: HashMap::new(),
             thread_of_tid: HashMap::new(),
+            gil_search: GilSearch::default(),
         })
     }
 
-    /// Where the interpreter's GIL state is, where hptop can tell (3.12+: see `collect::gil`).
-    pub fn gil_location(&self) -> Option<super::gil::GilLocation> {
+    /// Where the interpreter's GIL state is (see `collect::gil`): on 3.12+ the interpreter
+    /// points at it; on 3.7–3.11 it is searched for near `_PyRuntime.gilstate` (up to
+    /// [`GIL_SEARCH_ATTEMPTS`] tries, as the search needs the GIL held at the instant of reading).
+    pub fn gil_location(&mut self) -> Option<super::gil::GilLocation> {
         let v = &self.spy.version;
-        let address = self.spy.addresses.threadstate_address;
-        (v.major == 3 && v.minor >= 12 && address != 0).then_some(super::gil::GilLocation {
-            start: address as u64,
-        })
+        let address = self.spy.addresses.threadstate_address as u64;
+        if v.major != 3 || v.minor < 7 || address == 0 {
+            return None;
+        }
+        if v.minor >= 12 {
+            return Some(super::gil::GilLocation { start: address });
+        }
+        if self.gil_search.found.is_none() && self.gil_search.attempts < GIL_SEARCH_ATTEMPTS {
+            self.gil_search.attempts += 1;
+            let window_start = address.saturating_sub(GIL_SEARCH_BYTES / 2);
+            let window = usize::try_from(window_start)
+                .ok()
+                .and_then(|start| self.spy.process.copy(start, GIL_SEARCH_BYTES as usize).ok());
+            let holder = usize::try_from(address)
+                .ok()
+                .and_then(|a| self.spy.process.copy_struct::<u64>(a).ok());
+            if let (Some(window), Some(holder)) = (window, holder) {
+                self.gil_search.found = super::gil::find_gil_state(&window, holder).map(|offset| {
+                    super::gil::GilLocation {
+                        start: window_start + offset,
+                    }
+                });
+            }
+        }
+        self.gil_search.found
     }
 
     /// The interpreter's version, e.g. `3.11.7`.

@@ -119,7 +119,7 @@ pub struct ThreadRow {
     /// Share of its samples in which it held the GIL.
     pub gil_held_percent: f64,
     /// Share of its samples in which it was blocked waiting for the GIL (a futex inside the GIL
-    /// state). Measured on 3.12+; 0 where the GIL state is not located (3.7–3.11 for now).
+    /// state). Measured on 3.7+; 0 until the GIL state is located (see `collect::gil`).
     pub gil_wait_percent: f64,
     /// Share of its samples in which it was off CPU (kernel state not R).
     pub idle_percent: f64,

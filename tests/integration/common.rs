@@ -13,6 +13,16 @@ pub struct Python {
     pub path: PathBuf,
 }
 
+impl Python {
+    /// The minor version (`11` of 3.11) as the label tells.
+    pub fn minor(&self) -> Option<u32> {
+        let version = self.label.rsplit('-').next()?;
+        let mut parts = version.split('.');
+        (parts.next()? == "3").then_some(())?;
+        parts.next()?.parse().ok()
+    }
+}
+
 /// The interpreters the stack tests run on: Debian's python3.11 (static, stripped) and every
 /// pyenv build from 3.6 up. Missing ones are reported, never failed.
 pub fn all_pythons() -> Vec<Python> {
