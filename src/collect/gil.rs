@@ -50,6 +50,10 @@ pub fn classify(owns_gil: bool, blocked_in: Option<Syscall>, gil: Option<GilLoca
     }
 }
 
+/// Offset of `switch_number` in `struct _gil_runtime_state` (after `interval`, `last_holder`,
+/// `locked` with its padding).
+pub const SWITCH_NUMBER_OFFSET: u64 = 24;
+
 /// Largest switch interval accepted when searching (`sys.setswitchinterval`, in µs: 10 s).
 const MAX_INTERVAL_US: u64 = 10_000_000;
 

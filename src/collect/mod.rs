@@ -492,6 +492,7 @@ fn sample(
         threads: join_threads(tids, counters, python, stacks.gil_location()),
         stack_error,
         exited: false,
+        gil_switches: stacks.gil_switches(),
     }
 }
 

@@ -124,6 +124,13 @@ impl StackReader {
         self.gil_search.found
     }
 
+    /// The GIL's `switch_number`: how many times it changed hands since the interpreter started.
+    pub fn gil_switches(&mut self) -> Option<u64> {
+        let gil = self.gil_location()?;
+        let address = usize::try_from(gil.start + super::gil::SWITCH_NUMBER_OFFSET).ok()?;
+        self.spy.process.copy_struct::<u64>(address).ok()
+    }
+
     /// The interpreter's version, e.g. `3.11.7`.
     pub fn version(&self) -> String {
         self.spy.version.to_string()

@@ -36,6 +36,8 @@ pub struct ProcessTick {
     pub stack_error: Option<String>,
     /// The process is gone (or a zombie) as of this tick.
     pub exited: bool,
+    /// The GIL's `switch_number` (cumulative hand-offs), where the GIL state is located.
+    pub gil_switches: Option<u64>,
 }
 
 /// Cumulative whole-process counters from `/proc/PID/stat` and `/proc/PID/io`.

@@ -45,6 +45,8 @@ pub struct Session {
     ticks_at: Option<(Duration, Duration)>,
     /// Time sampling was paused (gaps before `resumed` ticks): not part of the rate's window.
     paused: Duration,
+    /// GIL `switch_number` at the first and latest tick that had it, with their times.
+    gil_switches: Option<((Duration, u64), (Duration, u64))>,
     first: Option<(Duration, ProcCounters)>,
     last: Option<(Duration, ProcCounters)>,
     memory: Option<MemoryCounters>,
@@ -88,6 +90,10 @@ impl Session {
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         if p.memory.is_some() {
             self.memory = p.memory;
+        }
+        if let Some(n) = p.gil_switches {
+            let first = self.gil_switches.map_or((tick.at, n), |(first, _)| first);
+            self.gil_switches = Some((first, (tick.at, n)));
         }
         if let (true, Some((_, last))) = (tick.resumed, self.ticks_at) {
             self.paused += tick.at.saturating_sub(last);
@@ -317,6 +323,10 @@ impl Session {
             voluntary_ctxsw: thread_sums.voluntary_ctxsw,
             involuntary_ctxsw: thread_sums.involuntary_ctxsw,
             gil_held_percent: percent(self.gil_ticks, self.samples),
+            gil_handoffs_per_s: self.gil_switches.and_then(|((a, first), (b, last))| {
+                let span = b.saturating_sub(a).as_secs_f64();
+                (span > 0.0).then(|| last.saturating_sub(first) as f64 / span)
+            }),
             threads,
             functions,
             timeline: self.timeline.points().copied().collect(),

@@ -89,6 +89,9 @@ pub struct ProcessSnapshot {
     pub involuntary_ctxsw: u64,
     /// Share of samples in which some thread held the GIL, in percent.
     pub gil_held_percent: f64,
+    /// GIL hand-offs per second (the GIL's `switch_number` delta over the time between the
+    /// first and last reads); `None` where the GIL state is not located.
+    pub gil_handoffs_per_s: Option<f64>,
     /// Threads, Python ones first, then by tid.
     pub threads: Vec<ThreadRow>,
     /// Functions in the query's order.

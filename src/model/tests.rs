@@ -510,3 +510,19 @@ fn timeline_context_switches_per_second_from_slow_reads() {
     );
     assert_eq!(p.voluntary_ctxsw, 100);
 }
+
+#[test]
+fn gil_handoffs_per_second_from_switch_numbers() {
+    let mut s = session();
+    for i in 0..=100u32 {
+        let mut t = tick(i, vec![], 0, 1);
+        t.process.gil_switches = Some(1000 + u64::from(i) * 2);
+        s.ingest(&t);
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert!((p.gil_handoffs_per_s.unwrap() - 200.0).abs() < 1e-9);
+    assert!(session()
+        .snapshot(&SnapshotQuery::default())
+        .gil_handoffs_per_s
+        .is_none());
+}

@@ -39,7 +39,7 @@ pub struct Report {
 pub struct Gil {
     /// Share of samples in which some thread held the GIL.
     pub held_percent: f64,
-    /// GIL hand-offs per second; `null` until measured (issue 4).
+    /// GIL hand-offs per second; `null` where the GIL state could not be located.
     pub handoffs_per_s: Option<f64>,
 }
 
@@ -161,7 +161,7 @@ fn process(p: &ProcessSnapshot) -> Process {
         write_bytes: p.write_bytes,
         gil: Gil {
             held_percent: p.gil_held_percent,
-            handoffs_per_s: None,
+            handoffs_per_s: p.gil_handoffs_per_s,
         },
         threads: p
             .threads

@@ -45,6 +45,12 @@ fn cpu_threads_wait_for_the_gil_and_a_lock_waiter_does_not() {
                 "{label} {name}: held {held} + wait {wait}"
             );
         }
+        // Two GIL-bound threads trade the GIL every switch interval (5 ms): ~200 per second.
+        let handoffs = p["gil"]["handoffs_per_s"].as_f64().unwrap_or(0.0);
+        assert!(
+            (100.0..=320.0).contains(&handoffs),
+            "{label}: {handoffs} hand-offs/s"
+        );
         let locked = thread(p, "locked");
         assert!(
             pct(locked, "gil_wait_percent") < 5.0,
