@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hptop::collect::tick::{
-    Frame, GilState, OsState, ProcCounters, ProcessTick, SlowThreadCounters, ThreadCounters,
-    ThreadTick, Tick,
+    Activity, Frame, GilState, OsState, ProcCounters, ProcessTick, SlowThreadCounters,
+    ThreadCounters, ThreadTick, Tick,
 };
 use hptop::model::snapshot::SnapshotQuery;
 use hptop::model::{Session, SessionMeta};
@@ -26,6 +26,7 @@ fn tick(index: u32) -> Tick {
             } else {
                 GilState::NotHeld
             },
+            activity: Activity::Unknown,
             frames: (0..DEPTH)
                 .map(|d| {
                     let f = (t * 7 + d * 13 + index % 3) % FUNCTIONS;

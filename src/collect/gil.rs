@@ -9,7 +9,7 @@
 //! `last_holder` equals `_PyRuntime.gilstate.tstate_current` (whose address py-spy knows),
 //! `locked` is 1, and `interval` before them is the switch interval in microseconds.
 
-use super::tick::{GilState, Syscall};
+use super::tick::{Activity, GilState, OsState, Syscall};
 
 /// Bytes of `CPython`'s `struct _gil_runtime_state` on 64-bit Linux (3.12–3.14): `interval`,
 /// `last_holder`, `locked`, `switch_number` (8 each), `cond` (48), `mutex` (40), `switch_cond`
@@ -24,6 +24,31 @@ const SYS_FUTEX: u64 = 202;
 const SYS_FUTEX: u64 = 98;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const SYS_FUTEX: u64 = u64::MAX;
+
+/// System calls that mean sleeping or polling (`x86_64` numbers): `nanosleep`,
+/// `clock_nanosleep`, `select`, `pselect6`, `poll`, `ppoll`, `epoll_wait`, `epoll_pwait`,
+/// `epoll_pwait2`, `pause`.
+#[cfg(target_arch = "x86_64")]
+const SLEEPING_CALLS: &[u64] = &[35, 230, 23, 270, 7, 271, 232, 281, 441, 34];
+#[cfg(not(target_arch = "x86_64"))]
+const SLEEPING_CALLS: &[u64] = &[];
+
+/// What a Python thread is doing, from its kernel state, the system call it is blocked in,
+/// and its GIL state.
+pub fn activity(state: OsState, blocked_in: Option<Syscall>, gil: GilState) -> Activity {
+    match (gil, state) {
+        (GilState::Held, _) => Activity::HoldsGil,
+        (GilState::Waiting, _) => Activity::WaitsGil,
+        (_, OsState::Running) => Activity::Native,
+        (_, OsState::DiskSleep) => Activity::Blocked,
+        (_, OsState::Sleeping) => match blocked_in {
+            Some(call) if SLEEPING_CALLS.contains(&call.number) => Activity::Sleeping,
+            Some(_) => Activity::Blocked,
+            None => Activity::Unknown,
+        },
+        _ => Activity::Unknown,
+    }
+}
 
 /// Where the interpreter's GIL state is in the target's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +110,40 @@ pub fn find_gil_state(window: &[u8], holder: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn activities_from_state_syscall_and_gil() {
+        let call = |number| Some(Syscall { number, arg0: 0 });
+        assert_eq!(
+            activity(OsState::Running, None, GilState::Held),
+            Activity::HoldsGil
+        );
+        assert_eq!(
+            activity(OsState::Sleeping, call(SYS_FUTEX), GilState::Waiting),
+            Activity::WaitsGil
+        );
+        assert_eq!(
+            activity(OsState::Running, None, GilState::NotHeld),
+            Activity::Native
+        );
+        assert_eq!(
+            activity(OsState::Sleeping, call(SYS_FUTEX), GilState::NotHeld),
+            Activity::Blocked
+        );
+        assert_eq!(
+            activity(OsState::DiskSleep, None, GilState::NotHeld),
+            Activity::Blocked
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            activity(OsState::Sleeping, call(230), GilState::NotHeld),
+            Activity::Sleeping
+        );
+        assert_eq!(
+            activity(OsState::Sleeping, None, GilState::NotHeld),
+            Activity::Unknown
+        );
+    }
 
     #[test]
     fn finds_the_gil_state_by_its_fields() {

@@ -524,15 +524,18 @@ fn join_threads(
                 .ok()
                 .and_then(|i| threads.get_mut(i))
         });
-        let blocked_in = slot
-            .as_ref()
-            .and_then(|t| t.counters)
-            .and_then(|c| c.syscall);
+        let counters = slot.as_ref().and_then(|t| t.counters);
+        let blocked_in = counters.and_then(|c| c.syscall);
+        let gil_state = gil::classify(py.owns_gil, blocked_in, gil);
+        let activity = counters.map_or(tick::Activity::Unknown, |c| {
+            gil::activity(c.state, blocked_in, gil_state)
+        });
         let joined = ThreadTick {
             tid: py.tid.unwrap_or(0),
             name: py.name,
             is_python: true,
-            gil: gil::classify(py.owns_gil, blocked_in, gil),
+            gil: gil_state,
+            activity,
             frames: py.frames,
             counters: None,
         };

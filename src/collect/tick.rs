@@ -172,6 +172,24 @@ pub enum GilState {
     Unknown,
 }
 
+/// What a Python thread was doing at one tick, from the interpreter and the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Activity {
+    /// Holds the GIL (runs Python, or C code that keeps the GIL).
+    HoldsGil,
+    /// Blocked waiting for the GIL.
+    WaitsGil,
+    /// On CPU (or runnable) without the GIL: native code that released it.
+    Native,
+    /// Blocked on something else: a lock, a queue, I/O (or in disk wait).
+    Blocked,
+    /// Sleeping or polling: `time.sleep`, `select`, `poll`, `epoll`.
+    Sleeping,
+    /// Not known (no kernel counters for this tick).
+    #[default]
+    Unknown,
+}
+
 /// One OS thread at one tick: kernel counters joined with its Python stack, if it has one.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadTick {
@@ -183,6 +201,8 @@ pub struct ThreadTick {
     pub is_python: bool,
     /// GIL ownership at this tick.
     pub gil: GilState,
+    /// What the thread was doing (Python threads).
+    pub activity: Activity,
     /// Python frames, innermost first; empty for non-Python threads.
     pub frames: Vec<Frame>,
     /// Kernel counters; `None` when the thread vanished while being read.

@@ -126,6 +126,12 @@ pub struct ThreadRow {
     pub gil_wait_percent: f64,
     /// Share of its samples in which it was off CPU (kernel state not R).
     pub idle_percent: f64,
+    /// Share of its samples on CPU (or runnable) without the GIL: native code that released it.
+    pub native_percent: f64,
+    /// Share of its samples blocked on something other than the GIL: a lock, a queue, I/O.
+    pub blocked_percent: f64,
+    /// Share of its samples sleeping or polling (`sleep`, `select`, `poll`, `epoll`).
+    pub sleep_percent: f64,
     /// Counter deltas over the window.
     pub minor_faults: u64,
     /// See `minor_faults`.

@@ -61,6 +61,7 @@ fn thread(tid: u32, running: bool, frames: Vec<Frame>, c: Counts) -> ThreadTick 
             slow: c.slow,
             ..ThreadCounters::default()
         }),
+        ..ThreadTick::default()
     }
 }
 

@@ -11,7 +11,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::functions::{Credited, DualCounts, FunctionId, FunctionTable, StackIds};
 use crate::collect::procfs::TICKS_PER_S;
-use crate::collect::tick::{GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick};
+use crate::collect::tick::{
+    Activity, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
+};
 
 /// What one tick's threads add up to.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,6 +76,12 @@ pub struct ThreadStats {
     pub gil_held_samples: u64,
     /// Of those, ticks at which it was blocked waiting for the GIL.
     pub gil_wait_samples: u64,
+    /// Of those, ticks on CPU without the GIL (native code).
+    pub native_samples: u64,
+    /// Of those, ticks blocked on a lock, a queue or I/O.
+    pub blocked_samples: u64,
+    /// Of those, ticks sleeping or polling.
+    pub sleeping_samples: u64,
     /// Counter deltas over the session.
     pub sums: CounterSums,
     /// Still present at the latest tick.
@@ -166,6 +174,9 @@ impl ThreadTable {
                 self.samples_active += u64::from(active);
                 stats.gil_held_samples += u64::from(held);
                 stats.gil_wait_samples += u64::from(t.gil == GilState::Waiting);
+                stats.native_samples += u64::from(t.activity == Activity::Native);
+                stats.blocked_samples += u64::from(t.activity == Activity::Blocked);
+                stats.sleeping_samples += u64::from(t.activity == Activity::Sleeping);
                 let innermost = functions.add_stack(&t.frames, active, &mut self.scratch);
                 stats.stack.clone_from(&self.scratch.frames);
                 for &(id, own) in &self.scratch.on_stack {

@@ -19,17 +19,50 @@ fn pct(t: &Value, key: &str) -> f64 {
     t[key].as_f64().unwrap()
 }
 
-#[test]
-fn cpu_threads_wait_for_the_gil_and_a_lock_waiter_does_not() {
+/// Every Python 3.7+ found (a message when there is none).
+fn pythons_3_7_up() -> Vec<crate::common::Python> {
     let pythons: Vec<_> = all_pythons()
         .into_iter()
         .filter(|p| p.minor().is_some_and(|m| m >= 7))
         .collect();
     if pythons.is_empty() {
         eprintln!("SKIP: no Python 3.7+ found (GIL waiting is measured from 3.7 on)");
-        return;
     }
-    for python in &pythons {
+    pythons
+}
+
+/// hashlib threads run native code without the GIL; a sleeper sleeps.
+fn check_native_and_sleeping(python: &crate::common::Python) {
+    {
+        let label = &python.label;
+        let workload = Workload::start(python, "native_hash.py", &["60"]);
+        let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "1.5"]);
+        let p = &report["processes"][0];
+        for name in ["hasher-0", "hasher-1"] {
+            // hashlib releases the GIL while hashing 16 MiB: on CPU without it, hardly waiting.
+            let t = thread(p, name);
+            assert!(pct(t, "native_percent") > 60.0, "{label} {name}: {t}");
+            assert!(pct(t, "gil_wait_percent") < 20.0, "{label} {name}: {t}");
+        }
+        let napper = thread(p, "napper");
+        assert!(pct(napper, "sleep_percent") > 90.0, "{label}: {napper}");
+        assert!(pct(napper, "gil_wait_percent") < 5.0, "{label}: {napper}");
+    }
+}
+
+/// One test for both workloads, one Python after the other: run in parallel, two hashers and
+/// two GIL-bound threads would starve each other of the 2 cores and blur every figure.
+#[test]
+fn gil_states_on_every_python() {
+    for python in &pythons_3_7_up() {
+        check_native_and_sleeping(python);
+        check_gil_waits(python);
+    }
+}
+
+/// Two GIL-bound threads wait for each other; a thread blocked on a Lock does not wait for the GIL.
+fn check_gil_waits(python: &crate::common::Python) {
+    {
         let label = &python.label;
         let workload = Workload::start(python, "gil_mix.py", &["60"]);
         let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "2"]);
@@ -45,10 +78,11 @@ fn cpu_threads_wait_for_the_gil_and_a_lock_waiter_does_not() {
                 "{label} {name}: held {held} + wait {wait}"
             );
         }
-        // Two GIL-bound threads trade the GIL every switch interval (5 ms): ~200 per second.
+        // Two GIL-bound threads trade the GIL every switch interval (5 ms): ~200 per second;
+        // fewer when other tests load the 2 cores. A broken reading shows 0 or thousands.
         let handoffs = p["gil"]["handoffs_per_s"].as_f64().unwrap_or(0.0);
         assert!(
-            (100.0..=320.0).contains(&handoffs),
+            (40.0..=400.0).contains(&handoffs),
             "{label}: {handoffs} hand-offs/s"
         );
         let locked = thread(p, "locked");
@@ -57,6 +91,10 @@ fn cpu_threads_wait_for_the_gil_and_a_lock_waiter_does_not() {
             "{label}: a Lock waiter is not a GIL waiter: {locked}"
         );
         assert!(pct(locked, "idle_percent") > 95.0, "{label}: {locked}");
+        assert!(
+            pct(locked, "blocked_percent") > 90.0,
+            "{label}: a Lock waiter is blocked: {locked}"
+        );
         let main = thread(p, "MainThread");
         assert!(
             pct(main, "gil_wait_percent") < 5.0,
