@@ -7,6 +7,7 @@ pub mod functions;
 pub mod snapshot;
 pub mod threads;
 pub mod timeline;
+pub mod verdict;
 
 use std::cmp::Reverse;
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub struct Session {
     sample_errors: u64,
     skipped: u64,
     gil_ticks: u64,
+    gil_wanted_ticks: u64,
     exited: bool,
 }
 
@@ -88,6 +90,7 @@ impl Session {
             .ingest(&p.threads, stacks_ok, tick.resumed, &mut self.functions);
         let gil_held = summary.gil_held;
         self.gil_ticks += u64::from(stacks_ok && gil_held);
+        self.gil_wanted_ticks += u64::from(stacks_ok && summary.gil_wanted);
         if p.memory.is_some() {
             self.memory = p.memory;
         }
@@ -295,7 +298,7 @@ impl Session {
         if let Some(limit) = query.limit {
             functions.truncate(limit);
         }
-        ProcessSnapshot {
+        let mut snapshot = ProcessSnapshot {
             pid: self.meta.pid,
             ppid: self.meta.ppid,
             cmdline: self.meta.cmdline.clone(),
@@ -326,6 +329,9 @@ impl Session {
             voluntary_ctxsw: thread_sums.voluntary_ctxsw,
             involuntary_ctxsw: thread_sums.involuntary_ctxsw,
             gil_held_percent: percent(self.gil_ticks, self.samples),
+            gil_wanted_percent: percent(self.gil_wanted_ticks, self.samples),
+            gil_mean_hold_ms: None,
+            verdict: None,
             gil_handoffs_per_s: self.gil_switches.and_then(|((a, first), (b, last))| {
                 let span = b.saturating_sub(a).as_secs_f64();
                 (span > 0.0).then(|| last.saturating_sub(first) as f64 / span)
@@ -333,7 +339,13 @@ impl Session {
             threads,
             functions,
             timeline: self.timeline.points().copied().collect(),
-        }
+        };
+        snapshot.verdict = verdict::gil(&snapshot);
+        snapshot.gil_mean_hold_ms = snapshot
+            .gil_handoffs_per_s
+            .filter(|h| *h > 0.0)
+            .map(|h| snapshot.gil_held_percent / 100.0 / h * 1000.0);
+        snapshot
     }
 }
 

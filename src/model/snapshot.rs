@@ -89,6 +89,13 @@ pub struct ProcessSnapshot {
     pub involuntary_ctxsw: u64,
     /// Share of samples in which some thread held the GIL, in percent.
     pub gil_held_percent: f64,
+    /// Share of samples in which some thread was waiting for the GIL, in percent.
+    pub gil_wanted_percent: f64,
+    /// Mean time the GIL is held per hold, in milliseconds: the held share of time divided by
+    /// hand-offs per second; `None` without hand-offs.
+    pub gil_mean_hold_ms: Option<f64>,
+    /// A plain-words reading of the GIL figures, when they are clear (see `model::verdict`).
+    pub verdict: Option<String>,
     /// GIL hand-offs per second (the GIL's `switch_number` delta over the time between the
     /// first and last reads); `None` where the GIL state is not located.
     pub gil_handoffs_per_s: Option<f64>,

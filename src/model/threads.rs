@@ -20,6 +20,8 @@ use crate::collect::tick::{
 pub struct TickSummary {
     /// Some thread held the GIL.
     pub gil_held: bool,
+    /// Some thread was waiting for the GIL.
+    pub gil_wanted: bool,
     /// Context switches read at this tick (slow deltas of all threads).
     pub switches: u64,
 }
@@ -132,6 +134,7 @@ impl ThreadTable {
         self.ticks += 1;
         let tick = self.ticks;
         let mut gil_held = false;
+        let mut gil_wanted = false;
         let mut switches = 0;
         for t in threads {
             let key = (t.tid, t.counters.map_or(0, |c| c.start_ticks));
@@ -174,6 +177,7 @@ impl ThreadTable {
                 self.samples_active += u64::from(active);
                 stats.gil_held_samples += u64::from(held);
                 stats.gil_wait_samples += u64::from(t.gil == GilState::Waiting);
+                gil_wanted |= t.gil == GilState::Waiting;
                 stats.native_samples += u64::from(t.activity == Activity::Native);
                 stats.blocked_samples += u64::from(t.activity == Activity::Blocked);
                 stats.sleeping_samples += u64::from(t.activity == Activity::Sleeping);
@@ -201,7 +205,11 @@ impl ThreadTable {
             }
         }
         self.evict_dead();
-        TickSummary { gil_held, switches }
+        TickSummary {
+            gil_held,
+            gil_wanted,
+            switches,
+        }
     }
 
     /// Folds the oldest exited threads into `retired` once more than [`MAX_DEAD_THREADS`]

@@ -41,6 +41,12 @@ pub struct Gil {
     pub held_percent: f64,
     /// GIL hand-offs per second; `null` where the GIL state could not be located.
     pub handoffs_per_s: Option<f64>,
+    /// Share of samples in which some thread waited for the GIL.
+    pub wanted_percent: f64,
+    /// Mean time the GIL is held per hold, ms; `null` without hand-offs.
+    pub mean_hold_ms: Option<f64>,
+    /// A plain-words reading, when clear.
+    pub verdict: Option<String>,
 }
 
 /// One process.
@@ -165,6 +171,9 @@ fn process(p: &ProcessSnapshot) -> Process {
         gil: Gil {
             held_percent: p.gil_held_percent,
             handoffs_per_s: p.gil_handoffs_per_s,
+            wanted_percent: p.gil_wanted_percent,
+            mean_hold_ms: p.gil_mean_hold_ms,
+            verdict: p.verdict.clone(),
         },
         threads: p
             .threads

@@ -47,15 +47,19 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     );
     let _ = writeln!(
         out,
-        "CPU {} · RSS {} (peak {}) · swap {} · GIL held {}{}",
+        "CPU {} · RSS {} (peak {}) · swap {} · GIL held {} / wanted {}{}",
         fmt::percent(p.cpu_percent),
         fmt::bytes(p.rss_bytes),
         fmt::bytes(p.rss_peak_bytes),
         fmt::bytes(p.swap_bytes),
         fmt::percent(p.gil_held_percent),
+        fmt::percent(p.gil_wanted_percent),
         p.gil_handoffs_per_s
             .map_or_else(String::new, |h| format!(", {h:.0} hand-offs/s")),
     );
+    if let Some(verdict) = &p.verdict {
+        let _ = writeln!(out, "GIL: {verdict}.");
+    }
     let _ = writeln!(
         out,
         "faults {} minor, {} major · ctxsw {} voluntary, {} involuntary · I/O {} read, {} written",

@@ -159,9 +159,10 @@ fn row_at(table: Rect, y: u16, selected: Option<usize>) -> Option<usize> {
 
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
-    let line = match &app.status {
-        Some(status) => Line::styled(status.clone(), theme.warn),
-        None => Line::styled(
+    let line = match (&app.status, &app.snapshot.verdict) {
+        (Some(status), _) => Line::styled(status.clone(), theme.warn),
+        (None, Some(verdict)) => Line::styled(format!("GIL: {verdict}"), theme.warn),
+        (None, None) => Line::styled(
             "? help · / filter · > < sort · L lines · t thread · p pause · r reset · q quit",
             theme.dim,
         ),

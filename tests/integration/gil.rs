@@ -15,6 +15,10 @@ fn thread<'a>(p: &'a Value, name: &str) -> &'a Value {
         .unwrap()
 }
 
+fn f64_of(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
 fn pct(t: &Value, key: &str) -> f64 {
     t[key].as_f64().unwrap()
 }
@@ -44,6 +48,11 @@ fn check_native_and_sleeping(python: &crate::common::Python) {
             assert!(pct(t, "native_percent") > 60.0, "{label} {name}: {t}");
             assert!(pct(t, "gil_wait_percent") < 20.0, "{label} {name}: {t}");
         }
+        let verdict = p["gil"]["verdict"].as_str().unwrap_or("");
+        assert!(
+            verdict.contains("threads do help"),
+            "{label}: verdict {verdict:?}"
+        );
         let napper = thread(p, "napper");
         assert!(pct(napper, "sleep_percent") > 90.0, "{label}: {napper}");
         assert!(pct(napper, "gil_wait_percent") < 5.0, "{label}: {napper}");
@@ -84,6 +93,29 @@ fn check_gil_waits(python: &crate::common::Python) {
         assert!(
             (40.0..=400.0).contains(&handoffs),
             "{label}: {handoffs} hand-offs/s"
+        );
+        // The verdict must agree with the measured waits: starved when both wait >= 30 %
+        // (under CPU load a woken waiter sits runnable and reads as not waiting, so the
+        // waits, and with them the verdict, can fall below the threshold; never the reverse).
+        let verdict = p["gil"]["verdict"].as_str().unwrap_or("");
+        let waits: Vec<f64> = ["worker-0", "worker-1"]
+            .iter()
+            .map(|n| pct(thread(p, n), "gil_wait_percent"))
+            .collect();
+        if waits.iter().all(|w| *w >= 30.0) {
+            assert!(
+                verdict.contains("waiting for the GIL"),
+                "{label}: waits {waits:?}, verdict {verdict:?}"
+            );
+        }
+        assert!(
+            !verdict.contains("threads do help"),
+            "{label}: GIL-bound threads do not help: {verdict:?}"
+        );
+        assert!(
+            f64_of(&p["gil"]["wanted_percent"]) > 25.0,
+            "{label}: {}",
+            p["gil"]
         );
         let locked = thread(p, "locked");
         assert!(

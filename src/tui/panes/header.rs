@@ -52,7 +52,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::percent(app.hptop_cpu_percent),
         )),
         Line::from(format!(
-            "CPU {} (avg {}) · RSS {} (peak {}) · swap {} · {} threads · GIL held {}{}",
+            "CPU {} (avg {}) · RSS {} (peak {}) · swap {} · {} threads · GIL held {} / wanted {}{}",
             fmt::percent(last.map_or(p.cpu_percent, |t| t.cpu_percent)),
             fmt::percent(p.cpu_percent),
             fmt::bytes(p.rss_bytes),
@@ -60,6 +60,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::bytes(p.swap_bytes),
             p.threads.iter().filter(|t| t.alive).count(),
             fmt::percent(p.gil_held_percent),
+            fmt::percent(p.gil_wanted_percent),
             p.gil_handoffs_per_s
                 .map_or_else(String::new, |h| format!(", {h:.0} hand-offs/s")),
         )),

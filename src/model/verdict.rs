@@ -1,0 +1,106 @@
+//! Plain-words readings of the figures, only when they are clear.
+
+use super::snapshot::ProcessSnapshot;
+
+/// Share of its samples a thread must wait for the GIL to count as starved.
+const STARVED_WAIT_PERCENT: f64 = 30.0;
+/// Share of its samples a thread must run native code to count as GIL-free.
+const NATIVE_PERCENT: f64 = 50.0;
+/// Samples a thread needs before it is judged.
+const MIN_SAMPLES: u64 = 20;
+
+/// The GIL verdict: threads starved by it (CPU-bound Python in threads), or threads that run
+/// native code without it (threads do help). `None` when neither is clear.
+pub fn gil(p: &ProcessSnapshot) -> Option<String> {
+    let judged = || {
+        p.threads
+            .iter()
+            .filter(|t| t.is_python && t.samples >= MIN_SAMPLES)
+    };
+    let starved: Vec<f64> = judged()
+        .map(|t| t.gil_wait_percent)
+        .filter(|w| *w >= STARVED_WAIT_PERCENT)
+        .collect();
+    if starved.len() >= 2 {
+        let mean = starved.iter().sum::<f64>() / starved.len() as f64;
+        return Some(format!(
+            "{} threads spend {mean:.0}% of their time waiting for the GIL: CPU-bound Python in \
+             threads; consider processes (multiprocessing, concurrent.futures.ProcessPoolExecutor) \
+             or native code that releases the GIL",
+            starved.len()
+        ));
+    }
+    let native: Vec<f64> = judged()
+        .filter(|t| t.gil_wait_percent < STARVED_WAIT_PERCENT)
+        .map(|t| t.native_percent)
+        .filter(|n| *n >= NATIVE_PERCENT)
+        .collect();
+    if native.len() >= 2 {
+        let mean = native.iter().sum::<f64>() / native.len() as f64;
+        return Some(format!(
+            "{} threads run native code without the GIL {mean:.0}% of the time: threads do help here",
+            native.len()
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gil;
+    use crate::model::snapshot::{ProcessSnapshot, ThreadRow};
+
+    fn thread(wait: f64, native: f64) -> ThreadRow {
+        ThreadRow {
+            is_python: true,
+            samples: 100,
+            gil_wait_percent: wait,
+            native_percent: native,
+            ..ThreadRow::default()
+        }
+    }
+
+    fn snapshot(threads: Vec<ThreadRow>) -> ProcessSnapshot {
+        ProcessSnapshot {
+            threads,
+            ..ProcessSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn starved_threads_native_threads_and_no_verdict() {
+        let starved = gil(&snapshot(vec![
+            thread(70.0, 0.0),
+            thread(66.0, 0.0),
+            thread(0.0, 0.0),
+        ]))
+        .unwrap();
+        assert!(
+            starved.starts_with("2 threads spend 68% of their time waiting for the GIL"),
+            "{starved}"
+        );
+        assert!(starved.contains("consider processes"));
+        let native = gil(&snapshot(vec![thread(5.0, 90.0), thread(2.0, 80.0)])).unwrap();
+        assert!(
+            native.starts_with("2 threads run native code without the GIL 85%"),
+            "{native}"
+        );
+        assert!(native.contains("threads do help"));
+        assert_eq!(
+            gil(&snapshot(vec![thread(70.0, 0.0)])),
+            None,
+            "one thread is no contention"
+        );
+        assert_eq!(
+            gil(&snapshot(vec![thread(10.0, 10.0), thread(5.0, 20.0)])),
+            None
+        );
+        let mut few = thread(90.0, 0.0);
+        few.samples = 3;
+        assert_eq!(
+            gil(&snapshot(vec![few.clone(), few])),
+            None,
+            "too few samples to judge"
+        );
+    }
+}
