@@ -94,6 +94,9 @@ pub struct FunctionStats {
     pub counts: DualCounts,
     /// Counters credited while this function was the innermost frame.
     pub credited: Credited,
+    /// Samples in which it was the GIL holder's innermost function while another thread
+    /// waited for the GIL ("who starves whom").
+    pub held_while_waited: u64,
     /// Per line.
     pub lines: HashMap<u32, LineStats>,
     last_stamp: u64,
@@ -194,6 +197,13 @@ impl FunctionTable {
             line.counts.add(own, line_first, active);
         }
         innermost
+    }
+
+    /// Counts one sample in which `id` ran in the GIL holder while others waited for the GIL.
+    pub fn credit_gil_hold(&mut self, id: FunctionId) {
+        if let Some(f) = self.functions.get_mut(id) {
+            f.held_while_waited += 1;
+        }
     }
 
     /// Credits counter deltas to a function.

@@ -420,6 +420,7 @@ fn function_row(
         total_s: counts.total as f64 * seconds_per_sample,
         hottest_line: lines.first().map_or(0, |l| l.line),
         credited: f.credited,
+        gil_held_while_waited: f.held_while_waited,
         lines,
     }
 }

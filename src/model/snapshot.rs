@@ -180,6 +180,8 @@ pub struct FunctionRow {
     pub hottest_line: u32,
     /// Counter deltas credited while it was the innermost frame.
     pub credited: Credited,
+    /// Samples in which the GIL holder ran it while another thread waited for the GIL.
+    pub gil_held_while_waited: u64,
     /// Lines with samples, by total samples descending.
     pub lines: Vec<LineRow>,
 }

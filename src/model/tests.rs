@@ -527,3 +527,33 @@ fn gil_handoffs_per_second_from_switch_numbers() {
         .gil_handoffs_per_s
         .is_none());
 }
+
+#[test]
+fn the_function_holding_the_gil_while_others_wait_is_named() {
+    let mut s = session();
+    for i in 0..10u32 {
+        let mut holder = thread(
+            1,
+            true,
+            stack(&[("crunch", 1), ("main", 9)]),
+            Counts::default(),
+        );
+        holder.gil = GilState::Held;
+        let mut waiter = thread(2, false, stack(&[("poll", 2)]), Counts::default());
+        // The second thread waits for the GIL in 6 of the 10 samples.
+        waiter.gil = if i < 6 {
+            GilState::Waiting
+        } else {
+            GilState::NotHeld
+        };
+        s.ingest(&tick(i, vec![holder, waiter], 0, 1));
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert_eq!(find(&p, "crunch").gil_held_while_waited, 6);
+    assert_eq!(
+        find(&p, "main").gil_held_while_waited,
+        0,
+        "only the innermost function"
+    );
+    assert!((p.gil_wanted_percent - 60.0).abs() < 1e-9);
+}

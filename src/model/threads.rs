@@ -135,6 +135,7 @@ impl ThreadTable {
         let tick = self.ticks;
         let mut gil_held = false;
         let mut gil_wanted = false;
+        let mut holder_function = None;
         let mut switches = 0;
         for t in threads {
             let key = (t.tid, t.counters.map_or(0, |c| c.start_ticks));
@@ -182,6 +183,9 @@ impl ThreadTable {
                 stats.blocked_samples += u64::from(t.activity == Activity::Blocked);
                 stats.sleeping_samples += u64::from(t.activity == Activity::Sleeping);
                 let innermost = functions.add_stack(&t.frames, active, &mut self.scratch);
+                if held {
+                    holder_function = innermost;
+                }
                 stats.stack.clone_from(&self.scratch.frames);
                 for &(id, own) in &self.scratch.on_stack {
                     stats
@@ -203,6 +207,9 @@ impl ThreadTable {
             if stats.last_seen != tick {
                 stats.alive = false;
             }
+        }
+        if let (true, Some(id)) = (gil_wanted, holder_function) {
+            functions.credit_gil_hold(id);
         }
         self.evict_dead();
         TickSummary {

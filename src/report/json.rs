@@ -111,6 +111,8 @@ pub struct Function {
     pub voluntary_ctxsw: f64,
     pub involuntary_ctxsw: f64,
     pub io_bytes: f64,
+    /// Samples in which the GIL holder ran it while another thread waited for the GIL.
+    pub gil_held_while_waited: u64,
     pub lines: Vec<Line>,
 }
 
@@ -220,6 +222,7 @@ fn function(f: &FunctionRow) -> Function {
         voluntary_ctxsw: f.credited.voluntary_ctxsw,
         involuntary_ctxsw: f.credited.involuntary_ctxsw,
         io_bytes: f.credited.io_bytes,
+        gil_held_while_waited: f.gil_held_while_waited,
         lines: f
             .lines
             .iter()

@@ -60,6 +60,24 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     if let Some(verdict) = &p.verdict {
         let _ = writeln!(out, "GIL: {verdict}.");
     }
+    let mut starvers: Vec<&FunctionRow> = p
+        .functions
+        .iter()
+        .filter(|f| f.gil_held_while_waited > 0)
+        .collect();
+    starvers.sort_by_key(|f| std::cmp::Reverse(f.gil_held_while_waited));
+    if !starvers.is_empty() {
+        let names: Vec<String> = starvers
+            .iter()
+            .take(3)
+            .map(|f| format!("{} ({} samples)", f.name, f.gil_held_while_waited))
+            .collect();
+        let _ = writeln!(
+            out,
+            "GIL held while others waited, by: {}",
+            names.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "faults {} minor, {} major · ctxsw {} voluntary, {} involuntary · I/O {} read, {} written",

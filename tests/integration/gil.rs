@@ -117,6 +117,19 @@ fn check_gil_waits(python: &crate::common::Python) {
             "{label}: {}",
             p["gil"]
         );
+        // Who starves whom: the holder runs `burn` (which calls `Event.is_set`) while the other waits.
+        let top = p["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .max_by_key(|f| f["gil_held_while_waited"].as_u64().unwrap_or(0))
+            .unwrap();
+        let top_name = top["name"].as_str().unwrap();
+        assert!(
+            ["burn", "is_set", "Event.is_set"].contains(&top_name)
+                && top["gil_held_while_waited"].as_u64().unwrap() > 0,
+            "{label}: held the GIL while others waited: {top_name}"
+        );
         let locked = thread(p, "locked");
         assert!(
             pct(locked, "gil_wait_percent") < 5.0,
