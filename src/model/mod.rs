@@ -131,6 +131,7 @@ impl Session {
             switches: summary.switches,
             stacks_ok,
             gil_held,
+            gil_wanted: summary.gil_wanted,
         });
     }
 

@@ -20,6 +20,8 @@ pub struct TimelinePoint {
     pub gil_held_percent: f64,
     /// Context switches (voluntary + involuntary, all threads) per second.
     pub ctxsw_per_s: f64,
+    /// Share of the second's stack samples in which some thread waited for the GIL, in percent.
+    pub gil_wanted_percent: f64,
 }
 
 /// Per-second inputs accumulated until the second ends.
@@ -32,6 +34,7 @@ struct Bucket {
     rss_bytes: u64,
     stack_ticks: u64,
     gil_ticks: u64,
+    gil_wanted_ticks: u64,
     span: Duration,
     switches: u64,
 }
@@ -67,6 +70,8 @@ pub struct TimelineInput {
     pub stacks_ok: bool,
     /// Some thread held the GIL at this tick.
     pub gil_held: bool,
+    /// Some thread waited for the GIL at this tick.
+    pub gil_wanted: bool,
 }
 
 impl Timeline {
@@ -88,6 +93,7 @@ impl Timeline {
         }
         bucket.stack_ticks += u64::from(input.stacks_ok);
         bucket.gil_ticks += u64::from(input.stacks_ok && input.gil_held);
+        bucket.gil_wanted_ticks += u64::from(input.stacks_ok && input.gil_wanted);
         bucket.span += input.span;
         // Switches come with the slow reads, as the process counters do: the same span.
         bucket.switches += input.switches;
@@ -104,6 +110,11 @@ impl Timeline {
             minor_faults_per_s: per_s(b.minor_faults),
             major_faults_per_s: per_s(b.major_faults),
             ctxsw_per_s: per_s(b.switches),
+            gil_wanted_percent: if b.stack_ticks > 0 {
+                b.gil_wanted_ticks as f64 * 100.0 / b.stack_ticks as f64
+            } else {
+                0.0
+            },
             gil_held_percent: if b.stack_ticks > 0 {
                 b.gil_ticks as f64 * 100.0 / b.stack_ticks as f64
             } else {

@@ -126,6 +126,7 @@ fn every_pane_shows_its_figures() {
     // The GIL holder is marked.
     let row = screen.lines().find(|l| l.contains("parser-0")).unwrap();
     assert!(row.contains("R*"), "{row}");
+    assert!(screen.contains("GIL/STATE"), "{screen}");
     assert_eq!(function_order(&screen), ["parse_row", "load", "main"]);
 }
 
@@ -284,6 +285,7 @@ fn detail_pane_shows_callers_callees_and_source_heat() {
             .collect::<Vec<_>>()
             .into(),
     );
+    app.snapshot.functions[0].gil_held_while_waited = 37;
     let screen = render(&app, 140, 40);
     assert!(
         screen.contains("Called by") && screen.contains("main (jobs.py)"),
@@ -303,6 +305,10 @@ fn detail_pane_shows_callers_callees_and_source_heat() {
         "{hot}\n{warm}"
     );
     assert!(hot.contains("40"));
+    assert!(
+        screen.contains("Held the GIL while others waited: 37 samples"),
+        "{screen}"
+    );
     app.source = None;
     assert!(render(&app, 140, 40).contains("source not readable"));
 }

@@ -49,6 +49,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     let mut top = calls("Called by", &detail.callers);
     top.extend(calls("Calls", &detail.callees));
+    let starved = app
+        .snapshot
+        .functions
+        .iter()
+        .find(|f| f.name == detail.name && f.filename == detail.filename)
+        .map_or(0, |f| f.gil_held_while_waited);
+    if starved > 0 {
+        top.push(Line::styled(
+            format!(
+                "Held the GIL while others waited: {} samples",
+                fmt::count(starved)
+            ),
+            theme.warn,
+        ));
+    }
     let top_height = (top.len() as u16).min(inner.height / 2);
     let [calls_area, source_area] =
         Layout::vertical([Constraint::Length(top_height), Constraint::Min(0)]).areas(inner);

@@ -10,7 +10,7 @@ use crate::model::timeline::TimelinePoint;
 use crate::tui::app::App;
 
 /// Lines the timeline takes.
-pub const HEIGHT: u16 = 5;
+pub const HEIGHT: u16 = 6;
 const LABEL_WIDTH: u16 = 22;
 
 /// Draws the timeline: the most recent seconds that fit, or (zoomed out) the whole session
@@ -19,9 +19,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let width = area.width.saturating_sub(LABEL_WIDTH) as usize;
     let points = shown(&app.snapshot.timeline, width, app.view.zoomed_out);
-    let rows = Layout::vertical([Constraint::Length(1); 5]).split(area);
+    let rows = Layout::vertical([Constraint::Length(1); 6]).split(area);
     let last = points.last();
-    let series: [(&str, Vec<u64>, String); 5] = [
+    let series: [(&str, Vec<u64>, String); 6] = [
         (
             "CPU",
             points
@@ -42,6 +42,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                 .map(|p| p.gil_held_percent.round() as u64)
                 .collect(),
             last.map_or_else(String::new, |p| fmt::percent(p.gil_held_percent)),
+        ),
+        (
+            "GIL want",
+            points
+                .iter()
+                .map(|p| p.gil_wanted_percent.round() as u64)
+                .collect(),
+            last.map_or_else(String::new, |p| fmt::percent(p.gil_wanted_percent)),
         ),
         (
             "faults/s",
@@ -96,6 +104,7 @@ fn shown(points: &[TimelinePoint], width: usize, whole: bool) -> Vec<TimelinePoi
                 major_faults_per_s: mean(|p| p.major_faults_per_s),
                 gil_held_percent: mean(|p| p.gil_held_percent),
                 ctxsw_per_s: mean(|p| p.ctxsw_per_s),
+                gil_wanted_percent: mean(|p| p.gil_wanted_percent),
             }
         })
         .collect()
