@@ -332,6 +332,7 @@ impl Session {
             gil_held_percent: percent(self.gil_ticks, self.samples),
             gil_wanted_percent: percent(self.gil_wanted_ticks, self.samples),
             gil_mean_hold_ms: None,
+            gil_located: self.gil_switches.is_some(),
             verdict: None,
             gil_handoffs_per_s: self.gil_switches.and_then(|((a, first), (b, last))| {
                 let span = b.saturating_sub(a).as_secs_f64();

@@ -91,6 +91,9 @@ pub struct ProcessSnapshot {
     pub gil_held_percent: f64,
     /// Share of samples in which some thread was waiting for the GIL, in percent.
     pub gil_wanted_percent: f64,
+    /// The GIL state was located, so GIL waits and hand-offs are measured (else they read 0 /
+    /// none: not measured).
+    pub gil_located: bool,
     /// Mean time the GIL is held per hold, in milliseconds: the held share of time divided by
     /// hand-offs per second; `None` without hand-offs.
     pub gil_mean_hold_ms: Option<f64>,

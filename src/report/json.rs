@@ -43,6 +43,8 @@ pub struct Gil {
     pub handoffs_per_s: Option<f64>,
     /// Share of samples in which some thread waited for the GIL.
     pub wanted_percent: f64,
+    /// The GIL state was located: waits and hand-offs are measured (false: not measured).
+    pub located: bool,
     /// Mean time the GIL is held per hold, ms; `null` without hand-offs.
     pub mean_hold_ms: Option<f64>,
     /// A plain-words reading, when clear.
@@ -174,6 +176,7 @@ fn process(p: &ProcessSnapshot) -> Process {
             held_percent: p.gil_held_percent,
             handoffs_per_s: p.gil_handoffs_per_s,
             wanted_percent: p.gil_wanted_percent,
+            located: p.gil_located,
             mean_hold_ms: p.gil_mean_hold_ms,
             verdict: p.verdict.clone(),
         },

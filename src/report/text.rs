@@ -60,6 +60,12 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     if let Some(verdict) = &p.verdict {
         let _ = writeln!(out, "GIL: {verdict}.");
     }
+    if !p.gil_located && p.samples > 0 {
+        let _ = writeln!(
+            out,
+            "GIL waits and hand-offs not measured: the interpreter's GIL state was not located."
+        );
+    }
     let mut starvers: Vec<&FunctionRow> = p
         .functions
         .iter()

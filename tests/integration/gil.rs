@@ -130,6 +130,16 @@ fn check_gil_waits(python: &crate::common::Python) {
                 && top["gil_held_while_waited"].as_u64().unwrap() > 0,
             "{label}: held the GIL while others waited: {top_name}"
         );
+        assert_eq!(p["gil"]["located"], true, "{label}");
+        let consumer = thread(p, "consumer");
+        assert!(
+            pct(consumer, "gil_wait_percent") < 5.0,
+            "{label}: a queue.get waiter is not a GIL waiter: {consumer}"
+        );
+        assert!(
+            pct(consumer, "blocked_percent") > 90.0,
+            "{label}: {consumer}"
+        );
         let locked = thread(p, "locked");
         assert!(
             pct(locked, "gil_wait_percent") < 5.0,

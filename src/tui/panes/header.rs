@@ -61,8 +61,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             p.threads.iter().filter(|t| t.alive).count(),
             fmt::percent(p.gil_held_percent),
             fmt::percent(p.gil_wanted_percent),
-            p.gil_handoffs_per_s
-                .map_or_else(String::new, |h| format!(", {h:.0} hand-offs/s")),
+            if p.gil_located {
+                p.gil_handoffs_per_s
+                    .map_or_else(String::new, |h| format!(", {h:.0} hand-offs/s"))
+            } else {
+                " (GIL waits not measured: GIL not located)".into()
+            },
         )),
         Line::from(format!(
             "faults/s {:.0} minor, {:.0} major · ctxsw/s {:.0} vol, {:.0} invol (avg) · I/O/s {} read, {} written (avg)",
