@@ -236,3 +236,27 @@ fn stacks_of_sleeping_threads_follow_them_when_they_move() {
     );
     assert!(f64_of(&phaser["idle_percent"]) > 90.0);
 }
+
+#[test]
+fn page_faults_are_credited_to_the_function_that_causes_them() {
+    // One thread maps and touches fresh memory, another only computes.
+    let python = default_python();
+    let workload = Workload::start(&python, "faults.py", &["60"]);
+    let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "2"]);
+    let p = process(&report);
+    let functions = p["functions"].as_array().unwrap();
+    let credited: f64 = functions.iter().map(|f| f64_of(&f["minor_faults"])).sum();
+    let allocate = functions.iter().find(|f| f["name"] == "allocate").unwrap();
+    let share = f64_of(&allocate["minor_faults"]) / credited;
+    assert!(
+        share >= 0.9,
+        "allocate got {:.0}% of {credited} faults",
+        share * 100.0
+    );
+    // What is credited to functions is (nearly) all the process faulted in the window.
+    let process_faults = p["minor_faults"].as_u64().unwrap() as f64;
+    assert!(
+        credited >= 0.9 * process_faults && credited <= 1.05 * process_faults,
+        "credited {credited} of {process_faults}"
+    );
+}
