@@ -300,6 +300,21 @@ fn sampler_thread(
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
         }
         if !sleep_until(deadline, flags.stop) {
+            // One last full read, so the whole-process counters (read on the slow timer) end
+            // their window with the threads' instead of up to a slow interval earlier.
+            if index > 0 && !flags.paused.load(Ordering::Relaxed) {
+                let process = sample(options.pid, &mut procs, &mut stacks, &mut tids, true);
+                batch.push(
+                    Tick {
+                        at: start.elapsed(),
+                        interval,
+                        skipped: 0,
+                        resumed: std::mem::take(&mut resumed),
+                        process,
+                    },
+                    true,
+                );
+            }
             batch.flush();
             return;
         }
