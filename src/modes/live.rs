@@ -12,7 +12,7 @@ use ratatui::prelude::CrosstermBackend;
 use ratatui::Terminal;
 
 use super::launch::Launched;
-use super::{own_cpu_s, sampler_options, session_meta, SamplingOptions, Target};
+use super::{own_cpu_s, resolve_target, sampler_options, session_meta, SamplingOptions, Target};
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
 use crate::model::snapshot::{ProcessSnapshot, SnapshotQuery};
@@ -62,21 +62,12 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
         ));
     }
     let signals = SignalFlags::register();
-    let mut launched = None;
-    let pid = match target {
-        Target::Pid(pid) => *pid,
-        Target::Launch(argv) => {
-            // Its output would tear the screen: it is discarded (`hptop report -- ...` shows it).
-            let mut child = Launched::spawn_with(argv, Stdio::null(), Stdio::null())?;
-            let pid = child.python_pid()?;
-            launched = Some(child);
-            pid
-        }
-    };
-    let mut options = sampler_options(pid, sampling);
-    if launched.is_some() {
-        options.attach_retries = 100;
-    }
+    // A launched command's output would tear the screen: it is discarded (`hptop report -- ...`
+    // shows it).
+    let (pid, mut launched) = resolve_target(target, |argv| {
+        Launched::spawn_with(argv, Stdio::null(), Stdio::null())
+    })?;
+    let options = sampler_options(pid, sampling, launched.is_some());
     let mut sampler = Sampler::start(&options)?;
     let session = Session::new(session_meta(&sampler.target));
     let mut app = App::new(

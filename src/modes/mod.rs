@@ -14,6 +14,7 @@ use crate::collect::{SamplerOptions, TargetInfo};
 use crate::error::HptopError;
 use crate::model::SessionMeta;
 use crate::report::Format;
+use launch::Launched;
 
 /// What to inspect.
 #[derive(Debug, Clone)]
@@ -101,12 +102,38 @@ pub fn run(mode: Mode) -> Result<(), HptopError> {
     }
 }
 
-/// Sampler options for `pid` from the user's sampling options.
-fn sampler_options(pid: u32, sampling: &SamplingOptions) -> SamplerOptions {
+/// Attach attempts for a freshly launched interpreter (20 ms apart): it may still be starting.
+const LAUNCH_ATTACH_RETRIES: u64 = 100;
+
+/// The process to sample: the PID given, or the Python process of the command launched with
+/// `launch` (which the caller must stop when done).
+fn resolve_target(
+    target: &Target,
+    launch: impl FnOnce(&[String]) -> Result<Launched, HptopError>,
+) -> Result<(u32, Option<Launched>), HptopError> {
+    match target {
+        Target::Pid(pid) => Ok((*pid, None)),
+        Target::Launch(argv) => {
+            let mut child = launch(argv)?;
+            let pid = child.python_pid()?;
+            Ok((pid, Some(child)))
+        }
+    }
+}
+
+/// Sampler options for `pid` from the user's sampling options; a launched interpreter gets
+/// more attach attempts.
+fn sampler_options(pid: u32, sampling: &SamplingOptions, launched: bool) -> SamplerOptions {
+    let defaults = SamplerOptions::new(pid, sampling.rate_hz);
     SamplerOptions {
         blocking: sampling.blocking,
         native: sampling.native,
-        ..SamplerOptions::new(pid, sampling.rate_hz)
+        attach_retries: if launched {
+            LAUNCH_ATTACH_RETRIES
+        } else {
+            defaults.attach_retries
+        },
+        ..defaults
     }
 }
 

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::launch::Launched;
-use super::{own_cpu_s, sampler_options, session_meta, write_output, ReportOptions, Target};
+use super::{
+    own_cpu_s, resolve_target, sampler_options, session_meta, write_output, ReportOptions,
+};
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
 use crate::model::snapshot::{Snapshot, SnapshotQuery};
@@ -15,9 +17,6 @@ use crate::report::{text, Format, ReportHeader};
 
 /// How often the collecting loop looks at the interrupt flag and the deadline.
 const POLL: Duration = Duration::from_millis(100);
-/// Attach attempts for a freshly launched interpreter (20 ms apart).
-const LAUNCH_ATTACH_RETRIES: u64 = 100;
-
 /// Runs a report.
 ///
 /// # Errors
@@ -29,19 +28,8 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut launched = None;
-    let mut sampler_opts = match &options.target {
-        Target::Pid(pid) => sampler_options(*pid, &options.sampling),
-        Target::Launch(argv) => {
-            let mut child = Launched::spawn(argv)?;
-            let pid = child.python_pid()?;
-            launched = Some(child);
-            sampler_options(pid, &options.sampling)
-        }
-    };
-    if launched.is_some() {
-        sampler_opts.attach_retries = LAUNCH_ATTACH_RETRIES;
-    }
+    let (pid, mut launched) = resolve_target(&options.target, Launched::spawn)?;
+    let sampler_opts = sampler_options(pid, &options.sampling, launched.is_some());
     let cpu_before = own_cpu_s();
     let mut sampler = Sampler::start(&sampler_opts)?;
     let mut session = Session::new(session_meta(&sampler.target));
