@@ -500,14 +500,16 @@ fn sample(
             (Vec::new(), Some(e))
         }
     };
+    // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
+    let gil = stacks.gil_location();
     ProcessTick {
         pid,
         counters: process.as_ref().map(|p| p.counters),
         memory: process.and_then(|p| p.memory),
-        threads: join_threads(tids, counters, python, stacks.gil_location()),
+        threads: join_threads(tids, counters, python, gil),
         stack_error,
         exited: false,
-        gil_switches: stacks.gil_switches(),
+        gil_switches: stacks.gil_switches(gil),
     }
 }
 

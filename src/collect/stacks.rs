@@ -124,9 +124,10 @@ impl StackReader {
         self.gil_search.found
     }
 
-    /// The GIL's `switch_number`: how many times it changed hands since the interpreter started.
-    pub fn gil_switches(&mut self) -> Option<u64> {
-        let gil = self.gil_location()?;
+    /// The GIL's `switch_number` (how many times it changed hands since the interpreter
+    /// started), read from `gil` as located by [`Self::gil_location`].
+    pub fn gil_switches(&self, gil: Option<super::gil::GilLocation>) -> Option<u64> {
+        let gil = gil?;
         let address = usize::try_from(gil.start + super::gil::SWITCH_NUMBER_OFFSET).ok()?;
         self.spy.process.copy_struct::<u64>(address).ok()
     }
