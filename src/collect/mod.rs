@@ -7,6 +7,7 @@ pub mod discover;
 pub mod gil;
 pub mod procfs;
 pub mod sanitize;
+pub mod smaps;
 pub mod source;
 pub mod stacks;
 pub mod tick;
@@ -293,6 +294,7 @@ fn sampler_thread(
     let mut tids = Vec::new();
     let mut resumed = false;
     let mut index: u64 = 0;
+    let mut smaps = smaps::SmapsSchedule::default();
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
         if flags.suspend.swap(false, Ordering::Relaxed) {
@@ -332,7 +334,12 @@ fn sampler_thread(
         }
         let slow = index.is_multiple_of(u64::from(options.slow_every.max(1)));
         index += 1;
-        let process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
+        let mut process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
+        if let (Some(memory), Some(counters)) = (process.memory.as_mut(), process.counters) {
+            if smaps.due(Instant::now(), counters.rss_bytes) {
+                memory.rollup = procs.read_smaps_rollup();
+            }
+        }
         let exited = process.exited;
         let tick = Tick {
             at: start.elapsed(),

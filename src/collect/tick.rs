@@ -64,6 +64,23 @@ pub struct MemoryCounters {
     pub swap_bytes: u64,
     /// `VmHWM` in bytes: the lifetime peak RSS the kernel recorded.
     pub hwm_bytes: u64,
+    /// `RssAnon` in bytes: resident anonymous memory (heap, arenas, mmap'd buffers).
+    pub rss_anon_bytes: u64,
+    /// `RssFile` in bytes: resident file-backed pages (code, libraries, mapped files).
+    pub rss_file_bytes: u64,
+    /// `RssShmem` in bytes: resident shared memory (tmpfs, `SysV` shm, shared anonymous maps).
+    pub rss_shmem_bytes: u64,
+    /// PSS and USS from `smaps_rollup`, on the ticks it was read (see `collect::smaps`).
+    pub rollup: Option<SmapsRollup>,
+}
+
+/// Figures from `/proc/PID/smaps_rollup`: costly, read on their own slow schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SmapsRollup {
+    /// Proportional set size: each resident page divided by the number of processes mapping it.
+    pub pss_bytes: u64,
+    /// Unique set size: `Private_Clean` + `Private_Dirty`, what exiting would free.
+    pub uss_bytes: u64,
 }
 
 /// The kernel's scheduling state of a thread (`stat` field 3).

@@ -78,6 +78,10 @@ impl Credited {
 pub struct LineStats {
     /// Sample counts.
     pub counts: DualCounts,
+    /// Counters credited while this line was the innermost frame.
+    pub credited: Credited,
+    /// Counters credited while this line was anywhere on the stack (once per stack).
+    pub credited_total: Credited,
     last_stamp: u64,
 }
 
@@ -94,6 +98,8 @@ pub struct FunctionStats {
     pub counts: DualCounts,
     /// Counters credited while this function was the innermost frame.
     pub credited: Credited,
+    /// Counters credited while this function was anywhere on the stack (once per stack).
+    pub credited_total: Credited,
     /// Samples in which it was the GIL holder's innermost function while another thread
     /// waited for the GIL ("who starves whom").
     pub held_while_waited: u64,
@@ -206,10 +212,36 @@ impl FunctionTable {
         }
     }
 
-    /// Credits counter deltas to a function.
-    pub fn credit(&mut self, id: FunctionId, credited: &Credited, share: f64) {
-        if let Some(f) = self.functions.get_mut(id) {
+    /// Credits counter deltas to a stack (innermost first, as (function, line)): all of it to
+    /// the innermost function and line (`credited`), and to each function and line on the
+    /// stack once (`credited_total`), so recursion does not count twice.
+    pub fn credit_stack(&mut self, stack: &[(FunctionId, u32)], credited: &Credited, share: f64) {
+        let Some(&(innermost, innermost_line)) = stack.first() else {
+            return;
+        };
+        self.stamp += 1;
+        let stamp = self.stamp;
+        if let Some(f) = self.functions.get_mut(innermost) {
             f.credited.add_scaled(credited, share);
+            f.lines
+                .entry(innermost_line)
+                .or_default()
+                .credited
+                .add_scaled(credited, share);
+        }
+        for &(id, line) in stack {
+            let Some(f) = self.functions.get_mut(id) else {
+                continue;
+            };
+            if f.last_stamp != stamp {
+                f.last_stamp = stamp;
+                f.credited_total.add_scaled(credited, share);
+            }
+            let l = f.lines.entry(line).or_default();
+            if l.last_stamp != stamp {
+                l.last_stamp = stamp;
+                l.credited_total.add_scaled(credited, share);
+            }
         }
     }
 

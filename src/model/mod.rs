@@ -4,6 +4,7 @@
 
 pub mod dump;
 pub mod functions;
+pub mod memory;
 pub mod snapshot;
 pub mod threads;
 pub mod timeline;
@@ -13,14 +14,14 @@ use std::cmp::Reverse;
 use std::time::Duration;
 
 use crate::collect::procfs::TICKS_PER_S;
-use crate::collect::tick::{MemoryCounters, ProcCounters, Tick};
+use crate::collect::tick::{MemoryCounters, ProcCounters, SmapsRollup, Tick};
 use functions::{Counts, FunctionStats, FunctionTable};
 use snapshot::{
-    CallRow, FunctionDetail, FunctionRow, FunctionSort, LineRow, ProcessSnapshot, SnapshotQuery,
-    ThreadRow,
+    CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot,
+    ProcessSnapshot, SnapshotQuery, ThreadRow,
 };
 use threads::ThreadTable;
-use timeline::{Timeline, TimelineInput};
+use timeline::{MemorySplit, Timeline, TimelineInput};
 
 /// What is known of the process before the first tick.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +52,8 @@ pub struct Session {
     first: Option<(Duration, ProcCounters)>,
     last: Option<(Duration, ProcCounters)>,
     memory: Option<MemoryCounters>,
+    /// The last `smaps_rollup` read, with its tick time.
+    rollup: Option<(Duration, SmapsRollup)>,
     rss_peak_bytes: u64,
     ticks: u64,
     samples: u64,
@@ -91,8 +94,11 @@ impl Session {
         let gil_held = summary.gil_held;
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         self.gil_wanted_ticks += u64::from(stacks_ok && summary.gil_wanted);
-        if p.memory.is_some() {
-            self.memory = p.memory;
+        if let Some(memory) = p.memory {
+            self.memory = Some(memory);
+            if let Some(rollup) = memory.rollup {
+                self.rollup = Some((tick.at, rollup));
+            }
         }
         if let Some(n) = p.gil_switches {
             let first = self.gil_switches.map_or((tick.at, n), |(first, _)| first);
@@ -128,6 +134,7 @@ impl Session {
             minor_faults: delta.minor_faults,
             major_faults: delta.major_faults,
             rss_bytes,
+            memory: p.memory.as_ref().map(MemorySplit::from),
             switches: summary.switches,
             stacks_ok,
             gil_held,
@@ -281,6 +288,7 @@ impl Session {
             Some(t) => t.active_samples,
             None => self.threads.counted_samples(idle),
         };
+        let timeline: Vec<_> = self.timeline.points().copied().collect();
         let mut functions: Vec<FunctionRow> = self
             .functions
             .all()
@@ -295,6 +303,7 @@ impl Session {
                     .then(|| function_row(f, counts, idle, counted_samples, seconds_per_sample))
             })
             .collect();
+        let memory = self.memory_snapshot(&timeline);
         sort_functions(&mut functions, query.sort);
         if let Some(limit) = query.limit {
             functions.truncate(limit);
@@ -340,7 +349,8 @@ impl Session {
             }),
             threads,
             functions,
-            timeline: self.timeline.points().copied().collect(),
+            memory,
+            timeline,
         };
         snapshot.verdict = verdict::gil(&snapshot);
         snapshot.gil_mean_hold_ms = snapshot
@@ -350,6 +360,53 @@ impl Session {
         snapshot
     }
 }
+
+impl Session {
+    /// Memory figures: the last split, PSS/USS, the RSS trend and, when the growth is
+    /// sustained, the functions that faulted in the most pages.
+    fn memory_snapshot(&self, timeline: &[timeline::TimelinePoint]) -> MemorySnapshot {
+        let growth = memory::growth(timeline);
+        let mut leak_suspects = Vec::new();
+        if growth.is_some_and(|g| g.sustained) {
+            let all = self.functions.all();
+            let total: f64 = all.iter().map(|f| f.credited.minor_faults).sum();
+            let mut ranked: Vec<&FunctionStats> = all
+                .iter()
+                .filter(|f| f.credited.minor_faults > 0.0)
+                .collect();
+            ranked.sort_by(|a, b| b.credited.minor_faults.total_cmp(&a.credited.minor_faults));
+            leak_suspects = ranked
+                .iter()
+                .take(LEAK_SUSPECTS)
+                .map(|f| LeakSuspect {
+                    name: f.name.clone(),
+                    filename: f.filename.clone(),
+                    minor_faults: f.credited.minor_faults,
+                    share_percent: f.credited.minor_faults * 100.0 / total,
+                })
+                .collect();
+        }
+        let last_at = self.ticks_at.map(|(_, last)| last);
+        MemorySnapshot {
+            split: self
+                .memory
+                .as_ref()
+                .map(MemorySplit::from)
+                .unwrap_or_default(),
+            hwm_bytes: self.memory.map_or(0, |m| m.hwm_bytes),
+            rollup: self.rollup.map(|(_, r)| r),
+            rollup_age_s: self
+                .rollup
+                .zip(last_at)
+                .map(|((at, _), last)| last.saturating_sub(at).as_secs_f64()),
+            growth,
+            leak_suspects,
+        }
+    }
+}
+
+/// Functions the leak hint names, at most.
+const LEAK_SUSPECTS: usize = 5;
 
 fn delta(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
     ProcCounters {
@@ -395,6 +452,8 @@ fn line_rows(f: &FunctionStats, include_idle: bool) -> Vec<LineRow> {
                 line,
                 own_samples: c.own,
                 total_samples: c.total,
+                credited: stats.credited,
+                credited_total: stats.credited_total,
             }
         })
         .filter(|l| l.total_samples > 0)
@@ -422,6 +481,7 @@ fn function_row(
         total_s: counts.total as f64 * seconds_per_sample,
         hottest_line: lines.first().map_or(0, |l| l.line),
         credited: f.credited,
+        credited_total: f.credited_total,
         gil_held_while_waited: f.held_while_waited,
         lines,
     }

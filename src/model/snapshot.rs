@@ -2,8 +2,9 @@
 //! Every figure covers the session window (first tick to last tick) unless its doc says so.
 
 use super::functions::Credited;
-use super::timeline::TimelinePoint;
-use crate::collect::tick::{Frame, GilState, OsState};
+use super::memory::Growth;
+use super::timeline::{MemorySplit, TimelinePoint};
+use crate::collect::tick::{Frame, GilState, OsState, SmapsRollup};
 
 /// How to order function rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub struct ProcessSnapshot {
     pub rss_peak_bytes: u64,
     /// Swap at the last slow read.
     pub swap_bytes: u64,
+    /// Memory split, PSS/USS, growth and the leak hint.
+    pub memory: MemorySnapshot,
     /// Whole-process deltas over the window (`/proc/PID/stat`, `/proc/PID/io`).
     pub minor_faults: u64,
     /// See `minor_faults`.
@@ -108,6 +111,37 @@ pub struct ProcessSnapshot {
     pub functions: Vec<FunctionRow>,
     /// Per-second history, oldest first.
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// Memory figures of a process beyond RSS.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySnapshot {
+    /// RSS split and swap at the last slow read.
+    pub split: MemorySplit,
+    /// Lifetime peak RSS the kernel recorded (`VmHWM`), before the window too.
+    pub hwm_bytes: u64,
+    /// PSS and USS at the last `smaps_rollup` read (`None`: not read, see `collect::smaps`).
+    pub rollup: Option<SmapsRollup>,
+    /// Seconds since that read.
+    pub rollup_age_s: Option<f64>,
+    /// RSS trend over the recent timeline (see `model::memory`).
+    pub growth: Option<Growth>,
+    /// When the growth is sustained (a leak hint): the functions credited the most minor
+    /// faults over the window, the code that brought new pages in while RSS grew.
+    pub leak_suspects: Vec<LeakSuspect>,
+}
+
+/// A function named by the leak hint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeakSuspect {
+    /// Function name.
+    pub name: String,
+    /// Full file name.
+    pub filename: String,
+    /// Minor faults credited to it (innermost) over the window.
+    pub minor_faults: f64,
+    /// Its share of all credited minor faults, in percent.
+    pub share_percent: f64,
 }
 
 /// One thread's figures.
@@ -183,6 +217,8 @@ pub struct FunctionRow {
     pub hottest_line: u32,
     /// Counter deltas credited while it was the innermost frame.
     pub credited: Credited,
+    /// Counter deltas credited while it was anywhere on the stack (once per stack).
+    pub credited_total: Credited,
     /// Samples in which the GIL holder ran it while another thread waited for the GIL.
     pub gil_held_while_waited: u64,
     /// Lines with samples, by total samples descending.
@@ -190,7 +226,7 @@ pub struct FunctionRow {
 }
 
 /// One line's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LineRow {
     /// Line number.
     pub line: u32,
@@ -198,6 +234,10 @@ pub struct LineRow {
     pub own_samples: u64,
     /// Counted thread-samples where this line was on the stack.
     pub total_samples: u64,
+    /// Counter deltas credited while this line was the innermost frame.
+    pub credited: Credited,
+    /// Counter deltas credited while this line was on the stack.
+    pub credited_total: Credited,
 }
 
 /// Callers, callees and lines of one function (the TUI's detail pane).

@@ -204,6 +204,34 @@ fn counter_deltas_go_to_the_stack_that_started_the_interval() {
 }
 
 #[test]
+fn counters_are_credited_inclusive_once_per_stack_and_per_line() {
+    let mut s = session();
+    // main:3 -> rec:7 -> rec:8 -> alloc:12 for 4 ticks, faulting 5 per interval.
+    for i in 0..4u32 {
+        let c = Counts {
+            minor: u64::from(i) * 5,
+            ..Counts::default()
+        };
+        let frames = stack(&[("alloc", 12), ("rec", 8), ("rec", 7), ("main", 3)]);
+        s.ingest(&tick(i, vec![thread(1, true, frames, c)], 0, 1));
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    let alloc = find(&p, "alloc");
+    assert_eq!(alloc.credited.minor_faults, 15.0);
+    assert_eq!(alloc.credited_total.minor_faults, 15.0);
+    // Recursion: `rec` is on each stack twice but credited once.
+    let rec = find(&p, "rec");
+    assert_eq!(rec.credited.minor_faults, 0.0);
+    assert_eq!(rec.credited_total.minor_faults, 15.0);
+    assert_eq!(find(&p, "main").credited_total.minor_faults, 15.0);
+    let line = |f: &FunctionRow, n: u32| *f.lines.iter().find(|l| l.line == n).unwrap();
+    assert_eq!(line(alloc, 12).credited.minor_faults, 15.0);
+    assert_eq!(line(rec, 7).credited_total.minor_faults, 15.0);
+    assert_eq!(line(rec, 8).credited_total.minor_faults, 15.0);
+    assert_eq!(line(rec, 8).credited.minor_faults, 0.0);
+}
+
+#[test]
 fn slow_counter_deltas_are_split_among_the_stacks_of_the_span() {
     let mut s = session();
     // Slow counters read every 2 ticks; stacks alternate f, g. Each slow read adds 4 switches.

@@ -99,8 +99,12 @@ pub struct ThreadStats {
     pub functions: HashMap<FunctionId, DualCounts>,
     last: Option<ThreadCounters>,
     last_slow: Option<SlowThreadCounters>,
-    pending_fast: Option<FunctionId>,
-    pending_slow: Vec<Option<FunctionId>>,
+    /// `stack` is the one the thread ran since the previous tick: credit the fast deltas to it.
+    pending_fast: bool,
+    /// Stacks read since the last slow read (empty: no Python stack), to split the slow delta
+    /// among; the first `pending_len` are live, the rest kept for their allocations.
+    pending_slow: Vec<Vec<(FunctionId, u32)>>,
+    pending_len: usize,
     last_seen: u64,
 }
 
@@ -156,8 +160,8 @@ impl ThreadTable {
             if resumed {
                 // The deltas span a pause in which no stack was seen: count them for the
                 // thread, credit them to no function.
-                stats.pending_fast = None;
-                stats.pending_slow.clear();
+                stats.pending_fast = false;
+                stats.pending_len = 0;
             }
             if let Some(counters) = t.counters {
                 stats.state = counters.state;
@@ -198,9 +202,17 @@ impl ThreadTable {
             } else {
                 None
             };
-            stats.pending_fast = innermost;
-            if stats.pending_slow.len() < MAX_PENDING {
-                stats.pending_slow.push(innermost);
+            stats.pending_fast = innermost.is_some();
+            if stats.pending_len < MAX_PENDING {
+                if stats.pending_len == stats.pending_slow.len() {
+                    stats.pending_slow.push(Vec::new());
+                }
+                let slot = &mut stats.pending_slow[stats.pending_len];
+                slot.clear();
+                if innermost.is_some() {
+                    slot.extend_from_slice(&stats.stack);
+                }
+                stats.pending_len += 1;
             }
         }
         for stats in self.threads.values_mut() {
@@ -301,14 +313,15 @@ fn account_counters(
             ..CounterSums::default()
         };
         stats.sums.add(&delta);
-        if let Some(id) = stats.pending_fast {
+        let changed = delta.cpu_ticks + delta.minor_faults + delta.major_faults > 0;
+        if stats.pending_fast && changed {
             let credited = Credited {
                 cpu_s: delta.cpu_ticks as f64 / TICKS_PER_S as f64,
                 minor_faults: delta.minor_faults as f64,
                 major_faults: delta.major_faults as f64,
                 ..Credited::default()
             };
-            functions.credit(id, &credited, 1.0);
+            functions.credit_stack(&stats.stack, &credited, 1.0);
         }
     }
     stats.last = Some(*now);
@@ -332,12 +345,14 @@ fn account_counters(
             io_bytes: (delta.read_bytes + delta.write_bytes) as f64,
             ..Credited::default()
         };
-        let share = 1.0 / stats.pending_slow.len().max(1) as f64;
-        for id in stats.pending_slow.iter().flatten() {
-            functions.credit(*id, &credited, share);
+        let share = 1.0 / stats.pending_len.max(1) as f64;
+        if switches + delta.read_bytes + delta.write_bytes > 0 {
+            for stack in &stats.pending_slow[..stats.pending_len] {
+                functions.credit_stack(stack, &credited, share);
+            }
         }
     }
     stats.last_slow = Some(slow);
-    stats.pending_slow.clear();
+    stats.pending_len = 0;
     switches
 }

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::collect::tick::MemoryCounters;
+
 /// One second of process figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TimelinePoint {
@@ -22,6 +24,33 @@ pub struct TimelinePoint {
     pub ctxsw_per_s: f64,
     /// Share of the second's stack samples in which some thread waited for the GIL, in percent.
     pub gil_wanted_percent: f64,
+    /// RSS split (`RssAnon`, `RssFile`, `RssShmem`) and swap at the last read in the second
+    /// (0 when none was read in it).
+    pub memory: MemorySplit,
+}
+
+/// Where the resident memory is, and what is swapped out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemorySplit {
+    /// Resident anonymous memory.
+    pub anon_bytes: u64,
+    /// Resident file-backed pages.
+    pub file_bytes: u64,
+    /// Resident shared memory.
+    pub shmem_bytes: u64,
+    /// Swapped out.
+    pub swap_bytes: u64,
+}
+
+impl From<&MemoryCounters> for MemorySplit {
+    fn from(m: &MemoryCounters) -> Self {
+        Self {
+            anon_bytes: m.rss_anon_bytes,
+            file_bytes: m.rss_file_bytes,
+            shmem_bytes: m.rss_shmem_bytes,
+            swap_bytes: m.swap_bytes,
+        }
+    }
 }
 
 /// Per-second inputs accumulated until the second ends.
@@ -32,6 +61,7 @@ struct Bucket {
     minor_faults: u64,
     major_faults: u64,
     rss_bytes: u64,
+    memory: MemorySplit,
     stack_ticks: u64,
     gil_ticks: u64,
     gil_wanted_ticks: u64,
@@ -64,6 +94,8 @@ pub struct TimelineInput {
     pub major_faults: u64,
     /// RSS now, when read at this tick.
     pub rss_bytes: Option<u64>,
+    /// Memory split now, when read at this tick.
+    pub memory: Option<MemorySplit>,
     /// Context switches read at this tick (0 between slow reads).
     pub switches: u64,
     /// Stacks were read at this tick.
@@ -91,6 +123,9 @@ impl Timeline {
         if let Some(rss) = input.rss_bytes {
             bucket.rss_bytes = rss;
         }
+        if let Some(memory) = input.memory {
+            bucket.memory = memory;
+        }
         bucket.stack_ticks += u64::from(input.stacks_ok);
         bucket.gil_ticks += u64::from(input.stacks_ok && input.gil_held);
         bucket.gil_wanted_ticks += u64::from(input.stacks_ok && input.gil_wanted);
@@ -107,6 +142,7 @@ impl Timeline {
             at: Duration::from_secs(b.second),
             cpu_percent: per_s(b.cpu_ticks) / crate::collect::procfs::TICKS_PER_S as f64 * 100.0,
             rss_bytes: b.rss_bytes,
+            memory: b.memory,
             minor_faults_per_s: per_s(b.minor_faults),
             major_faults_per_s: per_s(b.major_faults),
             ctxsw_per_s: per_s(b.switches),

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::ReportHeader;
+use crate::model::functions::Credited;
 use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot, ThreadRow};
 
 /// Schema identifier.
@@ -51,6 +52,69 @@ pub struct Gil {
     pub verdict: Option<String>,
 }
 
+/// Memory figures of a process (see docs/figures.md, "Memory").
+#[derive(Debug, Serialize)]
+pub struct Memory {
+    /// RSS at the last read.
+    pub rss_bytes: u64,
+    /// Resident anonymous memory (`RssAnon`).
+    pub anon_bytes: u64,
+    /// Resident file-backed pages (`RssFile`).
+    pub file_bytes: u64,
+    /// Resident shared memory (`RssShmem`).
+    pub shmem_bytes: u64,
+    /// Swapped out (`VmSwap`).
+    pub swap_bytes: u64,
+    /// Largest RSS read in the window.
+    pub peak_bytes: u64,
+    /// Lifetime peak RSS (`VmHWM`), before the window too.
+    pub hwm_bytes: u64,
+    /// PSS at the last `smaps_rollup` read; `null` when not read (large process, or too short).
+    pub pss_bytes: Option<u64>,
+    /// USS (private pages) at that read.
+    pub uss_bytes: Option<u64>,
+    /// RSS trend: least-squares slope over the last 300 s of per-second points; `null` with
+    /// fewer than 10 points.
+    pub growth_bytes_per_s: Option<f64>,
+    /// Seconds the trend was fitted over.
+    pub growth_window_s: Option<f64>,
+    /// Sustained growth: the functions credited the most minor faults; `null` otherwise.
+    pub leak_hint: Option<LeakHint>,
+    /// One point per second, oldest first.
+    pub timeline: Vec<MemoryPoint>,
+}
+
+/// A leak hint.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct LeakHint {
+    pub growth_bytes_per_s: f64,
+    pub window_s: f64,
+    pub suspects: Vec<Suspect>,
+}
+
+/// A function named by the leak hint.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Suspect {
+    pub name: String,
+    pub filename: String,
+    pub minor_faults: f64,
+    pub share_percent: f64,
+}
+
+/// One second of memory history.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct MemoryPoint {
+    pub t_s: u64,
+    pub rss_bytes: u64,
+    pub anon_bytes: u64,
+    pub file_bytes: u64,
+    pub shmem_bytes: u64,
+    pub swap_bytes: u64,
+}
+
 /// One process.
 #[derive(Debug, Serialize)]
 #[allow(missing_docs)]
@@ -71,6 +135,8 @@ pub struct Process {
     pub read_bytes: u64,
     pub write_bytes: u64,
     pub gil: Gil,
+    /// Memory split, PSS/USS, growth, leak hint, per-second history (added to the contract).
+    pub memory: Memory,
     pub threads: Vec<Thread>,
     pub functions: Vec<Function>,
 }
@@ -115,7 +181,34 @@ pub struct Function {
     pub io_bytes: f64,
     /// Samples in which the GIL holder ran it while another thread waited for the GIL.
     pub gil_held_while_waited: u64,
+    /// Counters credited while it was anywhere on the stack (the fields above: innermost).
+    pub inclusive: Counters,
     pub lines: Vec<Line>,
+}
+
+/// Counter deltas credited to a function or line.
+#[derive(Debug, Serialize)]
+#[allow(missing_docs)]
+pub struct Counters {
+    pub cpu_s: f64,
+    pub minor_faults: f64,
+    pub major_faults: f64,
+    pub voluntary_ctxsw: f64,
+    pub involuntary_ctxsw: f64,
+    pub io_bytes: f64,
+}
+
+impl From<&Credited> for Counters {
+    fn from(c: &Credited) -> Self {
+        Self {
+            cpu_s: c.cpu_s,
+            minor_faults: c.minor_faults,
+            major_faults: c.major_faults,
+            voluntary_ctxsw: c.voluntary_ctxsw,
+            involuntary_ctxsw: c.involuntary_ctxsw,
+            io_bytes: c.io_bytes,
+        }
+    }
 }
 
 /// One line of a function.
@@ -125,6 +218,11 @@ pub struct Line {
     pub line: u32,
     pub own_samples: u64,
     pub total_samples: u64,
+    /// Counters credited while this line was innermost.
+    #[serde(flatten)]
+    pub credited: Counters,
+    /// Counters credited while this line was on the stack.
+    pub inclusive: Counters,
 }
 
 impl Report {
@@ -180,6 +278,7 @@ fn process(p: &ProcessSnapshot) -> Process {
             mean_hold_ms: p.gil_mean_hold_ms,
             verdict: p.verdict.clone(),
         },
+        memory: memory(p),
         threads: p
             .threads
             .iter()
@@ -187,6 +286,50 @@ fn process(p: &ProcessSnapshot) -> Process {
             .map(thread)
             .collect(),
         functions: p.functions.iter().map(function).collect(),
+    }
+}
+
+fn memory(p: &ProcessSnapshot) -> Memory {
+    let m = &p.memory;
+    Memory {
+        rss_bytes: p.rss_bytes,
+        anon_bytes: m.split.anon_bytes,
+        file_bytes: m.split.file_bytes,
+        shmem_bytes: m.split.shmem_bytes,
+        swap_bytes: m.split.swap_bytes,
+        peak_bytes: p.rss_peak_bytes,
+        hwm_bytes: m.hwm_bytes,
+        pss_bytes: m.rollup.map(|r| r.pss_bytes),
+        uss_bytes: m.rollup.map(|r| r.uss_bytes),
+        growth_bytes_per_s: m.growth.map(|g| g.bytes_per_s),
+        growth_window_s: m.growth.map(|g| g.window_s),
+        leak_hint: m.growth.filter(|g| g.sustained).map(|g| LeakHint {
+            growth_bytes_per_s: g.bytes_per_s,
+            window_s: g.window_s,
+            suspects: m
+                .leak_suspects
+                .iter()
+                .map(|s| Suspect {
+                    name: s.name.clone(),
+                    filename: s.filename.clone(),
+                    minor_faults: s.minor_faults,
+                    share_percent: s.share_percent,
+                })
+                .collect(),
+        }),
+        timeline: p
+            .timeline
+            .iter()
+            .filter(|t| t.rss_bytes > 0)
+            .map(|t| MemoryPoint {
+                t_s: t.at.as_secs(),
+                rss_bytes: t.rss_bytes,
+                anon_bytes: t.memory.anon_bytes,
+                file_bytes: t.memory.file_bytes,
+                shmem_bytes: t.memory.shmem_bytes,
+                swap_bytes: t.memory.swap_bytes,
+            })
+            .collect(),
     }
 }
 
@@ -226,6 +369,7 @@ fn function(f: &FunctionRow) -> Function {
         involuntary_ctxsw: f.credited.involuntary_ctxsw,
         io_bytes: f.credited.io_bytes,
         gil_held_while_waited: f.gil_held_while_waited,
+        inclusive: Counters::from(&f.credited_total),
         lines: f
             .lines
             .iter()
@@ -233,6 +377,8 @@ fn function(f: &FunctionRow) -> Function {
                 line: l.line,
                 own_samples: l.own_samples,
                 total_samples: l.total_samples,
+                credited: Counters::from(&l.credited),
+                inclusive: Counters::from(&l.credited_total),
             })
             .collect(),
     }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::ReportHeader;
 use crate::fmt;
+use crate::model::functions::Credited;
 use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot};
 
 /// Function rows shown per process in the text report (JSON has them all).
@@ -100,8 +101,104 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
             "The process exited during the report; figures cover it up to its exit."
         );
     }
+    render_memory(out, p);
     render_threads(out, p);
     render_functions(out, p, header);
+    render_counters(out, p);
+}
+
+fn render_memory(out: &mut String, p: &ProcessSnapshot) {
+    let m = &p.memory;
+    let _ = write!(
+        out,
+        "Memory: RSS {} (anon {}, file {}, shmem {}) · peak {} in the window, {} in its life · swap {}",
+        fmt::bytes(p.rss_bytes),
+        fmt::bytes(m.split.anon_bytes),
+        fmt::bytes(m.split.file_bytes),
+        fmt::bytes(m.split.shmem_bytes),
+        fmt::bytes(p.rss_peak_bytes),
+        fmt::bytes(m.hwm_bytes),
+        fmt::bytes(m.split.swap_bytes),
+    );
+    if let Some(r) = m.rollup {
+        let _ = write!(
+            out,
+            " · PSS {} USS {}",
+            fmt::bytes(r.pss_bytes),
+            fmt::bytes(r.uss_bytes)
+        );
+    }
+    out.push('\n');
+    if let Some(g) = m.growth {
+        let _ = writeln!(
+            out,
+            "RSS trend {} over the last {}",
+            fmt::rate_bytes(g.bytes_per_s),
+            fmt::seconds(g.window_s)
+        );
+    }
+    if !m.leak_suspects.is_empty() {
+        let names: Vec<String> = m
+            .leak_suspects
+            .iter()
+            .take(3)
+            .map(|s| format!("{} ({:.0}% of faults)", s.name, s.share_percent))
+            .collect();
+        let _ = writeln!(
+            out,
+            "LEAK? RSS grows steadily. Most new pages were faulted in by: {}",
+            names.join(", ")
+        );
+    }
+}
+
+/// The functions each kernel counter was credited to (innermost frame), largest first.
+fn render_counters(out: &mut String, p: &ProcessSnapshot) {
+    type Pick = fn(&Credited) -> f64;
+    type Show = fn(f64) -> String;
+    let counters: [(&str, Pick, Show); 6] = [
+        ("CPU", |c| c.cpu_s, fmt::seconds),
+        ("minor faults", |c| c.minor_faults, count_f),
+        ("major faults", |c| c.major_faults, count_f),
+        ("voluntary ctxsw", |c| c.voluntary_ctxsw, count_f),
+        ("involuntary ctxsw", |c| c.involuntary_ctxsw, count_f),
+        ("I/O", |c| c.io_bytes, |b| fmt::bytes(b.round() as u64)),
+    ];
+    let mut lines = Vec::new();
+    for (label, pick, show) in counters {
+        let total: f64 = p.functions.iter().map(|f| pick(&f.credited)).sum();
+        if total <= 0.0 {
+            continue;
+        }
+        let mut ranked: Vec<&FunctionRow> = p
+            .functions
+            .iter()
+            .filter(|f| pick(&f.credited) > 0.0)
+            .collect();
+        ranked.sort_by(|a, b| pick(&b.credited).total_cmp(&pick(&a.credited)));
+        let top: Vec<String> = ranked
+            .iter()
+            .take(3)
+            .map(|f| {
+                let v = pick(&f.credited);
+                format!("{} {} ({:.0}%)", f.name, show(v), v * 100.0 / total)
+            })
+            .collect();
+        lines.push(format!("  {label:<18} {}", top.join(", ")));
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nKernel counters by function (credited while innermost; --format json adds inclusive and per line)"
+        );
+        for line in lines {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+fn count_f(n: f64) -> String {
+    fmt::count(n.round() as u64)
 }
 
 fn render_threads(out: &mut String, p: &ProcessSnapshot) {

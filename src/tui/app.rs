@@ -7,6 +7,7 @@ use std::cmp::Ordering;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::keymap::{self, Action};
+use crate::model::functions::Credited;
 use crate::model::snapshot::{FunctionDetail, ProcessSnapshot, SnapshotQuery};
 
 /// Which pane has the keyboard.
@@ -27,14 +28,88 @@ pub enum SortColumn {
     Own,
     /// `%Total` (and `TotalTime`).
     Total,
-    /// CPU seconds credited to the function.
-    Cpu,
+    /// The kernel counter column (`c` picks which counter), as a rate per second.
+    Counter,
     /// Function name.
     Name,
 }
 
+/// The kernel counter the functions table shows and ranks by, credited to the innermost
+/// function (or line) and shown per second of the view's window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CounterKind {
+    /// CPU time, as a percentage of one core.
+    #[default]
+    Cpu,
+    /// Minor page faults.
+    MinorFaults,
+    /// Major page faults.
+    MajorFaults,
+    /// Voluntary context switches.
+    VoluntaryCtxsw,
+    /// Involuntary context switches.
+    InvoluntaryCtxsw,
+    /// Bytes read from and written to storage.
+    Io,
+}
+
+impl CounterKind {
+    const ALL: [CounterKind; 6] = [
+        Self::Cpu,
+        Self::MinorFaults,
+        Self::MajorFaults,
+        Self::VoluntaryCtxsw,
+        Self::InvoluntaryCtxsw,
+        Self::Io,
+    ];
+
+    fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+
+    /// Column title.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Cpu => "CPU%",
+            Self::MinorFaults => "minflt/s",
+            Self::MajorFaults => "majflt/s",
+            Self::VoluntaryCtxsw => "vcsw/s",
+            Self::InvoluntaryCtxsw => "icsw/s",
+            Self::Io => "IO/s",
+        }
+    }
+
+    /// This counter of `c`, per second over `window_s` (CPU: percent of one core).
+    pub fn rate(self, c: &Credited, window_s: f64) -> f64 {
+        if window_s <= 0.0 {
+            return 0.0;
+        }
+        let value = match self {
+            Self::Cpu => c.cpu_s * 100.0,
+            Self::MinorFaults => c.minor_faults,
+            Self::MajorFaults => c.major_faults,
+            Self::VoluntaryCtxsw => c.voluntary_ctxsw,
+            Self::InvoluntaryCtxsw => c.involuntary_ctxsw,
+            Self::Io => c.io_bytes,
+        };
+        value / window_s
+    }
+
+    /// `rate` as the column shows it.
+    pub fn format(self, rate: f64) -> String {
+        match self {
+            _ if rate <= 0.0 => String::new(),
+            Self::Cpu => format!("{rate:.1}"),
+            Self::Io => crate::fmt::bytes(rate.round() as u64),
+            _ if rate < 10.0 => format!("{rate:.1}"),
+            _ => format!("{rate:.0}"),
+        }
+    }
+}
+
 impl SortColumn {
-    const ALL: [SortColumn; 4] = [Self::Own, Self::Total, Self::Cpu, Self::Name];
+    const ALL: [SortColumn; 4] = [Self::Own, Self::Total, Self::Counter, Self::Name];
 
     fn step(self, forward: bool) -> Self {
         let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
@@ -51,7 +126,7 @@ impl SortColumn {
         match self {
             Self::Own => "%Own",
             Self::Total => "%Total",
-            Self::Cpu => "CPU s",
+            Self::Counter => "counter",
             Self::Name => "Function",
         }
     }
@@ -68,6 +143,8 @@ pub struct ViewState {
     pub focus: Pane,
     /// Sort column of the functions table.
     pub sort: SortColumn,
+    /// The counter the functions table shows.
+    pub counter: CounterKind,
     /// Reverse the sort.
     pub reverse: bool,
     /// Text filter on function name and file.
@@ -117,8 +194,8 @@ pub struct FunctionLine {
     pub own_s: f64,
     /// Total time in seconds.
     pub total_s: f64,
-    /// Credited CPU seconds (0 for line rows).
-    pub cpu_s: f64,
+    /// The chosen counter, per second of the window, credited while innermost.
+    pub counter_rate: f64,
 }
 
 /// What the event loop must do after an action.
@@ -201,6 +278,8 @@ impl App {
         let mut rows: Vec<FunctionLine> = Vec::new();
         let counted = self.snapshot.counted_samples.max(1) as f64;
         let per = self.snapshot.seconds_per_sample;
+        let kind = self.view.counter;
+        let window_s = self.snapshot.duration_s;
         for f in &self.snapshot.functions {
             let file = f.short_filename.as_deref().unwrap_or(&f.filename);
             if !filter.is_empty()
@@ -221,7 +300,7 @@ impl App {
                         total_percent: l.total_samples as f64 * 100.0 / counted,
                         own_s: l.own_samples as f64 * per,
                         total_s: l.total_samples as f64 * per,
-                        cpu_s: 0.0,
+                        counter_rate: kind.rate(&l.credited, window_s),
                     });
                 }
             } else {
@@ -235,7 +314,7 @@ impl App {
                     total_percent: f.total_percent,
                     own_s: f.own_s,
                     total_s: f.total_s,
-                    cpu_s: f.credited.cpu_s,
+                    counter_rate: kind.rate(&f.credited, window_s),
                 });
             }
         }
@@ -244,7 +323,7 @@ impl App {
             let order = match sort {
                 SortColumn::Own => b.own_samples.cmp(&a.own_samples),
                 SortColumn::Total => b.total_samples.cmp(&a.total_samples),
-                SortColumn::Cpu => b.cpu_s.total_cmp(&a.cpu_s),
+                SortColumn::Counter => b.counter_rate.total_cmp(&a.counter_rate),
                 SortColumn::Name => a.name.cmp(&b.name),
             }
             .then(b.total_samples.cmp(&a.total_samples))
@@ -316,6 +395,10 @@ impl App {
             }
             Action::Filter => self.view.editing_filter = true,
             Action::SortNext => self.view.sort = self.view.sort.step(true),
+            Action::NextCounter => {
+                self.view.counter = self.view.counter.next();
+                self.view.sort = SortColumn::Counter;
+            }
             Action::SortPrev => self.view.sort = self.view.sort.step(false),
             Action::Invert => self.view.reverse = !self.view.reverse,
             Action::Pause => {

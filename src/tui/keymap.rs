@@ -27,6 +27,8 @@ pub enum Action {
     SortNext,
     /// Previous sort column.
     SortPrev,
+    /// Show and rank by the next kernel counter.
+    NextCounter,
     /// Reverse the sort order.
     Invert,
     /// Pause or resume sampling (nothing of the target stops either way).
@@ -80,6 +82,11 @@ pub const BINDINGS: &[Binding] = &[
         keys: "> <  F6",
         action: Action::SortNext,
         help: "sort by the next / previous column",
+    },
+    Binding {
+        keys: "c",
+        action: Action::NextCounter,
+        help: "counter column: CPU, faults, switches, I/O; ranks by it",
     },
     Binding {
         keys: "I",
@@ -154,6 +161,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Tab | KeyCode::BackTab => Action::NextPane,
         KeyCode::Char('/') => Action::Filter,
         KeyCode::Char('>' | '.') | KeyCode::F(6) => Action::SortNext,
+        KeyCode::Char('c') => Action::NextCounter,
         KeyCode::Char('<' | ',') => Action::SortPrev,
         KeyCode::Char('I' | 'i') => Action::Invert,
         KeyCode::Char('p' | ' ') => Action::Pause,

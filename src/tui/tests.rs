@@ -5,7 +5,7 @@ use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 
-use super::app::{App, Effect, Pane};
+use super::app::{App, Effect, Pane, SortColumn};
 use super::keymap::Action;
 use crate::collect::tick::{Frame, GilState, OsState};
 use crate::model::snapshot::{FunctionRow, LineRow, ProcessSnapshot, ThreadRow};
@@ -28,6 +28,7 @@ fn function(name: &str, own: u64, total: u64, lines: &[(u32, u64)]) -> FunctionR
                 line,
                 own_samples: n,
                 total_samples: n,
+                ..LineRow::default()
             })
             .collect(),
         ..FunctionRow::default()
@@ -271,11 +272,13 @@ fn detail_pane_shows_callers_callees_and_source_heat() {
                 line: 12,
                 own_samples: 40,
                 total_samples: 40,
+                ..LineRow::default()
             },
             LineRow {
                 line: 13,
                 own_samples: 20,
                 total_samples: 20,
+                ..LineRow::default()
             },
         ],
     });
@@ -347,4 +350,37 @@ fn mouse_clicks_select_rows_and_sort_columns() {
     super::click(&mut app, Rect::new(0, 0, 20, 5), 1, 1);
     super::click(&mut app, area, 1, 0);
     assert_eq!(app.view.selected_thread, Some(4250));
+}
+
+#[test]
+fn the_counter_column_ranks_functions_by_the_chosen_counter_per_second() {
+    let mut snap = snapshot();
+    // `load` faults 2,400 pages over the 12 s window (200/s); `parse_row` none.
+    snap.functions[1].credited.minor_faults = 2400.0;
+    snap.functions[0].credited.cpu_s = 6.0;
+    snap.memory.growth = Some(crate::model::memory::Growth {
+        bytes_per_s: 2.0 * 1024.0 * 1024.0,
+        window_s: 90.0,
+        r2: 0.99,
+        sustained: true,
+    });
+    snap.memory.leak_suspects = vec![crate::model::snapshot::LeakSuspect {
+        name: "load".into(),
+        ..Default::default()
+    }];
+    let mut app = App::new(snap, 100.0, false);
+    // CPU first: 6 s over 12 s is 50 % of a core.
+    let screen = render(&app, 130, 40);
+    assert!(screen.contains("CPU%"), "{screen}");
+    assert!(screen.contains("50.0"), "{screen}");
+    app.apply(Action::NextCounter, 10);
+    assert_eq!(app.view.sort, SortColumn::Counter);
+    let rows = app.function_lines();
+    assert_eq!(rows[0].name, "load");
+    assert!((rows[0].counter_rate - 200.0).abs() < 1e-9);
+    let screen = render(&app, 130, 40);
+    assert!(screen.contains("minflt/s"), "{screen}");
+    assert!(screen.contains("200"), "{screen}");
+    assert!(screen.contains("+2.0 MiB/s"), "{screen}");
+    assert!(screen.contains("LEAK?"), "{screen}");
 }

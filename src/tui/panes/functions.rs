@@ -11,7 +11,7 @@ use crate::fmt;
 use crate::tui::app::{App, Pane, SortColumn};
 
 /// Column widths; the table puts one space between columns.
-const WIDTHS: [u16; 5] = [6, 7, 8, 9, 6];
+const WIDTHS: [u16; 5] = [6, 7, 8, 9, 9];
 
 /// The sort column under `x` (relative to the table's left edge) in the header line.
 pub fn column_at(x: u16) -> Option<SortColumn> {
@@ -20,7 +20,7 @@ pub fn column_at(x: u16) -> Option<SortColumn> {
         SortColumn::Total,
         SortColumn::Own,
         SortColumn::Total,
-        SortColumn::Cpu,
+        SortColumn::Counter,
     ];
     let mut left = 0;
     for (width, column) in WIDTHS.iter().zip(columns) {
@@ -50,7 +50,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         head(SortColumn::Total, "%Total"),
         Cell::from("OwnTime"),
         Cell::from("TotalTime"),
-        head(SortColumn::Cpu, "CPU s"),
+        head(SortColumn::Counter, app.view.counter.label()),
         head(SortColumn::Name, "Function (file:line)"),
     ])
     .style(theme.title);
@@ -60,11 +60,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             format!("{:.1}", r.total_percent),
             fmt::seconds(r.own_s),
             fmt::seconds(r.total_s),
-            if r.cpu_s > 0.0 {
-                format!("{:.2}", r.cpu_s)
-            } else {
-                String::new()
-            },
+            app.view.counter.format(r.counter_rate),
             format!("{} ({})", r.name, r.location),
         ])
     });

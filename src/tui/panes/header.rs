@@ -1,5 +1,7 @@
 //! Header: what the target is and its process figures.
 
+use std::fmt::Write as _;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
@@ -9,7 +11,7 @@ use crate::fmt;
 use crate::tui::app::App;
 
 /// Lines the header takes.
-pub const HEIGHT: u16 = 4;
+pub const HEIGHT: u16 = 5;
 
 /// Draws the header.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
@@ -52,12 +54,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::percent(app.hptop_cpu_percent),
         )),
         Line::from(format!(
-            "CPU {} (avg {}) · RSS {} (peak {}) · swap {} · {} threads · GIL held {} / wanted {}{}",
+            "CPU {} (avg {}) · {} threads · GIL held {} / wanted {}{}",
             fmt::percent(last.map_or(p.cpu_percent, |t| t.cpu_percent)),
             fmt::percent(p.cpu_percent),
-            fmt::bytes(p.rss_bytes),
-            fmt::bytes(p.rss_peak_bytes),
-            fmt::bytes(p.swap_bytes),
             p.threads.iter().filter(|t| t.alive).count(),
             fmt::percent(p.gil_held_percent),
             fmt::percent(p.gil_wanted_percent),
@@ -77,6 +76,46 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::bytes(per_s(p.read_bytes) as u64),
             fmt::bytes(per_s(p.write_bytes) as u64),
         )),
+        memory_line(app),
     ];
     frame.render_widget(Paragraph::new(lines), area);
+}
+
+/// RSS and its split, PSS/USS, growth, and the leak hint when growth is sustained.
+fn memory_line(app: &App) -> Line<'static> {
+    let p = &app.snapshot;
+    let m = &p.memory;
+    let mut text = format!(
+        "RSS {} (anon {}, file {}, shmem {}) · peak {} · swap {}",
+        fmt::bytes(p.rss_bytes),
+        fmt::bytes(m.split.anon_bytes),
+        fmt::bytes(m.split.file_bytes),
+        fmt::bytes(m.split.shmem_bytes),
+        fmt::bytes(p.rss_peak_bytes),
+        fmt::bytes(p.swap_bytes),
+    );
+    if let Some(r) = m.rollup {
+        let _ = write!(
+            text,
+            " · PSS {} USS {}",
+            fmt::bytes(r.pss_bytes),
+            fmt::bytes(r.uss_bytes)
+        );
+    }
+    if let Some(g) = m.growth {
+        let _ = write!(
+            text,
+            " · RSS {} over {}",
+            fmt::rate_bytes(g.bytes_per_s),
+            fmt::seconds(g.window_s)
+        );
+    }
+    let mut spans = vec![Span::raw(text)];
+    if let Some(first) = m.leak_suspects.first() {
+        spans.push(Span::styled(
+            format!(" LEAK? grows steadily; most new pages: {}", first.name),
+            app.theme().warn,
+        ));
+    }
+    Line::from(spans)
 }

@@ -49,7 +49,11 @@ pub fn split_bar(shares: [f64; 5], width: usize) -> String {
 }
 
 /// One row of the threads table.
-fn thread_row(t: &ThreadRow, per_s: &dyn Fn(u64) -> String) -> Row<'static> {
+fn thread_row(
+    t: &ThreadRow,
+    per_s: &dyn Fn(u64) -> String,
+    io_per_s: &dyn Fn(u64) -> String,
+) -> Row<'static> {
     let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
     let state = if t.alive {
         t.state.letter().to_string()
@@ -77,6 +81,7 @@ fn thread_row(t: &ThreadRow, per_s: &dyn Fn(u64) -> String) -> Row<'static> {
         ),
         per_s(t.minor_faults + t.major_faults),
         per_s(t.voluntary_ctxsw + t.involuntary_ctxsw),
+        io_per_s(t.read_bytes + t.write_bytes),
         now,
     ])
 }
@@ -101,6 +106,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         "GIL/STATE",
         "FLT/s",
         "CSW/s",
+        "IO/s",
         "FUNCTION NOW",
     ])
     .style(theme.title);
@@ -112,7 +118,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             "-".into()
         }
     };
-    let rows = threads.iter().map(|t| thread_row(t, &per_s));
+    let io_per_s = |n: u64| {
+        if duration > 0.0 && n > 0 {
+            fmt::bytes((n as f64 / duration).round() as u64)
+        } else {
+            String::new()
+        }
+    };
+    let rows = threads.iter().map(|t| thread_row(t, &per_s, &io_per_s));
     let focus = if app.view.focus == Pane::Threads {
         " [focus]"
     } else {
@@ -135,6 +148,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(SPLIT_WIDTH as u16),
             Constraint::Length(7),
             Constraint::Length(7),
+            Constraint::Length(9),
             Constraint::Min(10),
         ],
     )

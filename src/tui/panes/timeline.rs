@@ -100,6 +100,7 @@ fn shown(points: &[TimelinePoint], width: usize, whole: bool) -> Vec<TimelinePoi
                 at: chunk[0].at,
                 cpu_percent: mean(|p| p.cpu_percent),
                 rss_bytes: chunk.last().map_or(0, |p| p.rss_bytes),
+                memory: chunk.last().map(|p| p.memory).unwrap_or_default(),
                 minor_faults_per_s: mean(|p| p.minor_faults_per_s),
                 major_faults_per_s: mean(|p| p.major_faults_per_s),
                 gil_held_percent: mean(|p| p.gil_held_percent),
