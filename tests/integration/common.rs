@@ -196,3 +196,33 @@ pub fn process_state(pid: u32) -> char {
         .and_then(|s| state_letter(&s))
         .unwrap_or('?')
 }
+
+/// A JSON number as f64.
+pub fn f64_of(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// The one process of a report.
+pub fn process(report: &serde_json::Value) -> &serde_json::Value {
+    let procs = report["processes"].as_array().unwrap();
+    assert_eq!(procs.len(), 1);
+    &procs[0]
+}
+
+/// The function named `name` in a report's process, if sampled.
+pub fn function<'a>(p: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    p["functions"]
+        .as_array()?
+        .iter()
+        .find(|f| f["name"] == name)
+}
+
+/// Sum over a process's functions of one self-credited counter.
+pub fn credited_sum(p: &serde_json::Value, key: &str) -> f64 {
+    p["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f64_of(&f[key]))
+        .sum()
+}

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::common::{all_pythons, report_json, Workload};
+use crate::common::{all_pythons, f64_of, report_json, Workload};
 
 fn thread<'a>(p: &'a Value, name: &str) -> &'a Value {
     p["threads"]
@@ -13,10 +13,6 @@ fn thread<'a>(p: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|t| t["name"] == name)
         .unwrap()
-}
-
-fn f64_of(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(f64::NAN)
 }
 
 fn pct(t: &Value, key: &str) -> f64 {

@@ -5,18 +5,9 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::common::{
-    all_pythons, default_python, line_of, report_json, workload_path, Python, Workload,
+    all_pythons, default_python, f64_of, line_of, process, report_json, workload_path, Python,
+    Workload,
 };
-
-fn process(report: &Value) -> &Value {
-    let procs = report["processes"].as_array().unwrap();
-    assert_eq!(procs.len(), 1);
-    &procs[0]
-}
-
-fn f64_of(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
 
 /// Two CPU-bound worker threads and a sleeper: checks the hot function and line, thread
 /// names and tids, CPU and GIL bands, and that RSS is read.
