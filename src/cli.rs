@@ -16,7 +16,7 @@ use crate::report::Format;
 #[command(name = "hptop", version, args_conflicts_with_subcommands = true)]
 #[command(
     after_help = "Reading another process needs root or CAP_SYS_PTRACE: run with sudo.\n\
-Examples:\n  sudo hptop report --pid 1234 --duration 10\n  hptop report -- python3 script.py\n  sudo hptop dump --pid 1234\n  hptop ps"
+Examples:\n  sudo hptop                 (pick a Python process)\n  sudo hptop report --pid 1234 --duration 10 --subprocesses\n  hptop report -- python3 script.py\n  sudo hptop dump --pid 1234\n  hptop ps"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -48,6 +48,10 @@ struct TargetArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line flags"
+)]
 struct SamplingArgs {
     /// Samples per second (1 to 1000).
     #[arg(long, short = 'r', value_name = "HZ", default_value_t = 100.0)]
@@ -62,6 +66,14 @@ struct SamplingArgs {
     /// Include native (C) frames; needs hptop built with `--features unwind`.
     #[arg(long)]
     native: bool,
+    /// Follow the target's Python child processes (multiprocessing pools, workers) as they
+    /// come and go.
+    #[arg(long, short = 's')]
+    subprocesses: bool,
+    /// With a launched command: write its standard output and error to FILE (the live view
+    /// hides them otherwise; a report passes its output to standard error).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -124,7 +136,12 @@ impl Cli {
     pub fn into_mode(self) -> Result<Mode, HptopError> {
         match self.command {
             None => Ok(Mode::Live {
-                target: target(self.target)?,
+                // No target: the picker lists the Python processes to choose from.
+                target: if self.target.pid.is_none() && self.target.command.is_empty() {
+                    Target::Pick
+                } else {
+                    target(self.target)?
+                },
                 sampling: sampling(&self.sampling)?,
             }),
             Some(Command::Report(args)) => {
@@ -183,5 +200,7 @@ fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
         blocking: args.blocking,
         include_idle: args.idle,
         native: args.native,
+        subprocesses: args.subprocesses,
+        log: args.log.clone(),
     })
 }

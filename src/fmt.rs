@@ -59,7 +59,7 @@ pub fn truncate(s: &str, width: usize) -> String {
     out
 }
 
-/// A signed byte rate: `+2.0M/s`, `-512K/s`.
+/// A signed byte rate: `+2.0 MiB/s`, `-512.0 KiB/s`.
 pub fn rate_bytes(bytes_per_s: f64) -> String {
     let sign = if bytes_per_s < 0.0 { "-" } else { "+" };
     format!("{sign}{}/s", bytes(bytes_per_s.abs().round() as u64))

@@ -4,6 +4,7 @@
 //! `!Send`), and sends [`SamplerEvent`]s into a bounded channel.
 
 pub mod discover;
+pub mod follow;
 pub mod gil;
 pub mod procfs;
 pub mod sanitize;
@@ -15,7 +16,7 @@ pub mod timer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub struct SamplerOptions {
     pub slow_every: u32,
     /// Attach attempts, 20 ms apart, while a new interpreter starts.
     pub attach_retries: u64,
+    /// Follow the target's Python descendants as they come and go (see `follow`).
+    pub subprocesses: bool,
 }
 
 impl SamplerOptions {
@@ -53,6 +56,7 @@ impl SamplerOptions {
             native: false,
             slow_every: ((rate_hz / 10.0).round() as u32).max(1),
             attach_retries: 3,
+            subprocesses: false,
         }
     }
 }
@@ -75,28 +79,62 @@ pub struct TargetInfo {
 /// What the sampler thread reports.
 #[derive(Debug)]
 pub enum SamplerEvent {
+    /// A process was attached; its ticks follow. The first event of every sampler.
+    Attached(TargetInfo),
     /// Ticks in the order taken. They come in batches (see [`BATCH_INTERVAL`]) so the consumer
     /// wakes a few times a second, not at every tick.
     Ticks(Vec<Tick>),
-    /// The target exited; no more ticks follow.
-    Exited,
+    /// The process with this pid exited; no more ticks of it follow.
+    Exited(u32),
     /// The sampler thread panicked; no more ticks follow.
     Panicked(String),
 }
 
-/// Handle on the running sampler thread.
+/// Handle on the running sampler threads: the target's, and with `subprocesses` the
+/// follower's and one per Python descendant, all sending into one channel.
 pub struct Sampler {
     /// The attached target.
     pub target: TargetInfo,
-    /// Ticks and state changes, in order.
+    /// Ticks and state changes, in order per process.
     pub events: Receiver<SamplerEvent>,
-    /// Set to end the sampler thread.
-    stop: Arc<AtomicBool>,
-    /// Set to have the sampler stop hptop between two samples (see `suspend_request`).
-    suspend: Arc<AtomicBool>,
-    /// While set, the sampler takes no samples.
+    root: SamplerHandle,
+    follower: Option<follow::Follower>,
+    shared: Shared,
+}
+
+/// What all sampler threads of one session share.
+#[derive(Clone)]
+pub struct Shared {
+    /// Held (read) by each sampler while it samples; taken (write) before hptop stops itself,
+    /// so no `--blocking` pause of any target is held while hptop is stopped.
+    gate: Arc<RwLock<()>>,
+    /// Time zero of every tick's `at`, so processes' timelines line up.
+    epoch: Instant,
+    /// While set, no sampler takes samples.
     paused: Arc<AtomicBool>,
+}
+
+/// One sampler thread.
+pub struct SamplerHandle {
+    stop: Arc<AtomicBool>,
+    /// Set to have this sampler stop hptop between two samples (the root's only).
+    suspend: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
+}
+
+impl SamplerHandle {
+    /// Stops the thread and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// Whether the thread has ended (its process exited).
+    pub fn finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
+    }
 }
 
 /// Channel depth in batches: many seconds of ticks.
@@ -105,86 +143,48 @@ const CHANNEL_DEPTH: usize = 256;
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Sampler {
-    /// Checks the target, attaches to it on a new thread and starts sampling.
+    /// Checks the target, attaches to it on a new thread and starts sampling (and, with
+    /// `subprocesses`, following its Python descendants).
     ///
     /// # Errors
     /// A typed error naming what is wrong with the target and the fix.
     pub fn start(options: &SamplerOptions) -> Result<Self, HptopError> {
-        let info = check_target(options.pid)?;
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
         let (events_tx, events) = mpsc::sync_channel(CHANNEL_DEPTH);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread_stop = Arc::clone(&stop);
-        let suspend = Arc::new(AtomicBool::new(false));
-        let thread_suspend = Arc::clone(&suspend);
-        let paused = Arc::new(AtomicBool::new(false));
-        let thread_paused = Arc::clone(&paused);
-        let thread_options = options.clone();
-        let handle = std::thread::Builder::new()
-            .name("hptop-sampler".into())
-            .spawn(move || {
-                let panic_tx = events_tx.clone();
-                report_panic(&panic_tx, || {
-                    sampler_thread(
-                        &thread_options,
-                        &ready_tx,
-                        &events_tx,
-                        &Flags {
-                            stop: &thread_stop,
-                            suspend: &thread_suspend,
-                            paused: &thread_paused,
-                        },
-                    );
-                });
-            })
-            .map_err(|e| HptopError::Launch {
-                command: "hptop-sampler thread".into(),
-                source: e,
-            })?;
-        let version = match ready_rx.recv() {
-            Ok(Ok(version)) => version,
-            Ok(Err(detail)) => {
-                let _ = handle.join();
-                return Err(classify_attach_error(&info, &detail));
-            }
-            Err(_) => {
-                let _ = handle.join();
-                return Err(classify_attach_error(&info, "the sampler thread stopped"));
-            }
+        let shared = Shared {
+            gate: Arc::new(RwLock::new(())),
+            epoch: Instant::now(),
+            paused: Arc::new(AtomicBool::new(false)),
         };
+        let (target, root) = spawn_sampler(options, &events_tx, shared.clone())?;
+        let follower = options
+            .subprocesses
+            .then(|| follow::Follower::start(options, events_tx, shared.clone()));
         Ok(Self {
-            target: TargetInfo {
-                pid: info.pid,
-                ppid: info.stat.ppid,
-                cmdline: info.cmdline,
-                python_version: version,
-                start_ticks: info.stat.start_ticks,
-            },
+            target,
             events,
-            stop,
-            suspend,
-            paused,
-            handle: Some(handle),
+            root,
+            follower,
+            shared,
         })
     }
 
     /// A flag that, once set (e.g. by a SIGTSTP handler), makes hptop stop itself with
-    /// SIGSTOP at the next point between two samples, never while the target is paused.
+    /// SIGSTOP at the next point between two samples, never while a target is paused.
     pub fn suspend_request(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.suspend)
+        Arc::clone(&self.root.suspend)
     }
 
-    /// Pauses (true) or resumes sampling. While paused nothing of the target is read.
+    /// Pauses (true) or resumes sampling. While paused nothing of the targets is read.
     pub fn set_paused(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
+        self.shared.paused.store(paused, Ordering::Relaxed);
     }
 
-    /// Stops sampling and waits for the thread to end.
+    /// Stops sampling and waits for the threads to end.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
+        if let Some(follower) = self.follower.as_mut() {
+            follower.stop();
         }
+        self.root.stop();
     }
 }
 
@@ -192,6 +192,78 @@ impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Checks `options.pid`, attaches to it on a new thread, announces it with
+/// [`SamplerEvent::Attached`] and lets it sample into `events`.
+///
+/// # Errors
+/// A typed error naming what is wrong with the process and the fix.
+pub fn spawn_sampler(
+    options: &SamplerOptions,
+    events_tx: &SyncSender<SamplerEvent>,
+    shared: Shared,
+) -> Result<(TargetInfo, SamplerHandle), HptopError> {
+    let info = check_target(options.pid)?;
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread_stop = Arc::clone(&stop);
+    let suspend = Arc::new(AtomicBool::new(false));
+    let thread_suspend = Arc::clone(&suspend);
+    let thread_options = options.clone();
+    let thread_events = events_tx.clone();
+    let handle = std::thread::Builder::new()
+        .name("hptop-sampler".into())
+        .spawn(move || {
+            let panic_tx = thread_events.clone();
+            report_panic(&panic_tx, || {
+                sampler_thread(
+                    &thread_options,
+                    &ready_tx,
+                    &go_rx,
+                    &thread_events,
+                    &Flags {
+                        stop: &thread_stop,
+                        suspend: &thread_suspend,
+                        shared: &shared,
+                    },
+                );
+            });
+        })
+        .map_err(|e| HptopError::Launch {
+            command: "hptop-sampler thread".into(),
+            source: e,
+        })?;
+    let version = match ready_rx.recv() {
+        Ok(Ok(version)) => version,
+        Ok(Err(detail)) => {
+            let _ = handle.join();
+            return Err(classify_attach_error(&info, &detail));
+        }
+        Err(_) => {
+            let _ = handle.join();
+            return Err(classify_attach_error(&info, "the sampler thread stopped"));
+        }
+    };
+    let target = TargetInfo {
+        pid: info.pid,
+        ppid: info.stat.ppid,
+        cmdline: info.cmdline,
+        python_version: version,
+        start_ticks: info.stat.start_ticks,
+    };
+    // Announced before its first tick, so a consumer always knows a process before its data.
+    let _ = events_tx.send(SamplerEvent::Attached(target.clone()));
+    let _ = go_tx.send(());
+    Ok((
+        target,
+        SamplerHandle {
+            stop,
+            suspend,
+            handle: Some(handle),
+        },
+    ))
 }
 
 /// Checks from `/proc` what can be told before attaching: exists, not a zombie, readable.
@@ -264,6 +336,7 @@ fn classify_attach_error(info: &ProcessInfo, detail: &str) -> HptopError {
 fn sampler_thread(
     options: &SamplerOptions,
     ready: &Sender<Result<String, String>>,
+    go: &Receiver<()>,
     events: &SyncSender<SamplerEvent>,
     flags: &Flags,
 ) {
@@ -286,10 +359,13 @@ fn sampler_thread(
         }
     };
     let _ = ready.send(Ok(stacks.version()));
+    if go.recv().is_err() {
+        return;
+    }
 
     let interval = Duration::from_secs_f64(1.0 / options.rate_hz.max(0.01));
-    let start = Instant::now();
-    let mut timer = Timer::new(start, interval);
+    let start = flags.shared.epoch;
+    let mut timer = Timer::new(Instant::now(), interval);
     let mut batch = TickBatch::new(events);
     let mut tids = Vec::new();
     let mut resumed = false;
@@ -298,13 +374,16 @@ fn sampler_thread(
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
         if flags.suspend.swap(false, Ordering::Relaxed) {
-            // Between samples: no pause of the target is held, so stopping here is safe.
+            // Between samples, and with every other sampler kept out of one by the gate: no
+            // pause of any target is held, so stopping here is safe.
+            let _guard = flags.shared.gate.write();
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
         }
         if !sleep_until(deadline, flags.stop) {
             // One last full read, so the whole-process counters (read on the slow timer) end
             // their window with the threads' instead of up to a slow interval earlier.
-            if index > 0 && !flags.paused.load(Ordering::Relaxed) {
+            if index > 0 && !flags.shared.paused.load(Ordering::Relaxed) {
+                let _guard = flags.shared.gate.read();
                 let process = sample(options.pid, &mut procs, &mut stacks, &mut tids, true);
                 batch.push(
                     Tick {
@@ -320,9 +399,9 @@ fn sampler_thread(
             batch.flush();
             return;
         }
-        if flags.paused.load(Ordering::Relaxed) {
+        if flags.shared.paused.load(Ordering::Relaxed) {
             batch.flush();
-            while flags.paused.load(Ordering::Relaxed) {
+            while flags.shared.paused.load(Ordering::Relaxed) {
                 if !sleep_until(Instant::now() + SLEEP_SLICE, flags.stop) {
                     return;
                 }
@@ -334,7 +413,9 @@ fn sampler_thread(
         }
         let slow = index.is_multiple_of(u64::from(options.slow_every.max(1)));
         index += 1;
+        let guard = flags.shared.gate.read();
         let mut process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
+        drop(guard);
         if let (Some(memory), Some(counters)) = (process.memory.as_mut(), process.counters) {
             if smaps.due(Instant::now(), counters.rss_bytes) {
                 memory.rollup = procs.read_smaps_rollup();
@@ -352,7 +433,7 @@ fn sampler_thread(
             return;
         }
         if exited {
-            let _ = events.send(SamplerEvent::Exited);
+            let _ = events.send(SamplerEvent::Exited(options.pid));
             return;
         }
     }
@@ -375,7 +456,7 @@ fn report_panic(events: &SyncSender<SamplerEvent>, body: impl FnOnce()) {
 struct Flags<'a> {
     stop: &'a AtomicBool,
     suspend: &'a AtomicBool,
-    paused: &'a AtomicBool,
+    shared: &'a Shared,
 }
 
 /// Ticks held at most while the consumer does not take them (a minute at 100 Hz).

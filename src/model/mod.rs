@@ -3,6 +3,7 @@
 //! is a ring buffer, exited threads beyond a cap are folded into totals.
 
 pub mod dump;
+pub mod family;
 pub mod functions;
 pub mod memory;
 pub mod snapshot;
@@ -145,6 +146,11 @@ impl Session {
     /// Forgets every figure, keeping what the process is.
     pub fn reset(&mut self) {
         *self = Self::new(std::mem::take(&mut self.meta));
+    }
+
+    /// What the process is.
+    pub fn meta(&self) -> &SessionMeta {
+        &self.meta
     }
 
     /// Whether the process has exited.
@@ -434,7 +440,7 @@ fn cpu_percent_over(ticks: u64, window_s: f64) -> f64 {
     }
 }
 
-fn percent(part: u64, whole: u64) -> f64 {
+pub(crate) fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -487,7 +493,8 @@ fn function_row(
     }
 }
 
-fn sort_functions(rows: &mut [FunctionRow], sort: FunctionSort) {
+/// Orders function rows as `sort` asks, ties broken by total samples, then name and file.
+pub(crate) fn sort_functions(rows: &mut [FunctionRow], sort: FunctionSort) {
     rows.sort_by(|a, b| {
         let primary = match sort {
             FunctionSort::Own => b.own_samples.cmp(&a.own_samples),

@@ -144,6 +144,44 @@ pub struct LeakSuspect {
     pub share_percent: f64,
 }
 
+/// One process of a family (the target and its followed descendants), for the workers pane.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WorkerRow {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// The target itself (true) or a descendant.
+    pub is_root: bool,
+    /// Exited during the session.
+    pub exited: bool,
+    /// Kernel state of its main thread at the last tick (`X` once exited).
+    pub state: char,
+    /// CPU over the window; 100 = one core.
+    pub cpu_percent: f64,
+    /// RSS at the last read.
+    pub rss_bytes: u64,
+    /// Share of its samples in which some thread held the GIL.
+    pub gil_held_percent: f64,
+    /// Minor + major faults per second over the window.
+    pub faults_per_s: f64,
+    /// Voluntary + involuntary context switches per second over the window.
+    pub ctxsw_per_s: f64,
+    /// The function with the most own samples, if any.
+    pub hottest: Option<String>,
+    /// Far from its siblings' median CPU (see `model::family::stragglers`).
+    pub straggler: Option<Straggler>,
+}
+
+/// How a worker stands out from its siblings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Straggler {
+    /// Far less CPU than its siblings: starved, blocked, or stuck.
+    Slow,
+    /// Far more CPU than its siblings: a heavier share of the work.
+    Busy,
+}
+
 /// One thread's figures.
 #[derive(Debug, Clone, Default)]
 pub struct ThreadRow {

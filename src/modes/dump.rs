@@ -17,18 +17,24 @@ const ATTEMPTS: usize = 6;
 /// # Errors
 /// A typed error for a bad target.
 pub fn run(options: DumpOptions) -> Result<(), HptopError> {
+    let resolved = super::resolve_pid(options.pid);
+    if let Some(notice) = &resolved.notice {
+        eprintln!("hptop: {notice}");
+    }
+    let pid = resolved.pid;
     let mut sampler = Sampler::start(&SamplerOptions {
         blocking: options.blocking,
         slow_every: 1,
-        ..SamplerOptions::new(options.pid, 50.0)
+        ..SamplerOptions::new(pid, 50.0)
     })?;
     let meta = session_meta(&sampler.target);
     let mut best: Option<Tick> = None;
     let mut seen = 0;
     'wait: while seen < ATTEMPTS {
-        let Ok(SamplerEvent::Ticks(ticks)) = sampler.events.recv_timeout(Duration::from_secs(5))
-        else {
-            break;
+        let ticks = match sampler.events.recv_timeout(Duration::from_secs(5)) {
+            Ok(SamplerEvent::Ticks(ticks)) => ticks,
+            Ok(SamplerEvent::Attached(_)) => continue,
+            _ => break,
         };
         for tick in ticks.into_iter().filter(|t| !t.process.exited) {
             seen += 1;
@@ -45,7 +51,7 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
         }
     }
     sampler.stop();
-    let tick = best.ok_or(HptopError::ProcessGone { pid: options.pid })?;
+    let tick = best.ok_or(HptopError::ProcessGone { pid })?;
     let snapshot = DumpSnapshot::from_tick(&meta, &tick);
     let out = match options.format {
         Format::Text => dump::text(&snapshot),

@@ -36,6 +36,26 @@ impl Launched {
         Self::spawn_with(argv, stdout, Stdio::inherit())
     }
 
+    /// Starts `argv` with its standard output and error appended to `log`.
+    ///
+    /// # Errors
+    /// `Output` when the log cannot be opened, `Launch` when the program cannot be started.
+    pub fn spawn_logged(argv: &[String], log: &std::path::Path) -> Result<Self, HptopError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|source| HptopError::Output {
+                path: log.display().to_string(),
+                source,
+            })?;
+        let copy = file.try_clone().map_err(|source| HptopError::Output {
+            path: log.display().to_string(),
+            source,
+        })?;
+        Self::spawn_with(argv, Stdio::from(file), Stdio::from(copy))
+    }
+
     /// Starts `argv` with the given standard output and error (standard input empty).
     ///
     /// # Errors
@@ -128,6 +148,12 @@ impl Launched {
         }
         let _ = killpg(group, Signal::SIGKILL);
         self.status = self.child.wait().ok();
+        self.status
+    }
+
+    /// The command's exit status, once it has exited (reaping it if so).
+    pub fn status(&mut self) -> Option<ExitStatus> {
+        self.exited();
         self.status
     }
 

@@ -15,8 +15,8 @@ use super::launch::Launched;
 use super::{own_cpu_s, resolve_target, sampler_options, session_meta, SamplingOptions, Target};
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
-use crate::model::snapshot::{ProcessSnapshot, SnapshotQuery};
-use crate::model::Session;
+use crate::model::family::{self, Family};
+use crate::model::snapshot::{ProcessSnapshot, Snapshot, SnapshotQuery};
 use crate::tui::app::{App, Effect};
 use crate::tui::terminal::TerminalGuard;
 
@@ -49,11 +49,11 @@ impl SignalFlags {
     }
 }
 
-/// Runs the live view until the user quits.
+/// Runs the live view until the user quits. With no target, the picker chooses one first.
 ///
 /// # Errors
 /// A typed error: no terminal, a bad target, a launch failure.
-pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError> {
+pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError> {
     if !std::io::stdout().is_terminal() {
         return Err(HptopError::Usage(
             "the live view needs a terminal; for a file or a pipe use `hptop report --pid PID` \
@@ -61,39 +61,63 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
                 .into(),
         ));
     }
+    let target = match target {
+        Target::Pick => match super::pick::run()? {
+            Some(pid) => Target::Pid(pid),
+            None => return Ok(()),
+        },
+        other => other,
+    };
     let signals = SignalFlags::register();
-    // A launched command's output would tear the screen: it is discarded (`hptop report -- ...`
-    // shows it).
-    let (pid, mut launched) = resolve_target(target, |argv| {
-        Launched::spawn_with(argv, Stdio::null(), Stdio::null())
+    // A launched command's output would tear the screen: it goes to --log FILE, or nowhere.
+    let log = sampling.log.clone();
+    let resolved = resolve_target(&target, |argv| match &log {
+        Some(path) => Launched::spawn_logged(argv, path),
+        None => Launched::spawn_with(argv, Stdio::null(), Stdio::null()),
     })?;
-    let options = sampler_options(pid, sampling, launched.is_some());
+    let mut launched = resolved.launched;
+    let options = sampler_options(resolved.pid, sampling, launched.is_some());
     let mut sampler = Sampler::start(&options)?;
-    let session = Session::new(session_meta(&sampler.target));
+    let root = sampler.target.pid;
     let mut app = App::new(
-        session.snapshot(&SnapshotQuery::default()),
+        ProcessSnapshot::default(),
         sampling.rate_hz,
         sampling.include_idle,
     );
-    if launched.is_some() {
-        app.status = Some("launched command: its output is discarded; q stops it".into());
-    }
+    app.follow = sampling.subprocesses;
+    app.status = match (&resolved.notice, &launched, &log) {
+        (Some(notice), _, _) => Some(notice.clone()),
+        (None, Some(_), Some(path)) => Some(format!(
+            "launched command: its output goes to {}; q stops it",
+            path.display()
+        )),
+        (None, Some(_), None) => {
+            Some("launched command: its output is hidden (--log FILE keeps it); q stops it".into())
+        }
+        _ => None,
+    };
 
     let guard = TerminalGuard::enter().map_err(|e| HptopError::Output {
         path: "the terminal".into(),
         source: e,
     })?;
-    let start_ticks = sampler.target.start_ticks;
     let mut sessions = Sessions {
-        recent: Session::new(session_meta(&sampler.target)),
-        session,
+        session: Family::new(root),
+        recent: Family::new(root),
         last_window: None,
         rolled: Instant::now(),
-        start_ticks,
-        pid: sampler.target.pid,
+        start_ticks: sampler.target.start_ticks,
+        root,
         source: None,
     };
-    let result = event_loop(&mut app, &mut sessions, &sampler, &guard, &signals);
+    let result = event_loop(
+        &mut app,
+        &mut sessions,
+        &sampler,
+        &guard,
+        &signals,
+        launched.as_mut(),
+    );
     drop(guard);
     sampler.stop();
     if let Some(child) = launched.as_mut() {
@@ -102,25 +126,41 @@ pub fn run(target: &Target, sampling: &SamplingOptions) -> Result<(), HptopError
     result
 }
 
-/// The whole session, and the current one-second window for the windowed view.
+/// The whole session, and the current one-second window for the windowed view, of every
+/// process followed.
 struct Sessions {
-    session: Session,
-    recent: Session,
-    last_window: Option<ProcessSnapshot>,
+    session: Family,
+    recent: Family,
+    /// The last complete window, all processes.
+    last_window: Option<Snapshot>,
     rolled: Instant,
     start_ticks: u64,
-    pid: u32,
-    /// The last source file read: (file name, its lines).
-    source: Option<(String, Option<Arc<[String]>>)>,
+    root: u32,
+    /// The last source file read.
+    source: Option<SourceCache>,
 }
+
+/// A source file as read from a process's filesystem: (pid, file name, its lines).
+type SourceCache = (u32, String, Option<Arc<[String]>>);
 
 /// Length of the windowed view's window.
 const WINDOW: Duration = Duration::from_secs(1);
 
 impl Sessions {
-    fn ingest(&mut self, tick: &crate::collect::tick::Tick) {
-        self.session.ingest(tick);
-        self.recent.ingest(tick);
+    fn event(&mut self, event: &SamplerEvent) {
+        match event {
+            SamplerEvent::Attached(info) => {
+                self.session.attach(session_meta(info));
+                self.recent.attach(session_meta(info));
+            }
+            SamplerEvent::Ticks(ticks) => {
+                for tick in ticks {
+                    self.session.ingest(tick);
+                    self.recent.ingest(tick);
+                }
+            }
+            SamplerEvent::Exited(_) | SamplerEvent::Panicked(_) => {}
+        }
     }
 
     /// Fills the app's detail pane for the selected function (source read once per file).
@@ -133,18 +173,20 @@ impl Sessions {
             app.detail = None;
             return;
         };
+        let pid = app.shown_process().unwrap_or(self.root);
         app.detail = self
             .session
-            .function_detail(&file, &name, app.view.include_idle);
+            .session(pid)
+            .and_then(|s| s.function_detail(&file, &name, app.view.include_idle));
         if self
             .source
             .as_ref()
-            .is_none_or(|(cached, _)| *cached != file)
+            .is_none_or(|(p, cached, _)| *cached != file || *p != pid)
         {
-            let lines = crate::collect::source::read_source(self.pid, &file).map(Arc::from);
-            self.source = Some((file, lines));
+            let lines = crate::collect::source::read_source(pid, &file).map(Arc::from);
+            self.source = Some((pid, file, lines));
         }
-        app.source = self.source.as_ref().and_then(|(_, lines)| lines.clone());
+        app.source = self.source.as_ref().and_then(|(_, _, lines)| lines.clone());
     }
 
     fn reset(&mut self) {
@@ -154,22 +196,42 @@ impl Sessions {
     }
 
     /// Figures for the view: the whole session, or the last complete window (with the
-    /// session's timeline, which a one-second window would not fill).
-    fn snapshot(&mut self, app: &App) -> ProcessSnapshot {
-        let query = app.query();
+    /// session's timeline, which a one-second window would not fill); of the process the
+    /// workers pane selects, or of all merged. Fills the app's workers rows too.
+    fn snapshot(&mut self, app: &mut App) -> ProcessSnapshot {
+        let query = SnapshotQuery {
+            limit: None,
+            ..app.query()
+        };
         if self.rolled.elapsed() >= WINDOW {
             self.last_window = Some(self.recent.snapshot(&query));
             self.recent.reset();
             self.rolled = Instant::now();
         }
         let whole = self.session.snapshot(&query);
-        match (&self.last_window, app.view.windowed) {
-            (Some(window), true) => ProcessSnapshot {
-                timeline: whole.timeline,
-                exited: whole.exited,
-                ..window.clone()
-            },
-            _ => whole,
+        let shown = match (&self.last_window, app.view.windowed) {
+            (Some(window), true) => window,
+            _ => &whole,
+        };
+        app.workers = family::workers(shown, self.root);
+        let pick = |snapshot: &Snapshot| -> ProcessSnapshot {
+            match app.shown_process() {
+                Some(pid) => snapshot
+                    .processes
+                    .iter()
+                    .find(|p| p.pid == pid)
+                    .or_else(|| snapshot.processes.first())
+                    .cloned()
+                    .unwrap_or_default(),
+                None => family::merged(snapshot, &query),
+            }
+        };
+        let view = pick(shown);
+        if app.view.windowed {
+            let timeline = pick(&whole).timeline;
+            ProcessSnapshot { timeline, ..view }
+        } else {
+            view
         }
     }
 }
@@ -180,6 +242,7 @@ fn event_loop(
     sampler: &Sampler,
     guard: &TerminalGuard,
     signals: &SignalFlags,
+    mut launched: Option<&mut Launched>,
 ) -> Result<(), HptopError> {
     let to_output = |e: std::io::Error| HptopError::Output {
         path: "the terminal".into(),
@@ -230,21 +293,24 @@ fn event_loop(
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }
         while let Ok(event) = sampler.events.try_recv() {
-            match event {
-                SamplerEvent::Ticks(ticks) => {
-                    for tick in &ticks {
-                        sessions.ingest(tick);
-                    }
-                }
-                SamplerEvent::Exited => {
-                    app.status = Some("the target exited; its figures stay here until q".into());
+            match &event {
+                SamplerEvent::Exited(pid) if *pid == sessions.root => {
+                    let how = launched
+                        .as_deref_mut()
+                        .and_then(Launched::status)
+                        .map_or_else(String::new, |status| format!(" ({status})"));
+                    app.status = Some(format!(
+                        "the target exited{how}; its figures stay here until q"
+                    ));
                 }
                 SamplerEvent::Panicked(message) => {
                     app.status = Some(format!(
                         "sampling stopped: {message}; the figures so far stay"
                     ));
                 }
+                _ => {}
             }
+            sessions.event(&event);
             app.dirty = true;
         }
         if suspended || !app.dirty || last_draw.is_some_and(|at| at.elapsed() < REDRAW) {

@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod launch;
 pub mod live;
+pub mod pick;
 pub mod ps;
 pub mod report;
 
@@ -23,10 +24,16 @@ pub enum Target {
     Pid(u32),
     /// A command to launch (program and arguments).
     Launch(Vec<String>),
+    /// None given: let the user pick one of the Python processes (live view only).
+    Pick,
 }
 
 /// How to sample, as the user asked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line flags"
+)]
 pub struct SamplingOptions {
     /// Ticks per second.
     pub rate_hz: f64,
@@ -36,6 +43,10 @@ pub struct SamplingOptions {
     pub include_idle: bool,
     /// Native frames.
     pub native: bool,
+    /// Follow Python descendants.
+    pub subprocesses: bool,
+    /// Where a launched command's output goes (`None`: the mode's default).
+    pub log: Option<PathBuf>,
 }
 
 /// Options of `hptop report`.
@@ -95,7 +106,7 @@ pub enum Mode {
 /// A typed error with its fix.
 pub fn run(mode: Mode) -> Result<(), HptopError> {
     match mode {
-        Mode::Live { target, sampling } => live::run(&target, &sampling),
+        Mode::Live { target, sampling } => live::run(target, &sampling),
         Mode::Report(options) => report::run(&options),
         Mode::Dump(options) => dump::run(options),
         Mode::Ps(options) => ps::run(options),
@@ -105,19 +116,65 @@ pub fn run(mode: Mode) -> Result<(), HptopError> {
 /// Attach attempts for a freshly launched interpreter (20 ms apart): it may still be starting.
 const LAUNCH_ATTACH_RETRIES: u64 = 100;
 
-/// The process to sample: the PID given, or the Python process of the command launched with
-/// `launch` (which the caller must stop when done).
+/// The process to sample: the PID given (or, when that is a wrapper such as a shell or
+/// `uv run` with exactly one Python descendant, that one, with a notice saying so), or the
+/// Python process of the command launched with `launch` (which the caller must stop).
 fn resolve_target(
     target: &Target,
     launch: impl FnOnce(&[String]) -> Result<Launched, HptopError>,
-) -> Result<(u32, Option<Launched>), HptopError> {
+) -> Result<Resolved, HptopError> {
     match target {
-        Target::Pid(pid) => Ok((*pid, None)),
+        Target::Pid(pid) => Ok(resolve_pid(*pid)),
         Target::Launch(argv) => {
             let mut child = launch(argv)?;
             let pid = child.python_pid()?;
-            Ok((pid, Some(child)))
+            Ok(Resolved {
+                pid,
+                launched: Some(child),
+                notice: None,
+            })
         }
+        Target::Pick => Err(HptopError::Usage(
+            "name a target: --pid PID, or a command to launch after `--`".into(),
+        )),
+    }
+}
+
+/// The target once resolved.
+struct Resolved {
+    pid: u32,
+    launched: Option<Launched>,
+    /// Said to the user when the PID given was a wrapper.
+    notice: Option<String>,
+}
+
+/// `pid`, or its only Python descendant when `pid` is not Python itself. Anything else (not
+/// Python and no or several Python descendants) is left to the sampler's checks, whose error
+/// lists the candidates.
+fn resolve_pid(pid: u32) -> Resolved {
+    use crate::collect::discover::{python_descendants, python_guess, ProcessInfo};
+    let plain = Resolved {
+        pid,
+        launched: None,
+        notice: None,
+    };
+    let Some(info) = ProcessInfo::read(pid) else {
+        return plain;
+    };
+    if info.is_zombie() || python_guess(pid).is_some() {
+        return plain;
+    }
+    match python_descendants(pid)[..] {
+        [only] => Resolved {
+            pid: only,
+            launched: None,
+            notice: Some(format!(
+                "PID {pid} ({}) is not Python; inspecting its Python child PID {only} ({})",
+                info.command(),
+                ProcessInfo::read(only).map_or_else(String::new, |c| c.command()),
+            )),
+        },
+        _ => plain,
     }
 }
 
@@ -133,6 +190,7 @@ fn sampler_options(pid: u32, sampling: &SamplingOptions, launched: bool) -> Samp
         } else {
             defaults.attach_retries
         },
+        subprocesses: sampling.subprocesses,
         ..defaults
     }
 }
@@ -144,6 +202,21 @@ fn session_meta(target: &TargetInfo) -> SessionMeta {
         ppid: target.ppid,
         cmdline: target.cmdline.clone(),
         python_version: target.python_version.clone(),
+    }
+}
+
+/// Folds one sampler event into the family (exits and panics are the caller's to handle;
+/// an exited process is marked by its last tick).
+fn family_event(family: &mut crate::model::family::Family, event: crate::collect::SamplerEvent) {
+    use crate::collect::SamplerEvent;
+    match event {
+        SamplerEvent::Attached(info) => family.attach(session_meta(&info)),
+        SamplerEvent::Ticks(ticks) => {
+            for tick in &ticks {
+                family.ingest(tick);
+            }
+        }
+        SamplerEvent::Exited(_) | SamplerEvent::Panicked(_) => {}
     }
 }
 

@@ -19,13 +19,29 @@ const CPU_WINDOW: Duration = Duration::from_millis(500);
 /// # Errors
 /// Only when the output cannot be written.
 pub fn run(options: PsOptions) -> Result<(), HptopError> {
+    let rows = python_rows(CPU_WINDOW);
+    let out = match options.format {
+        Format::Text => ps::text(&rows),
+        Format::Json => {
+            let mut json =
+                ps::json(&rows).map_err(|e| HptopError::Usage(format!("cannot serialise: {e}")))?;
+            json.push('\n');
+            json
+        }
+    };
+    write_output(None, &out)
+}
+
+/// The Python processes on this machine with their CPU over `window` (measured by reading
+/// their `stat` twice), busiest first.
+pub fn python_rows(window: Duration) -> Vec<PsRow> {
     let first = discover::python_processes();
     let before: HashMap<u32, u64> = first
         .iter()
         .map(|(p, _)| (p.pid, p.stat.cpu_ticks))
         .collect();
     let start = Instant::now();
-    std::thread::sleep(CPU_WINDOW);
+    std::thread::sleep(window);
     let elapsed = start.elapsed().as_secs_f64();
     let mut rows: Vec<PsRow> = first
         .into_iter()
@@ -45,16 +61,7 @@ pub fn run(options: PsOptions) -> Result<(), HptopError> {
         })
         .collect();
     rows.sort_by_key(|r| (Reverse((r.cpu_percent * 10.0) as u64), r.pid));
-    let out = match options.format {
-        Format::Text => ps::text(&rows),
-        Format::Json => {
-            let mut json =
-                ps::json(&rows).map_err(|e| HptopError::Usage(format!("cannot serialise: {e}")))?;
-            json.push('\n');
-            json
-        }
-    };
-    write_output(None, &out)
+    rows
 }
 
 fn user_name(uid: u32) -> String {

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::launch::Launched;
 use super::{
-    own_cpu_s, resolve_target, sampler_options, session_meta, write_output, ReportOptions,
+    family_event, own_cpu_s, resolve_target, sampler_options, write_output, ReportOptions,
 };
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
-use crate::model::snapshot::{Snapshot, SnapshotQuery};
-use crate::model::Session;
+use crate::model::family::Family;
+use crate::model::snapshot::SnapshotQuery;
 use crate::report::json::Report;
 use crate::report::{text, Format, ReportHeader};
 
@@ -28,11 +28,20 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (pid, mut launched) = resolve_target(&options.target, Launched::spawn)?;
-    let sampler_opts = sampler_options(pid, &options.sampling, launched.is_some());
+    let log = options.sampling.log.clone();
+    let resolved = resolve_target(&options.target, |argv| match &log {
+        Some(path) => Launched::spawn_logged(argv, path),
+        None => Launched::spawn(argv),
+    })?;
+    if let Some(notice) = &resolved.notice {
+        eprintln!("hptop: {notice}");
+    }
+    let mut launched = resolved.launched;
+    let sampler_opts = sampler_options(resolved.pid, &options.sampling, launched.is_some());
     let cpu_before = own_cpu_s();
     let mut sampler = Sampler::start(&sampler_opts)?;
-    let mut session = Session::new(session_meta(&sampler.target));
+    let root = sampler.target.pid;
+    let mut family = Family::new(root);
     // ^Z: suspend only between samples, so a --blocking pause is never left held.
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTSTP, sampler.suspend_request());
 
@@ -44,29 +53,20 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             break;
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
-            Ok(SamplerEvent::Ticks(ticks)) => {
-                for tick in &ticks {
-                    session.ingest(tick);
-                }
-            }
             Ok(SamplerEvent::Panicked(message)) => {
                 sampler_panic = Some(message);
                 break;
             }
+            Ok(SamplerEvent::Exited(pid)) if pid == root => break,
+            Ok(event) => family_event(&mut family, event),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) | Ok(SamplerEvent::Exited) => {
-                break
-            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
     sampler.stop();
     // Ticks already queued were taken inside the window.
     while let Ok(event) = sampler.events.try_recv() {
-        if let SamplerEvent::Ticks(ticks) = event {
-            for tick in &ticks {
-                session.ingest(tick);
-            }
-        }
+        family_event(&mut family, event);
     }
     let hptop_cpu_s = own_cpu_s() - cpu_before;
     if let Some(child) = launched.as_mut() {
@@ -88,9 +88,14 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         include_idle: options.sampling.include_idle,
         ..SnapshotQuery::default()
     };
-    let snapshot = Snapshot {
-        processes: vec![session.snapshot(&query)],
-    };
+    let snapshot = family.snapshot(&query);
+    if family.dropped() > 0 {
+        eprintln!(
+            "hptop: {} exited processes beyond the newest {} are not in the report",
+            family.dropped(),
+            crate::model::family::MAX_EXITED
+        );
+    }
     let header = ReportHeader {
         started_at,
         rate_hz: options.sampling.rate_hz,

@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use super::ReportHeader;
 use crate::fmt;
+use crate::model::family;
 use crate::model::functions::Credited;
-use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot};
+use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot, Straggler};
 
 /// Function rows shown per process in the text report (JSON has them all).
 pub const TEXT_FUNCTION_ROWS: usize = 40;
@@ -14,9 +15,12 @@ pub const TEXT_FUNCTION_ROWS: usize = 40;
 /// Renders the whole report.
 pub fn render(snapshot: &Snapshot, header: &ReportHeader) -> String {
     let mut out = String::new();
+    if snapshot.processes.len() > 1 {
+        render_workers(&mut out, snapshot);
+    }
     for (i, p) in snapshot.processes.iter().enumerate() {
         if i > 0 {
-            out.push('\n');
+            out.push_str("\n────────\n");
         }
         render_process(&mut out, p, header);
     }
@@ -105,6 +109,44 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     render_threads(out, p);
     render_functions(out, p, header);
     render_counters(out, p);
+}
+
+/// One line per process: the target (parent) first, then its followed descendants.
+fn render_workers(out: &mut String, snapshot: &Snapshot) {
+    let root = snapshot.processes.first().map_or(0, |p| p.pid);
+    let rows = family::workers(snapshot, root);
+    let _ = writeln!(
+        out,
+        "Processes: {} (the target and its Python descendants)",
+        rows.len()
+    );
+    let _ = writeln!(
+        out,
+        "{:>8} {:>8} {:<7} {:<3} {:>6} {:>10} {:>6} {:>8} {:>8} {:<5} HOTTEST",
+        "PID", "PPID", "ROLE", "ST", "CPU%", "RSS", "GIL%", "FLT/s", "CSW/s", "!"
+    );
+    for w in &rows {
+        let _ = writeln!(
+            out,
+            "{:>8} {:>8} {:<7} {:<3} {:>6.1} {:>10} {:>6.1} {:>8.0} {:>8.0} {:<5} {}",
+            w.pid,
+            w.ppid,
+            if w.is_root { "parent" } else { "worker" },
+            w.state,
+            w.cpu_percent,
+            fmt::bytes(w.rss_bytes),
+            w.gil_held_percent,
+            w.faults_per_s,
+            w.ctxsw_per_s,
+            match w.straggler {
+                Some(Straggler::Slow) => "slow",
+                Some(Straggler::Busy) => "busy",
+                None => "",
+            },
+            w.hottest.as_deref().unwrap_or("")
+        );
+    }
+    out.push('\n');
 }
 
 fn render_memory(out: &mut String, p: &ProcessSnapshot) {

@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 use super::keymap::{self, Action};
 use crate::model::functions::Credited;
-use crate::model::snapshot::{FunctionDetail, ProcessSnapshot, SnapshotQuery};
+use crate::model::snapshot::{FunctionDetail, ProcessSnapshot, SnapshotQuery, WorkerRow};
 
 /// Which pane has the keyboard.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +18,8 @@ pub enum Pane {
     Functions,
     /// The threads table.
     Threads,
+    /// The workers table (one row per process, with `--subprocesses`).
+    Workers,
 }
 
 /// Columns of the functions table, in the order `>` walks them.
@@ -171,6 +173,10 @@ pub struct ViewState {
     pub zoomed_out: bool,
     /// The detail pane of the selected function is shown.
     pub show_detail: bool,
+    /// The process every pane shows (the target when `None`).
+    pub process: Option<u32>,
+    /// All processes merged into one view (pools run the same code).
+    pub merged: bool,
 }
 
 /// One row of the functions table.
@@ -239,6 +245,10 @@ pub struct App {
     pub theme: super::theme::Theme,
     /// Something changed since the last draw.
     pub dirty: bool,
+    /// One row per process of the family (the target first).
+    pub workers: Vec<WorkerRow>,
+    /// Following subprocesses: the workers pane is shown.
+    pub follow: bool,
 }
 
 impl App {
@@ -390,8 +400,13 @@ impl App {
             Action::NextPane => {
                 self.view.focus = match self.view.focus {
                     Pane::Functions => Pane::Threads,
-                    Pane::Threads => Pane::Functions,
+                    Pane::Threads if self.show_workers() => Pane::Workers,
+                    Pane::Threads | Pane::Workers => Pane::Functions,
                 };
+            }
+            Action::Merge => {
+                self.view.merged = !self.view.merged;
+                return Effect::Requery;
             }
             Action::Filter => self.view.editing_filter = true,
             Action::SortNext => self.view.sort = self.view.sort.step(true),
@@ -446,7 +461,38 @@ impl App {
                 let tids = self.thread_tids();
                 self.view.selected_thread = moved(&tids, self.view.selected_thread.as_ref(), delta);
             }
+            Pane::Workers => {
+                let pids: Vec<u32> = self.workers.iter().map(|w| w.pid).collect();
+                let current = self.view.process.or_else(|| pids.first().copied());
+                self.select_process(moved(&pids, current.as_ref(), delta));
+            }
         }
+    }
+
+    /// Focuses every pane on the process `pid` (the target when `None`); a thread selection
+    /// or focus of another process no longer applies.
+    pub fn select_process(&mut self, pid: Option<u32>) {
+        if pid != self.view.process {
+            self.view.process = pid;
+            self.view.merged = false;
+            self.view.thread_focus = None;
+            self.view.selected_thread = None;
+        }
+    }
+
+    /// Whether the workers pane is shown: following subprocesses, or more than one process.
+    pub fn show_workers(&self) -> bool {
+        self.follow || self.workers.len() > 1
+    }
+
+    /// The pid the panes show (`None` when merged).
+    pub fn shown_process(&self) -> Option<u32> {
+        if self.view.merged {
+            return None;
+        }
+        self.view
+            .process
+            .or_else(|| self.workers.first().map(|w| w.pid))
     }
 
     /// (file name, function name) of the selected row, if any.

@@ -29,6 +29,8 @@ pub enum Action {
     SortPrev,
     /// Show and rank by the next kernel counter.
     NextCounter,
+    /// Merge all processes into one view (again: back to one process).
+    Merge,
     /// Reverse the sort order.
     Invert,
     /// Pause or resume sampling (nothing of the target stops either way).
@@ -71,7 +73,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "Tab",
         action: Action::NextPane,
-        help: "next pane (threads, functions)",
+        help: "next pane (threads, workers, functions)",
     },
     Binding {
         keys: "/",
@@ -112,6 +114,11 @@ pub const BINDINGS: &[Binding] = &[
         keys: "z",
         action: Action::Zoom,
         help: "timeline: recent seconds, or the whole session",
+    },
+    Binding {
+        keys: "m",
+        action: Action::Merge,
+        help: "workers: merge all processes into one view (again: one)",
     },
     Binding {
         keys: "t",
@@ -167,6 +174,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('p' | ' ') => Action::Pause,
         KeyCode::Char('r') => Action::Reset,
         KeyCode::Char('t') => Action::ThreadFocus,
+        KeyCode::Char('m') => Action::Merge,
         KeyCode::Char('L' | 'l') => Action::ToggleLines,
         KeyCode::Char('w') => Action::Window,
         KeyCode::Enter => Action::Detail,

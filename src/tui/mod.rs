@@ -4,6 +4,7 @@
 pub mod app;
 pub mod keymap;
 pub mod panes;
+pub mod picker;
 pub mod terminal;
 pub mod theme;
 
@@ -48,6 +49,9 @@ pub fn draw(frame: &mut Frame, app: &App) {
     panes::header::draw(frame, areas.header, app);
     panes::timeline::draw(frame, areas.timeline, app);
     panes::threads::draw(frame, areas.threads, app);
+    if let Some(workers) = areas.workers {
+        panes::workers::draw(frame, workers, app);
+    }
     panes::functions::draw(frame, areas.functions, app);
     if let Some(detail) = areas.detail {
         panes::detail::draw(frame, detail, app);
@@ -67,6 +71,8 @@ pub struct Areas {
     pub timeline: Rect,
     /// Threads table.
     pub threads: Rect,
+    /// Workers table, when shown.
+    pub workers: Option<Rect>,
     /// Functions table.
     pub functions: Rect,
     /// Detail pane, when shown.
@@ -79,10 +85,16 @@ impl Areas {
     /// The layout of a screen of size `area` (at least the minimum size).
     pub fn of(area: Rect, app: &App) -> Self {
         let threads = app.snapshot.threads.iter().filter(|t| t.is_python).count() as u16;
-        let [header, timeline, threads_area, functions, status] = Layout::vertical([
+        let workers = if app.show_workers() {
+            panes::workers::height(app.workers.len(), area.height)
+        } else {
+            0
+        };
+        let [header, timeline, workers_area, threads_area, functions, status] = Layout::vertical([
             Constraint::Length(panes::header::HEIGHT),
             Constraint::Length(panes::timeline::HEIGHT),
-            Constraint::Length((threads + 2).clamp(3, area.height / 3)),
+            Constraint::Length(workers),
+            Constraint::Length((threads + 2).clamp(3, area.height / 4)),
             Constraint::Min(3),
             Constraint::Length(1),
         ])
@@ -99,6 +111,7 @@ impl Areas {
             header,
             timeline,
             threads: threads_area,
+            workers: (workers > 0).then_some(workers_area),
             functions,
             detail,
             status,
@@ -131,6 +144,17 @@ pub fn click(app: &mut App, area: Rect, x: u16, y: u16) {
         let index = row_at(areas.functions, y, app.selected_function_index(&rows));
         if let Some(row) = index.and_then(|i| rows.get(i)) {
             app.view.selected_function = Some(row.key.clone());
+        }
+    } else if let Some(workers) = areas.workers.filter(|w| inside(*w)) {
+        app.view.focus = app::Pane::Workers;
+        let selected = app
+            .shown_process()
+            .and_then(|pid| app.workers.iter().position(|w| w.pid == pid));
+        if let Some(pid) = row_at(workers, y, selected)
+            .and_then(|i| app.workers.get(i))
+            .map(|w| w.pid)
+        {
+            app.select_process(Some(pid));
         }
     } else if inside(areas.threads) {
         app.view.focus = app::Pane::Threads;

@@ -48,41 +48,81 @@ fn not_python_and_a_wrapper_naming_its_python_child() {
     );
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
+}
 
-    // A shell wrapper whose Python child is the real target.
-    let python = default_python();
-    let script = workload_path("idle.py");
-    let mut shell = Command::new("sh")
+/// Starts `sh -c SCRIPT` and waits until it has `count` children; returns them.
+fn shell_with_children(script: &str, count: usize) -> (std::process::Child, Vec<String>) {
+    let shell = Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "'{}' '{}' >/dev/null; true",
-            python.path.display(),
-            script.display()
-        ))
+        .arg(script)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let shell_pid = shell.id();
-    let child = (0..200)
+    let pid = shell.id();
+    let children = (0..400)
         .find_map(|_| {
             std::thread::sleep(std::time::Duration::from_millis(25));
-            let kids =
-                std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children"))
-                    .ok()?;
-            kids.split_whitespace().next().map(str::to_owned)
+            let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+            let kids: Vec<String> = kids.split_whitespace().map(str::to_owned).collect();
+            (kids.len() == count).then_some(kids)
         })
-        .expect("the shell started no child");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+        .expect("the shell did not start its children");
+    // Let the interpreters get past their start-up.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    (shell, children)
+}
+
+#[test]
+fn a_wrapper_pid_resolves_to_its_only_python_child_or_lists_them() {
+    let python = default_python();
+    let script = workload_path("idle.py");
+    let run = format!(
+        "'{}' '{}' >/dev/null",
+        python.path.display(),
+        script.display()
+    );
+
+    // One Python child: hptop inspects it, and says so.
+    let (mut shell, children) = shell_with_children(&format!("{run}; true"), 1);
+    let child = &children[0];
+    let out = hptop(&["dump", "--pid", &shell.id().to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("inspecting its Python child PID {child}")),
+        "{}",
+        stderr(&out)
+    );
+    let dump = String::from_utf8_lossy(&out.stdout);
+    assert!(dump.contains(&format!("PID {child}")), "{dump}");
+    let out = hptop(&[
+        "report",
+        "--pid",
+        &shell.id().to_string(),
+        "--duration",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["processes"][0]["pid"].to_string(), *child);
+    let _ = Command::new("kill").arg(child).status();
+    shell.wait().unwrap();
+
+    // Two: no guess; the error names both.
+    let (mut shell, children) = shell_with_children(&format!("{run} & {run}; wait"), 2);
     let err = assert_error(
-        &["dump", "--pid", &shell_pid.to_string()],
+        &["dump", "--pid", &shell.id().to_string()],
         1,
         &["is not a Python process", "wrapper"],
     );
-    assert!(
-        err.contains(&format!("hptop --pid {child}")),
-        "child {child} not named: {err}"
-    );
-    let _ = Command::new("kill").arg(&child).status();
+    for child in &children {
+        assert!(
+            err.contains(&format!("    {child}  ")),
+            "{child} not listed: {err}"
+        );
+        let _ = Command::new("kill").arg(child).status();
+    }
     shell.wait().unwrap();
 }
 

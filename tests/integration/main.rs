@@ -14,3 +14,4 @@ mod report;
 mod sanitize;
 mod signals;
 mod tui;
+mod workers;

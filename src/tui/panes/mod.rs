@@ -6,3 +6,4 @@ pub mod header;
 pub mod help;
 pub mod threads;
 pub mod timeline;
+pub mod workers;

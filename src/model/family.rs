@@ -1,0 +1,438 @@
+//! A family of processes: the target and, with `--subprocesses`, its Python descendants. One
+//! `Session` per process; the workers rows, stragglers and the merged view are computed from
+//! the plain `Snapshot`, so the report, the TUI and a stored window all share them.
+
+use std::collections::HashMap;
+
+use super::functions::Credited;
+use super::snapshot::{
+    FunctionRow, LineRow, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler, WorkerRow,
+};
+use super::{percent, sort_functions, Session, SessionMeta};
+use crate::collect::tick::Tick;
+
+/// Exited processes kept; older ones are dropped (and counted) so a pool that replaces its
+/// workers for days stays bounded.
+pub const MAX_EXITED: usize = 256;
+
+/// Every process of one inspection.
+#[derive(Debug, Default)]
+pub struct Family {
+    root: u32,
+    sessions: Vec<Session>,
+    /// pid -> index in `sessions` of its current process.
+    current: HashMap<u32, usize>,
+    dropped: u64,
+}
+
+impl Family {
+    /// An empty family whose target is `root`.
+    pub fn new(root: u32) -> Self {
+        Self {
+            root,
+            ..Self::default()
+        }
+    }
+
+    /// Starts a session for a newly attached process (a reused pid starts a new one).
+    pub fn attach(&mut self, meta: SessionMeta) {
+        let pid = meta.pid;
+        self.current.insert(pid, self.sessions.len());
+        self.sessions.push(Session::new(meta));
+        self.evict_exited();
+    }
+
+    /// Folds one tick into its process's session.
+    pub fn ingest(&mut self, tick: &Tick) {
+        let pid = tick.process.pid;
+        if !self.current.contains_key(&pid) {
+            // Ticks come after their process's `Attached`; this only guards the order.
+            self.attach(SessionMeta {
+                pid,
+                ..SessionMeta::default()
+            });
+        }
+        if let Some(&index) = self.current.get(&pid) {
+            self.sessions[index].ingest(tick);
+        }
+    }
+
+    /// Forgets every figure; exited processes are forgotten altogether.
+    pub fn reset(&mut self) {
+        let root = self.root;
+        let kept: Vec<Session> = std::mem::take(&mut self.sessions)
+            .into_iter()
+            .filter(|s| !s.exited() || s.meta().pid == root)
+            .map(|mut s| {
+                s.reset();
+                s
+            })
+            .collect();
+        self.sessions = kept;
+        self.reindex();
+        self.dropped = 0;
+    }
+
+    /// The target's pid.
+    pub fn root(&self) -> u32 {
+        self.root
+    }
+
+    /// The current session of `pid`.
+    pub fn session(&self, pid: u32) -> Option<&Session> {
+        self.current.get(&pid).map(|&i| &self.sessions[i])
+    }
+
+    /// Exited processes dropped beyond [`MAX_EXITED`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Number of processes kept.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether no process is known.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Every process's figures: the target first, then in the order they were attached.
+    pub fn snapshot(&self, query: &SnapshotQuery) -> Snapshot {
+        let mut processes: Vec<ProcessSnapshot> =
+            self.sessions.iter().map(|s| s.snapshot(query)).collect();
+        let root = self.root;
+        processes.sort_by_key(|p| p.pid != root);
+        Snapshot { processes }
+    }
+
+    fn evict_exited(&mut self) {
+        let exited = self.sessions.iter().filter(|s| s.exited()).count();
+        if exited <= MAX_EXITED {
+            return;
+        }
+        let mut excess = exited - MAX_EXITED;
+        let root = self.root;
+        self.sessions.retain(|s| {
+            let drop = excess > 0 && s.exited() && s.meta().pid != root;
+            excess -= usize::from(drop);
+            !drop
+        });
+        self.dropped += (exited - MAX_EXITED - excess) as u64;
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.current.clear();
+        for (i, s) in self.sessions.iter().enumerate() {
+            self.current.insert(s.meta().pid, i);
+        }
+    }
+}
+
+/// Fewest live workers for a straggler to be named.
+pub const STRAGGLER_MIN_WORKERS: usize = 3;
+/// Least median CPU (percent) of the workers for a straggler to be named.
+pub const STRAGGLER_MIN_MEDIAN: f64 = 10.0;
+
+/// One row per process: the target first.
+pub fn workers(snapshot: &Snapshot, root: u32) -> Vec<WorkerRow> {
+    let mut rows: Vec<WorkerRow> = snapshot
+        .processes
+        .iter()
+        .map(|p| {
+            let per_s = |n: u64| {
+                if p.duration_s > 0.0 {
+                    n as f64 / p.duration_s
+                } else {
+                    0.0
+                }
+            };
+            let state = if p.exited {
+                'X'
+            } else {
+                p.threads
+                    .iter()
+                    .find(|t| t.tid == p.pid)
+                    .map_or('?', |t| t.state.letter())
+            };
+            WorkerRow {
+                pid: p.pid,
+                ppid: p.ppid,
+                is_root: p.pid == root,
+                exited: p.exited,
+                state,
+                cpu_percent: p.cpu_percent,
+                rss_bytes: p.rss_bytes,
+                gil_held_percent: p.gil_held_percent,
+                faults_per_s: per_s(p.minor_faults + p.major_faults),
+                ctxsw_per_s: per_s(p.voluntary_ctxsw + p.involuntary_ctxsw),
+                hottest: p
+                    .functions
+                    .iter()
+                    .filter(|f| f.own_samples > 0)
+                    .max_by_key(|f| f.own_samples)
+                    .map(|f| f.name.clone()),
+                straggler: None,
+            }
+        })
+        .collect();
+    stragglers(&mut rows);
+    rows
+}
+
+/// Marks workers far from their live siblings' median CPU: with at least
+/// [`STRAGGLER_MIN_WORKERS`] live workers and a median of at least [`STRAGGLER_MIN_MEDIAN`] %,
+/// a worker at most half the median and 15 points under it is `Slow`; one at least 1.5 × the
+/// median and 15 points over it is `Busy`. The target itself is not a sibling.
+pub fn stragglers(rows: &mut [WorkerRow]) {
+    let mut cpus: Vec<f64> = rows
+        .iter()
+        .filter(|r| !r.is_root && !r.exited)
+        .map(|r| r.cpu_percent)
+        .collect();
+    if cpus.len() < STRAGGLER_MIN_WORKERS {
+        return;
+    }
+    cpus.sort_by(f64::total_cmp);
+    let mid = cpus.len() / 2;
+    let median = if cpus.len().is_multiple_of(2) {
+        f64::midpoint(cpus[mid - 1], cpus[mid])
+    } else {
+        cpus[mid]
+    };
+    if median < STRAGGLER_MIN_MEDIAN {
+        return;
+    }
+    for r in rows.iter_mut().filter(|r| !r.is_root && !r.exited) {
+        r.straggler = if r.cpu_percent <= median * 0.5 && median - r.cpu_percent >= 15.0 {
+            Some(Straggler::Slow)
+        } else if r.cpu_percent >= median * 1.5 && r.cpu_percent - median >= 15.0 {
+            Some(Straggler::Busy)
+        } else {
+            None
+        };
+    }
+}
+
+/// All processes as one: functions merged by (file, name) with their samples, counters and
+/// lines summed and percentages over all counted samples (pools run the same code); process
+/// counters summed; threads of every process; timelines summed second by second. Figures that
+/// are shares (GIL held) are averaged over processes, weighted by samples.
+pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
+    let procs = &snapshot.processes;
+    let Some(first) = procs.first() else {
+        return ProcessSnapshot::default();
+    };
+    let counted: u64 = procs.iter().map(|p| p.counted_samples).sum();
+    let samples: u64 = procs.iter().map(|p| p.samples).sum();
+    let weighted = |f: fn(&ProcessSnapshot) -> f64| {
+        if samples == 0 {
+            0.0
+        } else {
+            procs.iter().map(|p| f(p) * p.samples as f64).sum::<f64>() / samples as f64
+        }
+    };
+    let functions = merged_functions(procs, counted, query);
+    let mut timeline: Vec<super::timeline::TimelinePoint> = Vec::new();
+    let mut points: Vec<_> = procs.iter().flat_map(|p| p.timeline.iter()).collect();
+    points.sort_by_key(|p| p.at);
+    for p in points {
+        match timeline.last_mut().filter(|t| t.at == p.at) {
+            Some(t) => {
+                t.cpu_percent += p.cpu_percent;
+                t.rss_bytes += p.rss_bytes;
+                t.minor_faults_per_s += p.minor_faults_per_s;
+                t.major_faults_per_s += p.major_faults_per_s;
+                t.ctxsw_per_s += p.ctxsw_per_s;
+                t.gil_held_percent = t.gil_held_percent.max(p.gil_held_percent);
+                t.gil_wanted_percent = t.gil_wanted_percent.max(p.gil_wanted_percent);
+            }
+            None => timeline.push(*p),
+        }
+    }
+    let sum = |f: fn(&ProcessSnapshot) -> u64| procs.iter().map(f).sum::<u64>();
+    ProcessSnapshot {
+        pid: first.pid,
+        ppid: first.ppid,
+        cmdline: vec![format!("{} processes merged", procs.len())],
+        python_version: first.python_version.clone(),
+        exited: first.exited,
+        duration_s: procs.iter().map(|p| p.duration_s).fold(0.0, f64::max),
+        samples,
+        sample_errors: sum(|p| p.sample_errors),
+        skipped_ticks: sum(|p| p.skipped_ticks),
+        rate_hz: first.rate_hz,
+        counted_samples: counted,
+        seconds_per_sample: first.seconds_per_sample,
+        cpu_percent: procs.iter().map(|p| p.cpu_percent).sum(),
+        rss_bytes: sum(|p| if p.exited { 0 } else { p.rss_bytes }),
+        rss_peak_bytes: sum(|p| p.rss_peak_bytes),
+        swap_bytes: sum(|p| p.swap_bytes),
+        memory: super::snapshot::MemorySnapshot::default(),
+        minor_faults: sum(|p| p.minor_faults),
+        major_faults: sum(|p| p.major_faults),
+        read_bytes: sum(|p| p.read_bytes),
+        write_bytes: sum(|p| p.write_bytes),
+        voluntary_ctxsw: sum(|p| p.voluntary_ctxsw),
+        involuntary_ctxsw: sum(|p| p.involuntary_ctxsw),
+        gil_held_percent: weighted(|p| p.gil_held_percent),
+        gil_wanted_percent: weighted(|p| p.gil_wanted_percent),
+        gil_located: procs.iter().all(|p| p.gil_located),
+        gil_mean_hold_ms: None,
+        verdict: None,
+        gil_handoffs_per_s: None,
+        threads: procs
+            .iter()
+            .flat_map(|p| p.threads.iter().cloned())
+            .collect(),
+        functions,
+        timeline,
+    }
+}
+
+/// Functions of all processes merged by (file, name), ordered and limited as `query` asks.
+fn merged_functions(
+    procs: &[ProcessSnapshot],
+    counted: u64,
+    query: &SnapshotQuery,
+) -> Vec<FunctionRow> {
+    let mut functions: HashMap<(String, String), FunctionRow> = HashMap::new();
+    for f in procs.iter().flat_map(|p| &p.functions) {
+        let row = functions
+            .entry((f.filename.clone(), f.name.clone()))
+            .or_insert_with(|| FunctionRow {
+                name: f.name.clone(),
+                filename: f.filename.clone(),
+                short_filename: f.short_filename.clone(),
+                ..FunctionRow::default()
+            });
+        row.own_samples += f.own_samples;
+        row.total_samples += f.total_samples;
+        row.own_s += f.own_s;
+        row.total_s += f.total_s;
+        add(&mut row.credited, &f.credited);
+        add(&mut row.credited_total, &f.credited_total);
+        row.gil_held_while_waited += f.gil_held_while_waited;
+        for l in &f.lines {
+            match row.lines.iter_mut().find(|m| m.line == l.line) {
+                Some(m) => {
+                    m.own_samples += l.own_samples;
+                    m.total_samples += l.total_samples;
+                    add(&mut m.credited, &l.credited);
+                    add(&mut m.credited_total, &l.credited_total);
+                }
+                None => row.lines.push(*l),
+            }
+        }
+    }
+    let mut functions: Vec<FunctionRow> = functions
+        .into_values()
+        .map(|mut f| {
+            f.own_percent = percent(f.own_samples, counted);
+            f.total_percent = percent(f.total_samples, counted);
+            f.lines.sort_by(|a: &LineRow, b: &LineRow| {
+                b.total_samples
+                    .cmp(&a.total_samples)
+                    .then(b.own_samples.cmp(&a.own_samples))
+                    .then(a.line.cmp(&b.line))
+            });
+            f.hottest_line = f.lines.first().map_or(0, |l| l.line);
+            f
+        })
+        .collect();
+    sort_functions(&mut functions, query.sort);
+    if let Some(limit) = query.limit {
+        functions.truncate(limit);
+    }
+    functions
+}
+
+fn add(into: &mut Credited, other: &Credited) {
+    into.add_scaled(other, 1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(pid: u32, cpu: f64) -> WorkerRow {
+        WorkerRow {
+            pid,
+            cpu_percent: cpu,
+            ..WorkerRow::default()
+        }
+    }
+
+    #[test]
+    fn stragglers_are_far_from_the_median_of_live_siblings() {
+        let mut rows = vec![
+            WorkerRow {
+                is_root: true,
+                ..row(1, 0.0)
+            },
+            row(2, 95.0),
+            row(3, 100.0),
+            row(4, 98.0),
+            row(5, 20.0),
+            WorkerRow {
+                exited: true,
+                ..row(6, 0.0)
+            },
+        ];
+        stragglers(&mut rows);
+        let marks: Vec<Option<Straggler>> = rows.iter().map(|r| r.straggler).collect();
+        assert_eq!(marks, [None, None, None, None, Some(Straggler::Slow), None]);
+        let mut busy = vec![row(2, 30.0), row(3, 30.0), row(4, 90.0)];
+        stragglers(&mut busy);
+        assert_eq!(busy[2].straggler, Some(Straggler::Busy));
+        // Two workers are no crowd; an idle pool has no stragglers.
+        let mut two = vec![row(2, 100.0), row(3, 1.0)];
+        stragglers(&mut two);
+        assert!(two.iter().all(|r| r.straggler.is_none()));
+        let mut idle = vec![row(2, 1.0), row(3, 0.0), row(4, 5.0)];
+        stragglers(&mut idle);
+        assert!(idle.iter().all(|r| r.straggler.is_none()));
+    }
+
+    #[test]
+    fn merging_sums_functions_and_recomputes_shares() {
+        let f = |name: &str, own: u64| FunctionRow {
+            name: name.into(),
+            filename: "w.py".into(),
+            own_samples: own,
+            total_samples: own,
+            lines: vec![LineRow {
+                line: 3,
+                own_samples: own,
+                total_samples: own,
+                ..LineRow::default()
+            }],
+            ..FunctionRow::default()
+        };
+        let p = |pid: u32, functions: Vec<FunctionRow>, counted: u64| ProcessSnapshot {
+            pid,
+            counted_samples: counted,
+            samples: counted,
+            cpu_percent: 50.0,
+            functions,
+            ..ProcessSnapshot::default()
+        };
+        let snapshot = Snapshot {
+            processes: vec![
+                p(1, vec![f("main", 10)], 10),
+                p(2, vec![f("work", 80)], 90),
+                p(3, vec![f("work", 60), f("main", 40)], 100),
+            ],
+        };
+        let m = merged(&snapshot, &SnapshotQuery::default());
+        assert_eq!(m.counted_samples, 200);
+        assert_eq!(m.functions[0].name, "work");
+        assert_eq!(m.functions[0].own_samples, 140);
+        assert!((m.functions[0].own_percent - 70.0).abs() < 1e-9);
+        assert_eq!(m.functions[0].lines[0].own_samples, 140);
+        assert_eq!(m.functions[1].own_samples, 50);
+        assert!((m.cpu_percent - 150.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,88 @@
+//! Worker pools (issue 6): `--subprocesses` follows a real `multiprocessing.Pool`, also as it
+//! replaces its workers (`maxtasksperchild`).
+
+use serde_json::Value;
+
+use crate::common::{default_python, f64_of, report_json, workload_path};
+
+fn processes(report: &Value) -> &Vec<Value> {
+    report["processes"].as_array().unwrap()
+}
+
+fn hottest(p: &Value) -> Option<&str> {
+    p["functions"]
+        .as_array()?
+        .iter()
+        .max_by_key(|f| f["own_samples"].as_u64())
+        .and_then(|f| f["name"].as_str())
+}
+
+fn pool_report(maxtasks: &str, seconds: &str) -> Value {
+    let python = default_python();
+    let script = workload_path("pool.py");
+    report_json(&[
+        "--subprocesses",
+        "--duration",
+        seconds,
+        "--",
+        &python.path.to_string_lossy(),
+        &script.to_string_lossy(),
+        "60",
+        maxtasks,
+    ])
+}
+
+#[test]
+fn a_pool_reports_its_parent_and_every_worker_with_the_worker_function_hottest() {
+    let report = pool_report("0", "3");
+    let procs = processes(&report);
+    let parent = &procs[0];
+    assert!(
+        parent["cmdline"].to_string().contains("pool.py"),
+        "{}",
+        parent["cmdline"]
+    );
+    let parent_pid = parent["pid"].as_u64().unwrap();
+    let workers: Vec<&Value> = procs[1..].iter().collect();
+    assert_eq!(workers.len(), 3, "pool of 3: {procs:#?}");
+    for w in &workers {
+        assert_eq!(w["ppid"].as_u64(), Some(parent_pid));
+        assert_eq!(w["exited"], false);
+        assert_eq!(hottest(w), Some("crunch"), "worker {}", w["pid"]);
+        // Each worker runs one CPU-bound task after another (on 2 cores shared with the rest).
+        assert!(
+            f64_of(&w["cpu_percent"]) > 10.0,
+            "worker {}: {}",
+            w["pid"],
+            w["cpu_percent"]
+        );
+    }
+    // The parent only hands out tasks and waits.
+    assert_ne!(hottest(parent), Some("crunch"));
+}
+
+#[test]
+fn workers_replaced_by_maxtasksperchild_are_picked_up() {
+    // Each worker exits after 10 tasks (~0.2-0.4 s here) and the pool starts a new one.
+    let report = pool_report("10", "4");
+    let procs = processes(&report);
+    let parent_pid = procs[0]["pid"].as_u64().unwrap();
+    let workers: Vec<&Value> = procs[1..].iter().collect();
+    let exited = workers.iter().filter(|w| w["exited"] == true).count();
+    assert!(
+        workers.len() >= 6 && exited >= 3,
+        "{} workers, {exited} exited: replacements were not followed",
+        workers.len()
+    );
+    let sampled: Vec<&&Value> = workers
+        .iter()
+        .filter(|w| w["functions"].as_array().is_some_and(|f| !f.is_empty()))
+        .collect();
+    assert!(sampled.len() >= workers.len() / 2);
+    for w in &workers {
+        assert_eq!(w["ppid"].as_u64(), Some(parent_pid));
+    }
+    for w in sampled {
+        assert_eq!(hottest(w), Some("crunch"), "worker {}", w["pid"]);
+    }
+}
