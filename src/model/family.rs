@@ -258,6 +258,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         ppid: first.ppid,
         cmdline: vec![format!("{} processes merged", procs.len())],
         python_version: first.python_version.clone(),
+        start_ticks: first.start_ticks,
         exited: first.exited,
         duration_s: procs.iter().map(|p| p.duration_s).fold(0.0, f64::max),
         samples,

@@ -35,6 +35,8 @@ pub struct SessionMeta {
     pub cmdline: Vec<String>,
     /// Interpreter version.
     pub python_version: String,
+    /// Start time since boot in clock ticks (for its uptime; 0 when unknown).
+    pub start_ticks: u64,
 }
 
 /// Everything aggregated from one process's Ticks.
@@ -319,6 +321,7 @@ impl Session {
             ppid: self.meta.ppid,
             cmdline: self.meta.cmdline.clone(),
             python_version: self.meta.python_version.clone(),
+            start_ticks: self.meta.start_ticks,
             exited: self.exited,
             duration_s,
             samples: self.samples,

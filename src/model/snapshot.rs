@@ -51,6 +51,8 @@ pub struct ProcessSnapshot {
     pub cmdline: Vec<String>,
     /// Interpreter version.
     pub python_version: String,
+    /// Start time since boot in clock ticks (0 when unknown).
+    pub start_ticks: u64,
     /// The process exited during the session.
     pub exited: bool,
     /// Window length: time from the first tick to the last, in seconds.

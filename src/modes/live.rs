@@ -106,7 +106,6 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
         recent: Family::new(root),
         last_window: None,
         rolled: Instant::now(),
-        start_ticks: sampler.target.start_ticks,
         root,
         source: None,
     };
@@ -134,7 +133,6 @@ struct Sessions {
     /// The last complete window, all processes.
     last_window: Option<Snapshot>,
     rolled: Instant,
-    start_ticks: u64,
     root: u32,
     /// The last source file read.
     source: Option<SourceCache>,
@@ -322,8 +320,9 @@ fn event_loop(
             app.hptop_cpu_percent = (now - cpu) * 100.0 / at.elapsed().as_secs_f64();
             cpu_mark = (Instant::now(), now);
         }
-        app.target_uptime_s = crate::collect::procfs::age_s(sessions.start_ticks);
         let snapshot = sessions.snapshot(app);
+        app.target_uptime_s = crate::collect::procfs::age_s(snapshot.start_ticks)
+            .filter(|_| snapshot.start_ticks > 0);
         app.set_snapshot(snapshot);
         sessions.detail(app);
         terminal

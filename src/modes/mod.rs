@@ -202,6 +202,7 @@ fn session_meta(target: &TargetInfo) -> SessionMeta {
         ppid: target.ppid,
         cmdline: target.cmdline.clone(),
         python_version: target.python_version.clone(),
+        start_ticks: target.start_ticks,
     }
 }
 

@@ -384,3 +384,56 @@ fn the_counter_column_ranks_functions_by_the_chosen_counter_per_second() {
     assert!(screen.contains("+2.0 MiB/s"), "{screen}");
     assert!(screen.contains("LEAK?"), "{screen}");
 }
+
+#[test]
+fn the_workers_pane_lists_processes_marks_stragglers_and_focuses_the_selected_one() {
+    use crate::model::snapshot::{Straggler, WorkerRow};
+    let worker = |pid: u32, cpu: f64, straggler: Option<Straggler>| WorkerRow {
+        pid,
+        ppid: 4242,
+        state: 'R',
+        cpu_percent: cpu,
+        rss_bytes: 40 << 20,
+        hottest: Some("crunch".into()),
+        straggler,
+        ..WorkerRow::default()
+    };
+    let mut app = App::new(snapshot(), 100.0, false);
+    app.follow = true;
+    app.workers = vec![
+        WorkerRow {
+            pid: 4242,
+            is_root: true,
+            state: 'S',
+            hottest: Some("select".into()),
+            ..WorkerRow::default()
+        },
+        worker(5001, 98.0, None),
+        worker(5002, 97.0, None),
+        worker(5003, 12.0, Some(Straggler::Slow)),
+    ];
+    let screen = render(&app, 130, 45);
+    for needle in [
+        "Workers",
+        "4 processes",
+        "parent",
+        "worker",
+        "slow",
+        "crunch",
+    ] {
+        assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
+    }
+    assert_eq!(app.shown_process(), Some(4242));
+    app.apply(Action::NextPane, 10);
+    app.apply(Action::NextPane, 10);
+    assert_eq!(app.view.focus, Pane::Workers);
+    app.apply(Action::Down, 10);
+    assert_eq!(app.shown_process(), Some(5001));
+    assert!(render(&app, 130, 45).contains("showing 5001"));
+    assert_eq!(app.apply(Action::Merge, 10), Effect::Requery);
+    assert_eq!(app.shown_process(), None);
+    assert!(render(&app, 130, 45).contains("all merged"));
+    // Without followers and with one process, no workers pane.
+    let single = App::new(snapshot(), 100.0, false);
+    assert!(!render(&single, 130, 45).contains("Workers"));
+}

@@ -217,3 +217,83 @@ fn ctrl_z_suspends_without_pausing_the_target_and_resume_redraws() {
     tmux.keys(&["q"]);
     tmux.wait_for("TTY-COOKED");
 }
+
+#[test]
+fn with_no_target_the_picker_lists_python_processes_and_enter_attaches() {
+    if !tmux_available() {
+        return;
+    }
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["1", "60"]);
+    let pid = workload.pid().to_string();
+    let command = format!(
+        "{}; echo HPTOP-EXIT=$?; stty -a | grep -q -- ' icanon' && echo TTY-COOKED; sleep 60",
+        env!("CARGO_BIN_EXE_hptop")
+    );
+    let Some(tmux) = Tmux::start(&command) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return;
+    };
+    tmux.wait_for("pick a Python process");
+    tmux.wait_for("cpu_threads.py");
+    // Search by pid (other tests' workloads may be listed too), then attach.
+    let mut keys: Vec<String> = pid.chars().map(String::from).collect();
+    keys.push("Enter".into());
+    tmux.keys(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+    let screen = tmux.wait_for("burn (cpu_threads.py:");
+    assert!(screen.contains(&format!("PID {pid}")), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("HPTOP-EXIT=0");
+    tmux.wait_for("TTY-COOKED");
+}
+
+#[test]
+fn a_pool_shows_its_workers_and_a_worker_row_focuses_the_view() {
+    if !tmux_available() {
+        return;
+    }
+    let python = default_python();
+    let command = format!(
+        "{} --subprocesses -- '{}' '{}' 60; echo HPTOP-EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_hptop"),
+        python.path.display(),
+        crate::common::workload_path("pool.py").display()
+    );
+    let Some(tmux) = Tmux::start(&command) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return;
+    };
+    let screen = tmux.wait_for("worker");
+    assert!(screen.contains("Workers"), "{screen}");
+    // All three workers, each running the pool's function.
+    let start = Instant::now();
+    loop {
+        let screen = tmux.screen();
+        let rows = screen
+            .lines()
+            .filter(|l| l.contains(" worker ") && l.contains("crunch"))
+            .count();
+        if rows == 3 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "3 worker rows with crunch never showed:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Tab to the workers pane, down one row: every pane shows that worker.
+    tmux.keys(&["Tab", "Tab", "Down"]);
+    let screen = tmux.wait_for("Workers [focus]");
+    let worker = screen
+        .lines()
+        .find(|l| l.contains(" worker "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let screen = tmux.wait_for(&format!("showing {worker}"));
+    assert!(screen.contains(&format!("PID {worker}")), "{screen}");
+    tmux.keys(&["m"]);
+    tmux.wait_for("processes merged");
+    tmux.keys(&["q"]);
+    tmux.wait_for("HPTOP-EXIT=0");
+}
