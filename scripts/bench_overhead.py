@@ -6,8 +6,12 @@ Usage: scripts/bench_overhead.py [--hptop PATH] [--py-spy PATH] [--seconds 10] [
 1. A 4-thread CPU-bound target (tests/workloads/cpu_threads.py 4):
    `hptop report --duration S --rate 100` vs
    `py-spy record --nonblocking --rate 100 --duration S --format raw`.
-2. A 100-thread target: hptop's CPU time per tick (one tick = stacks of all threads plus
+2. 100 idle pool threads + 1 busy: hptop vs py-spy.
+3. A 100-thread target: hptop's CPU time per tick (one tick = stacks of all threads plus
    their /proc counters).
+4. A multiprocessing.Pool of 3 CPU-bound workers (tests/workloads/pool.py):
+   `hptop report --subprocesses` vs `py-spy record --subprocesses --nonblocking`.
+Pick sections with --sections threads,idle,many,pool (default: all).
 CPU time is user + system of the child (getrusage RUSAGE_CHILDREN), so it counts every
 thread of the profiler. py-spy is taken from PATH (`pip install py-spy`) unless given.
 """
@@ -50,10 +54,23 @@ def main():
     ap.add_argument("--py-spy", default=shutil.which("py-spy"))
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sections", default="threads,idle,many,pool")
     args = ap.parse_args()
+    sections = set(args.sections.split(","))
     print("machine: %s, %d cores, %s; python %s" % (platform.machine(), os.cpu_count(), platform.release(), platform.python_version()))
 
     s = args.seconds
+    if "threads" in sections:
+        bench_threads(args, s)
+    if "idle" in sections:
+        bench_idle(args, s)
+    if "many" in sections:
+        bench_many(args, s)
+    if "pool" in sections:
+        bench_pool(args, s)
+
+
+def bench_threads(args, s):
     target = start_target(4, args.repeat * 2 * (s + 2) + 10)
     pid = str(target.pid)
     rows = []
@@ -78,6 +95,8 @@ def main():
         if cpus:
             print("  %-7s median cpu %.3f s" % (name, cpus[len(cpus) // 2]))
 
+
+def bench_idle(args, s):
     idle = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "workloads", "idle_pool.py"), "100", str(3 * (s + 2) + 10)], stdout=subprocess.PIPE)
     assert idle.stdout.readline().strip() == b"ready"
     try:
@@ -93,6 +112,8 @@ def main():
         idle.kill()
         idle.wait()
 
+
+def bench_many(args, s):
     target = start_target(100, 3 * (s + 2) + 10)
     try:
         cpu, wall, out = child_cpu([args.hptop, "report", "--pid", str(target.pid), "--duration", str(s), "--rate", "100", "--format", "json"])
@@ -106,6 +127,32 @@ def main():
           % (threads, s, ticks, report["sample_errors"], report["duration_s"],
              " (target exited!)" if report["processes"][0]["exited"] else "",
              cpu, cpu / max(ticks, 1) * 1e6, report["achieved_rate_hz"]))
+
+
+
+def bench_pool(args, s):
+    pool = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "workloads", "pool.py"), str(args.repeat * 2 * (s + 2) + 10)], stdout=subprocess.PIPE)
+    assert pool.stdout.readline().strip() == b"ready"
+    rows = []
+    try:
+        for _ in range(args.repeat):
+            cpu, _, out = child_cpu([args.hptop, "report", "--subprocesses", "--pid", str(pool.pid), "--duration", str(s), "--rate", "100", "--format", "json"])
+            rows.append(("hptop", cpu, len(json.loads(out)["processes"])))
+            if args.py_spy:
+                with tempfile.NamedTemporaryFile(suffix=".txt") as raw:
+                    cpu, _, _ = child_cpu([args.py_spy, "record", "--subprocesses", "--nonblocking", "--rate", "100", "--duration", str(int(s)), "--format", "raw", "-o", raw.name, "--pid", str(pool.pid)])
+                rows.append(("py-spy", cpu, None))
+    finally:
+        pool.kill()
+        pool.wait()
+    print("\nmultiprocessing.Pool, 3 CPU-bound workers, %.0f s at 100 Hz, following subprocesses:" % s)
+    for name, cpu, procs in rows:
+        extra = "" if procs is None else ", %d processes" % procs
+        print("  %-7s cpu %.3f s (%.2f%% of one core)%s" % (name, cpu, cpu * 100 / s, extra))
+    for name in ("hptop", "py-spy"):
+        cpus = sorted(c for n, c, _ in rows if n == name)
+        if cpus:
+            print("  %-7s median cpu %.3f s" % (name, cpus[len(cpus) // 2]))
 
 
 if __name__ == "__main__":

@@ -174,6 +174,14 @@ impl Sampler {
         Arc::clone(&self.root.suspend)
     }
 
+    /// Stops hptop now (SIGSTOP to itself), once no sampler is inside a sample: the gate
+    /// keeps them out while hptop is stopped, so no `--blocking` pause of any target is held.
+    /// For the main thread; a signal handler sets `suspend_request` instead.
+    pub fn suspend_self(&self) {
+        let _guard = self.shared.gate.write();
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    }
+
     /// Pauses (true) or resumes sampling. While paused nothing of the targets is read.
     pub fn set_paused(&self, paused: bool) {
         self.shared.paused.store(paused, Ordering::Relaxed);

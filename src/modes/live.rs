@@ -259,7 +259,7 @@ fn event_loop(
         }
         if signals.suspend.swap(false, Ordering::Relaxed) && !suspended {
             suspended = true;
-            suspend(guard, sampler, app.view.paused);
+            suspend(guard, sampler);
         }
         if signals.resumed.swap(false, Ordering::Relaxed) && suspended {
             suspended = false;
@@ -335,16 +335,11 @@ fn event_loop(
     outcome
 }
 
-/// Restores the terminal and stops hptop. With sampling running, the sampler stops the
-/// process between two samples, so a `--blocking` pause of the target is never held; with
-/// sampling paused nothing holds one and the main thread stops it at once.
-fn suspend(guard: &TerminalGuard, sampler: &Sampler, paused: bool) {
+/// Restores the terminal and stops hptop, between two samples of every sampler (so a
+/// `--blocking` pause of a target is never held; this works too once the target has exited).
+fn suspend(guard: &TerminalGuard, sampler: &Sampler) {
     guard.suspend();
-    if paused {
-        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
-    } else {
-        sampler.suspend_request().store(true, Ordering::Relaxed);
-    }
+    sampler.suspend_self();
 }
 
 /// Reads terminal events on a thread of its own, so the loop never blocks on input.

@@ -81,31 +81,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines), area);
 }
 
-/// RSS and its split, PSS/USS, growth, and the leak hint when growth is sustained.
+/// RSS, its trend and split, PSS/USS, and the leak hint when growth is sustained; the most
+/// telling figures first, since a narrow terminal cuts the line's end.
 fn memory_line(app: &App) -> Line<'static> {
     let p = &app.snapshot;
     let m = &p.memory;
-    let mut text = format!(
-        "RSS {} (anon {}, file {}, shmem {}) · peak {} · swap {}",
-        fmt::bytes(p.rss_bytes),
-        fmt::bytes(m.split.anon_bytes),
-        fmt::bytes(m.split.file_bytes),
-        fmt::bytes(m.split.shmem_bytes),
-        fmt::bytes(p.rss_peak_bytes),
-        fmt::bytes(p.swap_bytes),
-    );
-    if let Some(r) = m.rollup {
-        let _ = write!(
-            text,
-            " · PSS {} USS {}",
-            fmt::bytes(r.pss_bytes),
-            fmt::bytes(r.uss_bytes)
-        );
-    }
+    let mut text = format!("RSS {}", fmt::bytes(p.rss_bytes));
     if let Some(g) = m.growth {
         let _ = write!(
             text,
-            " · RSS {} over {}",
+            " {} over {}",
             fmt::rate_bytes(g.bytes_per_s),
             fmt::seconds(g.window_s)
         );
@@ -117,5 +102,22 @@ fn memory_line(app: &App) -> Line<'static> {
             app.theme().warn,
         ));
     }
+    let mut rest = format!(
+        " · anon {} file {} shmem {} · peak {} · swap {}",
+        fmt::bytes(m.split.anon_bytes),
+        fmt::bytes(m.split.file_bytes),
+        fmt::bytes(m.split.shmem_bytes),
+        fmt::bytes(p.rss_peak_bytes),
+        fmt::bytes(p.swap_bytes),
+    );
+    if let Some(r) = m.rollup {
+        let _ = write!(
+            rest,
+            " · PSS {} USS {}",
+            fmt::bytes(r.pss_bytes),
+            fmt::bytes(r.uss_bytes)
+        );
+    }
+    spans.push(Span::raw(rest));
     Line::from(spans)
 }
