@@ -20,6 +20,8 @@ use super::{discover, spawn_sampler, SamplerEvent, SamplerHandle, SamplerOptions
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(250);
 /// Most descendants walked per round (a fork bomb must not stall hptop).
 const MAX_WALK: usize = 4096;
+/// Youngest process attached, in seconds (see `follow`).
+const MIN_AGE_S: f64 = 0.05;
 /// Attach attempts for a new process, 20 ms apart (a spawned interpreter may still start).
 const CHILD_ATTACH_RETRIES: u64 = 25;
 
@@ -84,9 +86,16 @@ fn follow(
             let Some(info) = discover::ProcessInfo::read(pid) else {
                 continue;
             };
-            if info.is_zombie() || !seen.insert((pid, info.stat.start_ticks)) {
+            if info.is_zombie() || seen.contains(&(pid, info.stat.start_ticks)) {
                 continue;
             }
+            // A process forked a moment ago may be about to exec a new program (subprocess,
+            // multiprocessing's spawn and forkserver): attaching to the copy of its parent
+            // would read the old image. Look again at the next walk.
+            if super::procfs::age_s(info.stat.start_ticks).is_some_and(|age| age < MIN_AGE_S) {
+                continue;
+            }
+            seen.insert((pid, info.stat.start_ticks));
             if discover::python_guess(pid).is_none() {
                 continue;
             }

@@ -17,7 +17,7 @@ fn hottest(p: &Value) -> Option<&str> {
         .and_then(|f| f["name"].as_str())
 }
 
-fn pool_report(maxtasks: &str, seconds: &str) -> Value {
+fn pool_report(maxtasks: &str, method: &str, seconds: &str) -> Value {
     let python = default_python();
     let script = workload_path("pool.py");
     report_json(&[
@@ -29,12 +29,13 @@ fn pool_report(maxtasks: &str, seconds: &str) -> Value {
         &script.to_string_lossy(),
         "60",
         maxtasks,
+        method,
     ])
 }
 
 #[test]
 fn a_pool_reports_its_parent_and_every_worker_with_the_worker_function_hottest() {
-    let report = pool_report("0", "3");
+    let report = pool_report("0", "fork", "3");
     let procs = processes(&report);
     let parent = &procs[0];
     assert!(
@@ -63,11 +64,17 @@ fn a_pool_reports_its_parent_and_every_worker_with_the_worker_function_hottest()
 
 #[test]
 fn workers_replaced_by_maxtasksperchild_are_picked_up() {
-    // Each worker exits after 10 tasks (~0.2-0.4 s here) and the pool starts a new one.
-    let report = pool_report("10", "4");
+    // Each worker exits after 10 tasks (~0.2-0.4 s here) and the pool starts a new one, with
+    // the spawn method: fork, then exec of a fresh interpreter, which hptop must not catch
+    // half-way.
+    let report = pool_report("10", "spawn", "4");
     let procs = processes(&report);
     let parent_pid = procs[0]["pid"].as_u64().unwrap();
-    let workers: Vec<&Value> = procs[1..].iter().collect();
+    // Spawn adds multiprocessing's resource tracker, a Python child that is not a worker.
+    let workers: Vec<&Value> = procs[1..]
+        .iter()
+        .filter(|p| !p["cmdline"].to_string().contains("resource_tracker"))
+        .collect();
     let exited = workers.iter().filter(|w| w["exited"] == true).count();
     assert!(
         workers.len() >= 6 && exited >= 3,
@@ -82,7 +89,14 @@ fn workers_replaced_by_maxtasksperchild_are_picked_up() {
     for w in &workers {
         assert_eq!(w["ppid"].as_u64(), Some(parent_pid));
     }
-    for w in sampled {
-        assert_eq!(hottest(w), Some("crunch"), "worker {}", w["pid"]);
-    }
+    // A worker caught only in its last moments may show its hand-back of results instead.
+    let crunching = sampled
+        .iter()
+        .filter(|w| hottest(w) == Some("crunch"))
+        .count();
+    assert!(
+        crunching * 5 >= sampled.len() * 4,
+        "{crunching} of {} sampled workers hottest in crunch",
+        sampled.len()
+    );
 }

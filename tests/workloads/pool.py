@@ -1,6 +1,7 @@
 """Workload: a multiprocessing.Pool of 3 workers running `crunch` (pure-Python CPU, ~20 ms a
-task); with MAXTASKS each worker is replaced after that many tasks.
-Usage: pool.py [SECONDS] [MAXTASKS (0: never replaced)]"""
+task); with MAXTASKS each worker is replaced after that many tasks. METHOD is the start
+method: fork (a copy of the parent) or spawn (a fresh interpreter: fork, then exec).
+Usage: pool.py [SECONDS] [MAXTASKS (0: never replaced)] [METHOD]"""
 import multiprocessing
 import sys
 import time
@@ -16,7 +17,8 @@ def crunch(n):
 if __name__ == "__main__":
     seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
     maxtasks = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    context = multiprocessing.get_context("fork")
+    method = sys.argv[3] if len(sys.argv) > 3 else "fork"
+    context = multiprocessing.get_context(method)
     with context.Pool(3, maxtasksperchild=maxtasks or None) as pool:
         pool.map(crunch, [1000] * 3)
         print("ready", flush=True)
