@@ -297,3 +297,31 @@ fn a_pool_shows_its_workers_and_a_worker_row_focuses_the_view() {
     tmux.keys(&["q"]);
     tmux.wait_for("HPTOP-EXIT=0");
 }
+
+#[test]
+fn a_launched_command_writes_to_its_log_and_its_exit_status_shows() {
+    if !tmux_available() {
+        return;
+    }
+    let python = default_python();
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("launched-{}.log", std::process::id()));
+    let command = format!(
+        "{} --log '{}' -- '{}' '{}' 2 3; echo HPTOP-EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_hptop"),
+        log.display(),
+        python.path.display(),
+        crate::common::workload_path("exits_soon.py").display()
+    );
+    let Some(tmux) = Tmux::start(&command) else {
+        eprintln!("SKIP: tmux could not start a session");
+        return;
+    };
+    tmux.wait_for("its output goes to");
+    tmux.wait_for("the target exited (exit status: 3)");
+    // The command's output went to the log, not over the screen.
+    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "ready");
+    tmux.keys(&["q"]);
+    tmux.wait_for("HPTOP-EXIT=0");
+    let _ = std::fs::remove_file(&log);
+}
