@@ -101,11 +101,13 @@ impl Launched {
                     "it exited ({status}) before a Python interpreter could be attached"
                 )));
             }
-            if discover::python_guess(pid).is_some() {
+            if discover::python_guess(pid).is_some() && exec_done(pid) {
                 return Ok(pid);
             }
             if let [only] = discover::python_descendants(pid)[..] {
-                return Ok(only);
+                if exec_done(only) {
+                    return Ok(only);
+                }
             }
             if start.elapsed() > PYTHON_WAIT {
                 return Err(self.launch_error(format!(
@@ -170,6 +172,12 @@ impl Drop for Launched {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Whether `pid` has finished exec'ing: mid-exec, `/proc/PID/exe` already names the new
+/// program while its command line still reads empty (found by a test that saw `[]`).
+fn exec_done(pid: u32) -> bool {
+    discover::ProcessInfo::read(pid).is_some_and(|p| !p.cmdline.is_empty())
 }
 
 /// Duplicates a handle into an owned fd usable as a child's stdio.
