@@ -216,6 +216,18 @@ mod tests {
             .join("\n")
     }
 
+    #[test]
+    fn any_size_renders_without_panic() {
+        let mut picker = Picker::default();
+        picker.set_rows(vec![row(1, 1.0, "python3 a.py")]);
+        for width in (0..=60).step_by(7) {
+            for height in 0..=8 {
+                let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+                terminal.draw(|f| draw(f, &picker)).unwrap();
+            }
+        }
+    }
+
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
