@@ -2,6 +2,7 @@
 //! `Session` per process; the workers rows, stragglers and the merged view are computed from
 //! the plain `Snapshot`, so the report, the TUI and a stored window all share them.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use super::functions::Credited;
@@ -23,6 +24,9 @@ pub struct Family {
     /// pid -> index in `sessions` of its current process.
     current: HashMap<u32, usize>,
     dropped: u64,
+    /// Snapshots of exited processes by index in `sessions`: their figures no longer change,
+    /// so a view redrawn 4 times a second over hundreds of finished workers builds each once.
+    exited_cache: RefCell<HashMap<usize, (SnapshotQuery, ProcessSnapshot)>>,
 }
 
 impl Family {
@@ -100,8 +104,25 @@ impl Family {
 
     /// Every process's figures: the target first, then in the order they were attached.
     pub fn snapshot(&self, query: &SnapshotQuery) -> Snapshot {
-        let mut processes: Vec<ProcessSnapshot> =
-            self.sessions.iter().map(|s| s.snapshot(query)).collect();
+        let mut cache = self.exited_cache.borrow_mut();
+        let mut processes: Vec<ProcessSnapshot> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if !s.exited() {
+                    return s.snapshot(query);
+                }
+                match cache.get(&i) {
+                    Some((q, snapshot)) if q == query => snapshot.clone(),
+                    _ => {
+                        let snapshot = s.snapshot(query);
+                        cache.insert(i, (*query, snapshot.clone()));
+                        snapshot
+                    }
+                }
+            })
+            .collect();
         let root = self.root;
         processes.sort_by_key(|p| p.pid != root);
         Snapshot { processes }
@@ -124,6 +145,7 @@ impl Family {
     }
 
     fn reindex(&mut self) {
+        self.exited_cache.get_mut().clear();
         self.current.clear();
         for (i, s) in self.sessions.iter().enumerate() {
             self.current.insert(s.meta().pid, i);
@@ -395,6 +417,64 @@ mod tests {
         let mut idle = vec![row(2, 1.0), row(3, 0.0), row(4, 5.0)];
         stragglers(&mut idle);
         assert!(idle.iter().all(|r| r.straggler.is_none()));
+    }
+
+    fn tick(pid: u32, at_ms: u64, exited: bool) -> Tick {
+        use crate::collect::tick::{Frame, ProcessTick, ThreadTick};
+        Tick {
+            at: std::time::Duration::from_millis(at_ms),
+            process: ProcessTick {
+                pid,
+                exited,
+                threads: vec![ThreadTick {
+                    tid: pid,
+                    is_python: true,
+                    frames: vec![Frame {
+                        name: "work".into(),
+                        filename: "w.py".into(),
+                        ..Frame::default()
+                    }],
+                    ..ThreadTick::default()
+                }],
+                ..ProcessTick::default()
+            },
+            ..Tick::default()
+        }
+    }
+
+    #[test]
+    fn exited_processes_are_kept_and_forgotten_on_reset() {
+        let meta = |pid| SessionMeta {
+            pid,
+            ..SessionMeta::default()
+        };
+        let mut family = Family::new(1);
+        family.attach(meta(1));
+        family.attach(meta(2));
+        for at in [0, 10, 20] {
+            family.ingest(&tick(1, at, false));
+            family.ingest(&tick(2, at, false));
+        }
+        family.ingest(&tick(2, 30, true));
+        let query = SnapshotQuery {
+            include_idle: true,
+            ..SnapshotQuery::default()
+        };
+        let first = family.snapshot(&query);
+        assert_eq!(first.processes.len(), 2);
+        assert!(first.processes[1].exited);
+        assert_eq!(first.processes[1].functions[0].own_samples, 3);
+        // The exited one is built once and served again, the same, for the same query; another
+        // query builds it anew.
+        let again = family.snapshot(&query);
+        assert_eq!(again.processes[1].functions[0].own_samples, 3);
+        let active_only = family.snapshot(&SnapshotQuery::default());
+        assert!(active_only.processes[1].functions.is_empty());
+        family.reset();
+        let after = family.snapshot(&query);
+        assert_eq!(after.processes.len(), 1);
+        assert_eq!(after.processes[0].pid, 1);
+        assert!(after.processes[0].functions.is_empty());
     }
 
     #[test]

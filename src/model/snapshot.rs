@@ -21,7 +21,7 @@ pub enum FunctionSort {
 }
 
 /// What a view asks of the model.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SnapshotQuery {
     /// Count idle thread-samples in function figures.
     pub include_idle: bool,
