@@ -156,23 +156,35 @@ pub fn children(pid: u32) -> Vec<u32> {
     out
 }
 
+/// Descendants of `root`, breadth first, through the kernel's child lists (no scan of
+/// `/proc`), at most `limit` of them; the children of a process for which `prune` says true
+/// are not walked.
+pub fn descendants(root: u32, limit: usize, mut prune: impl FnMut(u32) -> bool) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut queue = std::collections::VecDeque::from(children(root));
+    while let Some(pid) = queue.pop_front() {
+        if found.len() >= limit {
+            break;
+        }
+        found.push(pid);
+        if !prune(pid) {
+            queue.extend(children(pid));
+        }
+    }
+    found
+}
+
 /// Python processes among the descendants of `pid`, nearest first (breadth first),
 /// not looking below a Python process.
 pub fn python_descendants(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
-    let mut queue = std::collections::VecDeque::from(children(pid));
-    let mut visited = 0;
-    while let Some(child) = queue.pop_front() {
-        visited += 1;
-        if visited > 10_000 {
-            break;
-        }
-        if python_guess(child).is_some() {
+    descendants(pid, 10_000, |child| {
+        let python = python_guess(child).is_some();
+        if python {
             found.push(child);
-        } else {
-            queue.extend(children(child));
         }
-    }
+        python
+    });
     found
 }
 

@@ -7,7 +7,7 @@
 //! shell, a launcher) are walked through, not sampled. A worker that lives shorter than
 //! `FOLLOW_EVERY` may be missed; its exit is seen by its own sampler.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
@@ -82,7 +82,7 @@ fn follow(
         }
         next = Instant::now() + FOLLOW_EVERY;
         samplers.retain(|s| !s.finished());
-        for pid in descendants(root) {
+        for pid in discover::descendants(root, MAX_WALK, |_| false) {
             let Some(info) = discover::ProcessInfo::read(pid) else {
                 continue;
             };
@@ -118,18 +118,4 @@ fn follow(
     for sampler in &mut samplers {
         sampler.stop();
     }
-}
-
-/// Every descendant of `root`, breadth first, through the kernel's child lists.
-pub fn descendants(root: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut queue: VecDeque<u32> = discover::children(root).into();
-    while let Some(pid) = queue.pop_front() {
-        if found.len() >= MAX_WALK {
-            break;
-        }
-        found.push(pid);
-        queue.extend(discover::children(pid));
-    }
-    found
 }

@@ -73,6 +73,48 @@ impl Credited {
     }
 }
 
+/// One of the counters credited to functions, in display order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Counter {
+    /// CPU seconds.
+    #[default]
+    Cpu,
+    /// Minor page faults.
+    MinorFaults,
+    /// Major page faults.
+    MajorFaults,
+    /// Voluntary context switches.
+    VoluntaryCtxsw,
+    /// Involuntary context switches.
+    InvoluntaryCtxsw,
+    /// Bytes read from and written to storage.
+    Io,
+}
+
+impl Counter {
+    /// Every counter, in display order.
+    pub const ALL: [Counter; 6] = [
+        Self::Cpu,
+        Self::MinorFaults,
+        Self::MajorFaults,
+        Self::VoluntaryCtxsw,
+        Self::InvoluntaryCtxsw,
+        Self::Io,
+    ];
+
+    /// This counter's value in `c` (CPU in seconds, I/O in bytes).
+    pub fn of(self, c: &Credited) -> f64 {
+        match self {
+            Self::Cpu => c.cpu_s,
+            Self::MinorFaults => c.minor_faults,
+            Self::MajorFaults => c.major_faults,
+            Self::VoluntaryCtxsw => c.voluntary_ctxsw,
+            Self::InvoluntaryCtxsw => c.involuntary_ctxsw,
+            Self::Io => c.io_bytes,
+        }
+    }
+}
+
 /// One line's figures.
 #[derive(Debug, Clone, Default)]
 pub struct LineStats {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use super::ReportHeader;
 use crate::fmt;
 use crate::model::family;
-use crate::model::functions::Credited;
+use crate::model::functions::{Counter, Credited};
 use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot, Straggler};
 
 /// Function rows shown per process in the text report (JSON has them all).
@@ -196,18 +196,17 @@ fn render_memory(out: &mut String, p: &ProcessSnapshot) {
 
 /// The functions each kernel counter was credited to (innermost frame), largest first.
 fn render_counters(out: &mut String, p: &ProcessSnapshot) {
-    type Pick = fn(&Credited) -> f64;
-    type Show = fn(f64) -> String;
-    let counters: [(&str, Pick, Show); 6] = [
-        ("CPU", |c| c.cpu_s, fmt::seconds),
-        ("minor faults", |c| c.minor_faults, count_f),
-        ("major faults", |c| c.major_faults, count_f),
-        ("voluntary ctxsw", |c| c.voluntary_ctxsw, count_f),
-        ("involuntary ctxsw", |c| c.involuntary_ctxsw, count_f),
-        ("I/O", |c| c.io_bytes, |b| fmt::bytes(b.round() as u64)),
-    ];
     let mut lines = Vec::new();
-    for (label, pick, show) in counters {
+    for counter in Counter::ALL {
+        let pick = |c: &Credited| counter.of(c);
+        let (label, show): (&str, fn(f64) -> String) = match counter {
+            Counter::Cpu => ("CPU", fmt::seconds),
+            Counter::MinorFaults => ("minor faults", count_f),
+            Counter::MajorFaults => ("major faults", count_f),
+            Counter::VoluntaryCtxsw => ("voluntary ctxsw", count_f),
+            Counter::InvoluntaryCtxsw => ("involuntary ctxsw", count_f),
+            Counter::Io => ("I/O", |b| fmt::bytes(b.round() as u64)),
+        };
         let total: f64 = p.functions.iter().map(|f| pick(&f.credited)).sum();
         if total <= 0.0 {
             continue;

@@ -38,33 +38,10 @@ pub enum SortColumn {
 
 /// The kernel counter the functions table shows and ranks by, credited to the innermost
 /// function (or line) and shown per second of the view's window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum CounterKind {
-    /// CPU time, as a percentage of one core.
-    #[default]
-    Cpu,
-    /// Minor page faults.
-    MinorFaults,
-    /// Major page faults.
-    MajorFaults,
-    /// Voluntary context switches.
-    VoluntaryCtxsw,
-    /// Involuntary context switches.
-    InvoluntaryCtxsw,
-    /// Bytes read from and written to storage.
-    Io,
-}
+pub use crate::model::functions::Counter as CounterKind;
 
+/// How the functions pane shows a counter.
 impl CounterKind {
-    const ALL: [CounterKind; 6] = [
-        Self::Cpu,
-        Self::MinorFaults,
-        Self::MajorFaults,
-        Self::VoluntaryCtxsw,
-        Self::InvoluntaryCtxsw,
-        Self::Io,
-    ];
-
     fn next(self) -> Self {
         let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
         Self::ALL[(i + 1) % Self::ALL.len()]
@@ -87,15 +64,8 @@ impl CounterKind {
         if window_s <= 0.0 {
             return 0.0;
         }
-        let value = match self {
-            Self::Cpu => c.cpu_s * 100.0,
-            Self::MinorFaults => c.minor_faults,
-            Self::MajorFaults => c.major_faults,
-            Self::VoluntaryCtxsw => c.voluntary_ctxsw,
-            Self::InvoluntaryCtxsw => c.involuntary_ctxsw,
-            Self::Io => c.io_bytes,
-        };
-        value / window_s
+        let scale = if self == Self::Cpu { 100.0 } else { 1.0 };
+        self.of(c) * scale / window_s
     }
 
     /// `rate` as the column shows it.
