@@ -86,8 +86,8 @@ pub enum SamplerEvent {
     Ticks(Vec<Tick>),
     /// The process with this pid exited; no more ticks of it follow.
     Exited(u32),
-    /// The sampler thread panicked; no more ticks follow.
-    Panicked(String),
+    /// The sampler thread of the process with this pid panicked; no more ticks of it follow.
+    Panicked(u32, String),
 }
 
 /// Handle on the running sampler threads: the target's, and with `subprocesses` the
@@ -136,6 +136,9 @@ impl SamplerHandle {
         self.handle.as_ref().is_none_or(JoinHandle::is_finished)
     }
 }
+
+/// Name of every sampler thread (the TUI's panic hook knows its panics are reported).
+pub const SAMPLER_THREAD: &str = "hptop-sampler";
 
 /// Channel depth in batches: many seconds of ticks.
 const CHANNEL_DEPTH: usize = 256;
@@ -222,10 +225,10 @@ pub fn spawn_sampler(
     let thread_options = options.clone();
     let thread_events = events_tx.clone();
     let handle = std::thread::Builder::new()
-        .name("hptop-sampler".into())
+        .name(SAMPLER_THREAD.into())
         .spawn(move || {
             let panic_tx = thread_events.clone();
-            report_panic(&panic_tx, || {
+            report_panic(&panic_tx, thread_options.pid, || {
                 sampler_thread(
                     &thread_options,
                     &ready_tx,
@@ -449,15 +452,19 @@ fn sampler_thread(
 
 /// Runs `body`; a panic in it becomes a [`SamplerEvent::Panicked`] with its message, so the
 /// UI reports it instead of dying with the sampler (the panic hook still prints it).
-fn report_panic(events: &SyncSender<SamplerEvent>, body: impl FnOnce()) {
+fn report_panic(events: &SyncSender<SamplerEvent>, pid: u32, body: impl FnOnce()) {
     if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
-        let _ = events.send(SamplerEvent::Panicked(message));
+        let _ = events.send(SamplerEvent::Panicked(pid, panic_message(payload.as_ref())));
     }
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Flags the sampler thread obeys.
@@ -570,7 +577,17 @@ fn sample(
         .filter(|(_, c)| c.is_some_and(|c| c.not_run_since_last_read))
         .map(|(tid, _)| *tid)
         .collect();
-    let (python, stack_error) = match stacks.read(&unchanged) {
+    // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
+    // can panic on what it reads (an overflow in a debug build): that is a failed read of this
+    // tick, like any other, not the end of sampling.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stacks.read(&unchanged)))
+        .unwrap_or_else(|payload| {
+            Err(format!(
+                "reading the stacks panicked: {}",
+                panic_message(payload.as_ref())
+            ))
+        });
+    let (python, stack_error) = match read {
         Ok(mut threads) => {
             stacks.resolve_tids(&mut threads, tids);
             let unknown =
@@ -672,12 +689,14 @@ mod tests {
     fn a_panic_in_the_sampler_becomes_an_event() {
         let (tx, rx) = mpsc::sync_channel(4);
         let index = 7;
-        report_panic(&tx, || panic!("read went wrong at {index}"));
+        report_panic(&tx, 42, || panic!("read went wrong at {index}"));
         match rx.try_recv() {
-            Ok(SamplerEvent::Panicked(message)) => assert_eq!(message, "read went wrong at 7"),
+            Ok(SamplerEvent::Panicked(pid, message)) => {
+                assert_eq!((pid, message.as_str()), (42, "read went wrong at 7"));
+            }
             other => panic!("expected a Panicked event, got {other:?}"),
         }
-        report_panic(&tx, || {});
+        report_panic(&tx, 42, || {});
         assert!(rx.try_recv().is_err(), "no event without a panic");
     }
 }

@@ -157,7 +157,7 @@ impl Sessions {
                     self.recent.ingest(tick);
                 }
             }
-            SamplerEvent::Exited(_) | SamplerEvent::Panicked(_) => {}
+            SamplerEvent::Exited(_) | SamplerEvent::Panicked(..) => {}
         }
     }
 
@@ -301,9 +301,14 @@ fn event_loop(
                         "the target exited{how}; its figures stay here until q"
                     ));
                 }
-                SamplerEvent::Panicked(message) => {
+                SamplerEvent::Panicked(pid, message) => {
+                    let which = if *pid == sessions.root {
+                        String::new()
+                    } else {
+                        format!(" of PID {pid}")
+                    };
                     app.status = Some(format!(
-                        "sampling stopped: {message}; the figures so far stay"
+                        "sampling{which} stopped: {message}; the figures so far stay"
                     ));
                 }
                 _ => {}

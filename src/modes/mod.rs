@@ -217,7 +217,7 @@ fn family_event(family: &mut crate::model::family::Family, event: crate::collect
                 family.ingest(tick);
             }
         }
-        SamplerEvent::Exited(_) | SamplerEvent::Panicked(_) => {}
+        SamplerEvent::Exited(_) | SamplerEvent::Panicked(..) => {}
     }
 }
 

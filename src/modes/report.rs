@@ -46,16 +46,20 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTSTP, sampler.suspend_request());
 
     let deadline = Instant::now() + options.duration;
-    let mut sampler_panic = None;
+    let mut sampler_panics = Vec::new();
     while !interrupted.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
-            Ok(SamplerEvent::Panicked(message)) => {
-                sampler_panic = Some(message);
-                break;
+            // The target's sampler ends the report; a follower's ends only its process's data.
+            Ok(SamplerEvent::Panicked(pid, message)) => {
+                let root_stopped = pid == root;
+                sampler_panics.push((pid, message));
+                if root_stopped {
+                    break;
+                }
             }
             Ok(SamplerEvent::Exited(pid)) if pid == root => break,
             Ok(event) => family_event(&mut family, event),
@@ -80,8 +84,8 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             eprintln!("hptop: the launched command {how} ({status})");
         }
     }
-    if let Some(message) = sampler_panic {
-        eprintln!("hptop: warning: the sampler stopped early ({message}); the report covers what was gathered");
+    for (pid, message) in sampler_panics {
+        eprintln!("hptop: warning: sampling of PID {pid} stopped early ({message}); the report covers what was gathered");
     }
 
     let query = SnapshotQuery {

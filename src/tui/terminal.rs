@@ -16,8 +16,9 @@ pub struct TerminalGuard {
 
 impl TerminalGuard {
     /// Enters raw mode and the alternate screen, and installs a panic hook that restores the
-    /// terminal before the default hook prints (only for panics on the main thread: a panic
-    /// on the sampler thread is reported in the UI instead).
+    /// terminal before the default hook prints (only for panics on the main thread). A panic
+    /// on a sampler thread is caught and reported in the UI instead, so while the screen is
+    /// hptop's it is not printed over it.
     ///
     /// # Errors
     /// When the terminal cannot be set up (not a terminal).
@@ -25,8 +26,13 @@ impl TerminalGuard {
         let main = std::thread::current().id();
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().id() == main {
+            let current = std::thread::current();
+            if current.id() == main {
                 restore();
+            } else if current.name() == Some(crate::collect::SAMPLER_THREAD)
+                && ACTIVE.load(Ordering::SeqCst)
+            {
+                return;
             }
             previous(info);
         }));
