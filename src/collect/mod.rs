@@ -580,19 +580,22 @@ fn sample(
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stacks.read(&unchanged)))
-        .unwrap_or_else(|payload| {
-            Err(format!(
-                "reading the stacks panicked: {}",
-                panic_message(payload.as_ref())
-            ))
-        });
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        stacks.read(&unchanged, tids.len())
+    }))
+    .unwrap_or_else(|payload| {
+        Err(format!(
+            "reading the stacks panicked: {}",
+            panic_message(payload.as_ref())
+        ))
+    });
     let (python, stack_error) = match read {
         Ok(mut threads) => {
             stacks.resolve_tids(&mut threads, tids);
             let unknown =
                 |t: &PythonThread| t.tid.is_none_or(|tid| tids.binary_search(&tid).is_err());
-            if !slow && threads.iter().any(unknown) {
+            // (Also on a slow tick: a thread can be born between the listing and the read.)
+            if threads.iter().any(unknown) {
                 // A thread born since the last listing: list again and read its counters.
                 if let Ok(list) = procs.list_tids() {
                     *tids = list;
@@ -662,7 +665,8 @@ fn join_threads(
         });
         let joined = ThreadTick {
             tid: py.tid.unwrap_or(0),
-            name: py.name,
+            // tid 0 gathers every thread that could not be matched: no one name is its.
+            name: py.tid.and(py.name),
             is_python: true,
             gil: gil_state,
             activity,

@@ -35,6 +35,9 @@ pub struct StackReader {
     last_frames: HashMap<u64, Vec<Frame>>,
     /// Python thread id of each OS tid, as of the last read.
     thread_of_tid: HashMap<u32, u64>,
+    /// Last OS tid each Python thread id was resolved to, kept while the id is unseen or
+    /// unresolved for a while (see `resolve_tids`).
+    tid_of_thread: HashMap<u64, u32>,
     /// The search for the GIL state on 3.7–3.11.
     gil_search: GilSearch,
 }
@@ -88,6 +91,7 @@ impl StackReader {
             native: options.native,
             last_frames: HashMap::new(),
             thread_of_tid: HashMap::new(),
+            tid_of_thread: HashMap::new(),
             gil_search: GilSearch::default(),
         })
     }
@@ -140,11 +144,18 @@ impl StackReader {
     /// Reads every Python thread's stack. The OS tid is filled in where the interpreter
     /// records it (3.11+); [`Self::resolve_tids`] finds the others. Threads whose OS tid is in
     /// `unchanged` have not run since the last read: their frames are not read again but
-    /// taken from that read.
+    /// taken from that read. `os_threads` is how many threads `/proc/PID/task` lists.
     ///
     /// # Errors
     /// py-spy's error chain as one line of text (the read raced with the target).
-    pub fn read(&mut self, unchanged: &[u32]) -> Result<Vec<PythonThread>, String> {
+    pub fn read(
+        &mut self,
+        unchanged: &[u32],
+        os_threads: usize,
+    ) -> Result<Vec<PythonThread>, String> {
+        // Each Python thread runs on an OS thread: more than the process has (with room for
+        // threads born since it was listed) is a cycle in a torn read, not a big pool.
+        self.spy.max_threads = os_threads.saturating_mul(2).saturating_add(64).max(4096);
         self.spy.unchanged_threads.clear();
         if !self.native {
             // Native frames are merged by py-spy from a live unwind: never reuse those.
@@ -181,7 +192,11 @@ impl StackReader {
                 };
                 PythonThread {
                     thread_id: trace.thread_id,
-                    tid: trace.os_thread_id.and_then(|t| u32::try_from(t).ok()),
+                    // 0: a thread state not yet bound to its OS thread (3.12+ sets it then).
+                    tid: trace
+                        .os_thread_id
+                        .and_then(|t| u32::try_from(t).ok())
+                        .filter(|&t| t != 0),
                     name: trace.thread_name.as_deref().map(sanitize),
                     owns_gil: trace.owns_gil,
                     frames,
@@ -204,6 +219,25 @@ impl StackReader {
             let resolved = self.tids.resolve(&self.spy.process, &missing, tids);
             for t in threads.iter_mut().filter(|t| t.tid.is_none()) {
                 t.tid = resolved.get(&t.thread_id).copied();
+            }
+        }
+        // A recycled thread id (`pthread_t`) now on another OS thread is a new thread: before
+        // 3.11 py-spy cannot tell, so its cached name is the old thread's. Forget it; the
+        // name is looked up again at the next read.
+        // An id unseen or unresolved for a few reads (a thread being born carries its
+        // creator's id) is remembered still, so the change is seen whenever it comes back.
+        if self.tid_of_thread.len() > threads.len().saturating_mul(4).saturating_add(4096) {
+            self.tid_of_thread.clear();
+        }
+        for t in threads.iter_mut() {
+            let Some(tid) = t.tid else { continue };
+            if self
+                .tid_of_thread
+                .insert(t.thread_id, tid)
+                .is_some_and(|old| old != tid)
+            {
+                self.spy.python_thread_names.remove(&t.thread_id);
+                t.name = None;
             }
         }
         self.thread_of_tid = threads
@@ -244,12 +278,19 @@ impl TidResolver {
         pthread_ids: &[u64],
         tids: &[u32],
     ) -> HashMap<u64, u32> {
+        // A thread state being born still carries its creator's id (CPython sets its own in
+        // the new thread's bootstrap): one id can appear twice, and counts once.
+        let mut unique = pthread_ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let pthread_ids = unique.as_slice();
         if let Some(offset) = self.offset {
             let found = read_at_offset(memory, pthread_ids, tids, offset);
-            if found.len() == pthread_ids.len() {
+            // Some unmatched: a thread born since `tids` was listed (the caller lists again)
+            // or one that exited. None matched: the offset is wrong; scanning settles it.
+            if !found.is_empty() {
                 return found;
             }
-            // A thread may have exited between the two reads; scanning again settles it.
         }
         self.offset = calibrate(memory, pthread_ids, tids);
         match self.offset {

@@ -118,6 +118,9 @@ const MAX_DEAD_THREADS: usize = 1024;
 #[derive(Debug, Default)]
 pub struct ThreadTable {
     threads: HashMap<ThreadKey, ThreadStats>,
+    /// Start time of the newest thread seen with each tid: a stack that comes without
+    /// counters (its OS thread could not be read at that instant) belongs to that thread.
+    start_of_tid: HashMap<u32, u64>,
     /// Counter sums of threads evicted from `threads`.
     retired: CounterSums,
     ticks: u64,
@@ -142,7 +145,14 @@ impl ThreadTable {
         let mut holder_function = None;
         let mut switches = 0;
         for t in threads {
-            let key = (t.tid, t.counters.map_or(0, |c| c.start_ticks));
+            let start = match t.counters {
+                Some(c) => {
+                    self.start_of_tid.insert(t.tid, c.start_ticks);
+                    c.start_ticks
+                }
+                None => self.start_of_tid.get(&t.tid).copied().unwrap_or(0),
+            };
+            let key = (t.tid, start);
             let first_tick = tick == 1;
             let stats = self.threads.entry(key).or_insert_with(|| ThreadStats {
                 tid: t.tid,
@@ -251,6 +261,9 @@ impl ThreadTable {
         for (_, key) in dead_keys.iter().take(dead - MAX_DEAD_THREADS / 2) {
             if let Some(t) = self.threads.remove(key) {
                 self.retired.add(&t.sums);
+                if self.start_of_tid.get(&key.0) == Some(&key.1) {
+                    self.start_of_tid.remove(&key.0);
+                }
             }
         }
     }

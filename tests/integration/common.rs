@@ -70,7 +70,30 @@ pub fn all_pythons() -> Vec<Python> {
             path,
         });
     }
+    found.extend(newer_pythons());
     found
+}
+
+/// Debian's builds of the newest CPythons, as `../shared/tools/newer-pythons.sh` installs them
+/// (`HPTOP_NEWER_PYTHONS` names another prefix). Missing ones are reported, never failed.
+pub fn newer_pythons() -> Vec<Python> {
+    let prefix = std::env::var_os("HPTOP_NEWER_PYTHONS")
+        .map_or_else(|| PathBuf::from("/opt/hptop-pythons"), PathBuf::from);
+    ["3.14", "3.15"]
+        .iter()
+        .filter_map(|v| {
+            let path = prefix.join("bin").join(format!("python{v}"));
+            if path.exists() {
+                Some(Python {
+                    label: format!("debian-{v}"),
+                    path,
+                })
+            } else {
+                eprintln!("SKIP: no Python {v} at {}", path.display());
+                None
+            }
+        })
+        .collect()
 }
 
 /// One interpreter for tests that need any Python: Debian's, else `python3` on PATH.

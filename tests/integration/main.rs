@@ -10,6 +10,7 @@ mod counters;
 mod dump_ps;
 mod errors;
 mod gil;
+mod hostile;
 mod report;
 mod sanitize;
 mod signals;

@@ -9,58 +9,63 @@ use crate::utils::offset_of;
 use crate::version::Version;
 use remoteprocess::ProcessMemory;
 
-/// Copies a string from a target process. Attempts to handle unicode differences, which mostly seems to be working
+/// hptop patch: longest string copied whole; a longer one is cut here and marked.
+pub const MAX_STRING_CHARS: usize = 1024;
+/// hptop patch: a length above this is not a string but a torn read of one.
+const MAX_PLAUSIBLE_STRING_CHARS: usize = 1 << 24;
+
+/// Copies a string from a target process.
+///
+/// hptop patch: every string survives. One longer than [`MAX_STRING_CHARS`] is cut there and
+/// ends with `…(N chars)`; code points that are not Unicode scalar values (lone surrogates, as
+/// `surrogateescape` makes from undecodable bytes) become `\u{dcff}`-style escapes (as hptop shows other escapes). Only what no
+/// Python string can hold (a length past [`MAX_PLAUSIBLE_STRING_CHARS`], an unknown kind, a
+/// code point past U+10FFFF) is an error: that is a torn read.
 pub fn copy_string<T: StringObject, P: ProcessMemory>(
     ptr: *const T,
     process: &P,
 ) -> Result<String, Error> {
     let obj = process.copy_pointer(ptr)?;
-    if obj.size() == 0 {
+    let size = obj.size();
+    if size == 0 {
         return Ok(String::new());
     }
-    if obj.size() >= 4096 {
-        return Err(format_err!(
-            "Refusing to copy {} chars of a string",
-            obj.size()
-        ));
+    if size > MAX_PLAUSIBLE_STRING_CHARS {
+        return Err(format_err!("Refusing to copy {} chars of a string", size));
     }
-
     let kind = obj.kind();
-
-    let bytes = process.copy(obj.address(ptr as usize), obj.size() * kind as usize)?;
-
-    match (kind, obj.ascii()) {
-        (4, _) => {
-            // Decode UCS-4 via u32 + char::from_u32. Casting process memory to
-            // &[char] is UB: char requires a Unicode scalar value, and the
-            // buffer is only 1-byte aligned. See issue #870.
-            let mut out = String::with_capacity(bytes.len() / 4);
-            for chunk in bytes.chunks_exact(4) {
-                let code = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                match char::from_u32(code) {
-                    Some(c) => out.push(c),
-                    None => {
-                        return Err(format_err!(
-                            "Invalid Unicode code point in UCS-4 string: {:#x}",
-                            code
-                        ));
-                    }
-                }
-            }
-            Ok(out)
-        }
-        (2, _) => {
-            // Avoid casting an unaligned Vec<u8> buffer to &[u16].
-            let mut units = Vec::with_capacity(bytes.len() / 2);
-            for chunk in bytes.chunks_exact(2) {
-                units.push(u16::from_ne_bytes([chunk[0], chunk[1]]));
-            }
-            Ok(String::from_utf16(&units)?)
-        }
-        (1, true) => Ok(String::from_utf8(bytes)?),
-        (1, false) => Ok(bytes.iter().map(|&b| b as char).collect()),
-        _ => Err(format_err!("Unknown string kind {}", kind)),
+    if !matches!(kind, 1 | 2 | 4) {
+        return Err(format_err!("Unknown string kind {}", kind));
     }
+    let kept = size.min(MAX_STRING_CHARS);
+    let bytes = process.copy(obj.address(ptr as usize), kept * kind as usize)?;
+    let mut out = String::with_capacity(kept + 16);
+    for chunk in bytes.chunks_exact(kind as usize) {
+        let code = match *chunk {
+            [b] => u32::from(b),
+            [a, b] => u32::from(u16::from_ne_bytes([a, b])),
+            [a, b, c, d] => u32::from_ne_bytes([a, b, c, d]),
+            _ => unreachable!("chunks of 1, 2 or 4 bytes"),
+        };
+        // Decoded per code point, never from UTF-8 or UTF-16: a Python string is a sequence
+        // of code points (kind 1 is Latin-1), and two lone surrogates are not a pair.
+        match char::from_u32(code) {
+            Some(c) => out.push(c),
+            None if (0xD800..=0xDFFF).contains(&code) => {
+                out.push_str(&format!("\\u{{{:04x}}}", code));
+            }
+            None => {
+                return Err(format_err!(
+                    "Invalid Unicode code point in string: {:#x}",
+                    code
+                ));
+            }
+        }
+    }
+    if size > kept {
+        out.push_str(&format!("…({} chars)", size));
+    }
+    Ok(out)
 }
 
 /// Copies data from a PyBytesObject (currently only lnotab object)
@@ -680,7 +685,7 @@ pub mod tests {
     }
 
     #[test]
-    fn test_copy_string_ucs4_rejects_surrogate() {
+    fn test_copy_string_ucs4_escapes_surrogate() {
         let mut obj = to_ucs4object("A");
         // Overwrite the single code unit with an unpaired surrogate (invalid char).
         unsafe {
@@ -690,11 +695,8 @@ pub mod tests {
             copy_nonoverlapping(bad.as_ptr(), dst, 4);
         }
         let unicode: &PyUnicodeObject = unsafe { std::mem::transmute(&obj.base) };
-        let err = copy_string(unicode, &LocalProcess).unwrap_err();
-        assert!(
-            err.to_string().contains("Invalid Unicode code point"),
-            "unexpected error: {err}"
-        );
+        // hptop patch: a lone surrogate is escaped, not a reason to drop the string.
+        assert_eq!(copy_string(unicode, &LocalProcess).unwrap(), "\\u{d800}");
     }
 
     #[test]

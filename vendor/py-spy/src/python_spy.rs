@@ -42,6 +42,14 @@ pub struct PythonSpy {
     /// hptop patch: Python thread ids whose frames the next `get_stack_traces` does not read
     /// (returned empty): the caller vouches that they have not changed.
     pub unchanged_threads: HashSet<u64>,
+    /// hptop patch: most Python threads a sample walks before it gives up (a cycle in a torn
+    /// read). 4096 while py-spy searches for the interpreter; the caller raises it to what the
+    /// process really has (`/proc/PID/task`), so a pool of thousands of threads is sampled.
+    pub max_threads: usize,
+    /// hptop patch: (PyThreadState address, native thread id) each cached thread name was
+    /// read for: a thread id (a recycled `pthread_t`) seen with another identity is a new
+    /// thread, whose name is looked up again instead of inheriting the old one's.
+    thread_name_identity: HashMap<u64, (usize, Option<u64>)>,
 }
 
 impl PythonSpy {
@@ -92,6 +100,8 @@ impl PythonSpy {
             short_filenames: HashMap::new(),
             python_thread_ids: HashMap::new(),
             python_thread_names: HashMap::new(),
+            max_threads: os_thread_count(pid).saturating_mul(2).saturating_add(64).max(4096),
+            thread_name_identity: HashMap::new(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::default(),
             unchanged_threads: HashSet::new(),
@@ -243,11 +253,12 @@ impl PythonSpy {
         while !threads.is_null() {
             visited += 1;
             // This seems to happen occasionally when scanning BSS addresses for valid interpreters
-            if visited > 4096 {
+            if visited > self.max_threads {
                 return Err(format_err!("Max thread recursion depth reached"));
             }
 
             // Get the stack trace of the python thread
+            let threadstate_address = threads as usize;
             let thread = self
                 .process
                 .copy_pointer(threads)
@@ -314,6 +325,15 @@ impl PythonSpy {
                 trace.os_thread_id = os_thread_id.map(|id| id as u64);
             }
 
+            if self.config.collect_thread_names {
+                // hptop patch: a recycled thread id does not inherit the old thread's name.
+                // (A lookup already made in this sample is fresh: nothing to forget then.)
+                let identity = (threadstate_address, thread.native_thread_id());
+                let before = self.thread_name_identity.insert(python_thread_id, identity);
+                if before.is_some_and(|b| b != identity) && !did_thread_name_lookup {
+                    self.python_thread_names.remove(&python_thread_id);
+                }
+            }
             trace.thread_name = if self.config.collect_thread_names {
                 self._get_python_thread_name(&mut did_thread_name_lookup, python_thread_id)
             } else {
@@ -378,6 +398,13 @@ impl PythonSpy {
                 // stop now
                 break;
             }
+        }
+        // hptop patch: forget the names of threads that are gone, so neither map grows with
+        // thread churn and a reused id starts afresh.
+        if self.config.collect_thread_names && !self.config.gil_only {
+            let seen: HashSet<u64> = traces.iter().map(|t| t.thread_id).collect();
+            self.thread_name_identity.retain(|id, _| seen.contains(id));
+            self.python_thread_names.retain(|id, _| seen.contains(id));
         }
         Ok(traces)
     }
@@ -651,5 +678,19 @@ impl PythonSpy {
         self.short_filenames
             .insert(filename.to_owned(), shortened.clone());
         shortened
+    }
+}
+
+/// hptop patch: how many OS threads the process has (0 when it cannot be told): no more
+/// Python threads than that can be walked in one sample.
+fn os_thread_count(pid: Pid) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        std::fs::read_dir(format!("/proc/{}/task", pid)).map_or(0, |dir| dir.count())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        0
     }
 }
