@@ -591,7 +591,8 @@ fn sample(
     });
     let (python, stack_error) = match read {
         Ok(mut threads) => {
-            stacks.resolve_tids(&mut threads, tids);
+            let namespace = procs.namespace_tids(tids);
+            stacks.resolve_tids(&mut threads, tids, namespace.as_deref());
             let unknown =
                 |t: &PythonThread| t.tid.is_none_or(|tid| tids.binary_search(&tid).is_err());
             // (Also on a slow tick: a thread can be born between the listing and the read.)
@@ -600,7 +601,8 @@ fn sample(
                 if let Ok(list) = procs.list_tids() {
                     *tids = list;
                     counters = procs.read_threads(tids, slow);
-                    stacks.resolve_tids(&mut threads, tids);
+                    let namespace = procs.namespace_tids(tids);
+                    stacks.resolve_tids(&mut threads, tids, namespace.as_deref());
                 }
             }
             (threads, None)

@@ -110,6 +110,25 @@ struct ThreadFiles {
     syscall: Option<File>,
     /// (run time ns, times switched in) at the previous read.
     last_sched: Option<(u64, u64)>,
+    /// The thread's id inside the target's own PID namespace, when that is not hptop's.
+    ns_tid: Option<u32>,
+}
+
+/// The innermost id of `NSpid:` in a `status` text (the id as the process itself sees it),
+/// when the process is in a PID namespace below the one `/proc` was mounted in.
+pub fn inner_ns_id(status: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let ids: Vec<u32> = line
+        .split_ascii_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    if ids.len() > 1 {
+        ids.last().copied()
+    } else {
+        None
+    }
 }
 
 /// Kept-open `/proc` files of one process and its threads.
@@ -126,6 +145,9 @@ pub struct ProcReader {
     task_dir: Option<nix::dir::Dir>,
     buf: Vec<u8>,
     page_bytes: u64,
+    /// The target lives in a PID namespace of its own (a container): its threads' ids as
+    /// the interpreter knows them differ from ours (see [`ProcReader::namespace_tids`]).
+    namespaced: bool,
 }
 
 /// What one read of a process found.
@@ -153,9 +175,15 @@ impl ProcReader {
             nix::sys::stat::Mode::empty(),
         )
         .ok();
+        let status = File::open(root.join("status")).ok();
+        let mut buf = vec![0; 4096];
+        let namespaced = status
+            .as_ref()
+            .and_then(|f| pread_all(f, &mut buf).ok())
+            .is_some_and(|n| inner_ns_id(&buf[..n]).is_some());
         Ok(Self {
             pid,
-            status: File::open(root.join("status")).ok(),
+            status,
             io: File::open(root.join("io")).ok(),
             smaps_rollup: None,
             root,
@@ -163,8 +191,9 @@ impl ProcReader {
             statm,
             threads: HashMap::new(),
             task_dir,
-            buf: vec![0; 4096],
+            buf,
             page_bytes: page_bytes(),
+            namespaced,
         })
     }
 
@@ -271,15 +300,41 @@ impl ProcReader {
             .collect()
     }
 
-    fn open_thread(&self, tid: u32) -> Option<ThreadFiles> {
+    /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
+    /// `tids` whose files are open (read by [`Self::read_threads`]), sorted by the inner id;
+    /// `None` when the target shares our namespace (the ids are the same).
+    pub fn namespace_tids(&self, tids: &[u32]) -> Option<Vec<(u32, u32)>> {
+        if !self.namespaced {
+            return None;
+        }
+        let mut pairs: Vec<(u32, u32)> = tids
+            .iter()
+            .filter_map(|tid| Some((self.threads.get(tid)?.ns_tid?, *tid)))
+            .collect();
+        pairs.sort_unstable();
+        Some(pairs)
+    }
+
+    fn open_thread(&mut self, tid: u32) -> Option<ThreadFiles> {
         let dir = self.root.join("task").join(tid.to_string());
+        let status = File::open(dir.join("status")).ok();
+        // The inner id never changes: read once, when the thread is first seen.
+        let ns_tid = if self.namespaced {
+            status
+                .as_ref()
+                .and_then(|f| pread_all(f, &mut self.buf).ok())
+                .and_then(|n| inner_ns_id(&self.buf[..n]))
+        } else {
+            None
+        };
         Some(ThreadFiles {
             stat: File::open(dir.join("stat")).ok()?,
-            status: File::open(dir.join("status")).ok(),
+            status,
             io: File::open(dir.join("io")).ok(),
             schedstat: File::open(dir.join("schedstat")).ok(),
             syscall: File::open(dir.join("syscall")).ok(),
             last_sched: None,
+            ns_tid,
         })
     }
 
@@ -419,6 +474,13 @@ mod tests {
         assert_eq!((s.number, s.arg0), (202, 0x7f00_001b0));
         assert_eq!(parse_syscall(b"running\n"), None);
         assert_eq!(parse_syscall(b"-1 0x7ffd 0x7f00\n"), None);
+    }
+
+    #[test]
+    fn inner_namespace_id_only_when_nested() {
+        assert_eq!(inner_ns_id(b"Name:\tx\nNSpid:\t4242\t7\nX:\t1\n"), Some(7));
+        assert_eq!(inner_ns_id(b"NSpid:\t4242\n"), None);
+        assert_eq!(inner_ns_id(b"Name:\tx\n"), None);
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub struct PythonThread {
     pub thread_id: u64,
     /// OS thread id when it is known (see [`StackReader::resolve_tids`]).
     pub tid: Option<u32>,
+    /// The thread id the interpreter records (3.11+), in the target's own PID namespace.
+    native_tid: Option<u32>,
     /// Python thread name, sanitised.
     pub name: Option<String>,
     /// The interpreter's GIL holder is this thread.
@@ -141,8 +143,7 @@ impl StackReader {
         self.spy.version.to_string()
     }
 
-    /// Reads every Python thread's stack. The OS tid is filled in where the interpreter
-    /// records it (3.11+); [`Self::resolve_tids`] finds the others. Threads whose OS tid is in
+    /// Reads every Python thread's stack; [`Self::resolve_tids`] then finds their OS tids. Threads whose OS tid is in
     /// `unchanged` have not run since the last read: their frames are not read again but
     /// taken from that read. `os_threads` is how many threads `/proc/PID/task` lists.
     ///
@@ -192,8 +193,9 @@ impl StackReader {
                 };
                 PythonThread {
                     thread_id: trace.thread_id,
+                    tid: None,
                     // 0: a thread state not yet bound to its OS thread (3.12+ sets it then).
-                    tid: trace
+                    native_tid: trace
                         .os_thread_id
                         .and_then(|t| u32::try_from(t).ok())
                         .filter(|&t| t != 0),
@@ -208,17 +210,40 @@ impl StackReader {
     }
 
     /// Fills in the tid of threads that lack one, from the target's `struct pthread`s,
-    /// checked against `tids` (the OS threads in `/proc/PID/task`, ascending).
-    pub fn resolve_tids(&mut self, threads: &mut [PythonThread], tids: &[u32]) {
+    /// checked against `tids` (the OS threads in `/proc/PID/task`, ascending). For a target
+    /// in a PID namespace of its own, `namespace` pairs each thread's id inside it with ours
+    /// (sorted by the inner id): the interpreter and glibc know only the inner ids, which are
+    /// matched there and then translated, so every tid here is as `/proc` names it.
+    pub fn resolve_tids(
+        &mut self,
+        threads: &mut [PythonThread],
+        tids: &[u32],
+        namespace: Option<&[(u32, u32)]>,
+    ) {
+        // From what the interpreter said each time: this may run twice for one read.
+        for t in threads.iter_mut() {
+            t.tid = t.native_tid;
+        }
         let missing: Vec<u64> = threads
             .iter()
             .filter(|t| t.tid.is_none())
             .map(|t| t.thread_id)
             .collect();
+        let inner_tids: Option<Vec<u32>> =
+            namespace.map(|pairs| pairs.iter().map(|&(inner, _)| inner).collect());
         if !missing.is_empty() {
-            let resolved = self.tids.resolve(&self.spy.process, &missing, tids);
+            let known = inner_tids.as_deref().unwrap_or(tids);
+            let resolved = self.tids.resolve(&self.spy.process, &missing, known);
             for t in threads.iter_mut().filter(|t| t.tid.is_none()) {
                 t.tid = resolved.get(&t.thread_id).copied();
+            }
+        }
+        if let Some(pairs) = namespace {
+            for t in threads.iter_mut() {
+                t.tid = t.tid.and_then(|inner| {
+                    let i = pairs.binary_search_by_key(&inner, |&(i, _)| i).ok()?;
+                    pairs.get(i).map(|&(_, outer)| outer)
+                });
             }
         }
         // A recycled thread id (`pthread_t`) now on another OS thread is a new thread: before

@@ -6,6 +6,7 @@
     reason = "test helpers outside #[test] fns: a failed unwrap is a failed test"
 )]
 mod common;
+mod container;
 mod counters;
 mod dump_ps;
 mod errors;
