@@ -103,9 +103,13 @@ struct ReportArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
-    /// Write the report to FILE instead of standard output.
+    /// Write the report to FILE instead of standard output (opened before sampling; a
+    /// symbolic link is refused; an existing file only with --force).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Replace the file given to -o if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,12 +155,21 @@ impl Cli {
                         args.duration
                     )));
                 }
+                // A rate needs two reads: fewer give no interval to measure anything over.
+                let shortest = 2.0 / args.sampling.rate;
+                if args.duration < shortest {
+                    return Err(HptopError::Usage(format!(
+                        "--duration \"{}\" is shorter than two samples at {} Hz: give at least {shortest} seconds",
+                        args.duration, args.sampling.rate
+                    )));
+                }
                 Ok(Mode::Report(ReportOptions {
                     target: target(args.target)?,
                     sampling: sampling(&args.sampling)?,
                     duration: Duration::from_secs_f64(args.duration),
                     format: args.format.into(),
                     output: args.output,
+                    force: args.force,
                 }))
             }
             Some(Command::Dump(args)) => Ok(Mode::Dump(DumpOptions {

@@ -68,6 +68,26 @@ pub enum HptopError {
         /// Why.
         source: std::io::Error,
     },
+    /// Not one stack could be read in the window.
+    #[error("no stack of process \"{pid}\" could be read in the window ({failed} reads failed; the first: {cause})")]
+    NothingSampled {
+        /// The target.
+        pid: u32,
+        /// Reads that failed.
+        failed: u64,
+        /// Why the first failed.
+        cause: String,
+    },
+    /// hptop will not write where it was asked to.
+    #[error("will not write \"{path}\": {why}")]
+    OutputRefused {
+        /// Where.
+        path: String,
+        /// Why not.
+        why: String,
+        /// What to do instead.
+        fix: String,
+    },
     /// A usage error found after parsing (for example an option that needs another).
     #[error("{0}")]
     Usage(String),
@@ -113,8 +133,28 @@ impl HptopError {
                  runs CPython (not PyPy) and has finished starting, then try again"
                 .into(),
             Self::Launch { .. } => "check that the command exists and is executable (try it in a shell)".into(),
-            Self::Output { .. } => "check that the directory exists and is writable".into(),
+            Self::Output { source, .. } => match source.raw_os_error() {
+                Some(nix::libc::ENOSPC) => "the disk is full: free some space or write elsewhere".into(),
+                Some(nix::libc::EROFS) => "the file system is read-only: write elsewhere".into(),
+                _ => "check that the directory exists and is writable".into(),
+            },
+            Self::OutputRefused { fix, .. } => fix.clone(),
+            Self::NothingSampled { cause, .. } => sampling_fix(cause).into(),
             Self::Usage(_) => "see `hptop --help`".into(),
         }
+    }
+}
+
+/// What to do when reads fail, by the cause's words.
+pub fn sampling_fix(cause: &str) -> &'static str {
+    let lower = cause.to_lowercase();
+    if lower.contains("too many open files") {
+        "raise the open-file limit (`ulimit -n 65536`) or sample without --blocking"
+    } else if lower.contains("permission") || lower.contains("not permitted") {
+        "run hptop with sudo, or as the target's user with ptrace allowed"
+    } else if lower.contains("no such process") || lower.contains("exited") {
+        "the target exited: nothing is left to read"
+    } else {
+        "the target may be changing faster than it can be read: try --blocking (pauses it per sample), or a longer --duration"
     }
 }

@@ -59,6 +59,38 @@ impl ProcessInfo {
         }
     }
 
+    /// Whether the process is a launcher whose Python child is what the user means: a
+    /// shell, sudo/su, env-like runners, `uv`/`poetry`/`pipenv`/`pdm`/`hatch`/`conda run`, or
+    /// a pyenv shim. Anything else (init, a supervisor, a server) is not resolved to a child.
+    pub fn is_wrapper(&self) -> bool {
+        let name = |s: &str| s.rsplit('/').next().unwrap_or(s).to_owned();
+        let program = self
+            .cmdline
+            .first()
+            .map(|a| name(a))
+            .or_else(|| self.exe.as_ref().map(|e| name(&e.to_string_lossy())))
+            .unwrap_or_default();
+        let program = program.trim_start_matches('-'); // a login shell's argv[0]
+        let arg = |i: usize| self.cmdline.get(i).map_or("", String::as_str);
+        if self
+            .cmdline
+            .iter()
+            .take(3)
+            .any(|a| a.contains("/shims/") || a.contains("pyenv"))
+        {
+            return true;
+        }
+        match program {
+            "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "ash" | "fish" | "busybox"
+            | "sudo" | "doas" | "su" | "runuser" | "env" | "nice" | "nohup" | "setsid"
+            | "timeout" | "ionice" | "taskset" | "chrt" | "stdbuf" | "time" | "uvx" | "pipx"
+            | "tini" | "dumb-init" => true,
+            "uv" | "poetry" | "pipenv" | "pdm" | "hatch" | "rye" | "conda" | "mamba"
+            | "micromamba" => (1..self.cmdline.len()).any(|i| arg(i) == "run" || arg(i) == "exec"),
+            _ => false,
+        }
+    }
+
     /// Whether the process is a zombie (exited, not yet reaped).
     pub fn is_zombie(&self) -> bool {
         self.stat.state == OsState::Dead

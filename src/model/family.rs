@@ -285,6 +285,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         duration_s: procs.iter().map(|p| p.duration_s).fold(0.0, f64::max),
         samples,
         sample_errors: sum(|p| p.sample_errors),
+        first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
         skipped_ticks: sum(|p| p.skipped_ticks),
         rate_hz: first.rate_hz,
         counted_samples: counted,

@@ -61,6 +61,8 @@ pub struct Session {
     ticks: u64,
     samples: u64,
     sample_errors: u64,
+    /// Why the first failed read failed (kept once: a session can fail millions of times).
+    first_sample_error: Option<String>,
     skipped: u64,
     gil_ticks: u64,
     gil_wanted_ticks: u64,
@@ -89,6 +91,9 @@ impl Session {
             self.samples += 1;
         } else {
             self.sample_errors += 1;
+            if self.first_sample_error.is_none() {
+                self.first_sample_error.clone_from(&p.stack_error);
+            }
         }
         self.ticks += 1;
         let summary = self
@@ -326,6 +331,7 @@ impl Session {
             duration_s,
             samples: self.samples,
             sample_errors: self.sample_errors,
+            first_sample_error: self.first_sample_error.clone(),
             skipped_ticks: self.skipped,
             rate_hz: {
                 let sampling_s = duration_s - self.paused.as_secs_f64();

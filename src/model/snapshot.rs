@@ -61,6 +61,8 @@ pub struct ProcessSnapshot {
     pub samples: u64,
     /// Ticks whose stack read failed (the read raced with the target).
     pub sample_errors: u64,
+    /// The cause of the first failed read, as the reader gave it.
+    pub first_sample_error: Option<String>,
     /// Deadlines skipped because a tick ran late.
     pub skipped_ticks: u64,
     /// Ticks per second achieved: (samples + errors - 1) / (duration - time paused).

@@ -62,5 +62,5 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
             json
         }
     };
-    write_output(None, &out)
+    write_output(&out)
 }

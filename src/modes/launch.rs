@@ -41,14 +41,7 @@ impl Launched {
     /// # Errors
     /// `Output` when the log cannot be opened, `Launch` when the program cannot be started.
     pub fn spawn_logged(argv: &[String], log: &std::path::Path) -> Result<Self, HptopError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|source| HptopError::Output {
-                path: log.display().to_string(),
-                source,
-            })?;
+        let file = super::output::open_output(log, super::output::Existing::Append)?;
         let copy = file.try_clone().map_err(|source| HptopError::Output {
             path: log.display().to_string(),
             source,

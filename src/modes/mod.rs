@@ -3,12 +3,13 @@
 pub mod dump;
 pub mod launch;
 pub mod live;
+pub mod output;
 pub mod pick;
 pub mod ps;
 pub mod report;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::collect::{SamplerOptions, TargetInfo};
@@ -62,6 +63,8 @@ pub struct ReportOptions {
     pub format: Format,
     /// Output file (standard output when `None`).
     pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    pub force: bool,
 }
 
 /// Options of `hptop dump`.
@@ -148,7 +151,8 @@ struct Resolved {
     notice: Option<String>,
 }
 
-/// `pid`, or its only Python descendant when `pid` is not Python itself. Anything else (not
+/// `pid`, or its only Python descendant when `pid` is a launcher (a shell, sudo, `uv run`, a
+/// pyenv shim: see `ProcessInfo::is_wrapper`) and not Python itself. Anything else (not
 /// Python and no or several Python descendants) is left to the sampler's checks, whose error
 /// lists the candidates.
 fn resolve_pid(pid: u32) -> Resolved {
@@ -161,7 +165,8 @@ fn resolve_pid(pid: u32) -> Resolved {
     let Some(info) = ProcessInfo::read(pid) else {
         return plain;
     };
-    if info.is_zombie() || python_guess(pid).is_some() {
+    // Only a launcher stands for its child: `--pid 1` must not pick some Python below init.
+    if info.is_zombie() || python_guess(pid).is_some() || !info.is_wrapper() {
         return plain;
     }
     match python_descendants(pid)[..] {
@@ -222,13 +227,7 @@ fn family_event(family: &mut crate::model::family::Family, event: crate::collect
 }
 
 /// Writes `text` to `path`, or to standard output (a closed pipe is not an error).
-fn write_output(path: Option<&Path>, text: &str) -> Result<(), HptopError> {
-    if let Some(path) = path {
-        return std::fs::write(path, text).map_err(|source| HptopError::Output {
-            path: path.display().to_string(),
-            source,
-        });
-    }
+fn write_output(text: &str) -> Result<(), HptopError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(HptopError::Output {

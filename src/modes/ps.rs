@@ -29,7 +29,7 @@ pub fn run(options: PsOptions) -> Result<(), HptopError> {
             json
         }
     };
-    write_output(None, &out)
+    write_output(&out)
 }
 
 /// The Python processes on this machine with their CPU over `window` (measured by reading

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::launch::Launched;
+use super::output::{open_output, write_all, Existing};
 use super::{
     family_event, own_cpu_s, resolve_target, sampler_options, write_output, ReportOptions,
 };
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
 use crate::model::family::Family;
-use crate::model::snapshot::SnapshotQuery;
+use crate::model::snapshot::{Snapshot, SnapshotQuery};
 use crate::report::json::Report;
 use crate::report::{text, Format, ReportHeader};
 
@@ -27,6 +28,19 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
+    // Opened before sampling: a bad path fails now, not after the whole window.
+    let output = options
+        .output
+        .as_deref()
+        .map(|path| {
+            let existing = if options.force {
+                Existing::Replace
+            } else {
+                Existing::Refuse
+            };
+            open_output(path, existing).map(|file| (path, file))
+        })
+        .transpose()?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let log = options.sampling.log.clone();
     let resolved = resolve_target(&options.target, |argv| match &log {
@@ -100,6 +114,9 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             crate::model::family::MAX_EXITED
         );
     }
+    if let Some(warning) = check_sampled(&snapshot, root)? {
+        eprintln!("hptop: warning: {warning}");
+    }
     let header = ReportHeader {
         started_at,
         rate_hz: options.sampling.rate_hz,
@@ -116,5 +133,86 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             json
         }
     };
-    write_output(options.output.as_deref(), &out)
+    match &output {
+        Some((path, file)) => write_all(file, path, &out),
+        None => write_output(&out),
+    }
+}
+
+/// Errors never hide: a window in which no stack was read is an error, and one in which more
+/// than a tenth of the reads failed gets a warning; both name the first failure's cause.
+fn check_sampled(snapshot: &Snapshot, root: u32) -> Result<Option<String>, HptopError> {
+    let samples: u64 = snapshot.processes.iter().map(|p| p.samples).sum();
+    let failed: u64 = snapshot.processes.iter().map(|p| p.sample_errors).sum();
+    let cause = snapshot
+        .processes
+        .iter()
+        .find_map(|p| p.first_sample_error.clone());
+    if samples == 0 {
+        return Err(HptopError::NothingSampled {
+            pid: root,
+            failed,
+            cause: cause.unwrap_or_else(|| "the target exited before its first sample".into()),
+        });
+    }
+    Ok(cause
+        .filter(|_| failed * 10 > samples + failed)
+        .map(|cause| {
+            format!(
+                "{failed} of {} reads failed; the first: {cause}\nhptop: {}",
+                samples + failed,
+                crate::error::sampling_fix(&cause)
+            )
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::tick::{ProcessTick, Tick};
+    use crate::model::{Session, SessionMeta};
+
+    fn snapshot_of(errors: &[Option<&str>]) -> Snapshot {
+        let mut session = Session::new(SessionMeta {
+            pid: 7,
+            ..SessionMeta::default()
+        });
+        for (i, error) in (0u32..).zip(errors) {
+            session.ingest(&Tick {
+                at: Duration::from_millis(10) * i,
+                interval: Duration::from_millis(10),
+                skipped: 0,
+                resumed: false,
+                process: ProcessTick {
+                    pid: 7,
+                    stack_error: error.map(str::to_owned),
+                    ..ProcessTick::default()
+                },
+            });
+        }
+        Snapshot {
+            processes: vec![session.snapshot(&SnapshotQuery::default())],
+        }
+    }
+
+    #[test]
+    fn nothing_sampled_fails_with_the_first_cause_and_many_failures_warn() {
+        let all_failed = snapshot_of(&[Some("Too many open files (os error 24)"), Some("later")]);
+        match check_sampled(&all_failed, 7) {
+            Err(e @ HptopError::NothingSampled { failed: 2, .. }) => {
+                assert!(e.to_string().contains("Too many open files"), "{e}");
+                assert!(e.fix().contains("ulimit -n"), "{}", e.fix());
+                assert_eq!(e.exit_code(), 1);
+            }
+            other => panic!("expected NothingSampled, got {other:?}"),
+        }
+        let some_failed = snapshot_of(&[None, Some("torn read"), None, Some("x"), None]);
+        let warning = check_sampled(&some_failed, 7).unwrap().unwrap();
+        assert!(
+            warning.starts_with("2 of 5 reads failed; the first: torn read"),
+            "{warning}"
+        );
+        let few_failed = snapshot_of(&[&[None; 10][..], &[Some("torn read")]].concat());
+        assert_eq!(check_sampled(&few_failed, 7).unwrap(), None);
+    }
 }

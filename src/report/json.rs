@@ -29,6 +29,8 @@ pub struct Report {
     pub samples: u64,
     /// Ticks whose stack read failed.
     pub sample_errors: u64,
+    /// Why the first failed read failed (added to the contract); `null` without failures.
+    pub first_sample_error: Option<String>,
     /// hptop's own CPU seconds during the report (added to the contract).
     pub hptop_cpu_s: f64,
     /// One entry per process.
@@ -239,6 +241,7 @@ impl Report {
             achieved_rate_hz: procs.iter().map(|p| p.rate_hz).fold(0.0, f64::max),
             samples: procs.iter().map(|p| p.samples).sum(),
             sample_errors: procs.iter().map(|p| p.sample_errors).sum(),
+            first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
             hptop_cpu_s: header.hptop_cpu_s,
             processes: procs.iter().map(process).collect(),
         }

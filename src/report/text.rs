@@ -50,6 +50,13 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
         fmt::count(p.skipped_ticks),
         fmt::count(p.sample_errors),
     );
+    if let Some(cause) = p
+        .first_sample_error
+        .as_ref()
+        .filter(|_| p.sample_errors > 0)
+    {
+        let _ = writeln!(out, "First failed read: {cause}");
+    }
     let _ = writeln!(
         out,
         "CPU {} · RSS {} (peak {}) · swap {} · GIL held {} / wanted {}{}",

@@ -13,6 +13,7 @@ mod errors;
 mod gil;
 mod hostile;
 mod report;
+mod safe_output;
 mod sanitize;
 mod signals;
 mod tui;
