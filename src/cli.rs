@@ -155,17 +155,18 @@ impl Cli {
                         args.duration
                     )));
                 }
+                let sampling = sampling(&args.sampling)?;
                 // A rate needs two reads: fewer give no interval to measure anything over.
-                let shortest = 2.0 / args.sampling.rate;
+                let shortest = 2.0 / sampling.rate_hz;
                 if args.duration < shortest {
                     return Err(HptopError::Usage(format!(
                         "--duration \"{}\" is shorter than two samples at {} Hz: give at least {shortest} seconds",
-                        args.duration, args.sampling.rate
+                        args.duration, sampling.rate_hz
                     )));
                 }
                 Ok(Mode::Report(ReportOptions {
                     target: target(args.target)?,
-                    sampling: sampling(&args.sampling)?,
+                    sampling,
                     duration: Duration::from_secs_f64(args.duration),
                     format: args.format.into(),
                     output: args.output,
