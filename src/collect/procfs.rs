@@ -102,16 +102,65 @@ fn page_bytes() -> u64 {
     page_size::get() as u64
 }
 
+/// What is known of one thread between reads; its kept-open files count against
+/// [`ProcReader`]'s file budget.
+#[derive(Default)]
 struct ThreadFiles {
-    stat: File,
-    status: Option<File>,
-    io: Option<File>,
     schedstat: Option<File>,
+    stat: Option<File>,
     syscall: Option<File>,
     /// (run time ns, times switched in) at the previous read.
     last_sched: Option<(u64, u64)>,
+    /// (run time ns, times switched in) at the previous slow read.
+    slow_sched: Option<(u64, u64)>,
+    /// The previous read's counters, reused while the thread has not run.
+    last: Option<ThreadCounters>,
     /// The thread's id inside the target's own PID namespace, when that is not hptop's.
     ns_tid: Option<u32>,
+}
+
+impl ThreadFiles {
+    fn open_count(&self) -> usize {
+        usize::from(self.schedstat.is_some())
+            + usize::from(self.stat.is_some())
+            + usize::from(self.syscall.is_some())
+    }
+}
+
+/// Kept-open files of all threads, at most: past it a file is opened for one read and closed,
+/// so hptop's descriptors stay bounded whatever the thread count (see [`fd_budget`]).
+pub const MAX_THREAD_FILES: usize = 8192;
+
+/// How many per-thread files may stay open: [`MAX_THREAD_FILES`], or half the soft
+/// `RLIMIT_NOFILE` when that is lower (the rest stays for everything else hptop opens).
+pub fn fd_budget() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft / 2)
+        .unwrap_or(MAX_THREAD_FILES)
+        .min(MAX_THREAD_FILES)
+}
+
+/// Which per-thread file to read.
+#[derive(Debug, Clone, Copy)]
+enum ThreadFile {
+    Schedstat,
+    Stat,
+    Syscall,
+    Status,
+    Io,
+}
+
+impl ThreadFile {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Schedstat => "schedstat",
+            Self::Stat => "stat",
+            Self::Syscall => "syscall",
+            Self::Status => "status",
+            Self::Io => "io",
+        }
+    }
 }
 
 /// The innermost id of `NSpid:` in a `status` text (the id as the process itself sees it),
@@ -148,6 +197,9 @@ pub struct ProcReader {
     /// The target lives in a PID namespace of its own (a container): its threads' ids as
     /// the interpreter knows them differ from ours (see [`ProcReader::namespace_tids`]).
     namespaced: bool,
+    /// Per-thread files open now, and how many may be.
+    open_files: usize,
+    file_budget: usize,
 }
 
 /// What one read of a process found.
@@ -194,6 +246,8 @@ impl ProcReader {
             buf,
             page_bytes: page_bytes(),
             namespaced,
+            open_files: 0,
+            file_budget: fd_budget(),
         })
     }
 
@@ -293,11 +347,23 @@ impl ProcReader {
     /// Reads the counters of each thread in `tids`; `None` for a thread that vanished.
     /// Forgets the files of threads not in `tids`.
     pub fn read_threads(&mut self, tids: &[u32], slow: bool) -> Vec<Option<ThreadCounters>> {
-        self.threads
-            .retain(|tid, _| tids.binary_search(tid).is_ok());
+        let mut closed = 0;
+        self.threads.retain(|tid, files| {
+            let keep = tids.binary_search(tid).is_ok();
+            if !keep {
+                closed += files.open_count();
+            }
+            keep
+        });
+        self.open_files -= closed;
         tids.iter()
             .map(|&tid| self.read_thread(tid, slow))
             .collect()
+    }
+
+    /// Number of per-thread files kept open now.
+    pub fn open_thread_files(&self) -> usize {
+        self.open_files
     }
 
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
@@ -315,70 +381,138 @@ impl ProcReader {
         Some(pairs)
     }
 
-    fn open_thread(&mut self, tid: u32) -> Option<ThreadFiles> {
-        let dir = self.root.join("task").join(tid.to_string());
-        let status = File::open(dir.join("status")).ok();
+    fn read_thread(&mut self, tid: u32, slow: bool) -> Option<ThreadCounters> {
+        // A kept-open file of a thread that exited fails; its tid may have been reused by a
+        // new thread, so start afresh once before giving up.
+        for _ in 0..2 {
+            let mut files = self.threads.remove(&tid).unwrap_or_else(|| self.first_sight(tid));
+            if let Some(counters) = self.read_thread_files(tid, &mut files, slow) {
+                self.threads.insert(tid, files);
+                return Some(counters);
+            }
+            self.open_files -= files.open_count();
+        }
+        None
+    }
+
+    fn first_sight(&mut self, tid: u32) -> ThreadFiles {
         // The inner id never changes: read once, when the thread is first seen.
         let ns_tid = if self.namespaced {
-            status
-                .as_ref()
-                .and_then(|f| pread_all(f, &mut self.buf).ok())
+            let mut none = None;
+            self.read_file(tid, &mut none, ThreadFile::Status)
                 .and_then(|n| inner_ns_id(&self.buf[..n]))
         } else {
             None
         };
-        Some(ThreadFiles {
-            stat: File::open(dir.join("stat")).ok()?,
-            status,
-            io: File::open(dir.join("io")).ok(),
-            schedstat: File::open(dir.join("schedstat")).ok(),
-            syscall: File::open(dir.join("syscall")).ok(),
-            last_sched: None,
+        ThreadFiles {
             ns_tid,
-        })
-    }
-
-    fn read_thread(&mut self, tid: u32, slow: bool) -> Option<ThreadCounters> {
-        // A kept-open file of a thread that exited fails; its tid may have been reused by a
-        // new thread, so open again once before giving up.
-        for attempt in 0..2 {
-            if attempt == 1 || !self.threads.contains_key(&tid) {
-                let files = self.open_thread(tid)?;
-                self.threads.insert(tid, files);
-            }
-            let files = self.threads.get_mut(&tid)?;
-            if let Some(counters) = read_thread_files(files, &mut self.buf, slow) {
-                return Some(counters);
-            }
+            ..ThreadFiles::default()
         }
-        self.threads.remove(&tid);
-        None
     }
-}
 
-fn read_thread_files(
-    files: &mut ThreadFiles,
-    buf: &mut Vec<u8>,
-    slow: bool,
-) -> Option<ThreadCounters> {
-    let n = pread_all(&files.stat, buf).ok()?;
-    let stat = parse_stat(&buf[..n])?;
-    let slow = if slow {
-        let (voluntary_ctxsw, involuntary_ctxsw) = match &files.status {
-            Some(f) => {
-                let n = pread_all(f, buf).ok()?;
-                (
-                    field_value(&buf[..n], "voluntary_ctxt_switches").unwrap_or(0),
-                    field_value(&buf[..n], "nonvoluntary_ctxt_switches").unwrap_or(0),
-                )
-            }
-            None => (0, 0),
+    /// Reads one of `tid`'s files into `self.buf`: through `slot` when it holds the file open,
+    /// else by opening it, kept in `slot` while the budget allows (statuses and io, read on the
+    /// slow timer only, are never kept), or closed after this read.
+    fn read_file(&mut self, tid: u32, slot: &mut Option<File>, which: ThreadFile) -> Option<usize> {
+        if let Some(file) = slot.as_ref() {
+            return pread_all(file, &mut self.buf).ok();
+        }
+        let path = self
+            .root
+            .join("task")
+            .join(tid.to_string())
+            .join(which.name());
+        let file = File::open(path).ok()?;
+        let n = pread_all(&file, &mut self.buf).ok()?;
+        let keep = !matches!(which, ThreadFile::Status | ThreadFile::Io);
+        if keep && self.open_files < self.file_budget {
+            self.open_files += 1;
+            *slot = Some(file);
+        }
+        Some(n)
+    }
+
+    fn read_thread_files(
+        &mut self,
+        tid: u32,
+        files: &mut ThreadFiles,
+        slow: bool,
+    ) -> Option<ThreadCounters> {
+        let sched = self
+            .read_file(tid, &mut files.schedstat, ThreadFile::Schedstat)
+            .and_then(|n| parse_schedstat(&self.buf[..n]));
+        // A thread that has neither run nor been switched in since the last read (and was not
+        // running then) has the same state, counters and system call: one read, not three.
+        // (Slow counters likewise since the last slow read.)
+        let not_run = sched.is_some() && sched == files.last_sched;
+        if let Some(last) = files.last.filter(|l| not_run && l.state != OsState::Running) {
+            let slow = if slow {
+                if files.slow_sched == sched {
+                    last.slow.or(Some(SlowThreadCounters::default()))
+                } else {
+                    files.slow_sched = sched;
+                    Some(self.read_slow(tid)?)
+                }
+            } else {
+                None
+            };
+            let counters = ThreadCounters {
+                slow,
+                not_run_since_last_read: true,
+                ..last
+            };
+            files.last = Some(ThreadCounters {
+                slow: slow.or(last.slow),
+                ..counters
+            });
+            return Some(counters);
+        }
+        let n = self.read_file(tid, &mut files.stat, ThreadFile::Stat)?;
+        let stat = parse_stat(&self.buf[..n])?;
+        let slow = if slow {
+            files.slow_sched = sched;
+            Some(self.read_slow(tid)?)
+        } else {
+            None
         };
-        let (read_bytes, write_bytes) = match files.io.as_ref().and_then(|f| pread_all(f, buf).ok())
-        {
+        // Only a thread that is not running is in a system call worth naming.
+        let syscall = if stat.state == OsState::Running {
+            None
+        } else {
+            self.read_file(tid, &mut files.syscall, ThreadFile::Syscall)
+                .and_then(|n| parse_syscall(&self.buf[..n]))
+        };
+        files.last_sched = sched;
+        let counters = ThreadCounters {
+            state: stat.state,
+            start_ticks: stat.start_ticks,
+            cpu_ticks: stat.cpu_ticks,
+            minor_faults: stat.minor_faults,
+            major_faults: stat.major_faults,
+            slow,
+            run_ns: sched.map(|s| s.0),
+            not_run_since_last_read: false,
+            syscall,
+        };
+        files.last = Some(ThreadCounters {
+            slow: slow.or(files.last.and_then(|l| l.slow)),
+            ..counters
+        });
+        Some(counters)
+    }
+
+    /// A thread's context switches (`status`) and I/O bytes (`io`).
+    fn read_slow(&mut self, tid: u32) -> Option<SlowThreadCounters> {
+        let mut none = None;
+        let n = self.read_file(tid, &mut none, ThreadFile::Status)?;
+        let (voluntary_ctxsw, involuntary_ctxsw) = (
+            field_value(&self.buf[..n], "voluntary_ctxt_switches").unwrap_or(0),
+            field_value(&self.buf[..n], "nonvoluntary_ctxt_switches").unwrap_or(0),
+        );
+        let (read_bytes, write_bytes) = match self.read_file(tid, &mut none, ThreadFile::Io) {
             Some(n) => (
-                field_value(&buf[..n], "read_bytes").unwrap_or(0),
-                field_value(&buf[..n], "write_bytes").unwrap_or(0),
+                field_value(&self.buf[..n], "read_bytes").unwrap_or(0),
+                field_value(&self.buf[..n], "write_bytes").unwrap_or(0),
             ),
             None => (0, 0),
         };
@@ -388,41 +522,16 @@ fn read_thread_files(
             read_bytes,
             write_bytes,
         })
-    } else {
-        None
-    };
-    let sched = files.schedstat.as_ref().and_then(|f| {
-        let n = pread_all(f, buf).ok()?;
-        let text = std::str::from_utf8(&buf[..n]).ok()?;
-        let mut fields = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
-        let run_ns = fields.next()??;
-        let switched_in = fields.nth(1)??;
-        Some((run_ns, switched_in))
-    });
-    // Only a thread that is not running is in a system call worth naming.
-    let syscall = if stat.state == OsState::Running {
-        None
-    } else {
-        files
-            .syscall
-            .as_ref()
-            .and_then(|f| pread_all(f, buf).ok())
-            .and_then(|n| parse_syscall(&buf[..n]))
-    };
-    let not_run_since_last_read =
-        stat.state != OsState::Running && sched.is_some() && sched == files.last_sched;
-    files.last_sched = sched;
-    Some(ThreadCounters {
-        state: stat.state,
-        start_ticks: stat.start_ticks,
-        cpu_ticks: stat.cpu_ticks,
-        minor_faults: stat.minor_faults,
-        major_faults: stat.major_faults,
-        slow,
-        run_ns: sched.map(|s| s.0),
-        not_run_since_last_read,
-        syscall,
-    })
+    }
+}
+
+/// `schedstat`'s run time (ns) and times switched in.
+fn parse_schedstat(text: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut fields = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+    let run_ns = fields.next()??;
+    let switched_in = fields.nth(1)??;
+    Some((run_ns, switched_in))
 }
 
 fn gone() -> io::Error {
