@@ -385,7 +385,10 @@ impl ProcReader {
         // A kept-open file of a thread that exited fails; its tid may have been reused by a
         // new thread, so start afresh once before giving up.
         for _ in 0..2 {
-            let mut files = self.threads.remove(&tid).unwrap_or_else(|| self.first_sight(tid));
+            let mut files = self
+                .threads
+                .remove(&tid)
+                .unwrap_or_else(|| self.first_sight(tid));
             if let Some(counters) = self.read_thread_files(tid, &mut files, slow) {
                 self.threads.insert(tid, files);
                 return Some(counters);
@@ -445,7 +448,10 @@ impl ProcReader {
         // running then) has the same state, counters and system call: one read, not three.
         // (Slow counters likewise since the last slow read.)
         let not_run = sched.is_some() && sched == files.last_sched;
-        if let Some(last) = files.last.filter(|l| not_run && l.state != OsState::Running) {
+        if let Some(last) = files
+            .last
+            .filter(|l| not_run && l.state != OsState::Running)
+        {
             let slow = if slow {
                 if files.slow_sched == sched {
                     last.slow.or(Some(SlowThreadCounters::default()))

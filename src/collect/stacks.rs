@@ -4,6 +4,7 @@
 //! from the target are sanitised here, once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use py_spy::config::LockingStrategy;
 use remoteprocess::ProcessMemory;
@@ -25,7 +26,7 @@ pub struct PythonThread {
     /// The interpreter's GIL holder is this thread.
     pub owns_gil: bool,
     /// Frames, innermost first, sanitised.
-    pub frames: Vec<Frame>,
+    pub frames: Arc<[Frame]>,
 }
 
 /// Attached py-spy reader of one process.
@@ -34,7 +35,7 @@ pub struct StackReader {
     tids: TidResolver,
     native: bool,
     /// Frames last read of each Python thread, for threads that have not run since.
-    last_frames: HashMap<u64, Vec<Frame>>,
+    last_frames: HashMap<u64, Arc<[Frame]>>,
     /// Python thread id of each OS tid, as of the last read.
     thread_of_tid: HashMap<u32, u64>,
     /// Last OS tid each Python thread id was resolved to, kept while the id is unseen or
@@ -187,8 +188,9 @@ impl StackReader {
                         .cloned()
                         .unwrap_or_default()
                 } else {
-                    let frames: Vec<Frame> = trace.frames.iter().map(convert_frame).collect();
-                    self.last_frames.insert(trace.thread_id, frames.clone());
+                    let frames: Arc<[Frame]> = trace.frames.iter().map(convert_frame).collect();
+                    self.last_frames
+                        .insert(trace.thread_id, Arc::clone(&frames));
                     frames
                 };
                 PythonThread {

@@ -220,8 +220,9 @@ pub struct ThreadTick {
     pub gil: GilState,
     /// What the thread was doing (Python threads).
     pub activity: Activity,
-    /// Python frames, innermost first; empty for non-Python threads.
-    pub frames: Vec<Frame>,
+    /// Python frames, innermost first; empty for non-Python threads. Shared: a thread that
+    /// has not run since the last tick carries the very same frames (see `Arc::ptr_eq`).
+    pub frames: std::sync::Arc<[Frame]>,
     /// Kernel counters; `None` when the thread vanished while being read.
     pub counters: Option<ThreadCounters>,
 }

@@ -79,7 +79,7 @@ impl DumpSnapshot {
                     involuntary_ctxsw: slow.involuntary_ctxsw,
                     read_bytes: slow.read_bytes,
                     write_bytes: slow.write_bytes,
-                    stack: t.frames.clone(),
+                    stack: t.frames.to_vec(),
                 }
             })
             .collect();

@@ -434,7 +434,8 @@ mod tests {
                         name: "work".into(),
                         filename: "w.py".into(),
                         ..Frame::default()
-                    }],
+                    }]
+                    .into(),
                     ..ThreadTick::default()
                 }],
                 ..ProcessTick::default()

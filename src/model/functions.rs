@@ -212,15 +212,36 @@ impl FunctionTable {
         active: bool,
         out: &mut StackIds,
     ) -> Option<FunctionId> {
-        out.on_stack.clear();
         out.frames.clear();
+        for frame in frames {
+            let id = self.intern(frame);
+            out.frames.push((id, frame.line));
+        }
+        self.count_stack(active, out)
+    }
+
+    /// [`Self::add_stack`] for a stack already interned (innermost first, as (function,
+    /// line)): a thread whose frames did not change since its last sample.
+    pub fn add_interned_stack(
+        &mut self,
+        stack: &[(FunctionId, u32)],
+        active: bool,
+        out: &mut StackIds,
+    ) -> Option<FunctionId> {
+        out.frames.clear();
+        out.frames.extend_from_slice(stack);
+        self.count_stack(active, out)
+    }
+
+    /// Counts the stack in `out.frames` and fills `out.on_stack`.
+    fn count_stack(&mut self, active: bool, out: &mut StackIds) -> Option<FunctionId> {
+        out.on_stack.clear();
         // A stamp per thread-sample lets recursion count once in `total` without a set.
         self.stamp += 1;
         let stamp = self.stamp;
         let mut innermost = None;
         let mut callee: Option<FunctionId> = None;
-        for (depth, frame) in frames.iter().enumerate() {
-            let id = self.intern(frame);
+        for (depth, &(id, line)) in out.frames.iter().enumerate() {
             if let Some(callee) = callee.replace(id) {
                 let edge = self.edges.entry((id, callee)).or_default();
                 let first = edge.last_stamp != stamp;
@@ -238,8 +259,7 @@ impl FunctionTable {
             if first_in_stack {
                 out.on_stack.push((id, own));
             }
-            out.frames.push((id, frame.line));
-            let line = f.lines.entry(frame.line).or_default();
+            let line = f.lines.entry(line).or_default();
             let line_first = line.last_stamp != stamp;
             line.last_stamp = stamp;
             line.counts.add(own, line_first, active);

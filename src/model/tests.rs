@@ -47,7 +47,7 @@ fn thread(tid: u32, running: bool, frames: Vec<Frame>, c: Counts) -> ThreadTick 
         } else {
             GilState::NotHeld
         },
-        frames,
+        frames: frames.into(),
         counters: Some(ThreadCounters {
             state: if running {
                 OsState::Running

@@ -12,8 +12,9 @@ use rustc_hash::FxHashMap as HashMap;
 use super::functions::{Credited, DualCounts, FunctionId, FunctionTable, StackIds};
 use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{
-    Activity, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
+    Activity, Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
 };
+use std::sync::Arc;
 
 /// What one tick's threads add up to.
 #[derive(Debug, Clone, Copy, Default)]
@@ -106,6 +107,8 @@ pub struct ThreadStats {
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
     pending_len: usize,
     last_seen: u64,
+    /// The frames `stack` was interned from.
+    frames_seen: Option<Arc<[Frame]>>,
 }
 
 /// Stacks to split one slow-counter delta among, at most; more are dropped (the share of each
@@ -196,7 +199,16 @@ impl ThreadTable {
                 stats.native_samples += u64::from(t.activity == Activity::Native);
                 stats.blocked_samples += u64::from(t.activity == Activity::Blocked);
                 stats.sleeping_samples += u64::from(t.activity == Activity::Sleeping);
-                let innermost = functions.add_stack(&t.frames, active, &mut self.scratch);
+                // Frames shared with the last tick's are the same stack: no interning again.
+                let innermost = match &stats.frames_seen {
+                    Some(seen) if Arc::ptr_eq(seen, &t.frames) => {
+                        functions.add_interned_stack(&stats.stack, active, &mut self.scratch)
+                    }
+                    _ => {
+                        stats.frames_seen = Some(Arc::clone(&t.frames));
+                        functions.add_stack(&t.frames, active, &mut self.scratch)
+                    }
+                };
                 if held {
                     holder_function = innermost;
                 }

@@ -12,6 +12,7 @@ mod dump_ps;
 mod errors;
 mod gil;
 mod hostile;
+mod many_threads;
 mod report;
 mod safe_output;
 mod sanitize;
