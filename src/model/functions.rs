@@ -170,10 +170,23 @@ pub struct EdgeStats {
     last_stamp: u64,
 }
 
+/// Distinct functions a session keeps apart. Code that makes fresh function names (templates,
+/// exec'd code, per-request handlers) would otherwise grow hptop without end; past this, a
+/// function first seen later is counted in the one [`OTHER_FUNCTIONS`] row, so every total
+/// stays exact. With names of up to 1,024 characters (see py-spy's patch), this bounds the
+/// table to some tens of MB.
+pub const MAX_FUNCTIONS: usize = 50_000;
+/// Name of the row that counts functions past [`MAX_FUNCTIONS`].
+pub const OTHER_FUNCTIONS: &str = "(other functions)";
+
 /// All functions seen, interned by (file, name).
 #[derive(Debug, Default)]
 pub struct FunctionTable {
     ids: HashMap<String, FunctionId>,
+    /// Distinct functions kept apart (0: [`MAX_FUNCTIONS`]).
+    budget: usize,
+    /// The id of the [`OTHER_FUNCTIONS`] row, once made.
+    other: Option<FunctionId>,
     functions: Vec<FunctionStats>,
     /// (caller, callee) -> samples with that call on the stack.
     edges: HashMap<(FunctionId, FunctionId), EdgeStats>,
@@ -182,7 +195,16 @@ pub struct FunctionTable {
 }
 
 impl FunctionTable {
-    /// The function id for `frame`, interning it on first sight.
+    /// A table that keeps at most `budget` functions apart (tests use small ones).
+    pub fn with_budget(budget: usize) -> Self {
+        Self {
+            budget,
+            ..Self::default()
+        }
+    }
+
+    /// The function id for `frame`, interning it on first sight (past the budget, the id of
+    /// the [`OTHER_FUNCTIONS`] row).
     pub fn intern(&mut self, frame: &Frame) -> FunctionId {
         self.key_buf.clear();
         self.key_buf.push_str(&frame.filename);
@@ -190,6 +212,14 @@ impl FunctionTable {
         self.key_buf.push_str(&frame.name);
         if let Some(&id) = self.ids.get(self.key_buf.as_str()) {
             return id;
+        }
+        let budget = if self.budget == 0 {
+            MAX_FUNCTIONS
+        } else {
+            self.budget
+        };
+        if self.ids.len() >= budget {
+            return self.other_id();
         }
         let id = self.functions.len();
         self.ids.insert(self.key_buf.clone(), id);
@@ -200,6 +230,24 @@ impl FunctionTable {
             ..FunctionStats::default()
         });
         id
+    }
+
+    fn other_id(&mut self) -> FunctionId {
+        if let Some(id) = self.other {
+            return id;
+        }
+        let id = self.functions.len();
+        self.functions.push(FunctionStats {
+            name: OTHER_FUNCTIONS.into(),
+            ..FunctionStats::default()
+        });
+        self.other = Some(id);
+        id
+    }
+
+    /// Functions first seen past the budget were counted in the [`OTHER_FUNCTIONS`] row.
+    pub fn over_budget(&self) -> bool {
+        self.other.is_some()
     }
 
     /// Counts one thread-sample with `frames` (innermost first). `active` says whether the
@@ -341,5 +389,43 @@ impl FunctionTable {
     /// Whether no function was seen.
     pub fn is_empty(&self) -> bool {
         self.functions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(name: &str) -> Frame {
+        Frame {
+            name: name.into(),
+            filename: "gen.py".into(),
+            short_filename: None,
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn functions_past_the_budget_fold_into_one_row_and_totals_stay_exact() {
+        let mut table = FunctionTable::with_budget(3);
+        let mut out = StackIds::default();
+        for i in 0..10 {
+            // A fresh name every sample, called from one `main`.
+            table.add_stack(&[frame(&format!("gen_{i}")), frame("main")], true, &mut out);
+        }
+        // main + gen_0 + gen_1 kept apart; gen_2..gen_9 in the other row.
+        assert_eq!(table.len(), 4);
+        assert!(table.over_budget());
+        fn row<'a>(table: &'a FunctionTable, name: &str) -> &'a FunctionStats {
+            table.all().iter().find(|f| f.name == name).unwrap()
+        }
+        assert_eq!(row(&table, "main").counts.active.total, 10);
+        assert_eq!(row(&table, "gen_0").counts.active.own, 1);
+        assert_eq!(row(&table, OTHER_FUNCTIONS).counts.active.own, 8);
+        let own: u64 = table.all().iter().map(|f| f.counts.active.own).sum();
+        assert_eq!(own, 10, "every sample counted once as own");
+        // A function kept apart stays itself after the budget is reached.
+        table.add_stack(&[frame("gen_1")], true, &mut out);
+        assert_eq!(row(&table, "gen_1").counts.active.own, 2);
     }
 }
