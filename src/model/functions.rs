@@ -407,6 +407,9 @@ mod tests {
 
     #[test]
     fn functions_past_the_budget_fold_into_one_row_and_totals_stay_exact() {
+        fn row<'a>(table: &'a FunctionTable, name: &str) -> &'a FunctionStats {
+            table.all().iter().find(|f| f.name == name).unwrap()
+        }
         let mut table = FunctionTable::with_budget(3);
         let mut out = StackIds::default();
         for i in 0..10 {
@@ -416,9 +419,6 @@ mod tests {
         // main + gen_0 + gen_1 kept apart; gen_2..gen_9 in the other row.
         assert_eq!(table.len(), 4);
         assert!(table.over_budget());
-        fn row<'a>(table: &'a FunctionTable, name: &str) -> &'a FunctionStats {
-            table.all().iter().find(|f| f.name == name).unwrap()
-        }
         assert_eq!(row(&table, "main").counts.active.total, 10);
         assert_eq!(row(&table, "gen_0").counts.active.own, 1);
         assert_eq!(row(&table, OTHER_FUNCTIONS).counts.active.own, 8);

@@ -148,26 +148,7 @@ impl ThreadTable {
         let mut holder_function = None;
         let mut switches = 0;
         for t in threads {
-            let start = match t.counters {
-                Some(c) => {
-                    self.start_of_tid.insert(t.tid, c.start_ticks);
-                    c.start_ticks
-                }
-                None => self.start_of_tid.get(&t.tid).copied().unwrap_or(0),
-            };
-            let key = (t.tid, start);
-            let first_tick = tick == 1;
-            let stats = self.threads.entry(key).or_insert_with(|| ThreadStats {
-                tid: t.tid,
-                // A thread born after the first tick accrued all its counts inside the window.
-                last: t.counters.filter(|_| !first_tick).map(|c| ThreadCounters {
-                    state: c.state,
-                    start_ticks: c.start_ticks,
-                    ..ThreadCounters::default()
-                }),
-                last_slow: (!first_tick).then(SlowThreadCounters::default),
-                ..ThreadStats::default()
-            });
+            let stats = stats_of(&mut self.threads, &mut self.start_of_tid, t, tick);
             stats.alive = true;
             stats.last_seen = tick;
             if resumed {
@@ -324,6 +305,35 @@ impl ThreadTable {
 }
 
 /// Adds the deltas since the last read and credits them; returns the context switches
+/// The stats of `t`'s thread, made on first sight.
+fn stats_of<'a>(
+    threads: &'a mut HashMap<ThreadKey, ThreadStats>,
+    start_of_tid: &mut HashMap<u32, u64>,
+    t: &ThreadTick,
+    tick: u64,
+) -> &'a mut ThreadStats {
+    let start = match t.counters {
+        Some(c) => {
+            start_of_tid.insert(t.tid, c.start_ticks);
+            c.start_ticks
+        }
+        None => start_of_tid.get(&t.tid).copied().unwrap_or(0),
+    };
+    let key = (t.tid, start);
+    let first_tick = tick == 1;
+    threads.entry(key).or_insert_with(|| ThreadStats {
+        tid: t.tid,
+        // A thread born after the first tick accrued all its counts inside the window.
+        last: t.counters.filter(|_| !first_tick).map(|c| ThreadCounters {
+            state: c.state,
+            start_ticks: c.start_ticks,
+            ..ThreadCounters::default()
+        }),
+        last_slow: (!first_tick).then(SlowThreadCounters::default),
+        ..ThreadStats::default()
+    })
+}
+
 /// (voluntary + involuntary) of this read's slow delta.
 fn account_counters(
     stats: &mut ThreadStats,

@@ -29,18 +29,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
     // Opened before sampling: a bad path fails now, not after the whole window.
-    let output = options
-        .output
-        .as_deref()
-        .map(|path| {
-            let existing = if options.force {
-                Existing::Replace
-            } else {
-                Existing::Refuse
-            };
-            open_output(path, existing).map(|file| (path, file))
-        })
-        .transpose()?;
+    let output = open_report_output(options)?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let log = options.sampling.log.clone();
     let resolved = resolve_target(&options.target, |argv| match &log {
@@ -137,6 +126,22 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         Some((path, file)) => write_all(file, path, &out),
         None => write_output(&out),
     }
+}
+
+/// The `-o` file, opened (see `modes::output`).
+fn open_report_output(
+    options: &ReportOptions,
+) -> Result<Option<(&std::path::Path, std::fs::File)>, HptopError> {
+    let existing = if options.force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    options
+        .output
+        .as_deref()
+        .map(|path| open_output(path, existing).map(|file| (path, file)))
+        .transpose()
 }
 
 /// Errors never hide: a window in which no stack was read is an error, and one in which more

@@ -74,7 +74,7 @@ pub fn all_pythons() -> Vec<Python> {
     found
 }
 
-/// Debian's builds of the newest CPythons, as `../shared/tools/newer-pythons.sh` installs them
+/// Debian's builds of the newest `CPythons`, as `../shared/tools/newer-pythons.sh` installs them
 /// (`HPTOP_NEWER_PYTHONS` names another prefix). Missing ones are reported, never failed.
 pub fn newer_pythons() -> Vec<Python> {
     let prefix = std::env::var_os("HPTOP_NEWER_PYTHONS")

@@ -66,17 +66,17 @@ fn check_hostile_strings(python: &Python) {
 
     // One 5,000-character thread name is cut; the others keep theirs.
     let names = thread_names(p);
-    let named: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
+    let present: Vec<&str> = names.iter().flatten().map(String::as_str).collect();
     for expected in ["MainThread", "long-fn", "surrogate", "badpath"] {
         assert!(
-            named.contains(&expected),
-            "{label}: {expected} in {named:?}"
+            present.contains(&expected),
+            "{label}: {expected} in {present:?}"
         );
     }
-    let long_thread = named
+    let long_thread = present
         .iter()
         .find(|n| n.starts_with("TTTT"))
-        .unwrap_or_else(|| panic!("{label}: long thread name missing: {named:?}"));
+        .unwrap_or_else(|| panic!("{label}: long thread name missing: {present:?}"));
     assert!(long_thread.ends_with("…(5000 chars)"), "{label}");
 }
 
@@ -110,10 +110,10 @@ fn check_churned_names(python: &Python) {
         "{label}: names shared by several threads (inherited from a recycled id): {repeated:#?}"
     );
     // A thread seen before its name is set may stay unnamed; most are named.
-    let named = names.iter().flatten().count();
+    let with_name = names.iter().flatten().count();
     assert!(
-        named * 10 >= names.len() * 7,
-        "{label}: {named} of {} named",
+        with_name * 10 >= names.len() * 7,
+        "{label}: {with_name} of {} named",
         names.len()
     );
 }
