@@ -173,9 +173,10 @@ pub struct EdgeStats {
 /// Distinct functions a session keeps apart. Code that makes fresh function names (templates,
 /// exec'd code, per-request handlers) would otherwise grow hptop without end; past this, a
 /// function first seen later is counted in the one [`OTHER_FUNCTIONS`] row, so every total
-/// stays exact. With names of up to 1,024 characters (see py-spy's patch), this bounds the
-/// table to some tens of MB.
-pub const MAX_FUNCTIONS: usize = 50_000;
+/// stays exact. A function costs ~1 KB of model (its lines, call edges, counters) and as
+/// much again while a report is built: this keeps hptop under 64 MB (tested with a name
+/// factory over minutes, `tests/integration/bounded.rs`).
+pub const MAX_FUNCTIONS: usize = 20_000;
 /// Name of the row that counts functions past [`MAX_FUNCTIONS`].
 pub const OTHER_FUNCTIONS: &str = "(other functions)";
 
