@@ -3,6 +3,13 @@
 use clap::Parser;
 
 fn main() {
+    // The --blocking pause helper (see collect::pause): internal, not part of the CLI.
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, word, pid, parent] = &args[..] {
+        if word == hptop::collect::pause::HELPER_ARG {
+            std::process::exit(hptop::collect::pause::helper_main(pid, parent));
+        }
+    }
     let cli = hptop::cli::Cli::parse();
     if let Err(e) = hptop::run(cli) {
         eprintln!("hptop: error: {e}");

@@ -6,6 +6,7 @@
 pub mod discover;
 pub mod follow;
 pub mod gil;
+pub mod pause;
 pub mod procfs;
 pub mod sanitize;
 pub mod smaps;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use py_spy::config::LockingStrategy;
 use remoteprocess::ProcessMemory;
 
+use super::pause::{Pauser, Resumed};
 use super::sanitize::sanitize;
 use super::tick::Frame;
 
@@ -32,6 +33,8 @@ pub struct PythonThread {
 /// Attached py-spy reader of one process.
 pub struct StackReader {
     spy: py_spy::PythonSpy,
+    /// The `--blocking` pause, held by a helper process.
+    pauser: Option<Pauser>,
     tids: TidResolver,
     native: bool,
     /// Frames last read of each Python thread, for threads that have not run since.
@@ -72,8 +75,16 @@ impl StackReader {
     /// # Errors
     /// py-spy's error chain as one line of text.
     pub fn attach(pid: u32, options: StackOptions, retries: u64) -> Result<Self, String> {
+        // The pause is held by a helper process (see `pause`), so no stop of hptop leaves the
+        // target frozen. Native unwinding reads registers as the tracer, so with `--native`
+        // py-spy pauses from inside hptop, as before.
+        let pauser = if options.blocking && !options.native {
+            Some(Pauser::start(pid).map_err(|e| format!("starting the pause helper: {e}"))?)
+        } else {
+            None
+        };
         let config = py_spy::Config {
-            blocking: if options.blocking {
+            blocking: if options.blocking && pauser.is_none() {
                 LockingStrategy::Lock
             } else {
                 LockingStrategy::NonBlocking
@@ -90,6 +101,7 @@ impl StackReader {
             .map_err(|e| format!("{e:#}"))?;
         Ok(Self {
             spy,
+            pauser,
             tids: TidResolver::default(),
             native: options.native,
             last_frames: HashMap::new(),
@@ -168,13 +180,13 @@ impl StackReader {
                     .filter(|id| self.last_frames.contains_key(id)),
             );
         }
-        let traces = match self.spy.get_stack_traces() {
+        let traces = match self.paused_stack_traces() {
             Ok(traces) => traces,
             Err(e) => {
                 // The kept frames would now be older than the run-state baseline the next
                 // `unchanged` is measured against: forget them, read every stack next time.
                 self.last_frames.clear();
-                return Err(format!("{e:#}"));
+                return Err(e);
             }
         };
         let mut seen = std::collections::HashSet::with_capacity(traces.len());
@@ -209,6 +221,24 @@ impl StackReader {
             .collect();
         self.last_frames.retain(|id, _| seen.contains(id));
         Ok(threads)
+    }
+
+    /// py-spy's stack traces, read while the helper holds the target paused with `--blocking`.
+    fn paused_stack_traces(&mut self) -> Result<Vec<py_spy::StackTrace>, String> {
+        let Some(pauser) = self.pauser.as_mut() else {
+            return self.spy.get_stack_traces().map_err(|e| format!("{e:#}"));
+        };
+        let since = pauser.pause()?;
+        let traces = self.spy.get_stack_traces();
+        let resumed = pauser.resume(since)?;
+        let traces = traces.map_err(|e| format!("{e:#}"))?;
+        if resumed == Resumed::Late {
+            // Not paused throughout: the stacks may be torn, as without --blocking.
+            return Err(
+                "the --blocking pause ended (its deadline passed) before the read did".into(),
+            );
+        }
+        Ok(traces)
     }
 
     /// Fills in the tid of threads that lack one, from the target's `struct pthread`s,

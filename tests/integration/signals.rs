@@ -94,3 +94,44 @@ fn suspending_hptop_never_leaves_the_target_paused() {
     let report = finish(child);
     assert_eq!(report["processes"][0]["functions"][0]["name"], "compute");
 }
+
+/// Whether any thread of `pid` is in tracing stop (state `t`).
+fn traced(pid: u32) -> bool {
+    thread_states(pid).contains(&'t')
+}
+
+#[test]
+fn sigstop_of_hptop_during_blocking_never_leaves_the_target_frozen() {
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["4", "60"]);
+    let pid = workload.pid();
+    let hptop = start_report(pid, &["--blocking"]);
+    let hptop_pid = Pid::from_raw(i32::try_from(hptop.id()).unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let mut frozen = 0;
+    let mut caught_paused = 0;
+    for i in 0..20u64 {
+        // Spread the stops over the 10 ms sampling period.
+        std::thread::sleep(Duration::from_millis(7 + (i * 13) % 23));
+        kill(hptop_pid, Signal::SIGSTOP).unwrap();
+        caught_paused += u32::from(traced(pid));
+        // Deadline: 20 ms plus twice the longest read (~1 ms here); give it ten times that.
+        std::thread::sleep(Duration::from_millis(250));
+        frozen += u32::from(traced(pid));
+        kill(hptop_pid, Signal::SIGCONT).unwrap();
+    }
+    eprintln!("stopped hptop 20 times, {caught_paused} while the target was paused");
+    assert_eq!(frozen, 0, "target left in tracing stop past the deadline");
+    kill(hptop_pid, Signal::SIGINT).unwrap();
+    let report = finish(hptop);
+    assert!(report["samples"].as_u64().unwrap() > 50, "{report}");
+    // SIGKILL while paused: the helper dies with hptop and the kernel resumes the target.
+    let mut hptop = start_report(pid, &["--blocking"]);
+    std::thread::sleep(Duration::from_millis(500));
+    hptop.kill().unwrap();
+    hptop.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while traced(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!traced(pid), "target frozen after hptop was killed");
+}

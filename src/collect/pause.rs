@@ -1,0 +1,226 @@
+//! The `--blocking` pause, held by a helper process so that no stop of hptop can leave the
+//! target frozen.
+//!
+//! py-spy's own blocking mode stops every thread of the target with ptrace from inside hptop;
+//! if hptop is then stopped (`kill -STOP`, a debugger, the OOM killer's freeze), the target
+//! stays frozen until hptop runs again. Here a small helper (hptop itself, re-run as
+//! `hptop __pause-helper PID HPTOP_PID`) is the tracer: in its own process group (a terminal's ^Z does
+//! not reach it), killed when hptop's sampler thread ends (`PR_SET_PDEATHSIG`; the kernel
+//! detaches and resumes a dead tracer's tracees), and it resumes the target by itself once a
+//! deadline passes, whatever hptop does meanwhile.
+//!
+//! Protocol over the helper's stdin/stdout, one request at a time:
+//! - hptop writes `P` and the deadline in ms (u32, little-endian); the helper stops every
+//!   thread and answers `A`, or `E` with a length-prefixed (u16) message when it cannot;
+//! - hptop reads the stacks and writes `R`; the helper resumes the target and answers `D`,
+//!   or `L` when the deadline had already resumed it (that read was not paused throughout).
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hidden command line word that runs the helper.
+pub const HELPER_ARG: &str = "__pause-helper";
+
+/// Shortest deadline: a pause of a few threads takes well under a millisecond.
+const MIN_DEADLINE: Duration = Duration::from_millis(20);
+/// Longest deadline, whatever the reads took (a pool of thousands of threads).
+const MAX_DEADLINE: Duration = Duration::from_secs(1);
+
+/// hptop's end of a running helper.
+pub struct Pauser {
+    child: Child,
+    to: ChildStdin,
+    from: ChildStdout,
+    /// Longest pause asked for so far; the deadline is a margin over it.
+    longest: Duration,
+}
+
+/// What a finished pause says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// The target stayed paused for the whole read.
+    InTime,
+    /// The deadline resumed the target before the read ended.
+    Late,
+}
+
+impl Pauser {
+    /// Starts the helper for `pid`.
+    ///
+    /// # Errors
+    /// Why the helper could not be started.
+    pub fn start(pid: u32) -> std::io::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut command = Command::new(exe);
+        command
+            .arg(HELPER_ARG)
+            .arg(pid.to_string())
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command.spawn()?;
+        let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            return Err(std::io::Error::other("helper pipes missing"));
+        };
+        Ok(Self {
+            child,
+            to,
+            from,
+            longest: Duration::ZERO,
+        })
+    }
+
+    /// Pauses the target; the helper resumes it by itself after a deadline a margin over
+    /// the longest read so far.
+    ///
+    /// # Errors
+    /// The helper's reason (a thread could not be stopped) or a broken pipe.
+    pub fn pause(&mut self) -> Result<Instant, String> {
+        let deadline = (MIN_DEADLINE + self.longest * 2).min(MAX_DEADLINE);
+        let ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
+        let mut request = [b'P', 0, 0, 0, 0];
+        request[1..].copy_from_slice(&ms.to_le_bytes());
+        self.to
+            .write_all(&request)
+            .map_err(|e| format!("pause helper: {e}"))?;
+        let mut answer = [0u8; 1];
+        self.from
+            .read_exact(&mut answer)
+            .map_err(|e| format!("pause helper: {e}"))?;
+        match answer[0] {
+            b'A' => Ok(Instant::now()),
+            b'E' => {
+                let mut len = [0u8; 2];
+                self.from
+                    .read_exact(&mut len)
+                    .map_err(|e| format!("pause helper: {e}"))?;
+                let mut message = vec![0; usize::from(u16::from_le_bytes(len))];
+                self.from
+                    .read_exact(&mut message)
+                    .map_err(|e| format!("pause helper: {e}"))?;
+                Err(format!(
+                    "Failed to suspend process: {}",
+                    String::from_utf8_lossy(&message)
+                ))
+            }
+            other => Err(format!("pause helper answered {other:#x}")),
+        }
+    }
+
+    /// Resumes the target paused since `since`.
+    ///
+    /// # Errors
+    /// A broken pipe (the helper is gone: the kernel resumed the target then).
+    pub fn resume(&mut self, since: Instant) -> Result<Resumed, String> {
+        self.longest = self.longest.max(since.elapsed());
+        self.to
+            .write_all(b"R")
+            .map_err(|e| format!("pause helper: {e}"))?;
+        let mut answer = [0u8; 1];
+        self.from
+            .read_exact(&mut answer)
+            .map_err(|e| format!("pause helper: {e}"))?;
+        Ok(if answer[0] == b'L' {
+            Resumed::Late
+        } else {
+            Resumed::InTime
+        })
+    }
+}
+
+impl Drop for Pauser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The helper's main: serves pauses of `pid` until hptop (`parent`) closes the pipe or dies.
+pub fn helper_main(pid: &str, parent: &str) -> i32 {
+    let (Ok(pid), Ok(parent)) = (pid.parse::<remoteprocess::Pid>(), parent.parse::<i32>()) else {
+        return 2;
+    };
+    // Killed when hptop's thread that started it ends; if hptop is already gone, end now.
+    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).is_err()
+        || nix::unistd::getppid().as_raw() != parent
+    {
+        return 1;
+    }
+    let Ok(process) = remoteprocess::Process::new(pid) else {
+        return 1;
+    };
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut request = [0u8; 5];
+    loop {
+        if stdin.read_exact(&mut request[..1]).is_err() {
+            return 0;
+        }
+        match request[0] {
+            b'P' => {
+                if stdin.read_exact(&mut request[1..]).is_err() {
+                    return 0;
+                }
+                let ms = u32::from_le_bytes([request[1], request[2], request[3], request[4]]);
+                let lock = match process.lock() {
+                    Ok(lock) => lock,
+                    Err(e) => {
+                        let text = e.to_string();
+                        let bytes = &text.as_bytes()[..text.len().min(1000)];
+                        let len = u16::try_from(bytes.len()).unwrap_or(0).to_le_bytes();
+                        let _ = stdout.write_all(&[b'E', len[0], len[1]]);
+                        let _ = stdout.write_all(bytes);
+                        let _ = stdout.flush();
+                        continue;
+                    }
+                };
+                if stdout
+                    .write_all(b"A")
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    return 0;
+                }
+                let in_time = wait_readable(&stdin, Duration::from_millis(u64::from(ms)));
+                drop(lock); // resumes every thread
+                if !in_time {
+                    // Late: the resume request comes (or hptop is gone) after the deadline.
+                    if stdin.read_exact(&mut request[..1]).is_err() {
+                        return 0;
+                    }
+                    let _ = stdout.write_all(b"L");
+                } else {
+                    if stdin.read_exact(&mut request[..1]).is_err() {
+                        return 0;
+                    }
+                    let _ = stdout.write_all(b"D");
+                }
+                let _ = stdout.flush();
+            }
+            _ => return 2,
+        }
+    }
+}
+
+/// Waits until `input` has data, at most `timeout`.
+fn wait_readable(input: &impl AsFd, timeout: Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(input.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => return false,
+            Ok(0) => {}
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+}
