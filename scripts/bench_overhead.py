@@ -11,7 +11,13 @@ Usage: scripts/bench_overhead.py [--hptop PATH] [--py-spy PATH] [--seconds 10] [
    their /proc counters).
 4. A multiprocessing.Pool of 3 CPU-bound workers (tests/workloads/pool.py):
    `hptop report --subprocesses` vs `py-spy record --subprocesses --nonblocking`.
-Pick sections with --sections threads,idle,many,pool (default: all).
+5. Peers side by side (`peers`): hptop, py-spy and austin 4 (../shared/tools/peer-profilers.sh
+   installs both), one after the other on the same targets, 100 Hz: 4 CPU-bound threads, an
+   8-thread mixed pool (tests/workloads/mixed_pool.py), a 400-deep recursion, and 1,000 parked
+   threads + 1 busy.
+6. Scale (`scale`): hptop's achieved rate and CPU on 200 CPU-bound threads and on pools of
+   1,000, 4,096 and 10,000 parked threads (`--scale-max` caps the largest).
+Pick sections with --sections threads,idle,many,pool,peers,scale (default: all but scale).
 CPU time is user + system of the child (getrusage RUSAGE_CHILDREN), so it counts every
 thread of the profiler. py-spy is taken from PATH (`pip install py-spy`) unless given.
 """
@@ -54,7 +60,9 @@ def main():
     ap.add_argument("--py-spy", default=shutil.which("py-spy"))
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--sections", default="threads,idle,many,pool")
+    ap.add_argument("--austin", default=shutil.which("austin") or "/opt/hptop-pythons/bin/austin")
+    ap.add_argument("--sections", default="threads,idle,many,pool,peers")
+    ap.add_argument("--scale-max", type=int, default=10000)
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     print("machine: %s, %d cores, %s; python %s" % (platform.machine(), os.cpu_count(), platform.release(), platform.python_version()))
@@ -68,6 +76,10 @@ def main():
         bench_many(args, s)
     if "pool" in sections:
         bench_pool(args, s)
+    if "peers" in sections:
+        bench_peers(args, s)
+    if "scale" in sections:
+        bench_scale(args, s)
 
 
 def bench_threads(args, s):
@@ -153,6 +165,70 @@ def bench_pool(args, s):
         cpus = sorted(c for n, c, _ in rows if n == name)
         if cpus:
             print("  %-7s median cpu %.3f s" % (name, cpus[len(cpus) // 2]))
+
+
+def workload(name, *argv):
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "workloads", name)] + [str(a) for a in argv], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    return proc
+
+
+def profilers(args, s, pid):
+    """Command lines of each profiler for `s` seconds at 100 Hz on `pid`, with its output."""
+    out = tempfile.mkdtemp(prefix="hptop-bench-")
+    runs = [("hptop", [args.hptop, "report", "--pid", pid, "--duration", str(s), "--rate", "100", "--format", "json", "-o", os.path.join(out, "hptop.json")])]
+    if args.py_spy:
+        runs.append(("py-spy", [args.py_spy, "record", "--nonblocking", "--rate", "100", "--duration", str(int(s)), "--format", "raw", "-o", os.path.join(out, "py-spy.txt"), "--pid", pid]))
+    if args.austin and os.path.exists(args.austin):
+        runs.append(("austin", [args.austin, "-i", "10ms", "-x", str(int(s)), "-o", os.path.join(out, "austin.mojo"), "-p", pid]))
+    return out, runs
+
+
+def bench_peers(args, s):
+    targets = [
+        ("4 CPU-bound threads", "cpu_threads.py", (4, 1000)),
+        ("8-thread mixed pool", "mixed_pool.py", (1000,)),
+        ("400-deep recursion", "deep_recursion.py", (400, 1000)),
+        ("1,000 parked threads + 1 busy", "idle_pool.py", (1000, 1000)),
+    ]
+    print("\nPeers, one after the other on the same target, %.0f s at 100 Hz, CPU s of the profiler (median of %d):" % (s, args.repeat))
+    print("| target | hptop | py-spy | austin |\n|---|---|---|---|")
+    for label, script, argv in targets:
+        proc = workload(script, *argv)
+        cpus = {}
+        try:
+            time.sleep(1)
+            for _ in range(args.repeat):
+                out, runs = profilers(args, s, str(proc.pid))
+                for name, argv_ in runs:
+                    cpu, _, _ = child_cpu(argv_)
+                    cpus.setdefault(name, []).append(cpu)
+                shutil.rmtree(out, ignore_errors=True)
+        finally:
+            proc.kill()
+            proc.wait()
+        cells = []
+        for name in ("hptop", "py-spy", "austin"):
+            values = sorted(cpus.get(name, []))
+            cells.append("%.3f (%s)" % (values[len(values) // 2], ", ".join("%.2f" % v for v in values)) if values else "—")
+        print("| %s | %s |" % (label, " | ".join(cells)))
+
+
+def bench_scale(args, s):
+    print("\nScale, hptop alone, %.0f s at 100 Hz:" % s)
+    cases = [("200 CPU-bound threads", "cpu_threads.py", (200, 1000))]
+    cases += [("%d parked threads + 1 busy" % n, "idle_pool.py", (n, 1000)) for n in (1000, 4096, 10000) if n <= args.scale_max]
+    for label, script, argv in cases:
+        proc = workload(script, *argv)
+        try:
+            time.sleep(2)
+            cpu, wall, out = child_cpu([args.hptop, "report", "--pid", str(proc.pid), "--duration", str(s), "--rate", "100", "--format", "json"])
+            r = json.loads(out)
+            print("  %-32s %6.1f Hz achieved, %5d threads, cpu %.2f s (%.0f%% of one core), %d errors, wall %.1f s" % (
+                label, r["achieved_rate_hz"], len(r["processes"][0]["threads"]), cpu, cpu * 100 / s, r["sample_errors"], wall))
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 if __name__ == "__main__":

@@ -173,10 +173,10 @@ pub struct EdgeStats {
 /// Distinct functions a session keeps apart. Code that makes fresh function names (templates,
 /// exec'd code, per-request handlers) would otherwise grow hptop without end; past this, a
 /// function first seen later is counted in the one [`OTHER_FUNCTIONS`] row, so every total
-/// stays exact. A function costs ~1 KB of model (its lines, call edges, counters) and as
-/// much again while a report is built: this keeps hptop under 64 MB (tested with a name
-/// factory over minutes, `tests/integration/bounded.rs`).
-pub const MAX_FUNCTIONS: usize = 20_000;
+/// stays exact. A function costs ~3.5 KB of hptop's memory all told (its lines, call edges
+/// and counters in the model, its rows while a report is built): measured 56 MB peak at 14,000
+/// functions, so this keeps hptop under 64 MB (`tests/integration/bounded.rs`).
+pub const MAX_FUNCTIONS: usize = 10_000;
 /// Name of the row that counts functions past [`MAX_FUNCTIONS`].
 pub const OTHER_FUNCTIONS: &str = "(other functions)";
 

@@ -50,6 +50,10 @@ pub struct PythonSpy {
     /// read for: a thread id (a recycled `pthread_t`) seen with another identity is a new
     /// thread, whose name is looked up again instead of inheriting the old one's.
     thread_name_identity: HashMap<u64, (usize, Option<u64>)>,
+    /// hptop patch: addresses of the thread states walked in the last sample. They are read
+    /// again at the start of the next in one batched `process_vm_readv` (one system call for
+    /// up to 1,024 threads instead of one each), and the walk takes them from that read.
+    prev_threadstates: Vec<usize>,
 }
 
 impl PythonSpy {
@@ -102,6 +106,7 @@ impl PythonSpy {
             python_thread_names: HashMap::new(),
             max_threads: os_thread_count(pid).saturating_mul(2).saturating_add(64).max(4096),
             thread_name_identity: HashMap::new(),
+            prev_threadstates: Vec::new(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::default(),
             unchanged_threads: HashSet::new(),
@@ -250,6 +255,10 @@ impl PythonSpy {
         let mut traces = Vec::new();
         let mut threads = threads_head;
         let mut visited = 0;
+        // hptop patch: the thread states of the last sample, read at once.
+        let mut prefetched: HashMap<usize, I::ThreadState> =
+            prefetch_structs(self.pid, &self.prev_threadstates);
+        let mut walked = Vec::with_capacity(self.prev_threadstates.len());
         while !threads.is_null() {
             visited += 1;
             // This seems to happen occasionally when scanning BSS addresses for valid interpreters
@@ -259,10 +268,14 @@ impl PythonSpy {
 
             // Get the stack trace of the python thread
             let threadstate_address = threads as usize;
-            let thread = self
-                .process
-                .copy_pointer(threads)
-                .context("Failed to copy PyThreadState")?;
+            walked.push(threadstate_address);
+            let thread = match prefetched.remove(&threadstate_address) {
+                Some(thread) => thread,
+                None => self
+                    .process
+                    .copy_pointer(threads)
+                    .context("Failed to copy PyThreadState")?,
+            };
             threads = thread.next();
 
             let python_thread_id = thread.thread_id();
@@ -399,6 +412,7 @@ impl PythonSpy {
                 break;
             }
         }
+        self.prev_threadstates = walked;
         // hptop patch: forget the names of threads that are gone, so neither map grows with
         // thread churn and a reused id starts afresh.
         if self.config.collect_thread_names && !self.config.gil_only {
@@ -693,4 +707,63 @@ fn os_thread_count(pid: Pid) -> usize {
         let _ = pid;
         0
     }
+}
+
+/// hptop patch: reads a `T` at each of `addresses` of process `pid` with as few system calls
+/// as `process_vm_readv` allows (1,024 ranges each). Addresses whose read fails are left
+/// out; the caller reads those one by one. Not on Linux: nothing is prefetched.
+#[cfg(target_os = "linux")]
+fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> HashMap<usize, T> {
+    const IOV_MAX: usize = 1024;
+    let size = std::mem::size_of::<T>();
+    let mut out = HashMap::with_capacity(addresses.len());
+    if size == 0 {
+        return out;
+    }
+    for chunk in addresses.chunks(IOV_MAX) {
+        let mut buf = vec![0u8; size * chunk.len()];
+        let local: Vec<libc::iovec> = buf
+            .chunks_exact_mut(size)
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: size,
+            })
+            .collect();
+        let remote: Vec<libc::iovec> = chunk
+            .iter()
+            .map(|&a| libc::iovec {
+                iov_base: a as *mut libc::c_void,
+                iov_len: size,
+            })
+            .collect();
+        // SAFETY: every local iovec points into `buf`, which outlives the call; the kernel
+        // checks the remote ranges.
+        let read = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if read <= 0 {
+            continue;
+        }
+        // The kernel stops at the first range it cannot read: whole structs before it are good.
+        let whole = (read as usize / size).min(chunk.len());
+        for (i, &address) in chunk.iter().enumerate().take(whole) {
+            // SAFETY: `buf` holds `whole` complete copies of a `T`, a plain-data binding
+            // (the same types `copy_struct` reads), valid for any bytes.
+            let value = unsafe { std::ptr::read_unaligned(buf.as_ptr().add(i * size).cast::<T>()) };
+            out.insert(address, value);
+        }
+    }
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize]) -> HashMap<usize, T> {
+    HashMap::new()
 }
