@@ -383,8 +383,13 @@ fn sampler_thread(
     let mut resumed = false;
     let mut index: u64 = 0;
     let mut smaps = smaps::SmapsSchedule::default();
+    // When the last tick took longer than half an interval, rest at least as long: the rate
+    // drops (deadlines are skipped and counted, the report says so) and the sampler stays
+    // under half a core, however many threads the target has.
+    let mut rest_until = Instant::now();
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
+        let deadline = deadline.max(rest_until);
         if flags.suspend.swap(false, Ordering::Relaxed) {
             // Between samples, and with every other sampler kept out of one by the gate: no
             // pause of any target is held, so stopping here is safe.
@@ -426,7 +431,10 @@ fn sampler_thread(
         let slow = index.is_multiple_of(u64::from(options.slow_every.max(1)));
         index += 1;
         let guard = flags.shared.gate.read();
+        let tick_started = Instant::now();
         let mut process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
+        let cost = tick_started.elapsed();
+        rest_until = tick_started + cost * 2;
         drop(guard);
         if let (Some(memory), Some(counters)) = (process.memory.as_mut(), process.counters) {
             if smaps.due(Instant::now(), counters.rss_bytes) {
@@ -599,7 +607,9 @@ fn sample(
             // (Also on a slow tick: a thread can be born between the listing and the read.)
             if threads.iter().any(unknown) {
                 // A thread born since the last listing: list again and read its counters.
-                if let Ok(list) = procs.list_tids() {
+                // (A thread that never resolves, e.g. not yet bound to its OS thread, leaves
+                // the list as it was: nothing to read again then.)
+                if let Some(list) = procs.list_tids().ok().filter(|l| l != tids) {
                     *tids = list;
                     counters = procs.read_threads(tids, slow);
                     let namespace = procs.namespace_tids(tids);

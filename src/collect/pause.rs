@@ -188,18 +188,11 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
                 }
                 let in_time = wait_readable(&stdin, Duration::from_millis(u64::from(ms)));
                 drop(lock); // resumes every thread
-                if !in_time {
-                    // Late: the resume request comes (or hptop is gone) after the deadline.
-                    if stdin.read_exact(&mut request[..1]).is_err() {
-                        return 0;
-                    }
-                    let _ = stdout.write_all(b"L");
-                } else {
-                    if stdin.read_exact(&mut request[..1]).is_err() {
-                        return 0;
-                    }
-                    let _ = stdout.write_all(b"D");
+                            // Late: the resume request came (or hptop went) after the deadline.
+                if stdin.read_exact(&mut request[..1]).is_err() {
+                    return 0;
                 }
+                let _ = stdout.write_all(if in_time { b"D" } else { b"L" });
                 let _ = stdout.flush();
             }
             _ => return 2,
@@ -217,9 +210,8 @@ fn wait_readable(input: &impl AsFd, timeout: Duration) -> bool {
         let mut fds = [PollFd::new(input.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(0) if left.is_zero() => return false,
-            Ok(0) => {}
+            Ok(0) | Err(nix::errno::Errno::EINTR) => {}
             Ok(_) => return true,
-            Err(nix::errno::Errno::EINTR) => {}
             Err(_) => return false,
         }
     }

@@ -109,10 +109,10 @@ struct ThreadFiles {
     schedstat: Option<File>,
     stat: Option<File>,
     syscall: Option<File>,
-    /// (run time ns, times switched in) at the previous read.
-    last_sched: Option<(u64, u64)>,
-    /// (run time ns, times switched in) at the previous slow read.
-    slow_sched: Option<(u64, u64)>,
+    /// `schedstat` at the previous read.
+    last_sched: Option<Schedstat>,
+    /// `schedstat` at the previous slow read.
+    slow_sched: Option<Schedstat>,
     /// The previous read's counters, reused while the thread has not run.
     last: Option<ThreadCounters>,
     /// The thread's id inside the target's own PID namespace, when that is not hptop's.
@@ -447,13 +447,13 @@ impl ProcReader {
         // A thread that has neither run nor been switched in since the last read (and was not
         // running then) has the same state, counters and system call: one read, not three.
         // (Slow counters likewise since the last slow read.)
-        let not_run = sched.is_some() && sched == files.last_sched;
+        let not_run = sched.is_some_and(|s| s.same_run(files.last_sched));
         if let Some(last) = files
             .last
             .filter(|l| not_run && l.state != OsState::Running)
         {
             let slow = if slow {
-                if files.slow_sched == sched {
+                if sched.is_some_and(|s| s.same_run(files.slow_sched)) {
                     last.slow.or(Some(SlowThreadCounters::default()))
                 } else {
                     files.slow_sched = sched;
@@ -496,7 +496,8 @@ impl ProcReader {
             minor_faults: stat.minor_faults,
             major_faults: stat.major_faults,
             slow,
-            run_ns: sched.map(|s| s.0),
+            run_ns: sched.map(|s| s.run_ns),
+            runqueue_wait_ns: sched.map(|s| s.wait_ns),
             not_run_since_last_read: false,
             syscall,
         };
@@ -531,13 +532,30 @@ impl ProcReader {
     }
 }
 
-/// `schedstat`'s run time (ns) and times switched in.
-fn parse_schedstat(text: &[u8]) -> Option<(u64, u64)> {
+/// `schedstat`'s fields: time on a CPU (ns), time runnable waiting for one (ns), times
+/// switched in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Schedstat {
+    run_ns: u64,
+    wait_ns: u64,
+    switched_in: u64,
+}
+
+impl Schedstat {
+    /// Whether the thread has neither run nor been switched in since `before`.
+    fn same_run(self, before: Option<Self>) -> bool {
+        before.is_some_and(|b| b.run_ns == self.run_ns && b.switched_in == self.switched_in)
+    }
+}
+
+fn parse_schedstat(text: &[u8]) -> Option<Schedstat> {
     let text = std::str::from_utf8(text).ok()?;
     let mut fields = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
-    let run_ns = fields.next()??;
-    let switched_in = fields.nth(1)??;
-    Some((run_ns, switched_in))
+    Some(Schedstat {
+        run_ns: fields.next()??,
+        wait_ns: fields.next()??,
+        switched_in: fields.next()??,
+    })
 }
 
 fn gone() -> io::Error {

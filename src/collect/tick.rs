@@ -145,6 +145,9 @@ pub struct ThreadCounters {
     /// CPU time in nanoseconds from `schedstat` (precise, unlike `cpu_ticks`); `None` when
     /// the kernel has no schedstat.
     pub run_ns: Option<u64>,
+    /// Time spent runnable but waiting for a CPU (run-queue wait), in nanoseconds, from
+    /// `schedstat` field 2; `None` when the kernel has no schedstat.
+    pub runqueue_wait_ns: Option<u64>,
     /// The thread has not been switched in nor accrued run time since the previous read and
     /// is not running now: its Python stack cannot have changed since then.
     pub not_run_since_last_read: bool,

@@ -303,6 +303,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         involuntary_ctxsw: sum(|p| p.involuntary_ctxsw),
         gil_held_percent: weighted(|p| p.gil_held_percent),
         gil_wanted_percent: weighted(|p| p.gil_wanted_percent),
+        runqueue_wait_percent: weighted(|p| p.runqueue_wait_percent),
         gil_located: procs.iter().all(|p| p.gil_located),
         gil_mean_hold_ms: None,
         verdict: None,

@@ -249,7 +249,11 @@ impl Session {
                     state: t.state,
                     gil: t.gil,
                     samples: t.samples,
-                    cpu_percent: cpu_percent_over(t.sums.cpu_ticks, duration_s),
+                    cpu_percent: share_of_window(t.sums.cpu_s(), duration_s),
+                    runqueue_wait_percent: share_of_window(
+                        t.sums.runqueue_wait_ns as f64 / 1e9,
+                        duration_s,
+                    ),
                     gil_held_percent: share(t.gil_held_samples),
                     gil_wait_percent: share(t.gil_wait_samples),
                     idle_percent: share(t.samples - t.active_samples),
@@ -272,6 +276,16 @@ impl Session {
             .collect();
         threads.sort_by_key(|t| (!t.is_python, !t.alive, t.tid));
         threads
+    }
+
+    /// Ticks per second over `duration_s`, time paused left out.
+    fn achieved_rate_hz(&self, duration_s: f64) -> f64 {
+        let sampling_s = duration_s - self.paused.as_secs_f64();
+        if sampling_s > 0.0 {
+            (self.ticks.saturating_sub(1)) as f64 / sampling_s
+        } else {
+            0.0
+        }
     }
 
     /// Rows for a view.
@@ -333,14 +347,7 @@ impl Session {
             sample_errors: self.sample_errors,
             first_sample_error: self.first_sample_error.clone(),
             skipped_ticks: self.skipped,
-            rate_hz: {
-                let sampling_s = duration_s - self.paused.as_secs_f64();
-                if sampling_s > 0.0 {
-                    (self.ticks.saturating_sub(1)) as f64 / sampling_s
-                } else {
-                    0.0
-                }
-            },
+            rate_hz: self.achieved_rate_hz(duration_s),
             counted_samples,
             seconds_per_sample,
             cpu_percent: cpu_percent_over(window.cpu_ticks, counter_window_s),
@@ -355,6 +362,10 @@ impl Session {
             involuntary_ctxsw: thread_sums.involuntary_ctxsw,
             gil_held_percent: percent(self.gil_ticks, self.samples),
             gil_wanted_percent: percent(self.gil_wanted_ticks, self.samples),
+            runqueue_wait_percent: percent(
+                thread_sums.runqueue_wait_ns,
+                thread_sums.runqueue_wait_ns + thread_sums.run_ns,
+            ),
             gil_mean_hold_ms: None,
             gil_located: self.gil_switches.is_some(),
             verdict: None,
@@ -441,6 +452,15 @@ fn delta(a: &ProcCounters, b: &ProcCounters) -> ProcCounters {
 }
 
 /// CPU clock ticks over a window, as a percentage of one core.
+/// `seconds` as a percentage of `window_s`.
+fn share_of_window(seconds: f64, window_s: f64) -> f64 {
+    if window_s > 0.0 {
+        seconds / window_s * 100.0
+    } else {
+        0.0
+    }
+}
+
 fn cpu_percent_over(ticks: u64, window_s: f64) -> f64 {
     if window_s > 0.0 {
         ticks as f64 / window_s / TICKS_PER_S as f64 * 100.0

@@ -98,6 +98,10 @@ pub struct ProcessSnapshot {
     pub gil_held_percent: f64,
     /// Share of samples in which some thread was waiting for the GIL, in percent.
     pub gil_wanted_percent: f64,
+    /// Of the time the process's threads wanted a CPU (on one, or runnable waiting for one),
+    /// the share they spent waiting, over the window, from `schedstat`: Σ wait / Σ (run +
+    /// wait). High on an overloaded machine; 0 without schedstat.
+    pub runqueue_wait_percent: f64,
     /// The GIL state was located, so GIL waits and hand-offs are measured (else they read 0 /
     /// none: not measured).
     pub gil_located: bool,
@@ -203,8 +207,12 @@ pub struct ThreadRow {
     pub gil: GilState,
     /// Ticks at which its Python stack was read.
     pub samples: u64,
-    /// Thread CPU time over the window divided by the window; 100 = one core.
+    /// Thread CPU time over the window divided by the window; 100 = one core. From
+    /// `schedstat` (ns) where the kernel has it, else `stat`'s 10 ms ticks.
     pub cpu_percent: f64,
+    /// Time runnable but waiting for a CPU (run-queue wait, `schedstat` field 2) over the
+    /// window, divided by the window.
+    pub runqueue_wait_percent: f64,
     /// Share of its samples in which it held the GIL.
     pub gil_held_percent: f64,
     /// Share of its samples in which it was blocked waiting for the GIL (a futex inside the GIL

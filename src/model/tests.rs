@@ -585,3 +585,26 @@ fn the_function_holding_the_gil_while_others_wait_is_named() {
     );
     assert!((p.gil_wanted_percent - 60.0).abs() < 1e-9);
 }
+
+#[test]
+fn on_cpu_time_and_runqueue_wait_come_from_schedstat_nanoseconds() {
+    let mut s = session();
+    // One thread, runnable all along: each 10 ms interval it runs 3 ms and waits 7 ms for a
+    // CPU. `stat`'s clock ticks say 0 (3 ms is under one 10 ms tick): schedstat says 3 ms.
+    for i in 0..5u32 {
+        let mut t = thread(1, true, stack(&[("crunch", 1)]), Counts::default());
+        if let Some(c) = t.counters.as_mut() {
+            c.run_ns = Some(3_000_000 * u64::from(i));
+            c.runqueue_wait_ns = Some(7_000_000 * u64::from(i));
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    let t = &p.threads[0];
+    assert!((t.cpu_percent - 30.0).abs() < 1e-9, "{}", t.cpu_percent);
+    assert!((t.runqueue_wait_percent - 70.0).abs() < 1e-9);
+    assert!((p.runqueue_wait_percent - 70.0).abs() < 1e-9);
+    // Four intervals of 3 ms each, credited to the function that ran.
+    assert!((find(&p, "crunch").credited.cpu_s - 0.012).abs() < 1e-12);
+    assert!(super::verdict::runqueue(&p).is_some());
+}

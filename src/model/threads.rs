@@ -47,9 +47,23 @@ pub struct CounterSums {
     pub read_bytes: u64,
     /// Bytes written to storage.
     pub write_bytes: u64,
+    /// Time on a CPU from `schedstat`, ns (0 without schedstat: then use `cpu_ticks`).
+    pub run_ns: u64,
+    /// Time runnable but waiting for a CPU from `schedstat`, ns.
+    pub runqueue_wait_ns: u64,
 }
 
 impl CounterSums {
+    /// CPU seconds: `schedstat`'s nanoseconds where the kernel has them (exact), else the
+    /// 10 ms clock ticks of `stat`.
+    pub fn cpu_s(&self) -> f64 {
+        if self.run_ns > 0 {
+            self.run_ns as f64 / 1e9
+        } else {
+            self.cpu_ticks as f64 / TICKS_PER_S as f64
+        }
+    }
+
     /// Adds `other` into `self`.
     pub fn add(&mut self, other: &CounterSums) {
         self.cpu_ticks += other.cpu_ticks;
@@ -59,6 +73,8 @@ impl CounterSums {
         self.involuntary_ctxsw += other.involuntary_ctxsw;
         self.read_bytes += other.read_bytes;
         self.write_bytes += other.write_bytes;
+        self.run_ns += other.run_ns;
+        self.runqueue_wait_ns += other.runqueue_wait_ns;
     }
 }
 
@@ -327,6 +343,8 @@ fn stats_of<'a>(
         last: t.counters.filter(|_| !first_tick).map(|c| ThreadCounters {
             state: c.state,
             start_ticks: c.start_ticks,
+            run_ns: c.run_ns.map(|_| 0),
+            runqueue_wait_ns: c.runqueue_wait_ns.map(|_| 0),
             ..ThreadCounters::default()
         }),
         last_slow: (!first_tick).then(SlowThreadCounters::default),
@@ -341,17 +359,25 @@ fn account_counters(
     functions: &mut FunctionTable,
 ) -> u64 {
     if let Some(last) = stats.last {
+        let ns = |now: Option<u64>, last: Option<u64>| match (now, last) {
+            (Some(now), Some(last)) => now.saturating_sub(last),
+            _ => 0,
+        };
         let delta = CounterSums {
             cpu_ticks: now.cpu_ticks.saturating_sub(last.cpu_ticks),
             minor_faults: now.minor_faults.saturating_sub(last.minor_faults),
             major_faults: now.major_faults.saturating_sub(last.major_faults),
+            run_ns: ns(now.run_ns, last.run_ns),
+            runqueue_wait_ns: ns(now.runqueue_wait_ns, last.runqueue_wait_ns),
             ..CounterSums::default()
         };
         stats.sums.add(&delta);
-        let changed = delta.cpu_ticks + delta.minor_faults + delta.major_faults > 0;
+        let changed = delta.cpu_ticks + delta.minor_faults + delta.major_faults + delta.run_ns > 0;
         if stats.pending_fast && changed {
+            // On-CPU time in ns, not 10 ms ticks: a thread that ran 3 ms of a 10 ms interval
+            // is credited 3 ms, not 0 or 10.
             let credited = Credited {
-                cpu_s: delta.cpu_ticks as f64 / TICKS_PER_S as f64,
+                cpu_s: delta.cpu_s(),
                 minor_faults: delta.minor_faults as f64,
                 major_faults: delta.major_faults as f64,
                 ..Credited::default()

@@ -104,3 +104,40 @@ mod tests {
         );
     }
 }
+
+/// Run-queue wait (of the time threads wanted a CPU) from which the machine counts as
+/// overloaded.
+const OVERLOADED_WAIT_PERCENT: f64 = 20.0;
+
+/// The run-queue verdict: the process's threads waited for a CPU much of the time they
+/// wanted one, so the machine is overloaded (and every sampler that counts runnable threads as
+/// running overstates CPU). `None` below [`OVERLOADED_WAIT_PERCENT`].
+pub fn runqueue(p: &ProcessSnapshot) -> Option<String> {
+    (p.runqueue_wait_percent >= OVERLOADED_WAIT_PERCENT).then(|| {
+        format!(
+            "threads waited for a CPU {:.0}% of the time they wanted one: the machine is \
+             overloaded; CPU figures count only time on a CPU",
+            p.runqueue_wait_percent
+        )
+    })
+}
+
+#[cfg(test)]
+mod runqueue_tests {
+    use super::*;
+
+    #[test]
+    fn the_runqueue_verdict_appears_from_a_fifth_of_waiting() {
+        let mut p = ProcessSnapshot {
+            runqueue_wait_percent: 53.2,
+            ..ProcessSnapshot::default()
+        };
+        let verdict = runqueue(&p).unwrap();
+        assert!(
+            verdict.starts_with("threads waited for a CPU 53% of the time"),
+            "{verdict}"
+        );
+        p.runqueue_wait_percent = 19.9;
+        assert_eq!(runqueue(&p), None);
+    }
+}

@@ -31,6 +31,9 @@ pub struct Report {
     pub sample_errors: u64,
     /// Why the first failed read failed (added to the contract); `null` without failures.
     pub first_sample_error: Option<String>,
+    /// Deadlines not sampled: a tick ran late, or hptop lowered its rate to stay under half a
+    /// core on a target with many threads (added to the contract).
+    pub skipped_ticks: u64,
     /// hptop's own CPU seconds during the report (added to the contract).
     pub hptop_cpu_s: f64,
     /// One entry per process.
@@ -137,6 +140,10 @@ pub struct Process {
     pub read_bytes: u64,
     pub write_bytes: u64,
     pub gil: Gil,
+    /// Of the time the threads wanted a CPU, the share spent waiting for one (added).
+    pub runqueue_wait_percent: f64,
+    /// A plain-words reading when the machine is overloaded (added).
+    pub runqueue_verdict: Option<String>,
     /// Memory split, PSS/USS, growth, leak hint, per-second history (added to the contract).
     pub memory: Memory,
     pub threads: Vec<Thread>,
@@ -153,6 +160,8 @@ pub struct Thread {
     pub cpu_percent: f64,
     pub gil_held_percent: f64,
     pub gil_wait_percent: f64,
+    /// Runnable, waiting for a CPU, over the window (added to the contract).
+    pub runqueue_wait_percent: f64,
     pub idle_percent: f64,
     pub native_percent: f64,
     pub blocked_percent: f64,
@@ -242,6 +251,7 @@ impl Report {
             samples: procs.iter().map(|p| p.samples).sum(),
             sample_errors: procs.iter().map(|p| p.sample_errors).sum(),
             first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
+            skipped_ticks: procs.iter().map(|p| p.skipped_ticks).sum(),
             hptop_cpu_s: header.hptop_cpu_s,
             processes: procs.iter().map(process).collect(),
         }
@@ -281,6 +291,8 @@ fn process(p: &ProcessSnapshot) -> Process {
             mean_hold_ms: p.gil_mean_hold_ms,
             verdict: p.verdict.clone(),
         },
+        runqueue_wait_percent: p.runqueue_wait_percent,
+        runqueue_verdict: crate::model::verdict::runqueue(p),
         memory: memory(p),
         threads: p
             .threads
@@ -344,6 +356,7 @@ fn thread(t: &ThreadRow) -> Thread {
         cpu_percent: t.cpu_percent,
         gil_held_percent: t.gil_held_percent,
         gil_wait_percent: t.gil_wait_percent,
+        runqueue_wait_percent: t.runqueue_wait_percent,
         idle_percent: t.idle_percent,
         native_percent: t.native_percent,
         blocked_percent: t.blocked_percent,

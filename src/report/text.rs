@@ -50,6 +50,15 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
         fmt::count(p.skipped_ticks),
         fmt::count(p.sample_errors),
     );
+    if p.skipped_ticks * 10 > p.samples + p.sample_errors {
+        let _ = writeln!(
+            out,
+            "Rate lowered to {:.1} Hz: reading {} threads takes longer than the interval, and hptop \
+             keeps its sampler under half a core (or the machine kept it from running on time).",
+            p.rate_hz,
+            p.threads.iter().filter(|t| t.alive).count()
+        );
+    }
     if let Some(cause) = p
         .first_sample_error
         .as_ref()
@@ -72,6 +81,15 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     if let Some(verdict) = &p.verdict {
         let _ = writeln!(out, "GIL: {verdict}.");
     }
+    let _ = writeln!(
+        out,
+        "Run queue: threads waited for a CPU {} of the time they wanted one{}",
+        fmt::percent(p.runqueue_wait_percent),
+        crate::model::verdict::runqueue(p).map_or_else(
+            || ".".to_owned(),
+            |_| ": the machine is overloaded; CPU figures count only time on a CPU.".to_owned()
+        ),
+    );
     if !p.gil_located && p.samples > 0 {
         let _ = writeln!(
             out,
@@ -252,18 +270,19 @@ fn count_f(n: f64) -> String {
 fn render_threads(out: &mut String, p: &ProcessSnapshot) {
     let _ = writeln!(
         out,
-        "\n{:>8}  {:<20} {:>7} {:>7} {:>6} {:>6} {:>6}  {:<5} FUNCTION NOW",
-        "TID", "THREAD", "SAMPLES", "CPU%", "GIL%", "WAIT%", "IDLE%", "STATE"
+        "\n{:>8}  {:<20} {:>7} {:>7} {:>6} {:>6} {:>6} {:>6}  {:<5} FUNCTION NOW",
+        "TID", "THREAD", "SAMPLES", "CPU%", "RUNQ%", "GIL%", "WAIT%", "IDLE%", "STATE"
     );
     for t in p.threads.iter().filter(|t| t.is_python) {
         let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
         let _ = writeln!(
             out,
-            "{:>8}  {:<20} {:>7} {:>7.1} {:>6.1} {:>6.1} {:>6.1}  {:<5} {}",
+            "{:>8}  {:<20} {:>7} {:>7.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1}  {:<5} {}",
             t.tid,
             fmt::truncate(t.name.as_deref().unwrap_or("-"), 20),
             t.samples,
             t.cpu_percent,
+            t.runqueue_wait_percent,
             t.gil_held_percent,
             t.gil_wait_percent,
             t.idle_percent,

@@ -220,6 +220,46 @@ pub fn process_state(pid: u32) -> char {
         .unwrap_or('?')
 }
 
+/// utime + stime in clock ticks (1/100 s) of a `stat` file (`/proc/PID/stat` or a thread's).
+pub fn cpu_ticks(stat_path: &str) -> f64 {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    field(11) + field(12)
+}
+
+/// CPU % (100 = one core) of `pid` and of each of its threads, measured by the test itself
+/// from `/proc` around `during`, which returns what it computed.
+pub fn cpu_truth<T>(pid: u32, during: impl FnOnce() -> T) -> (T, f64, Vec<(u64, f64)>) {
+    let tids: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let thread_stat = |tid: u64| format!("/proc/{pid}/task/{tid}/stat");
+    let before: Vec<f64> = tids.iter().map(|&t| cpu_ticks(&thread_stat(t))).collect();
+    let process_before = cpu_ticks(&format!("/proc/{pid}/stat"));
+    let start = std::time::Instant::now();
+    let out = during();
+    let seconds = start.elapsed().as_secs_f64();
+    let process = (cpu_ticks(&format!("/proc/{pid}/stat")) - process_before) / seconds;
+    let threads = tids
+        .iter()
+        .zip(before)
+        .map(|(&t, b)| (t, (cpu_ticks(&thread_stat(t)) - b) / seconds))
+        .collect();
+    (out, process, threads)
+}
+
 /// A JSON number as f64.
 pub fn f64_of(v: &serde_json::Value) -> f64 {
     v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{default_python, f64_of, function, process, report_json, workload_path};
+use crate::common::{
+    cpu_ticks, default_python, f64_of, function, process, report_json, workload_path,
+};
 
 /// `unshare --pid --fork --mount-proc --mount` running `cpu_threads.py` from a tmpfs that only
 /// its mount namespace has; killed (with the namespace's init) when dropped.
@@ -99,12 +101,6 @@ fn host_tids(pid: u32) -> Vec<u64> {
         .collect()
 }
 
-fn cpu_ticks(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()
-}
-
 #[test]
 fn a_containerised_target_joins_every_counter_by_host_tid() {
     let Some(target) = Contained::start() else {
@@ -116,9 +112,10 @@ fn a_containerised_target_joins_every_counter_by_host_tid() {
         status.contains(&format!("NSpid:\t{pid}\t1")),
         "not in its own namespace"
     );
-    let (ticks_before, at) = (cpu_ticks(pid), Instant::now());
+    let (ticks_before, at) = (cpu_ticks(&format!("/proc/{pid}/stat")), Instant::now());
     let report = report_json(&["--pid", &pid.to_string(), "--duration", "2"]);
-    let truth_percent = (cpu_ticks(pid) - ticks_before) / at.elapsed().as_secs_f64();
+    let truth_percent =
+        (cpu_ticks(&format!("/proc/{pid}/stat")) - ticks_before) / at.elapsed().as_secs_f64();
     let p = process(&report);
 
     // One row per OS thread, each by its host tid, with its counters joined.

@@ -13,6 +13,7 @@ mod dump_ps;
 mod errors;
 mod gil;
 mod hostile;
+mod loaded;
 mod many_threads;
 mod report;
 mod safe_output;

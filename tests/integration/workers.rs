@@ -50,12 +50,15 @@ fn a_pool_reports_its_parent_and_every_worker_with_the_worker_function_hottest()
         assert_eq!(w["ppid"].as_u64(), Some(parent_pid));
         assert_eq!(w["exited"], false);
         assert_eq!(hottest(w), Some("crunch"), "worker {}", w["pid"]);
-        // Each worker runs one CPU-bound task after another (on 2 cores shared with the rest).
+        // Each worker runs one CPU-bound task after another; the parent only waits. A ratio,
+        // not a band: on a loaded machine the workers get what the scheduler leaves them.
         assert!(
-            f64_of(&w["cpu_percent"]) > 10.0,
-            "worker {}: {}",
+            f64_of(&w["cpu_percent"]) > 0.5
+                && f64_of(&w["cpu_percent"]) >= 2.0 * f64_of(&parent["cpu_percent"]),
+            "worker {}: {} vs parent {}",
             w["pid"],
-            w["cpu_percent"]
+            w["cpu_percent"],
+            parent["cpu_percent"]
         );
     }
     // The parent only hands out tasks and waits.

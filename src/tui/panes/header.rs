@@ -54,9 +54,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::percent(app.hptop_cpu_percent),
         )),
         Line::from(format!(
-            "CPU {} (avg {}) · {} threads · GIL held {} / wanted {}{}",
+            "CPU {} (avg {}){} · {} threads · GIL held {} / wanted {}{}",
             fmt::percent(last.map_or(p.cpu_percent, |t| t.cpu_percent)),
             fmt::percent(p.cpu_percent),
+            crate::model::verdict::runqueue(p).map_or_else(String::new, |_| format!(
+                " · OVERLOADED: waited for a CPU {}",
+                fmt::percent(p.runqueue_wait_percent)
+            )),
             p.threads.iter().filter(|t| t.alive).count(),
             fmt::percent(p.gil_held_percent),
             fmt::percent(p.gil_wanted_percent),

@@ -1,0 +1,96 @@
+//! On an overloaded machine: run-queue wait is measured and CPU counts only time on a CPU.
+
+use std::process::{Child, Command};
+
+use crate::common::{default_python, f64_of, process, report_json, Workload};
+
+/// `schedstat` of a thread: (on-CPU ns, run-queue wait ns).
+fn schedstat(pid: u32, tid: u64) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).unwrap();
+    let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().unwrap());
+    (fields.next().unwrap(), fields.next().unwrap())
+}
+
+/// Busy loops, killed when dropped.
+struct Load(Vec<Child>);
+
+impl Load {
+    fn per_core(n: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self(
+            (0..cores * n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn runqueue_wait_and_on_cpu_time_match_the_kernel_beside_busy_loops() {
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["1", "60"]);
+    let pid = workload.pid();
+    let _load = Load::per_core(2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let worker = {
+        let report = report_json(&["--pid", &pid.to_string(), "--duration", "0.5"]);
+        let p = process(&report);
+        p["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "worker-0")
+            .unwrap()["tid"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = schedstat(pid, worker);
+    let start = std::time::Instant::now();
+    let report = report_json(&["--pid", &pid.to_string(), "--duration", "3"]);
+    let seconds = start.elapsed().as_secs_f64();
+    let after = schedstat(pid, worker);
+    let truth_cpu = (after.0 - before.0) / 1e9 / seconds * 100.0;
+    let truth_wait = (after.1 - before.1) / 1e9 / seconds * 100.0;
+    let p = process(&report);
+    let t = p["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tid"] == worker)
+        .unwrap();
+    let (cpu, wait) = (
+        f64_of(&t["cpu_percent"]),
+        f64_of(&t["runqueue_wait_percent"]),
+    );
+    eprintln!("worker: cpu {cpu:.1}% (kernel {truth_cpu:.1}%), run-queue wait {wait:.1}% (kernel {truth_wait:.1}%)");
+    // The test's window is a little longer than the report's (start-up, the last read).
+    assert!(
+        (cpu - truth_cpu).abs() <= truth_cpu * 0.2 + 5.0,
+        "cpu {cpu} vs {truth_cpu}"
+    );
+    assert!(
+        (wait - truth_wait).abs() <= truth_wait * 0.2 + 5.0,
+        "wait {wait} vs {truth_wait}"
+    );
+    if truth_wait < 20.0 {
+        eprintln!("SKIP: the busy loops did not overload this machine (wait {truth_wait:.0}%)");
+        return;
+    }
+    let process_wait = f64_of(&p["runqueue_wait_percent"]);
+    assert!(process_wait >= 20.0, "process wait {process_wait}");
+    let verdict = p["runqueue_verdict"].as_str().unwrap_or("");
+    assert!(verdict.contains("overloaded"), "verdict: {verdict}");
+}
