@@ -286,6 +286,8 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         samples,
         sample_errors: sum(|p| p.sample_errors),
         first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
+        partial_stacks: sum(|p| p.partial_stacks),
+        partial_stacks_percent: weighted(|p| p.partial_stacks_percent),
         skipped_ticks: sum(|p| p.skipped_ticks),
         rate_hz: first.rate_hz,
         counted_samples: counted,

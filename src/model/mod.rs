@@ -346,6 +346,11 @@ impl Session {
             samples: self.samples,
             sample_errors: self.sample_errors,
             first_sample_error: self.first_sample_error.clone(),
+            partial_stacks: self.threads.partial_samples(),
+            partial_stacks_percent: percent(
+                self.threads.partial_samples(),
+                self.threads.counted_samples(true),
+            ),
             skipped_ticks: self.skipped,
             rate_hz: self.achieved_rate_hz(duration_s),
             counted_samples,

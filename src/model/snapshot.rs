@@ -63,6 +63,12 @@ pub struct ProcessSnapshot {
     pub sample_errors: u64,
     /// The cause of the first failed read, as the reader gave it.
     pub first_sample_error: Option<String>,
+    /// Thread-samples whose stack did not reach its thread's root (read while it changed,
+    /// without `--blocking`): counted as read, so outer functions' total % reads low by up to
+    /// this share.
+    pub partial_stacks: u64,
+    /// `partial_stacks` over all thread-samples with a Python stack, in percent.
+    pub partial_stacks_percent: f64,
     /// Deadlines skipped because a tick ran late.
     pub skipped_ticks: u64,
     /// Ticks per second achieved: (samples + errors - 1) / (duration - time paused).

@@ -608,3 +608,21 @@ fn on_cpu_time_and_runqueue_wait_come_from_schedstat_nanoseconds() {
     assert!((find(&p, "crunch").credited.cpu_s - 0.012).abs() < 1e-12);
     assert!(super::verdict::runqueue(&p).is_some());
 }
+
+#[test]
+fn stacks_cut_short_are_counted_and_a_short_first_stack_is_corrected() {
+    let mut s = session();
+    let whole = stack(&[("leaf", 5), ("descend", 3), ("descend", 3), ("<module>", 9)]);
+    let cut = stack(&[("leaf", 5), ("descend", 3)]);
+    // The first read is itself cut short; the next whole one shows it.
+    let reads = [&cut, &whole, &whole, &cut, &whole, &cut];
+    for (i, frames) in (0u32..).zip(reads) {
+        let t = thread(1, true, frames.clone(), Counts::default());
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let p = s.snapshot(&SnapshotQuery::default());
+    // The two cut stacks after the first whole one; the first is not counted (it set the
+    // reference before anything showed it short).
+    assert_eq!(p.partial_stacks, 2);
+    assert!((p.partial_stacks_percent - 100.0 * 2.0 / 6.0).abs() < 1e-9);
+}

@@ -125,6 +125,11 @@ pub struct ThreadStats {
     last_seen: u64,
     /// The frames `stack` was interned from.
     frames_seen: Option<Arc<[Frame]>>,
+    /// The outermost function of this thread's stacks: a thread's entry function stays at
+    /// the bottom of its stack for its whole life.
+    root: Option<FunctionId>,
+    /// Thread-samples whose stack did not reach `root`.
+    pub partial_samples: u64,
 }
 
 /// Stacks to split one slow-counter delta among, at most; more are dropped (the share of each
@@ -144,6 +149,8 @@ pub struct ThreadTable {
     retired: CounterSums,
     ticks: u64,
     samples_all: u64,
+    /// Thread-samples whose stack did not reach the thread's root (see [`cut_short`]).
+    partial_samples: u64,
     samples_active: u64,
     scratch: StackIds,
 }
@@ -210,6 +217,7 @@ impl ThreadTable {
                     holder_function = innermost;
                 }
                 stats.stack.clone_from(&self.scratch.frames);
+                self.partial_samples += u64::from(cut_short(stats));
                 for &(id, own) in &self.scratch.on_stack {
                     stats
                         .functions
@@ -299,6 +307,11 @@ impl ThreadTable {
             .max_by_key(|t| (t.alive, t.last_seen))
     }
 
+    /// Thread-samples whose stack did not reach the thread's root (cut short while read).
+    pub fn partial_samples(&self) -> u64 {
+        self.partial_samples
+    }
+
     /// Thread-samples taken: all of them, or only those of threads on CPU. The denominator
     /// of function percentages, as in py-spy (a sample with no Python frame owns nothing).
     pub fn counted_samples(&self, include_idle: bool) -> u64 {
@@ -350,6 +363,32 @@ fn stats_of<'a>(
         last_slow: (!first_tick).then(SlowThreadCounters::default),
         ..ThreadStats::default()
     })
+}
+
+/// Whether `stats.stack` (just read) stopped short of the thread's root: read without a pause,
+/// a stack that changes while it is walked can come back without its outer frames. The root
+/// is the outermost function of the thread's first stack; a later stack that holds that
+/// function above its own outermost frame shows the first was itself cut short, and becomes
+/// the new reference.
+fn cut_short(stats: &mut ThreadStats) -> bool {
+    let Some(&(outermost, _)) = stats.stack.last() else {
+        return false;
+    };
+    match stats.root {
+        Some(root) if root == outermost => false,
+        Some(root) if stats.stack.iter().any(|&(id, _)| id == root) => {
+            stats.root = Some(outermost);
+            false
+        }
+        Some(_) => {
+            stats.partial_samples += 1;
+            true
+        }
+        None => {
+            stats.root = Some(outermost);
+            false
+        }
+    }
 }
 
 /// (voluntary + involuntary) of this read's slow delta.

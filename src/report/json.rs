@@ -144,6 +144,10 @@ pub struct Process {
     pub runqueue_wait_percent: f64,
     /// A plain-words reading when the machine is overloaded (added).
     pub runqueue_verdict: Option<String>,
+    /// Thread-samples whose stack was cut short while read (added; see docs/figures.md).
+    pub partial_stacks: u64,
+    /// Their share of the thread-samples, percent (added).
+    pub partial_stacks_percent: f64,
     /// Memory split, PSS/USS, growth, leak hint, per-second history (added to the contract).
     pub memory: Memory,
     pub threads: Vec<Thread>,
@@ -293,6 +297,8 @@ fn process(p: &ProcessSnapshot) -> Process {
         },
         runqueue_wait_percent: p.runqueue_wait_percent,
         runqueue_verdict: crate::model::verdict::runqueue(p),
+        partial_stacks: p.partial_stacks,
+        partial_stacks_percent: p.partial_stacks_percent,
         memory: memory(p),
         threads: p
             .threads

@@ -50,6 +50,16 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
         fmt::count(p.skipped_ticks),
         fmt::count(p.sample_errors),
     );
+    if p.partial_stacks > 0 {
+        let _ = writeln!(
+            out,
+            "Partial stacks: {} of the thread-samples ({}) were cut short while read (the stack \
+             changed under the reader); outer functions' total % reads low by up to that. \
+             --blocking reads whole stacks.",
+            fmt::percent(p.partial_stacks_percent),
+            fmt::count(p.partial_stacks),
+        );
+    }
     if p.skipped_ticks * 10 > p.samples + p.sample_errors {
         let _ = writeln!(
             out,
@@ -213,7 +223,8 @@ fn render_memory(out: &mut String, p: &ProcessSnapshot) {
             .collect();
         let _ = writeln!(
             out,
-            "LEAK? RSS grows steadily. Most new pages were faulted in by: {}",
+            "RSS grows steadily (a leak, or a cache filling up). New pages were first touched by: {} \
+             -- the code that faults pages in, not necessarily the code that keeps them",
             names.join(", ")
         );
     }

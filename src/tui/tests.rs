@@ -382,7 +382,7 @@ fn the_counter_column_ranks_functions_by_the_chosen_counter_per_second() {
     assert!(screen.contains("minflt/s"), "{screen}");
     assert!(screen.contains("200"), "{screen}");
     assert!(screen.contains("+2.0 MiB/s"), "{screen}");
-    assert!(screen.contains("LEAK?"), "{screen}");
+    assert!(screen.contains("RSS GROWS"), "{screen}");
 }
 
 #[test]

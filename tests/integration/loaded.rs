@@ -94,3 +94,36 @@ fn runqueue_wait_and_on_cpu_time_match_the_kernel_beside_busy_loops() {
     let verdict = p["runqueue_verdict"].as_str().unwrap_or("");
     assert!(verdict.contains("overloaded"), "verdict: {verdict}");
 }
+
+/// Partial stacks of a 400-deep recursion: every whole stack holds `<module>` (one busy
+/// thread), so the share of stacks without it is the share cut short; `--blocking` reads
+/// them whole.
+#[test]
+fn stacks_cut_short_are_counted() {
+    let workload = Workload::start(&default_python(), "deep_recursion.py", &["400", "60"]);
+    let pid = workload.pid().to_string();
+    for blocking in [false, true] {
+        let mut args = vec!["--pid", &pid, "--duration", "2"];
+        if blocking {
+            args.push("--blocking");
+        }
+        let report = report_json(&args);
+        let p = process(&report);
+        let module_total = p["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "<module>")
+            .map_or(0.0, |f| f64_of(&f["total_percent"]));
+        let partial = f64_of(&p["partial_stacks_percent"]);
+        eprintln!("blocking {blocking}: partial {partial:.1}%, <module> in {module_total:.1}%");
+        assert!(
+            ((100.0 - module_total) - partial).abs() <= 1.0,
+            "partial {partial} vs stacks without <module> {}",
+            100.0 - module_total
+        );
+        if blocking {
+            assert_eq!(p["partial_stacks"], 0, "--blocking reads whole stacks");
+        }
+    }
+}

@@ -123,7 +123,8 @@ fn sigstop_of_hptop_during_blocking_never_leaves_the_target_frozen() {
     assert_eq!(frozen, 0, "target left in tracing stop past the deadline");
     kill(hptop_pid, Signal::SIGINT).unwrap();
     let report = finish(hptop);
-    assert!(report["samples"].as_u64().unwrap() > 50, "{report}");
+    // hptop was stopped for 5 s of the window: it samples again once continued.
+    assert!(report["samples"].as_u64().unwrap() >= 5, "{report}");
     // SIGKILL while paused: the helper dies with hptop and the kernel resumes the target.
     let mut hptop = start_report(pid, &["--blocking"]);
     std::thread::sleep(Duration::from_millis(500));

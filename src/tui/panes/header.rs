@@ -54,13 +54,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::percent(app.hptop_cpu_percent),
         )),
         Line::from(format!(
-            "CPU {} (avg {}){} · {} threads · GIL held {} / wanted {}{}",
+            "CPU {} (avg {}){}{} · {} threads · GIL held {} / wanted {}{}",
             fmt::percent(last.map_or(p.cpu_percent, |t| t.cpu_percent)),
             fmt::percent(p.cpu_percent),
             crate::model::verdict::runqueue(p).map_or_else(String::new, |_| format!(
                 " · OVERLOADED: waited for a CPU {}",
                 fmt::percent(p.runqueue_wait_percent)
             )),
+            if p.partial_stacks_percent > 1.0 {
+                format!(" · PARTIAL stacks {}", fmt::percent(p.partial_stacks_percent))
+            } else {
+                String::new()
+            },
             p.threads.iter().filter(|t| t.alive).count(),
             fmt::percent(p.gil_held_percent),
             fmt::percent(p.gil_wanted_percent),
@@ -102,7 +107,10 @@ fn memory_line(app: &App) -> Line<'static> {
     let mut spans = vec![Span::raw(text)];
     if let Some(first) = m.leak_suspects.first() {
         spans.push(Span::styled(
-            format!(" LEAK? grows steadily; most new pages: {}", first.name),
+            format!(
+                " RSS GROWS steadily; new pages first touched by: {} (not proof of what retains them)",
+                first.name
+            ),
             app.theme().warn,
         ));
     }
