@@ -37,19 +37,9 @@ pub fn render(snapshot: &Snapshot, header: &ReportHeader) -> String {
     out
 }
 
-fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
-    let _ = writeln!(out, "PID {}  {}", p.pid, p.cmdline.join(" "));
-    let _ = writeln!(
-        out,
-        "Python {} · window {} · {} samples at {:.1} Hz ({} requested, {} skipped, {} errors)",
-        p.python_version,
-        fmt::seconds(p.duration_s),
-        fmt::count(p.samples),
-        p.rate_hz,
-        header.rate_hz,
-        fmt::count(p.skipped_ticks),
-        fmt::count(p.sample_errors),
-    );
+/// What went wrong or was cut back while sampling: partial stacks, a lowered rate, the first
+/// failed read.
+fn render_sampling_notes(out: &mut String, p: &ProcessSnapshot) {
     if p.partial_stacks > 0 {
         let _ = writeln!(
             out,
@@ -76,6 +66,22 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     {
         let _ = writeln!(out, "First failed read: {cause}");
     }
+}
+
+fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
+    let _ = writeln!(out, "PID {}  {}", p.pid, p.cmdline.join(" "));
+    let _ = writeln!(
+        out,
+        "Python {} · window {} · {} samples at {:.1} Hz ({} requested, {} skipped, {} errors)",
+        p.python_version,
+        fmt::seconds(p.duration_s),
+        fmt::count(p.samples),
+        p.rate_hz,
+        header.rate_hz,
+        fmt::count(p.skipped_ticks),
+        fmt::count(p.sample_errors),
+    );
+    render_sampling_notes(out, p);
     let _ = writeln!(
         out,
         "CPU {} · RSS {} (peak {}) · swap {} · GIL held {} / wanted {}{}",
