@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::HptopError;
+use crate::model::snapshot::Mode as ShareMode;
 use crate::modes::{DumpOptions, Mode, PsOptions, ReportOptions, SamplingOptions, Target};
 use crate::report::Format;
 
@@ -60,7 +61,11 @@ struct SamplingArgs {
     /// time; the default never pauses it).
     #[arg(long)]
     blocking: bool,
-    /// Count idle threads in function figures (by default only threads on CPU count).
+    /// What a function's share counts: cpu (on-CPU time from schedstat, the default),
+    /// samples (samples of threads in state R, as py-spy top), wall (all samples, idle too).
+    #[arg(long, value_enum, default_value_t = ModeArg::Cpu)]
+    mode: ModeArg,
+    /// The same as --mode wall: count idle threads in function figures.
     #[arg(long)]
     idle: bool,
     /// Include native (C) frames; needs hptop built with `--features unwind`.
@@ -74,6 +79,13 @@ struct SamplingArgs {
     /// hides them otherwise; a report passes its output to standard error).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Cpu,
+    Samples,
+    Wall,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -212,7 +224,12 @@ fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
     Ok(SamplingOptions {
         rate_hz: args.rate,
         blocking: args.blocking,
-        include_idle: args.idle,
+        include_idle: args.idle || args.mode == ModeArg::Wall,
+        mode: match (args.idle, args.mode) {
+            (true, _) | (_, ModeArg::Wall) => ShareMode::Wall,
+            (false, ModeArg::Cpu) => ShareMode::Cpu,
+            (false, ModeArg::Samples) => ShareMode::Samples,
+        },
         native: args.native,
         subprocesses: args.subprocesses,
         log: args.log.clone(),

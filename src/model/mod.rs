@@ -18,7 +18,7 @@ use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{MemoryCounters, ProcCounters, SmapsRollup, Tick};
 use functions::{Counts, FunctionStats, FunctionTable};
 use snapshot::{
-    CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot,
+    CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot, Mode,
     ProcessSnapshot, SnapshotQuery, ThreadRow,
 };
 use threads::ThreadTable;
@@ -288,6 +288,40 @@ impl Session {
         }
     }
 
+    /// Function rows as `query` asks (before sorting), for all threads or `focus`.
+    fn function_rows(
+        &self,
+        query: &SnapshotQuery,
+        focus: Option<&threads::ThreadStats>,
+        counted_samples: u64,
+        seconds_per_sample: f64,
+    ) -> Vec<FunctionRow> {
+        let idle = query.include_idle || query.mode == Mode::Wall;
+        // On-CPU shares are per process (a thread focus counts that thread's samples).
+        let shares = match (query.mode, focus) {
+            (Mode::Cpu, None) => {
+                Shares::CpuSeconds(self.functions.all().iter().map(|f| f.credited.cpu_s).sum())
+            }
+            _ => Shares::Samples {
+                counted: counted_samples,
+                seconds_per_sample,
+            },
+        };
+        self.functions
+            .all()
+            .iter()
+            .enumerate()
+            .filter_map(|(id, f)| {
+                let counts = match focus {
+                    Some(t) => t.functions.get(&id).map(|c| c.pick(idle))?,
+                    None => f.counts.pick(idle),
+                };
+                (counts.total > 0 || (focus.is_none() && f.credited.cpu_s > 0.0))
+                    .then(|| function_row(f, counts, idle, shares))
+            })
+            .collect()
+    }
+
     /// Rows for a view.
     pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
         let duration_s = self.ticks_at.map_or(0.0, |(first, last)| {
@@ -308,7 +342,7 @@ impl Session {
         };
         let thread_sums = self.threads.total();
         let threads = self.thread_rows(duration_s);
-        let idle = query.include_idle;
+        let idle = query.include_idle || query.mode == Mode::Wall;
         let focus = query.thread.and_then(|tid| self.threads.by_tid(tid));
         let counted_samples = match focus {
             Some(t) if idle => t.samples,
@@ -316,20 +350,7 @@ impl Session {
             None => self.threads.counted_samples(idle),
         };
         let timeline: Vec<_> = self.timeline.points().copied().collect();
-        let mut functions: Vec<FunctionRow> = self
-            .functions
-            .all()
-            .iter()
-            .enumerate()
-            .filter_map(|(id, f)| {
-                let counts = match focus {
-                    Some(t) => t.functions.get(&id).map(|c| c.pick(idle))?,
-                    None => f.counts.pick(idle),
-                };
-                (counts.total > 0 || (focus.is_none() && f.credited.cpu_s > 0.0))
-                    .then(|| function_row(f, counts, idle, counted_samples, seconds_per_sample))
-            })
-            .collect();
+        let mut functions = self.function_rows(query, focus, counted_samples, seconds_per_sample);
         let memory = self.memory_snapshot(&timeline);
         sort_functions(&mut functions, query.sort);
         if let Some(limit) = query.limit {
@@ -500,25 +521,56 @@ fn line_rows(f: &FunctionStats, include_idle: bool) -> Vec<LineRow> {
         .collect()
 }
 
+/// What a function row's shares are measured against.
+#[derive(Debug, Clone, Copy)]
+enum Shares {
+    /// Thread-samples counted, and the seconds one stands for.
+    Samples {
+        counted: u64,
+        seconds_per_sample: f64,
+    },
+    /// On-CPU seconds credited to all functions (own).
+    CpuSeconds(f64),
+}
+
 fn function_row(
     f: &FunctionStats,
     counts: Counts,
     include_idle: bool,
-    counted: u64,
-    seconds_per_sample: f64,
+    shares: Shares,
 ) -> FunctionRow {
     let mut lines = line_rows(f, include_idle);
     lines.sort_by_key(|l| (Reverse(l.total_samples), Reverse(l.own_samples), l.line));
+    let (own_percent, total_percent, own_s, total_s) = match shares {
+        Shares::Samples {
+            counted,
+            seconds_per_sample,
+        } => (
+            percent(counts.own, counted),
+            percent(counts.total, counted),
+            counts.own as f64 * seconds_per_sample,
+            counts.total as f64 * seconds_per_sample,
+        ),
+        Shares::CpuSeconds(all) => {
+            let share = |s: f64| if all > 0.0 { s / all * 100.0 } else { 0.0 };
+            (
+                share(f.credited.cpu_s),
+                share(f.credited_total.cpu_s),
+                f.credited.cpu_s,
+                f.credited_total.cpu_s,
+            )
+        }
+    };
     FunctionRow {
         name: f.name.clone(),
         filename: f.filename.clone(),
         short_filename: f.short_filename.clone(),
         own_samples: counts.own,
         total_samples: counts.total,
-        own_percent: percent(counts.own, counted),
-        total_percent: percent(counts.total, counted),
-        own_s: counts.own as f64 * seconds_per_sample,
-        total_s: counts.total as f64 * seconds_per_sample,
+        own_percent,
+        total_percent,
+        own_s,
+        total_s,
         hottest_line: lines.first().map_or(0, |l| l.line),
         credited: f.credited,
         credited_total: f.credited_total,
@@ -531,8 +583,14 @@ fn function_row(
 pub(crate) fn sort_functions(rows: &mut [FunctionRow], sort: FunctionSort) {
     rows.sort_by(|a, b| {
         let primary = match sort {
-            FunctionSort::Own => b.own_samples.cmp(&a.own_samples),
-            FunctionSort::Total => b.total_samples.cmp(&a.total_samples),
+            FunctionSort::Own => b
+                .own_percent
+                .total_cmp(&a.own_percent)
+                .then(b.own_samples.cmp(&a.own_samples)),
+            FunctionSort::Total => b
+                .total_percent
+                .total_cmp(&a.total_percent)
+                .then(b.total_samples.cmp(&a.total_samples)),
             FunctionSort::CpuTime => b.credited.cpu_s.total_cmp(&a.credited.cpu_s),
             FunctionSort::Name => a.name.cmp(&b.name),
         };

@@ -6,13 +6,49 @@ use super::memory::Growth;
 use super::timeline::{MemorySplit, TimelinePoint};
 use crate::collect::tick::{Frame, GilState, OsState, SmapsRollup};
 
+/// What a function's share counts (`--mode`, named like the peers' modes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// On-CPU time: each thread's `schedstat` run time, credited to the stack it ran.
+    /// Runnable threads waiting for a CPU count nothing, so an overloaded machine does not
+    /// inflate whatever happened to be runnable (the default).
+    #[default]
+    Cpu,
+    /// Samples of threads in kernel state R (py-spy's "active", austin's default): comparable
+    /// with py-spy top; counts runnable-but-waiting as running.
+    Samples,
+    /// All samples, idle threads too (wall-clock time; `--idle`).
+    Wall,
+}
+
+impl Mode {
+    /// The name on the command line, in the header and in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Samples => "samples",
+            Self::Wall => "wall",
+        }
+    }
+
+    /// The next mode, for a key that cycles them.
+    #[must_use]
+    pub fn next(self) -> Self {
+        match self {
+            Self::Cpu => Self::Samples,
+            Self::Samples => Self::Wall,
+            Self::Wall => Self::Cpu,
+        }
+    }
+}
+
 /// How to order function rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FunctionSort {
-    /// Own samples, descending (py-spy top's default).
+    /// Own share, descending (py-spy top's default).
     #[default]
     Own,
-    /// Total samples, descending.
+    /// Total share, descending.
     Total,
     /// Credited CPU seconds, descending.
     CpuTime,
@@ -23,8 +59,10 @@ pub enum FunctionSort {
 /// What a view asks of the model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SnapshotQuery {
-    /// Count idle thread-samples in function figures.
+    /// Count idle thread-samples in function figures (sample counts; `Mode::Wall` sets it).
     pub include_idle: bool,
+    /// What function shares count.
+    pub mode: Mode,
     /// Order of function rows.
     pub sort: FunctionSort,
     /// At most this many function rows (all when `None`).

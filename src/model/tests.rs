@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::snapshot::{FunctionRow, ProcessSnapshot, SnapshotQuery};
+use super::snapshot::{FunctionRow, FunctionSort, Mode, ProcessSnapshot, SnapshotQuery};
 use super::timeline::TIMELINE_CAPACITY;
 use super::{Session, SessionMeta};
 use crate::collect::tick::{
@@ -15,6 +15,15 @@ use crate::collect::tick::{
 };
 
 const MS10: Duration = Duration::from_millis(10);
+
+/// Shares of samples, as py-spy counts them (these tests check sample counts).
+const SAMPLES: SnapshotQuery = SnapshotQuery {
+    include_idle: false,
+    mode: Mode::Samples,
+    sort: FunctionSort::Own,
+    limit: None,
+    thread: None,
+};
 
 fn frame(name: &str, line: u32) -> Frame {
     Frame {
@@ -109,7 +118,7 @@ fn percentages_count_active_threads_unless_idle_is_asked() {
             1,
         ));
     }
-    let active = s.snapshot(&SnapshotQuery::default());
+    let active = s.snapshot(&SAMPLES);
     assert_eq!(active.samples, 10);
     assert_eq!(active.counted_samples, 10);
     assert_eq!(find(&active, "f").own_percent, 100.0);
@@ -119,7 +128,7 @@ fn percentages_count_active_threads_unless_idle_is_asked() {
 
     let all = s.snapshot(&SnapshotQuery {
         include_idle: true,
-        ..SnapshotQuery::default()
+        ..SAMPLES
     });
     assert_eq!(all.counted_samples, 20);
     assert_eq!(find(&all, "f").own_percent, 50.0);
@@ -154,7 +163,7 @@ fn recursion_counts_once_per_stack_and_lines_aggregate() {
             1,
         ));
     }
-    let p = s.snapshot(&SnapshotQuery::default());
+    let p = s.snapshot(&SAMPLES);
     let f = find(&p, "f");
     assert_eq!((f.own_samples, f.total_samples), (4, 4));
     assert_eq!(f.total_percent, 100.0);
@@ -625,4 +634,29 @@ fn stacks_cut_short_are_counted_and_a_short_first_stack_is_corrected() {
     // reference before anything showed it short).
     assert_eq!(p.partial_stacks, 2);
     assert!((p.partial_stacks_percent - 100.0 * 2.0 / 6.0).abs() < 1e-9);
+}
+
+#[test]
+fn cpu_mode_shares_are_on_cpu_time_not_runnable_samples() {
+    let mut s = session();
+    // Two threads always in state R. `crunch` runs 8 ms of every 10; `heartbeat` is runnable
+    // but gets 1 ms (it waits for a CPU the rest of the time).
+    for i in 0..5u32 {
+        let mut busy = thread(1, true, stack(&[("crunch", 1)]), Counts::default());
+        let mut beat = thread(2, true, stack(&[("heartbeat", 1)]), Counts::default());
+        if let Some(c) = busy.counters.as_mut() {
+            c.run_ns = Some(8_000_000 * u64::from(i));
+        }
+        if let Some(c) = beat.counters.as_mut() {
+            c.run_ns = Some(1_000_000 * u64::from(i));
+        }
+        s.ingest(&tick(i, vec![busy, beat], 0, 1));
+    }
+    let samples = s.snapshot(&SAMPLES);
+    assert_eq!(find(&samples, "heartbeat").own_percent, 50.0);
+    let cpu = s.snapshot(&SnapshotQuery::default());
+    assert!((find(&cpu, "crunch").own_percent - 800.0 / 9.0).abs() < 1e-9);
+    assert!((find(&cpu, "heartbeat").own_percent - 100.0 / 9.0).abs() < 1e-9);
+    assert_eq!(cpu.functions[0].name, "crunch");
+    assert!((find(&cpu, "heartbeat").own_s - 0.004).abs() < 1e-12);
 }

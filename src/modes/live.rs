@@ -83,6 +83,7 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
         ProcessSnapshot::default(),
         sampling.rate_hz,
         sampling.include_idle,
+        sampling.mode,
     );
     app.follow = sampling.subprocesses;
     app.status = match (&resolved.notice, &launched, &log) {

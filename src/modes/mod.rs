@@ -40,8 +40,10 @@ pub struct SamplingOptions {
     pub rate_hz: f64,
     /// Pause the target per sample.
     pub blocking: bool,
-    /// Count idle threads in function figures.
+    /// Count idle threads in function figures (`--idle`, the same as `--mode wall`).
     pub include_idle: bool,
+    /// What function shares count.
+    pub mode: crate::model::snapshot::Mode,
     /// Native frames.
     pub native: bool,
     /// Follow Python descendants.

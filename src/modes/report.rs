@@ -93,6 +93,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
 
     let query = SnapshotQuery {
         include_idle: options.sampling.include_idle,
+        mode: options.sampling.mode,
         ..SnapshotQuery::default()
     };
     let snapshot = family.snapshot(&query);
@@ -111,6 +112,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         rate_hz: options.sampling.rate_hz,
         hptop_cpu_s,
         include_idle: options.sampling.include_idle,
+        mode: options.sampling.mode,
     };
     let out = match options.format {
         Format::Text => text::render(&snapshot, &header),

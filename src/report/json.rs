@@ -36,6 +36,8 @@ pub struct Report {
     pub skipped_ticks: u64,
     /// hptop's own CPU seconds during the report (added to the contract).
     pub hptop_cpu_s: f64,
+    /// What function shares count: `cpu`, `samples` or `wall` (added to the contract).
+    pub mode: &'static str,
     /// One entry per process.
     pub processes: Vec<Process>,
 }
@@ -257,6 +259,7 @@ impl Report {
             first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
             skipped_ticks: procs.iter().map(|p| p.skipped_ticks).sum(),
             hptop_cpu_s: header.hptop_cpu_s,
+            mode: header.mode.name(),
             processes: procs.iter().map(process).collect(),
         }
     }

@@ -26,4 +26,6 @@ pub struct ReportHeader {
     pub hptop_cpu_s: f64,
     /// Functions were counted with idle threads included.
     pub include_idle: bool,
+    /// What function shares count.
+    pub mode: crate::model::snapshot::Mode,
 }

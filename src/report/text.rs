@@ -1,6 +1,7 @@
 //! The text report: a header of process figures, a thread table, then a py-spy-top-like
 //! function table.
 
+use crate::model::snapshot::Mode;
 use std::fmt::Write as _;
 
 use super::ReportHeader;
@@ -322,13 +323,22 @@ fn render_threads(out: &mut String, p: &ProcessSnapshot) {
 }
 
 fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
-    let _ = writeln!(
-        out,
-        "\nFunctions ({} thread-samples of {} threads; one sample ≈ {})",
-        fmt::count(p.counted_samples),
-        if header.include_idle { "all" } else { "active" },
-        fmt::seconds(p.seconds_per_sample),
-    );
+    let what = match header.mode {
+        Mode::Cpu => {
+            "share of on-CPU time (schedstat); OWNTIME/TOTALTIME are CPU seconds".to_owned()
+        }
+        Mode::Samples => format!(
+            "share of {} thread-samples of threads in state R, as py-spy top; one sample ≈ {}",
+            fmt::count(p.counted_samples),
+            fmt::seconds(p.seconds_per_sample)
+        ),
+        Mode::Wall => format!(
+            "share of {} thread-samples of all threads, idle too; one sample ≈ {}",
+            fmt::count(p.counted_samples),
+            fmt::seconds(p.seconds_per_sample)
+        ),
+    };
+    let _ = writeln!(out, "\nFunctions, --mode {}: {what}", header.mode.name());
     let _ = writeln!(
         out,
         "{:>7} {:>7} {:>9} {:>9}  FUNCTION (FILE:LINE)",
@@ -351,7 +361,7 @@ fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader
             if header.include_idle {
                 ""
             } else {
-                " on CPU; --idle counts idle threads too"
+                " on CPU; --mode wall counts idle threads too"
             }
         );
     }

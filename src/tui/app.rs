@@ -137,6 +137,8 @@ pub struct ViewState {
     pub thread_focus: Option<u32>,
     /// Count idle threads in function figures.
     pub include_idle: bool,
+    /// What function shares count.
+    pub mode: crate::model::snapshot::Mode,
     /// Show the last second's figures instead of the whole session's.
     pub windowed: bool,
     /// Timeline over the whole session instead of the recent seconds.
@@ -223,12 +225,18 @@ pub struct App {
 
 impl App {
     /// A new app showing `snapshot`.
-    pub fn new(snapshot: ProcessSnapshot, rate_hz: f64, include_idle: bool) -> Self {
+    pub fn new(
+        snapshot: ProcessSnapshot,
+        rate_hz: f64,
+        include_idle: bool,
+        mode: crate::model::snapshot::Mode,
+    ) -> Self {
         Self {
             snapshot,
             rate_hz,
             view: ViewState {
                 include_idle,
+                mode,
                 ..ViewState::default()
             },
             dirty: true,
@@ -241,6 +249,7 @@ impl App {
     pub fn query(&self) -> SnapshotQuery {
         SnapshotQuery {
             include_idle: self.view.include_idle,
+            mode: self.view.mode,
             thread: self.view.thread_focus,
             ..SnapshotQuery::default()
         }
@@ -407,6 +416,11 @@ impl App {
                 return Effect::Requery;
             }
             Action::Zoom => self.view.zoomed_out = !self.view.zoomed_out,
+            Action::NextMode => {
+                self.view.mode = self.view.mode.next();
+                self.view.include_idle = self.view.mode == crate::model::snapshot::Mode::Wall;
+                return Effect::Requery;
+            }
             Action::Detail => {
                 self.view.show_detail = !self.view.show_detail;
                 if self.view.selected_function.is_none() {

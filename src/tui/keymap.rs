@@ -45,6 +45,8 @@ pub enum Action {
     Window,
     /// Timeline: the last minutes, or the whole session.
     Zoom,
+    /// What function shares count: cpu, samples, wall.
+    NextMode,
     /// Detail of the selected function: callers, callees, source with line heat.
     Detail,
     /// The help overlay.
@@ -109,6 +111,11 @@ pub const BINDINGS: &[Binding] = &[
         keys: "w",
         action: Action::Window,
         help: "figures of the last second, or of the whole session",
+    },
+    Binding {
+        keys: "M",
+        action: Action::NextMode,
+        help: "function shares: on-CPU time, samples (as py-spy), wall (idle too)",
     },
     Binding {
         keys: "z",
@@ -179,6 +186,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('w') => Action::Window,
         KeyCode::Enter => Action::Detail,
         KeyCode::Char('z') => Action::Zoom,
+        KeyCode::Char('M') => Action::NextMode,
         KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
         _ => return None,
     })

@@ -8,7 +8,7 @@ use ratatui::Terminal;
 use super::app::{App, Effect, Pane, SortColumn};
 use super::keymap::Action;
 use crate::collect::tick::{Frame, GilState, OsState};
-use crate::model::snapshot::{FunctionRow, LineRow, ProcessSnapshot, ThreadRow};
+use crate::model::snapshot::{FunctionRow, LineRow, Mode, ProcessSnapshot, ThreadRow};
 
 fn function(name: &str, own: u64, total: u64, lines: &[(u32, u64)]) -> FunctionRow {
     FunctionRow {
@@ -106,7 +106,7 @@ fn key(c: char) -> KeyEvent {
 
 #[test]
 fn every_pane_shows_its_figures() {
-    let app = App::new(snapshot(), 100.0, false);
+    let app = App::new(snapshot(), 100.0, false, Mode::Samples);
     let screen = render(&app, 120, 30);
     for needle in [
         "PID 4242",
@@ -133,7 +133,7 @@ fn every_pane_shows_its_figures() {
 
 #[test]
 fn sorting_inverting_filtering_and_lines() {
-    let mut app = App::new(snapshot(), 100.0, false);
+    let mut app = App::new(snapshot(), 100.0, false, Mode::Samples);
     app.apply(Action::SortNext, 10);
     assert_eq!(
         function_order(&render(&app, 120, 30)),
@@ -174,7 +174,7 @@ fn sorting_inverting_filtering_and_lines() {
 
 #[test]
 fn selection_follows_the_function_when_rows_re_sort() {
-    let mut app = App::new(snapshot(), 100.0, false);
+    let mut app = App::new(snapshot(), 100.0, false, Mode::Samples);
     app.apply(Action::Down, 10); // first row: parse_row
     app.apply(Action::Down, 10); // load
     let selected = app.view.selected_function.clone().unwrap();
@@ -201,7 +201,7 @@ fn selection_follows_the_function_when_rows_re_sort() {
 fn exited_paused_and_help_states() {
     let mut snap = snapshot();
     snap.exited = true;
-    let mut app = App::new(snap, 100.0, false);
+    let mut app = App::new(snap, 100.0, false, Mode::Samples);
     assert_eq!(app.apply(Action::Pause, 10), Effect::Pause(true));
     app.status = Some("sampling stopped: read went wrong; the figures so far stay".into());
     let screen = render(&app, 120, 30);
@@ -227,7 +227,7 @@ fn exited_paused_and_help_states() {
 
 #[test]
 fn any_size_renders_without_panic_and_tiny_ones_say_what_they_need() {
-    let app = App::new(snapshot(), 100.0, false);
+    let app = App::new(snapshot(), 100.0, false, Mode::Samples);
     for width in (0..=130).step_by(7) {
         for height in (0..=45).step_by(3) {
             render(&app, width, height);
@@ -236,7 +236,7 @@ fn any_size_renders_without_panic_and_tiny_ones_say_what_they_need() {
     let screen = render(&app, 40, 10);
     assert!(screen.contains("hptop needs 60x16"), "{screen}");
     assert!(screen.contains("40x10"));
-    let mut helped = App::new(snapshot(), 100.0, false);
+    let mut helped = App::new(snapshot(), 100.0, false, Mode::Samples);
     helped.apply(Action::Help, 10);
     render(&helped, 60, 16);
 }
@@ -252,7 +252,7 @@ fn no_color_keeps_only_modifiers() {
 #[test]
 fn detail_pane_shows_callers_callees_and_source_heat() {
     use crate::model::snapshot::{CallRow, FunctionDetail};
-    let mut app = App::new(snapshot(), 100.0, false);
+    let mut app = App::new(snapshot(), 100.0, false, Mode::Samples);
     assert_eq!(app.apply(Action::Detail, 10), Effect::Requery);
     assert_eq!(
         app.selected_function_id(),
@@ -319,7 +319,7 @@ fn detail_pane_shows_callers_callees_and_source_heat() {
 #[test]
 fn mouse_clicks_select_rows_and_sort_columns() {
     use ratatui::layout::Rect;
-    let mut app = App::new(snapshot(), 100.0, false);
+    let mut app = App::new(snapshot(), 100.0, false, Mode::Samples);
     let area = Rect::new(0, 0, 120, 30);
     let areas = super::Areas::of(area, &app);
     let header_y = areas.functions.y + 1;
@@ -368,7 +368,7 @@ fn the_counter_column_ranks_functions_by_the_chosen_counter_per_second() {
         name: "load".into(),
         ..Default::default()
     }];
-    let mut app = App::new(snap, 100.0, false);
+    let mut app = App::new(snap, 100.0, false, Mode::Samples);
     // CPU first: 6 s over 12 s is 50 % of a core.
     let screen = render(&app, 130, 40);
     assert!(screen.contains("CPU%"), "{screen}");
@@ -398,7 +398,7 @@ fn the_workers_pane_lists_processes_marks_stragglers_and_focuses_the_selected_on
         straggler,
         ..WorkerRow::default()
     };
-    let mut app = App::new(snapshot(), 100.0, false);
+    let mut app = App::new(snapshot(), 100.0, false, Mode::Samples);
     app.follow = true;
     app.workers = vec![
         WorkerRow {
@@ -434,6 +434,6 @@ fn the_workers_pane_lists_processes_marks_stragglers_and_focuses_the_selected_on
     assert_eq!(app.shown_process(), None);
     assert!(render(&app, 130, 45).contains("all merged"));
     // Without followers and with one process, no workers pane.
-    let single = App::new(snapshot(), 100.0, false);
+    let single = App::new(snapshot(), 100.0, false, Mode::Samples);
     assert!(!render(&single, 130, 45).contains("Workers"));
 }

@@ -103,7 +103,8 @@ fn stacks_cut_short_are_counted() {
     let workload = Workload::start(&default_python(), "deep_recursion.py", &["400", "60"]);
     let pid = workload.pid().to_string();
     for blocking in [false, true] {
-        let mut args = vec!["--pid", &pid, "--duration", "2"];
+        // Shares of samples: a cut stack is one sample without `<module>`.
+        let mut args = vec!["--pid", &pid, "--duration", "2", "--mode", "samples"];
         if blocking {
             args.push("--blocking");
         }

@@ -64,8 +64,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             format!("{} ({})", r.name, r.location),
         ])
     });
+    // The window (`w`) shares are always of samples; the session's follow the mode.
+    let mode = if app.view.windowed {
+        "samples, last second"
+    } else {
+        app.view.mode.name()
+    };
     let mut title = format!(
-        "Functions{} · {} · {} thread-samples",
+        "Functions{} · mode {mode} (M) · {} · {} thread-samples",
         if app.view.focus == Pane::Functions {
             " [focus]"
         } else {
