@@ -128,3 +128,78 @@ fn stacks_cut_short_are_counted() {
         }
     }
 }
+
+/// The loaded-machine case of the issue: a heavy and a light worker and a sleeping heartbeat
+/// beside busy loops (3 on 2 cores). In `--mode cpu` each function's share is within a few
+/// points of its thread's share of the process's on-CPU time as the kernel counts it
+/// (`schedstat`, read by the test around the same window).
+#[test]
+fn cpu_mode_shares_match_the_kernels_on_cpu_time_under_load() {
+    let workload = Workload::start(&default_python(), "overload.py", &[]);
+    let pid = workload.pid();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let _load = Load(
+        (0..cores + cores / 2)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect(),
+    );
+    let tids: Vec<(String, u64)> = {
+        let report = report_json(&["--pid", &pid.to_string(), "--duration", "0.5"]);
+        process(&report)["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| Some((t["name"].as_str()?.to_owned(), t["tid"].as_u64()?)))
+            .collect()
+    };
+    let run_ns = || -> Vec<f64> { tids.iter().map(|(_, tid)| schedstat(pid, *tid).0).collect() };
+    let before = run_ns();
+    let report = report_json(&[
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        "4",
+        "--mode",
+        "cpu",
+    ]);
+    let after = run_ns();
+    let spent: Vec<f64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let all: f64 = spent.iter().sum();
+    let truth = |name: &str| {
+        tids.iter()
+            .zip(&spent)
+            .find(|((n, _), _)| n == name)
+            .map_or(0.0, |(_, s)| s / all * 100.0)
+    };
+    let p = process(&report);
+    let share = |name: &str| {
+        p["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map_or(0.0, |f| f64_of(&f["total_percent"]))
+    };
+    eprintln!(
+        "cpu mode: heavy {:.1}% (kernel {:.1}%), light {:.1}% ({:.1}%), heartbeat {:.1}% ({:.1}%); run-queue wait {:.0}%",
+        share("heavy"),
+        truth("heavy"),
+        share("light"),
+        truth("light"),
+        share("heartbeat"),
+        truth("heartbeat"),
+        f64_of(&p["runqueue_wait_percent"]),
+    );
+    // `heavy` and `light` are most of their threads' time (`work` calls them in a loop).
+    assert!((share("heavy") - truth("heavy")).abs() <= 4.0, "heavy");
+    assert!((share("light") - truth("light")).abs() <= 4.0, "light");
+    assert!(
+        (share("heartbeat") - truth("heartbeat")).abs() <= 3.0,
+        "heartbeat"
+    );
+}
