@@ -25,15 +25,16 @@ pub const HELPER_ARG: &str = "__pause-helper";
 
 /// Shortest deadline: a pause of a few threads takes well under a millisecond.
 const MIN_DEADLINE: Duration = Duration::from_millis(20);
-/// Longest deadline, whatever the reads took (a pool of thousands of threads).
-const MAX_DEADLINE: Duration = Duration::from_secs(1);
+/// Longest deadline, whatever the reads took: a read that needs more (thousands of threads
+/// on a loaded machine) counts as failed (its pause ended first) rather than freeze the target.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(1);
 
 /// hptop's end of a running helper.
 pub struct Pauser {
     child: Child,
     to: ChildStdin,
     from: ChildStdout,
-    /// Longest pause asked for so far; the deadline is a margin over it.
+    /// Longest recent read (decays by a tenth per read); the deadline is a margin over it.
     longest: Duration,
 }
 
@@ -117,7 +118,9 @@ impl Pauser {
     /// # Errors
     /// A broken pipe (the helper is gone: the kernel resumed the target then).
     pub fn resume(&mut self, since: Instant) -> Result<Resumed, String> {
-        self.longest = self.longest.max(since.elapsed());
+        // One slow read (hptop descheduled on a loaded machine) should not lengthen every
+        // later pause for good: the reference decays.
+        self.longest = since.elapsed().max(self.longest.mul_f64(0.9));
         self.to
             .write_all(b"R")
             .map_err(|e| format!("pause helper: {e}"))?;

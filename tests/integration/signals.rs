@@ -114,8 +114,13 @@ fn sigstop_of_hptop_during_blocking_never_leaves_the_target_frozen() {
         std::thread::sleep(Duration::from_millis(7 + (i * 13) % 23));
         kill(hptop_pid, Signal::SIGSTOP).unwrap();
         caught_paused += u32::from(traced(pid));
-        // Deadline: 20 ms plus twice the longest read (~1 ms here); give it ten times that.
-        std::thread::sleep(Duration::from_millis(250));
+        // The helper's deadline is 20 ms + twice the recent longest read (at most 1 s); allow
+        // for a loaded machine delaying it.
+        // Before the helper, the target stayed frozen until hptop was continued.
+        let stopped = Instant::now();
+        while traced(pid) && stopped.elapsed() < Duration::from_millis(1500) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         frozen += u32::from(traced(pid));
         kill(hptop_pid, Signal::SIGCONT).unwrap();
     }
