@@ -11,14 +11,21 @@ fn schedstat(pid: u32, tid: u64) -> (f64, f64) {
     (fields.next().unwrap(), fields.next().unwrap())
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
 /// Busy loops, killed when dropped.
 struct Load(Vec<Child>);
 
 impl Load {
     fn per_core(n: usize) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::loops(cores() * n)
+    }
+
+    fn loops(count: usize) -> Self {
         Self(
-            (0..cores * n)
+            (0..count)
                 .map(|_| {
                     Command::new("sh")
                         .args(["-c", "while :; do :; done"])
@@ -137,17 +144,7 @@ fn stacks_cut_short_are_counted() {
 fn cpu_mode_shares_match_the_kernels_on_cpu_time_under_load() {
     let workload = Workload::start(&default_python(), "overload.py", &[]);
     let pid = workload.pid();
-    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-    let _load = Load(
-        (0..cores + cores / 2)
-            .map(|_| {
-                Command::new("sh")
-                    .args(["-c", "while :; do :; done"])
-                    .spawn()
-                    .unwrap()
-            })
-            .collect(),
-    );
+    let _load = Load::loops(cores() + cores() / 2);
     let tids: Vec<(String, u64)> = {
         let report = report_json(&["--pid", &pid.to_string(), "--duration", "0.5"]);
         process(&report)["threads"]
