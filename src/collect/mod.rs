@@ -383,9 +383,9 @@ fn sampler_thread(
     let mut resumed = false;
     let mut index: u64 = 0;
     let mut smaps = smaps::SmapsSchedule::default();
-    // When the last tick took longer than half an interval, rest at least as long: the rate
-    // drops (deadlines are skipped and counted, the report says so) and the sampler stays
-    // under half a core, however many threads the target has.
+    // When the last tick took more than three quarters of an interval, rest a third as long:
+    // the rate drops (deadlines are skipped and counted, the report says so) and the sampler
+    // stays under three quarters of a core, however many threads the target has.
     let mut rest_until = Instant::now();
     loop {
         let (deadline, skipped) = timer.next(Instant::now());
@@ -434,7 +434,7 @@ fn sampler_thread(
         let tick_started = Instant::now();
         let mut process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
         let cost = tick_started.elapsed();
-        rest_until = tick_started + cost * 2;
+        rest_until = tick_started + cost * 4 / 3;
         drop(guard);
         if let (Some(memory), Some(counters)) = (process.memory.as_mut(), process.counters) {
             if smaps.due(Instant::now(), counters.rss_bytes) {

@@ -55,7 +55,7 @@ fn render_sampling_notes(out: &mut String, p: &ProcessSnapshot) {
         let _ = writeln!(
             out,
             "Rate lowered to {:.1} Hz: reading {} threads takes longer than the interval, and hptop \
-             keeps its sampler under half a core (or the machine kept it from running on time).",
+             keeps its sampler under three quarters of a core (or the machine kept it from running on time).",
             p.rate_hz,
             p.threads.iter().filter(|t| t.alive).count()
         );
