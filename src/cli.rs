@@ -62,7 +62,8 @@ struct SamplingArgs {
     #[arg(long)]
     blocking: bool,
     /// What a function's share counts: cpu (on-CPU time from schedstat, the default),
-    /// samples (samples of threads in state R, as py-spy top), wall (all samples, idle too).
+    /// samples (samples of threads in state R, as py-spy top), gil (samples of the thread
+    /// holding the GIL, as py-spy --gil), wall (all samples, idle too).
     #[arg(long, value_enum, default_value_t = ModeArg::Cpu)]
     mode: ModeArg,
     /// The same as --mode wall: count idle threads in function figures.
@@ -85,6 +86,7 @@ struct SamplingArgs {
 enum ModeArg {
     Cpu,
     Samples,
+    Gil,
     Wall,
 }
 
@@ -229,6 +231,7 @@ fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
             (true, _) | (_, ModeArg::Wall) => ShareMode::Wall,
             (false, ModeArg::Cpu) => ShareMode::Cpu,
             (false, ModeArg::Samples) => ShareMode::Samples,
+            (false, ModeArg::Gil) => ShareMode::Gil,
         },
         native: args.native,
         subprocesses: args.subprocesses,

@@ -1,6 +1,7 @@
 //! Function and line figures, keyed by (file, function name): memory grows with the
 //! number of distinct functions and lines in the program, never with the number of samples.
 
+use super::snapshot::Mode;
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::collect::tick::Frame;
@@ -14,6 +15,15 @@ pub struct Counts {
     pub total: u64,
 }
 
+/// What one thread-sample was.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SampleKind {
+    /// The thread was in kernel state R.
+    pub active: bool,
+    /// The thread held the GIL.
+    pub held: bool,
+}
+
 /// Counts among active thread-samples only, and among all thread-samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DualCounts {
@@ -21,6 +31,8 @@ pub struct DualCounts {
     pub active: Counts,
     /// Idle threads included (`--idle`).
     pub all: Counts,
+    /// Samples whose thread held the GIL (`--mode gil`).
+    pub gil: Counts,
 }
 
 impl DualCounts {
@@ -33,9 +45,22 @@ impl DualCounts {
         }
     }
 
-    /// Counts one thread-sample: `own` if innermost, `total` if first on this stack.
-    pub fn add(&mut self, own: bool, total: bool, active: bool) {
-        for (counts, on) in [(&mut self.all, true), (&mut self.active, active)] {
+    /// The counts `mode` asks for (`include_idle` for the sample modes).
+    pub fn pick_for(&self, mode: Mode, include_idle: bool) -> Counts {
+        match mode {
+            Mode::Gil => self.gil,
+            Mode::Wall => self.all,
+            Mode::Cpu | Mode::Samples => self.pick(include_idle),
+        }
+    }
+
+    /// Counts one thread-sample of `kind`: `own` if innermost, `total` if first on this stack.
+    pub fn add(&mut self, own: bool, total: bool, kind: SampleKind) {
+        for (counts, on) in [
+            (&mut self.all, true),
+            (&mut self.active, kind.active),
+            (&mut self.gil, kind.held),
+        ] {
             if on {
                 counts.own += u64::from(own);
                 counts.total += u64::from(total);
@@ -259,6 +284,7 @@ impl FunctionTable {
         &mut self,
         frames: &[Frame],
         active: bool,
+        held: bool,
         out: &mut StackIds,
     ) -> Option<FunctionId> {
         out.frames.clear();
@@ -266,7 +292,7 @@ impl FunctionTable {
             let id = self.intern(frame);
             out.frames.push((id, frame.line));
         }
-        self.count_stack(active, out)
+        self.count_stack(active, held, out)
     }
 
     /// [`Self::add_stack`] for a stack already interned (innermost first, as (function,
@@ -275,27 +301,29 @@ impl FunctionTable {
         &mut self,
         stack: &[(FunctionId, u32)],
         active: bool,
+        held: bool,
         out: &mut StackIds,
     ) -> Option<FunctionId> {
         out.frames.clear();
         out.frames.extend_from_slice(stack);
-        self.count_stack(active, out)
+        self.count_stack(active, held, out)
     }
 
     /// Counts the stack in `out.frames` and fills `out.on_stack`.
-    fn count_stack(&mut self, active: bool, out: &mut StackIds) -> Option<FunctionId> {
+    fn count_stack(&mut self, active: bool, held: bool, out: &mut StackIds) -> Option<FunctionId> {
         out.on_stack.clear();
         // A stamp per thread-sample lets recursion count once in `total` without a set.
         self.stamp += 1;
         let stamp = self.stamp;
         let mut innermost = None;
         let mut callee: Option<FunctionId> = None;
+        let kind = SampleKind { active, held };
         for (depth, &(id, line)) in out.frames.iter().enumerate() {
             if let Some(callee) = callee.replace(id) {
                 let edge = self.edges.entry((id, callee)).or_default();
                 let first = edge.last_stamp != stamp;
                 edge.last_stamp = stamp;
-                edge.counts.add(false, first, active);
+                edge.counts.add(false, first, kind);
             }
             let own = depth == 0;
             if own {
@@ -304,14 +332,14 @@ impl FunctionTable {
             let f = &mut self.functions[id];
             let first_in_stack = f.last_stamp != stamp;
             f.last_stamp = stamp;
-            f.counts.add(own, first_in_stack, active);
+            f.counts.add(own, first_in_stack, kind);
             if first_in_stack {
                 out.on_stack.push((id, own));
             }
             let line = f.lines.entry(line).or_default();
             let line_first = line.last_stamp != stamp;
             line.last_stamp = stamp;
-            line.counts.add(own, line_first, active);
+            line.counts.add(own, line_first, kind);
         }
         innermost
     }
@@ -415,7 +443,12 @@ mod tests {
         let mut out = StackIds::default();
         for i in 0..10 {
             // A fresh name every sample, called from one `main`.
-            table.add_stack(&[frame(&format!("gen_{i}")), frame("main")], true, &mut out);
+            table.add_stack(
+                &[frame(&format!("gen_{i}")), frame("main")],
+                true,
+                false,
+                &mut out,
+            );
         }
         // main + gen_0 + gen_1 kept apart; gen_2..gen_9 in the other row.
         assert_eq!(table.len(), 4);
@@ -426,7 +459,7 @@ mod tests {
         let own: u64 = table.all().iter().map(|f| f.counts.active.own).sum();
         assert_eq!(own, 10, "every sample counted once as own");
         // A function kept apart stays itself after the budget is reached.
-        table.add_stack(&[frame("gen_1")], true, &mut out);
+        table.add_stack(&[frame("gen_1")], true, false, &mut out);
         assert_eq!(row(&table, "gen_1").counts.active.own, 2);
     }
 }

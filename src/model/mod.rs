@@ -223,7 +223,7 @@ impl Session {
         for list in [&mut called_by, &mut calls] {
             list.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.name.cmp(&b.name)));
         }
-        let mut lines = line_rows(f, include_idle);
+        let mut lines = line_rows(f, Mode::Samples, include_idle);
         lines.sort_by_key(|l| l.line);
         Some(FunctionDetail {
             name: f.name.clone(),
@@ -302,6 +302,10 @@ impl Session {
             (Mode::Cpu, None) => {
                 Shares::CpuSeconds(self.functions.all().iter().map(|f| f.credited.cpu_s).sum())
             }
+            (Mode::Gil, _) => Shares::Samples {
+                counted: focus.map_or(self.threads.gil_samples(), |t| t.gil_held_samples),
+                seconds_per_sample,
+            },
             _ => Shares::Samples {
                 counted: counted_samples,
                 seconds_per_sample,
@@ -313,11 +317,11 @@ impl Session {
             .enumerate()
             .filter_map(|(id, f)| {
                 let counts = match focus {
-                    Some(t) => t.functions.get(&id).map(|c| c.pick(idle))?,
-                    None => f.counts.pick(idle),
+                    Some(t) => t.functions.get(&id).map(|c| c.pick_for(query.mode, idle))?,
+                    None => f.counts.pick_for(query.mode, idle),
                 };
                 (counts.total > 0 || (focus.is_none() && f.credited.cpu_s > 0.0))
-                    .then(|| function_row(f, counts, idle, shares))
+                    .then(|| function_row(f, counts, (query.mode, idle), shares))
             })
             .collect()
     }
@@ -504,11 +508,11 @@ pub(crate) fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// The lines of `f` that have samples under the counting rule, in no order.
-fn line_rows(f: &FunctionStats, include_idle: bool) -> Vec<LineRow> {
+fn line_rows(f: &FunctionStats, mode: Mode, include_idle: bool) -> Vec<LineRow> {
     f.lines
         .iter()
         .map(|(&line, stats)| {
-            let c = stats.counts.pick(include_idle);
+            let c = stats.counts.pick_for(mode, include_idle);
             LineRow {
                 line,
                 own_samples: c.own,
@@ -536,10 +540,10 @@ enum Shares {
 fn function_row(
     f: &FunctionStats,
     counts: Counts,
-    include_idle: bool,
+    (mode, include_idle): (Mode, bool),
     shares: Shares,
 ) -> FunctionRow {
-    let mut lines = line_rows(f, include_idle);
+    let mut lines = line_rows(f, mode, include_idle);
     lines.sort_by_key(|l| (Reverse(l.total_samples), Reverse(l.own_samples), l.line));
     let (own_percent, total_percent, own_s, total_s) = match shares {
         Shares::Samples {

@@ -19,6 +19,10 @@ pub enum Mode {
     Samples,
     /// All samples, idle threads too (wall-clock time; `--idle`).
     Wall,
+    /// Samples of the thread holding the GIL (py-spy's `--gil`, `CPython`'s `--mode gil`): what
+    /// runs Python code, the most accurate on thread pools; native code that releases the GIL
+    /// counts nothing.
+    Gil,
 }
 
 impl Mode {
@@ -28,6 +32,7 @@ impl Mode {
             Self::Cpu => "cpu",
             Self::Samples => "samples",
             Self::Wall => "wall",
+            Self::Gil => "gil",
         }
     }
 
@@ -36,7 +41,8 @@ impl Mode {
     pub fn next(self) -> Self {
         match self {
             Self::Cpu => Self::Samples,
-            Self::Samples => Self::Wall,
+            Self::Samples => Self::Gil,
+            Self::Gil => Self::Wall,
             Self::Wall => Self::Cpu,
         }
     }

@@ -660,3 +660,23 @@ fn cpu_mode_shares_are_on_cpu_time_not_runnable_samples() {
     assert_eq!(cpu.functions[0].name, "crunch");
     assert!((find(&cpu, "heartbeat").own_s - 0.004).abs() < 1e-12);
 }
+
+#[test]
+fn gil_mode_counts_only_samples_of_the_gil_holder() {
+    let mut s = session();
+    // Both threads in state R; `py_work` holds the GIL, `hashing` runs native code without it.
+    for i in 0..4u32 {
+        let holder = thread(1, true, stack(&[("py_work", 1)]), Counts::default());
+        let mut native = thread(2, true, stack(&[("hashing", 1)]), Counts::default());
+        native.gil = GilState::NotHeld;
+        s.ingest(&tick(i, vec![holder, native], 0, 1));
+    }
+    let samples = s.snapshot(&SAMPLES);
+    assert_eq!(find(&samples, "hashing").own_percent, 50.0);
+    let gil = s.snapshot(&SnapshotQuery {
+        mode: Mode::Gil,
+        ..SAMPLES
+    });
+    assert_eq!(find(&gil, "py_work").own_percent, 100.0);
+    assert!(gil.functions.iter().all(|f| f.name != "hashing"));
+}

@@ -9,7 +9,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::functions::{Credited, DualCounts, FunctionId, FunctionTable, StackIds};
+use super::functions::{Credited, DualCounts, FunctionId, FunctionTable, SampleKind, StackIds};
 use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{
     Activity, Frame, GilState, OsState, SlowThreadCounters, ThreadCounters, ThreadTick,
@@ -152,6 +152,8 @@ pub struct ThreadTable {
     /// Thread-samples whose stack did not reach the thread's root (see [`cut_short`]).
     partial_samples: u64,
     samples_active: u64,
+    /// Thread-samples whose thread held the GIL.
+    samples_gil: u64,
     scratch: StackIds,
 }
 
@@ -197,6 +199,7 @@ impl ThreadTable {
                 stats.active_samples += u64::from(active);
                 self.samples_all += 1;
                 self.samples_active += u64::from(active);
+                self.samples_gil += u64::from(held);
                 stats.gil_held_samples += u64::from(held);
                 stats.gil_wait_samples += u64::from(t.gil == GilState::Waiting);
                 gil_wanted |= t.gil == GilState::Waiting;
@@ -206,11 +209,11 @@ impl ThreadTable {
                 // Frames shared with the last tick's are the same stack: no interning again.
                 let innermost = match &stats.frames_seen {
                     Some(seen) if Arc::ptr_eq(seen, &t.frames) => {
-                        functions.add_interned_stack(&stats.stack, active, &mut self.scratch)
+                        functions.add_interned_stack(&stats.stack, active, held, &mut self.scratch)
                     }
                     _ => {
                         stats.frames_seen = Some(Arc::clone(&t.frames));
-                        functions.add_stack(&t.frames, active, &mut self.scratch)
+                        functions.add_stack(&t.frames, active, held, &mut self.scratch)
                     }
                 };
                 if held {
@@ -219,11 +222,11 @@ impl ThreadTable {
                 stats.stack.clone_from(&self.scratch.frames);
                 self.partial_samples += u64::from(cut_short(stats));
                 for &(id, own) in &self.scratch.on_stack {
-                    stats
-                        .functions
-                        .entry(id)
-                        .or_default()
-                        .add(own, true, active);
+                    stats.functions.entry(id).or_default().add(
+                        own,
+                        true,
+                        SampleKind { active, held },
+                    );
                 }
                 innermost
             } else {
@@ -310,6 +313,11 @@ impl ThreadTable {
     /// Thread-samples whose stack did not reach the thread's root (cut short while read).
     pub fn partial_samples(&self) -> u64 {
         self.partial_samples
+    }
+
+    /// Thread-samples whose thread held the GIL (the denominator of `--mode gil`).
+    pub fn gil_samples(&self) -> u64 {
+        self.samples_gil
     }
 
     /// Thread-samples taken: all of them, or only those of threads on CPU. The denominator

@@ -332,6 +332,10 @@ fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader
             fmt::count(p.counted_samples),
             fmt::seconds(p.seconds_per_sample)
         ),
+        Mode::Gil => format!(
+            "share of the samples of the thread holding the GIL, as py-spy --gil; one sample ≈ {}",
+            fmt::seconds(p.seconds_per_sample)
+        ),
         Mode::Wall => format!(
             "share of {} thread-samples of all threads, idle too; one sample ≈ {}",
             fmt::count(p.counted_samples),
