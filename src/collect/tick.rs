@@ -164,6 +164,24 @@ pub struct Syscall {
     pub arg0: u64,
 }
 
+/// System calls that move file or socket data (`x86_64` numbers): `read`, `write`, `pread64`,
+/// `pwrite64`, `readv`, `writev`, `sendfile`, `fsync`, `fdatasync`, `sync`, `io_getevents`,
+/// `io_submit`, `splice`, `sync_file_range`, `preadv`, `pwritev`, `syncfs`, `copy_file_range`,
+/// `preadv2`, `pwritev2`, `io_uring_enter`.
+#[cfg(target_arch = "x86_64")]
+const IO_CALLS: &[u64] = &[
+    0, 1, 17, 18, 19, 20, 40, 74, 75, 162, 208, 209, 275, 277, 295, 296, 306, 326, 327, 328, 426,
+];
+#[cfg(not(target_arch = "x86_64"))]
+const IO_CALLS: &[u64] = &[];
+
+impl Syscall {
+    /// Whether the call reads or writes file or socket data (or waits for it to reach disk).
+    pub fn is_io(self) -> bool {
+        IO_CALLS.contains(&self.number)
+    }
+}
+
 /// Per-thread counters read on the slow timer (`status` and `io` cost more than `stat`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SlowThreadCounters {

@@ -121,6 +121,10 @@ pub struct ThreadStats {
     /// Stacks read since the last slow read (empty: no Python stack), to split the slow delta
     /// among; the first `pending_len` are live, the rest kept for their allocations.
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
+    /// Whether the thread was blocked in an I/O system call at each of `pending_slow`.
+    pending_io: Vec<bool>,
+    /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
+    io_site: Vec<(FunctionId, u32)>,
     pending_len: usize,
     last_seen: u64,
     /// The frames `stack` was interned from.
@@ -233,17 +237,11 @@ impl ThreadTable {
                 None
             };
             stats.pending_fast = innermost.is_some();
-            if stats.pending_len < MAX_PENDING {
-                if stats.pending_len == stats.pending_slow.len() {
-                    stats.pending_slow.push(Vec::new());
-                }
-                let slot = &mut stats.pending_slow[stats.pending_len];
-                slot.clear();
-                if innermost.is_some() {
-                    slot.extend_from_slice(&stats.stack);
-                }
-                stats.pending_len += 1;
-            }
+            let in_io = t
+                .counters
+                .and_then(|c| c.syscall)
+                .is_some_and(|s| s.is_io());
+            remember_for_slow(stats, innermost.is_some(), in_io);
         }
         for stats in self.threads.values_mut() {
             if stats.last_seen != tick {
@@ -399,6 +397,28 @@ fn cut_short(stats: &mut ThreadStats) -> bool {
     }
 }
 
+/// Keeps the stack just read (none: no Python stack) for the next slow read's split, with
+/// whether the thread was blocked in an I/O system call.
+fn remember_for_slow(stats: &mut ThreadStats, has_stack: bool, in_io: bool) {
+    if stats.pending_len >= MAX_PENDING {
+        return;
+    }
+    if stats.pending_len == stats.pending_slow.len() {
+        stats.pending_slow.push(Vec::new());
+        stats.pending_io.push(false);
+    }
+    let slot = &mut stats.pending_slow[stats.pending_len];
+    slot.clear();
+    if has_stack {
+        slot.extend_from_slice(&stats.stack);
+    }
+    stats.pending_io[stats.pending_len] = in_io && has_stack;
+    if in_io && has_stack {
+        stats.io_site.clone_from(&stats.stack);
+    }
+    stats.pending_len += 1;
+}
+
 /// (voluntary + involuntary) of this read's slow delta.
 fn account_counters(
     stats: &mut ThreadStats,
@@ -453,10 +473,49 @@ fn account_counters(
             io_bytes: (delta.read_bytes + delta.write_bytes) as f64,
             ..Credited::default()
         };
+        let pending = &stats.pending_slow[..stats.pending_len];
+        let in_io = &stats.pending_io[..stats.pending_len];
         let share = 1.0 / stats.pending_len.max(1) as f64;
+        // I/O bytes go to the stacks seen blocked in an I/O system call during the span
+        // (the code that reads and writes), split among them; in a span without one, to the
+        // last stack the thread was seen doing I/O at (a fast write is never caught in the
+        // act, but the same code's slower calls are); only a thread never seen in one splits
+        // them among all the span's stacks, like the switches.
+        let io_stacks = in_io.iter().filter(|&&io| io).count();
+        if io_stacks == 0 && !stats.io_site.is_empty() && credited.io_bytes > 0.0 {
+            let io = Credited {
+                io_bytes: credited.io_bytes,
+                ..Credited::default()
+            };
+            functions.credit_stack(&stats.io_site, &io, 1.0);
+        }
+        let credited = if io_stacks == 0 && !stats.io_site.is_empty() {
+            Credited {
+                io_bytes: 0.0,
+                ..credited
+            }
+        } else {
+            credited
+        };
+        let (credited, io_only) = if io_stacks > 0 {
+            let io = Credited {
+                io_bytes: credited.io_bytes,
+                ..Credited::default()
+            };
+            let rest = Credited {
+                io_bytes: 0.0,
+                ..credited
+            };
+            (rest, Some((io, 1.0 / io_stacks as f64)))
+        } else {
+            (credited, None)
+        };
         if switches + delta.read_bytes + delta.write_bytes > 0 {
-            for stack in &stats.pending_slow[..stats.pending_len] {
+            for (stack, &io) in pending.iter().zip(in_io) {
                 functions.credit_stack(stack, &credited, share);
+                if let (true, Some((io_credit, io_share))) = (io, io_only) {
+                    functions.credit_stack(stack, &io_credit, io_share);
+                }
             }
         }
     }

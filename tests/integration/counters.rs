@@ -136,3 +136,56 @@ fn tempfile_dir(name: &str) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     dir.to_string_lossy().into_owned()
 }
+
+/// The demo's writer encodes JSON (CPU), then writes and fsyncs it in `write_batch`: the
+/// bytes go to the code that does the I/O, not to the encoder that ran most of the time.
+#[test]
+fn io_bytes_go_to_the_code_that_reads_and_writes() {
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.py");
+    let python = default_python();
+    let report = report_json(&[
+        "--duration",
+        "6",
+        "--",
+        &python.path.to_string_lossy(),
+        &demo.to_string_lossy(),
+    ]);
+    let p = &report["processes"][0];
+    let credited = credited_sum(p, "io_bytes");
+    if credited < 1e6 {
+        eprintln!("SKIP: the demo's writes reached no storage here ({credited} bytes; tmpfs?)");
+        return;
+    }
+    let share = |name: &str| {
+        p["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["name"] == name)
+            .map(|f| f64_of(&f["io_bytes"]))
+            .sum::<f64>()
+            / credited
+            * 100.0
+    };
+    eprintln!(
+        "io credited {credited:.0} B: write_batch {:.1}%, writer {:.1}%, iterencode {:.1}%",
+        share("write_batch"),
+        share("writer"),
+        share("JSONEncoder.iterencode")
+    );
+    assert!(share("write_batch") >= 50.0, "write_batch");
+    for pure in [
+        "JSONEncoder.iterencode",
+        "JSONEncoder.encode",
+        "parse_record",
+        "checksum",
+        "aggregate",
+        "load_chunk",
+    ] {
+        assert!(
+            share(pure) <= 5.0,
+            "{pure} makes no I/O call: {:.1}%",
+            share(pure)
+        );
+    }
+}
