@@ -240,7 +240,7 @@ impl ThreadTable {
             let in_io = t
                 .counters
                 .and_then(|c| c.syscall)
-                .is_some_and(|s| s.is_io());
+                .is_some_and(crate::collect::tick::Syscall::is_io);
             remember_for_slow(stats, innermost.is_some(), in_io);
         }
         for stats in self.threads.values_mut() {
