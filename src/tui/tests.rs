@@ -437,3 +437,32 @@ fn the_workers_pane_lists_processes_marks_stragglers_and_focuses_the_selected_on
     let single = App::new(snapshot(), 100.0, false, Mode::Samples);
     assert!(!render(&single, 130, 45).contains("Workers"));
 }
+
+#[test]
+fn overload_partial_stacks_run_queue_and_mode_are_shown() {
+    let mut snap = snapshot();
+    snap.runqueue_wait_percent = 53.0;
+    snap.partial_stacks_percent = 4.0;
+    snap.threads[1].runqueue_wait_percent = 61.5;
+    let mut app = App::new(snap, 100.0, false, Mode::Cpu);
+    let screen = render(&app, 160, 40);
+    assert!(
+        screen.contains("OVERLOADED: waited for a CPU 53"),
+        "{screen}"
+    );
+    assert!(screen.contains("PARTIAL stacks 4"), "{screen}");
+    assert!(
+        screen.contains("RUNQ%") && screen.contains("61.5"),
+        "{screen}"
+    );
+    assert!(screen.contains("mode cpu (M)"), "{screen}");
+    assert_eq!(
+        super::keymap::action(key('M')),
+        Some(Action::NextMode),
+        "M cycles the mode"
+    );
+    app.apply(Action::NextMode, 10);
+    assert_eq!(app.view.mode, Mode::Samples);
+    assert!(app.query().mode == Mode::Samples);
+    assert!(render(&app, 160, 40).contains("mode samples (M)"));
+}

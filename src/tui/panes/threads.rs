@@ -66,6 +66,7 @@ fn thread_row(
         fmt::truncate(t.name.as_deref().unwrap_or("-"), 20),
         format!("{state}{gil}"),
         format!("{:.1}", t.cpu_percent),
+        format!("{:.1}", t.runqueue_wait_percent),
         format!("{:.1}", t.gil_held_percent),
         format!("{:.1}", t.gil_wait_percent),
         format!("{:.1}", t.idle_percent),
@@ -100,6 +101,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         "THREAD",
         "ST",
         "CPU%",
+        "RUNQ%",
         "GIL%",
         "WAIT%",
         "IDLE%",
@@ -145,6 +147,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(6),
             Constraint::Length(6),
             Constraint::Length(6),
+            Constraint::Length(6),
             Constraint::Length(SPLIT_WIDTH as u16),
             Constraint::Length(7),
             Constraint::Length(7),
@@ -156,7 +159,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     .row_highlight_style(theme.selected)
     .block(Block::default().borders(Borders::TOP).title(Line::styled(
         format!(
-            "Threads{focus}{filter} · * holds the GIL · split: █ holds ▓ waits ▒ native ░ blocked · sleeps · over the {}",
+            "Threads{focus}{filter} · * holds the GIL · RUNQ% waited for a CPU · split: █ holds ▓ waits ▒ native ░ blocked · sleeps · over the {}",
             if app.view.windowed {
                 "last second"
             } else {
