@@ -347,8 +347,11 @@ impl ProcReader {
     /// Reads the counters of each thread in `tids`; `None` for a thread that vanished.
     /// Forgets the files of threads not in `tids`.
     pub fn read_threads(&mut self, tids: &[u32], slow: bool) -> Vec<Option<ThreadCounters>> {
+        // Out of `self` while reading, so each thread's entry is borrowed in place, not moved
+        // out and back at every tick.
+        let mut threads = std::mem::take(&mut self.threads);
         let mut closed = 0;
-        self.threads.retain(|tid, files| {
+        threads.retain(|tid, files| {
             let keep = tids.binary_search(tid).is_ok();
             if !keep {
                 closed += files.open_count();
@@ -356,9 +359,12 @@ impl ProcReader {
             keep
         });
         self.open_files -= closed;
-        tids.iter()
-            .map(|&tid| self.read_thread(tid, slow))
-            .collect()
+        let counters = tids
+            .iter()
+            .map(|&tid| self.read_thread(&mut threads, tid, slow))
+            .collect();
+        self.threads = threads;
+        counters
     }
 
     /// Number of per-thread files kept open now.
@@ -381,19 +387,28 @@ impl ProcReader {
         Some(pairs)
     }
 
-    fn read_thread(&mut self, tid: u32, slow: bool) -> Option<ThreadCounters> {
+    fn read_thread(
+        &mut self,
+        threads: &mut HashMap<u32, ThreadFiles>,
+        tid: u32,
+        slow: bool,
+    ) -> Option<ThreadCounters> {
         // A kept-open file of a thread that exited fails; its tid may have been reused by a
         // new thread, so start afresh once before giving up.
-        for _ in 0..2 {
-            let mut files = self
-                .threads
-                .remove(&tid)
-                .unwrap_or_else(|| self.first_sight(tid));
-            if let Some(counters) = self.read_thread_files(tid, &mut files, slow) {
-                self.threads.insert(tid, files);
+        for attempt in 0..2 {
+            if attempt == 1 || !threads.contains_key(&tid) {
+                let fresh = self.first_sight(tid);
+                if let Some(old) = threads.insert(tid, fresh) {
+                    self.open_files -= old.open_count();
+                }
+            }
+            let files = threads.get_mut(&tid)?;
+            if let Some(counters) = self.read_thread_files(tid, files, slow) {
                 return Some(counters);
             }
-            self.open_files -= files.open_count();
+        }
+        if let Some(old) = threads.remove(&tid) {
+            self.open_files -= old.open_count();
         }
         None
     }

@@ -256,8 +256,9 @@ impl PythonSpy {
         let mut threads = threads_head;
         let mut visited = 0;
         // hptop patch: the thread states of the last sample, read at once.
-        let mut prefetched: HashMap<usize, I::ThreadState> =
-            prefetch_structs(self.pid, &self.prev_threadstates);
+        // The list is usually walked in the same order as last time: take them in order.
+        let prefetched = prefetch_structs::<I::ThreadState>(self.pid, &self.prev_threadstates);
+        let mut cursor = 0;
         let mut walked = Vec::with_capacity(self.prev_threadstates.len());
         while !threads.is_null() {
             visited += 1;
@@ -269,7 +270,27 @@ impl PythonSpy {
             // Get the stack trace of the python thread
             let threadstate_address = threads as usize;
             walked.push(threadstate_address);
-            let thread = match prefetched.remove(&threadstate_address) {
+            // A thread gone since is skipped; a new one (CPython adds them at the head) is
+            // not in the prefetch and is read on its own.
+            if prefetched
+                .get(cursor)
+                .is_some_and(|(address, _)| *address != threadstate_address)
+            {
+                if let Some(ahead) = prefetched[cursor..]
+                    .iter()
+                    .position(|(address, _)| *address == threadstate_address)
+                {
+                    cursor += ahead;
+                }
+            }
+            let hit = prefetched
+                .get(cursor)
+                .filter(|(address, _)| *address == threadstate_address)
+                .map(|(_, thread)| *thread);
+            if hit.is_some() {
+                cursor += 1;
+            }
+            let thread = match hit {
                 Some(thread) => thread,
                 None => self
                     .process
@@ -713,10 +734,10 @@ fn os_thread_count(pid: Pid) -> usize {
 /// as `process_vm_readv` allows (1,024 ranges each). Addresses whose read fails are left
 /// out; the caller reads those one by one. Not on Linux: nothing is prefetched.
 #[cfg(target_os = "linux")]
-fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> HashMap<usize, T> {
+fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
     const IOV_MAX: usize = 1024;
     let size = std::mem::size_of::<T>();
-    let mut out = HashMap::with_capacity(addresses.len());
+    let mut out = Vec::with_capacity(addresses.len());
     if size == 0 {
         return out;
     }
@@ -757,13 +778,13 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> HashMap<usize, T>
             // SAFETY: `buf` holds `whole` complete copies of a `T`, a plain-data binding
             // (the same types `copy_struct` reads), valid for any bytes.
             let value = unsafe { std::ptr::read_unaligned(buf.as_ptr().add(i * size).cast::<T>()) };
-            out.insert(address, value);
+            out.push((address, value));
         }
     }
     out
 }
 
 #[cfg(not(target_os = "linux"))]
-fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize]) -> HashMap<usize, T> {
-    HashMap::new()
+fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize]) -> Vec<(usize, T)> {
+    Vec::new()
 }
