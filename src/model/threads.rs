@@ -121,8 +121,8 @@ pub struct ThreadStats {
     /// Stacks read since the last slow read (empty: no Python stack), to split the slow delta
     /// among; the first `pending_len` are live, the rest kept for their allocations.
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
-    /// Whether the thread was blocked in an I/O system call at each of `pending_slow`.
-    pending_io: Vec<bool>,
+    /// Where the thread was at each of `pending_slow`: on CPU, in a system call, in an I/O one.
+    pending_io: Vec<InCall>,
     /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
     io_site: Vec<(FunctionId, u32)>,
     pending_len: usize,
@@ -139,6 +139,18 @@ pub struct ThreadStats {
 /// Stacks to split one slow-counter delta among, at most; more are dropped (the share of each
 /// is then slightly larger), which bounds memory if slow reads stop arriving.
 const MAX_PENDING: usize = 4096;
+/// Where a thread was when its stack was read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum InCall {
+    /// Not in a system call (running, or its system call not read).
+    #[default]
+    None,
+    /// Blocked in a system call that moves no file or socket data.
+    Other,
+    /// Blocked in an I/O system call (see `Syscall::is_io`).
+    Io,
+}
+
 /// Exited threads kept for the report; older ones are folded into `retired`.
 const MAX_DEAD_THREADS: usize = 1024;
 
@@ -237,11 +249,12 @@ impl ThreadTable {
                 None
             };
             stats.pending_fast = innermost.is_some();
-            let in_io = t
-                .counters
-                .and_then(|c| c.syscall)
-                .is_some_and(crate::collect::tick::Syscall::is_io);
-            remember_for_slow(stats, innermost.is_some(), in_io);
+            let call = match t.counters.and_then(|c| c.syscall) {
+                Some(s) if s.is_io() => InCall::Io,
+                Some(_) => InCall::Other,
+                None => InCall::None,
+            };
+            remember_for_slow(stats, innermost.is_some(), call);
         }
         for stats in self.threads.values_mut() {
             if stats.last_seen != tick {
@@ -399,21 +412,21 @@ fn cut_short(stats: &mut ThreadStats) -> bool {
 
 /// Keeps the stack just read (none: no Python stack) for the next slow read's split, with
 /// whether the thread was blocked in an I/O system call.
-fn remember_for_slow(stats: &mut ThreadStats, has_stack: bool, in_io: bool) {
+fn remember_for_slow(stats: &mut ThreadStats, has_stack: bool, call: InCall) {
     if stats.pending_len >= MAX_PENDING {
         return;
     }
     if stats.pending_len == stats.pending_slow.len() {
         stats.pending_slow.push(Vec::new());
-        stats.pending_io.push(false);
+        stats.pending_io.push(InCall::None);
     }
     let slot = &mut stats.pending_slow[stats.pending_len];
     slot.clear();
     if has_stack {
         slot.extend_from_slice(&stats.stack);
     }
-    stats.pending_io[stats.pending_len] = in_io && has_stack;
-    if in_io && has_stack {
+    stats.pending_io[stats.pending_len] = if has_stack { call } else { InCall::None };
+    if call == InCall::Io && has_stack {
         stats.io_site.clone_from(&stats.stack);
     }
     stats.pending_len += 1;
@@ -479,43 +492,43 @@ fn account_counters(
         // I/O bytes go to the stacks seen blocked in an I/O system call during the span
         // (the code that reads and writes), split among them; in a span without one, to the
         // last stack the thread was seen doing I/O at (a fast write is never caught in the
-        // act, but the same code's slower calls are); only a thread never seen in one splits
-        // them among all the span's stacks, like the switches.
-        let io_stacks = in_io.iter().filter(|&&io| io).count();
-        if io_stacks == 0 && !stats.io_site.is_empty() && credited.io_bytes > 0.0 {
-            let io = Credited {
-                io_bytes: credited.io_bytes,
-                ..Credited::default()
-            };
-            functions.credit_stack(&stats.io_site, &io, 1.0);
-        }
-        let credited = if io_stacks == 0 && !stats.io_site.is_empty() {
-            Credited {
-                io_bytes: 0.0,
-                ..credited
-            }
-        } else {
-            credited
+        // act, but the same code's slower calls are). A thread never seen in one: to the
+        // span's stacks that were in some system call (bytes move in system calls, not in
+        // Python code running on a CPU), else to all of them, like the switches.
+        let count = |kind: InCall| in_io.iter().filter(|&&c| c == kind).count();
+        let switch_credit = Credited {
+            io_bytes: 0.0,
+            ..credited
         };
-        let (credited, io_only) = if io_stacks > 0 {
-            let io = Credited {
-                io_bytes: credited.io_bytes,
-                ..Credited::default()
-            };
-            let rest = Credited {
-                io_bytes: 0.0,
-                ..credited
-            };
-            (rest, Some((io, 1.0 / io_stacks as f64)))
-        } else {
-            (credited, None)
+        let io = Credited {
+            io_bytes: credited.io_bytes,
+            ..Credited::default()
         };
-        if switches + delta.read_bytes + delta.write_bytes > 0 {
-            for (stack, &io) in pending.iter().zip(in_io) {
-                functions.credit_stack(stack, &credited, share);
-                if let (true, Some((io_credit, io_share))) = (io, io_only) {
-                    functions.credit_stack(stack, &io_credit, io_share);
+        let (io_stacks, in_calls) = (count(InCall::Io), count(InCall::Io) + count(InCall::Other));
+        if io.io_bytes > 0.0 {
+            if io_stacks > 0 {
+                for (stack, _) in pending.iter().zip(in_io).filter(|(_, &c)| c == InCall::Io) {
+                    functions.credit_stack(stack, &io, 1.0 / io_stacks as f64);
                 }
+            } else if !stats.io_site.is_empty() {
+                functions.credit_stack(&stats.io_site, &io, 1.0);
+            } else if in_calls > 0 {
+                for (stack, _) in pending
+                    .iter()
+                    .zip(in_io)
+                    .filter(|(_, &c)| c != InCall::None)
+                {
+                    functions.credit_stack(stack, &io, 1.0 / in_calls as f64);
+                }
+            } else {
+                for stack in pending {
+                    functions.credit_stack(stack, &io, share);
+                }
+            }
+        }
+        if switches > 0 {
+            for stack in pending {
+                functions.credit_stack(stack, &switch_credit, share);
             }
         }
     }
