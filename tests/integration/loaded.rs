@@ -2,7 +2,7 @@
 
 use std::process::{Child, Command};
 
-use crate::common::{default_python, f64_of, process, report_json, Workload};
+use crate::common::{default_python, f64_of, function, process, report_json, Workload};
 
 /// `schedstat` of a thread: (on-CPU ns, run-queue wait ns).
 fn schedstat(pid: u32, tid: u64) -> (f64, f64) {
@@ -117,12 +117,7 @@ fn stacks_cut_short_are_counted() {
         }
         let report = report_json(&args);
         let p = process(&report);
-        let module_total = p["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == "<module>")
-            .map_or(0.0, |f| f64_of(&f["total_percent"]));
+        let module_total = function(p, "<module>").map_or(0.0, |f| f64_of(&f["total_percent"]));
         let partial = f64_of(&p["partial_stacks_percent"]);
         eprintln!("blocking {blocking}: partial {partial:.1}%, <module> in {module_total:.1}%");
         assert!(
@@ -174,14 +169,7 @@ fn cpu_mode_shares_match_the_kernels_on_cpu_time_under_load() {
             .map_or(0.0, |(_, s)| s / all * 100.0)
     };
     let p = process(&report);
-    let share = |name: &str| {
-        p["functions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == name)
-            .map_or(0.0, |f| f64_of(&f["total_percent"]))
-    };
+    let share = |name: &str| function(p, name).map_or(0.0, |f| f64_of(&f["total_percent"]));
     eprintln!(
         "cpu mode: heavy {:.1}% (kernel {:.1}%), light {:.1}% ({:.1}%), heartbeat {:.1}% ({:.1}%); run-queue wait {:.0}%",
         share("heavy"),
