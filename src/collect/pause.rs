@@ -86,24 +86,16 @@ impl Pauser {
         let ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
         let mut request = [b'P', 0, 0, 0, 0];
         request[1..].copy_from_slice(&ms.to_le_bytes());
-        self.to
-            .write_all(&request)
-            .map_err(|e| format!("pause helper: {e}"))?;
+        self.to.write_all(&request).map_err(helper_error)?;
         let mut answer = [0u8; 1];
-        self.from
-            .read_exact(&mut answer)
-            .map_err(|e| format!("pause helper: {e}"))?;
+        self.from.read_exact(&mut answer).map_err(helper_error)?;
         match answer[0] {
             b'A' => Ok(Instant::now()),
             b'E' => {
                 let mut len = [0u8; 2];
-                self.from
-                    .read_exact(&mut len)
-                    .map_err(|e| format!("pause helper: {e}"))?;
+                self.from.read_exact(&mut len).map_err(helper_error)?;
                 let mut message = vec![0; usize::from(u16::from_le_bytes(len))];
-                self.from
-                    .read_exact(&mut message)
-                    .map_err(|e| format!("pause helper: {e}"))?;
+                self.from.read_exact(&mut message).map_err(helper_error)?;
                 Err(format!(
                     "Failed to suspend process: {}",
                     String::from_utf8_lossy(&message)
@@ -121,13 +113,9 @@ impl Pauser {
         // One slow read (hptop descheduled on a loaded machine) should not lengthen every
         // later pause for good: the reference decays.
         self.longest = since.elapsed().max(self.longest.mul_f64(0.9));
-        self.to
-            .write_all(b"R")
-            .map_err(|e| format!("pause helper: {e}"))?;
+        self.to.write_all(b"R").map_err(helper_error)?;
         let mut answer = [0u8; 1];
-        self.from
-            .read_exact(&mut answer)
-            .map_err(|e| format!("pause helper: {e}"))?;
+        self.from.read_exact(&mut answer).map_err(helper_error)?;
         Ok(if answer[0] == b'L' {
             Resumed::Late
         } else {
@@ -141,6 +129,15 @@ impl Drop for Pauser {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A broken pipe to the helper, as a read error.
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the shape map_err passes the error in"
+)]
+fn helper_error(e: std::io::Error) -> String {
+    format!("pause helper: {e}")
 }
 
 /// The helper's main: serves pauses of `pid` until hptop (`parent`) closes the pipe or dies.

@@ -367,11 +367,6 @@ impl ProcReader {
         counters
     }
 
-    /// Number of per-thread files kept open now.
-    pub fn open_thread_files(&self) -> usize {
-        self.open_files
-    }
-
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
     /// `tids` whose files are open (read by [`Self::read_threads`]), sorted by the inner id;
     /// `None` when the target shares our namespace (the ids are the same).
@@ -467,15 +462,15 @@ impl ProcReader {
             .last
             .filter(|l| not_run && l.state != OsState::Running)
         {
-            let slow = if slow {
-                if sched.is_some_and(|s| s.same_run(files.slow_sched)) {
-                    last.slow.or(Some(SlowThreadCounters::default()))
-                } else {
+            let slow = match (slow, last.slow) {
+                (false, _) => None,
+                (true, Some(kept)) if sched.is_some_and(|s| s.same_run(files.slow_sched)) => {
+                    Some(kept)
+                }
+                (true, _) => {
                     files.slow_sched = sched;
                     Some(self.read_slow(tid)?)
                 }
-            } else {
-                None
             };
             let counters = ThreadCounters {
                 slow,

@@ -122,7 +122,7 @@ pub struct ThreadStats {
     /// among; the first `pending_len` are live, the rest kept for their allocations.
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
     /// Where the thread was at each of `pending_slow`: on CPU, in a system call, in an I/O one.
-    pending_io: Vec<InCall>,
+    pending_call: Vec<InCall>,
     /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
     io_site: Vec<(FunctionId, u32)>,
     pending_len: usize,
@@ -418,14 +418,14 @@ fn remember_for_slow(stats: &mut ThreadStats, has_stack: bool, call: InCall) {
     }
     if stats.pending_len == stats.pending_slow.len() {
         stats.pending_slow.push(Vec::new());
-        stats.pending_io.push(InCall::None);
+        stats.pending_call.push(InCall::None);
     }
     let slot = &mut stats.pending_slow[stats.pending_len];
     slot.clear();
     if has_stack {
         slot.extend_from_slice(&stats.stack);
     }
-    stats.pending_io[stats.pending_len] = if has_stack { call } else { InCall::None };
+    stats.pending_call[stats.pending_len] = if has_stack { call } else { InCall::None };
     if call == InCall::Io && has_stack {
         stats.io_site.clone_from(&stats.stack);
     }
@@ -487,7 +487,7 @@ fn account_counters(
             ..Credited::default()
         };
         let pending = &stats.pending_slow[..stats.pending_len];
-        let in_io = &stats.pending_io[..stats.pending_len];
+        let calls = &stats.pending_call[..stats.pending_len];
         let share = 1.0 / stats.pending_len.max(1) as f64;
         // I/O bytes go to the stacks seen blocked in an I/O system call during the span
         // (the code that reads and writes), split among them; in a span without one, to the
@@ -495,7 +495,7 @@ fn account_counters(
         // act, but the same code's slower calls are). A thread never seen in one: to the
         // span's stacks that were in some system call (bytes move in system calls, not in
         // Python code running on a CPU), else to all of them, like the switches.
-        let count = |kind: InCall| in_io.iter().filter(|&&c| c == kind).count();
+        let count = |kind: InCall| calls.iter().filter(|&&c| c == kind).count();
         let switch_credit = Credited {
             io_bytes: 0.0,
             ..credited
@@ -506,23 +506,19 @@ fn account_counters(
         };
         let (io_stacks, in_calls) = (count(InCall::Io), count(InCall::Io) + count(InCall::Other));
         if io.io_bytes > 0.0 {
-            if io_stacks > 0 {
-                for (stack, _) in pending.iter().zip(in_io).filter(|(_, &c)| c == InCall::Io) {
-                    functions.credit_stack(stack, &io, 1.0 / io_stacks as f64);
-                }
-            } else if !stats.io_site.is_empty() {
+            if io_stacks == 0 && !stats.io_site.is_empty() {
                 functions.credit_stack(&stats.io_site, &io, 1.0);
-            } else if in_calls > 0 {
-                for (stack, _) in pending
-                    .iter()
-                    .zip(in_io)
-                    .filter(|(_, &c)| c != InCall::None)
-                {
-                    functions.credit_stack(stack, &io, 1.0 / in_calls as f64);
-                }
             } else {
-                for stack in pending {
-                    functions.credit_stack(stack, &io, share);
+                // The stacks in an I/O call, else those in any call, else all of them.
+                let (keep, n): (fn(InCall) -> bool, usize) = if io_stacks > 0 {
+                    (|c| c == InCall::Io, io_stacks)
+                } else if in_calls > 0 {
+                    (|c| c != InCall::None, in_calls)
+                } else {
+                    (|_| true, pending.len())
+                };
+                for (stack, _) in pending.iter().zip(calls).filter(|(_, &c)| keep(c)) {
+                    functions.credit_stack(stack, &io, 1.0 / n as f64);
                 }
             }
         }
