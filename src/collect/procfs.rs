@@ -109,6 +109,11 @@ struct ThreadFiles {
     schedstat: Option<File>,
     stat: Option<File>,
     syscall: Option<File>,
+    /// `io`, kept open for a thread that does I/O (read at every tick it runs).
+    io: Option<File>,
+    /// The thread has read or written bytes (at the last slow read): its `io` is read at
+    /// every tick it ran, so its bytes are credited to the stack of that tick.
+    does_io: bool,
     /// `schedstat` at the previous read.
     last_sched: Option<Schedstat>,
     /// `schedstat` at the previous slow read.
@@ -124,6 +129,7 @@ impl ThreadFiles {
         usize::from(self.schedstat.is_some())
             + usize::from(self.stat.is_some())
             + usize::from(self.syscall.is_some())
+            + usize::from(self.io.is_some())
     }
 }
 
@@ -437,7 +443,7 @@ impl ProcReader {
             .join(which.name());
         let file = File::open(path).ok()?;
         let n = pread_all(&file, &mut self.buf).ok()?;
-        let keep = !matches!(which, ThreadFile::Status | ThreadFile::Io);
+        let keep = !matches!(which, ThreadFile::Status);
         if keep && self.open_files < self.file_budget {
             self.open_files += 1;
             *slot = Some(file);
@@ -469,11 +475,12 @@ impl ProcReader {
                 }
                 (true, _) => {
                     files.slow_sched = sched;
-                    Some(self.read_slow(tid)?)
+                    Some(self.read_slow(tid, files)?)
                 }
             };
             let counters = ThreadCounters {
                 slow,
+                io_bytes: slow.map(SlowThreadCounters::io_bytes),
                 not_run_since_last_read: true,
                 ..last
             };
@@ -487,9 +494,17 @@ impl ProcReader {
         let stat = parse_stat(&self.buf[..n])?;
         let slow = if slow {
             files.slow_sched = sched;
-            Some(self.read_slow(tid)?)
+            Some(self.read_slow(tid, files)?)
         } else {
             None
+        };
+        let io_bytes = match slow {
+            Some(slow) => Some(slow.io_bytes()),
+            None if files.does_io => self.read_file(tid, &mut files.io, ThreadFile::Io).map(|n| {
+                let (read, written) = io_fields(&self.buf[..n]);
+                read + written
+            }),
+            None => None,
         };
         // Only a thread that is not running is in a system call worth naming.
         let syscall = if stat.state == OsState::Running {
@@ -510,6 +525,7 @@ impl ProcReader {
             runqueue_wait_ns: sched.map(|s| s.wait_ns),
             not_run_since_last_read: false,
             syscall,
+            io_bytes,
         };
         files.last = Some(ThreadCounters {
             slow: slow.or(files.last.and_then(|l| l.slow)),
@@ -519,20 +535,23 @@ impl ProcReader {
     }
 
     /// A thread's context switches (`status`) and I/O bytes (`io`).
-    fn read_slow(&mut self, tid: u32) -> Option<SlowThreadCounters> {
+    fn read_slow(&mut self, tid: u32, files: &mut ThreadFiles) -> Option<SlowThreadCounters> {
         let mut none = None;
         let n = self.read_file(tid, &mut none, ThreadFile::Status)?;
         let (voluntary_ctxsw, involuntary_ctxsw) = (
             field_value(&self.buf[..n], "voluntary_ctxt_switches").unwrap_or(0),
             field_value(&self.buf[..n], "nonvoluntary_ctxt_switches").unwrap_or(0),
         );
-        let (read_bytes, write_bytes) = match self.read_file(tid, &mut none, ThreadFile::Io) {
-            Some(n) => (
-                field_value(&self.buf[..n], "read_bytes").unwrap_or(0),
-                field_value(&self.buf[..n], "write_bytes").unwrap_or(0),
-            ),
-            None => (0, 0),
+        // Kept open only for a thread that does I/O: its file is read at every tick.
+        let slot = if files.does_io {
+            &mut files.io
+        } else {
+            &mut none
         };
+        let (read_bytes, write_bytes) = self
+            .read_file(tid, slot, ThreadFile::Io)
+            .map_or((0, 0), |n| io_fields(&self.buf[..n]));
+        files.does_io = read_bytes + write_bytes > 0;
         Some(SlowThreadCounters {
             voluntary_ctxsw,
             involuntary_ctxsw,
@@ -540,6 +559,14 @@ impl ProcReader {
             write_bytes,
         })
     }
+}
+
+/// `read_bytes` and `write_bytes` of an `io` file (0 when absent).
+fn io_fields(text: &[u8]) -> (u64, u64) {
+    (
+        field_value(text, "read_bytes").unwrap_or(0),
+        field_value(text, "write_bytes").unwrap_or(0),
+    )
 }
 
 /// `schedstat`'s fields: time on a CPU (ns), time runnable waiting for one (ns), times

@@ -241,6 +241,22 @@ impl StackReader {
         Ok(traces)
     }
 
+    /// Drops a name whose `threading.Thread` recorded another OS thread than this one (ids
+    /// still as the target's namespace has them): a stale `threading._active` entry, or one
+    /// read before the thread id was recycled. py-spy checks this itself only where the
+    /// interpreter records the OS thread (3.11+); here the resolved tid serves every version.
+    fn drop_names_of_other_threads(&mut self, threads: &mut [PythonThread]) {
+        for t in threads.iter_mut() {
+            let Some(tid) = t.tid else { continue };
+            let recorded = self.spy.python_thread_native_ids.get(&t.thread_id);
+            if t.name.is_some() && recorded.is_some_and(|&r| r != u64::from(tid)) {
+                t.name = None;
+                // looked up again at py-spy's next retry (within a second)
+                self.spy.python_thread_names.insert(t.thread_id, None);
+            }
+        }
+    }
+
     /// Fills in the tid of threads that lack one, from the target's `struct pthread`s,
     /// checked against `tids` (the OS threads in `/proc/PID/task`, ascending). For a target
     /// in a PID namespace of its own, `namespace` pairs each thread's id inside it with ours
@@ -270,6 +286,7 @@ impl StackReader {
                 t.tid = resolved.get(&t.thread_id).copied();
             }
         }
+        self.drop_names_of_other_threads(threads);
         if let Some(pairs) = namespace {
             for t in threads.iter_mut() {
                 t.tid = t.tid.and_then(|inner| {

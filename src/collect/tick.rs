@@ -153,6 +153,9 @@ pub struct ThreadCounters {
     pub not_run_since_last_read: bool,
     /// The system call the thread is blocked in (`/proc/.../syscall`), when it is not running.
     pub syscall: Option<Syscall>,
+    /// `read_bytes + write_bytes` of `io`, read at this tick: on slow reads, and at every tick
+    /// a thread known to do I/O ran (so its bytes meet the stack of that tick).
+    pub io_bytes: Option<u64>,
 }
 
 /// A system call a thread is blocked in: its number and first argument.
@@ -175,10 +178,30 @@ const IO_CALLS: &[u64] = &[
 #[cfg(not(target_arch = "x86_64"))]
 const IO_CALLS: &[u64] = &[];
 
+/// System calls that only wait (`x86_64` numbers): `poll`, `select`, `pause`, `nanosleep`,
+/// `wait4`, `rt_sigtimedwait`, `rt_sigsuspend`, `clock_nanosleep`, `epoll_wait`, `pselect6`,
+/// `ppoll`, `epoll_pwait`, `epoll_pwait2`. No bytes move while a thread is in one.
+#[cfg(target_arch = "x86_64")]
+const WAIT_CALLS: &[u64] = &[7, 23, 34, 35, 61, 128, 130, 230, 232, 270, 271, 281, 441];
+#[cfg(not(target_arch = "x86_64"))]
+const WAIT_CALLS: &[u64] = &[];
+
 impl Syscall {
     /// Whether the call reads or writes file or socket data (or waits for it to reach disk).
     pub fn is_io(self) -> bool {
         IO_CALLS.contains(&self.number)
+    }
+
+    /// Whether the call only sleeps or waits for readiness (moves no data itself).
+    pub fn is_wait(self) -> bool {
+        WAIT_CALLS.contains(&self.number)
+    }
+}
+
+impl SlowThreadCounters {
+    /// Bytes read and written, as credited to functions.
+    pub fn io_bytes(self) -> u64 {
+        self.read_bytes + self.write_bytes
     }
 }
 

@@ -61,6 +61,14 @@ impl Family {
         }
     }
 
+    /// Ends the window for every session (see [`Session::settle`]).
+    pub fn settle(&mut self) {
+        for session in &mut self.sessions {
+            session.settle();
+        }
+        self.exited_cache.borrow_mut().clear();
+    }
+
     /// Forgets every figure; exited processes are forgotten altogether.
     pub fn reset(&mut self) {
         let root = self.root;

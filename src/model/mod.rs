@@ -83,6 +83,8 @@ impl Session {
         let p = &tick.process;
         if p.exited {
             self.exited = true;
+            // Its window has ended: nothing will place what is held any better.
+            self.settle();
             return;
         }
         self.skipped += u64::from(tick.skipped);
@@ -148,6 +150,12 @@ impl Session {
             gil_held,
             gil_wanted: summary.gil_wanted,
         });
+    }
+
+    /// Ends the window: figures still held back for a better placement are credited now.
+    /// Call before the last snapshot of a report.
+    pub fn settle(&mut self) {
+        self.threads.settle(&mut self.functions);
     }
 
     /// Forgets every figure, keeping what the process is.

@@ -262,6 +262,9 @@ fn slow_counter_deltas_are_split_among_the_stacks_of_the_span() {
             1,
         ));
     }
+    // The thread is never seen in an I/O call: its bytes are held for a site until the
+    // window ends.
+    s.settle();
     let p = s.snapshot(&SnapshotQuery {
         include_idle: true,
         ..SnapshotQuery::default()
@@ -722,4 +725,104 @@ fn io_bytes_go_to_the_code_seen_in_io_system_calls() {
         .functions
         .iter()
         .all(|f| f.name == "flush" || f.credited.io_bytes == 0.0));
+}
+
+/// Drives one thread through `plan` (function, system call or None when running) with a slow
+/// read every 2 ticks, 500 bytes written per tick.
+fn io_session(plan: &[(&str, Option<u64>)]) -> Session {
+    use crate::collect::tick::Syscall;
+    let mut s = session();
+    for (i, &(name, call)) in (0u32..).zip(plan) {
+        let c = Counts {
+            slow: (i % 2 == 0).then_some(SlowThreadCounters {
+                write_bytes: u64::from(i) * 500,
+                ..SlowThreadCounters::default()
+            }),
+            ..Counts::default()
+        };
+        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), c);
+        if let Some(counters) = t.counters.as_mut() {
+            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    s
+}
+
+#[test]
+fn io_bytes_moved_before_the_first_io_call_seen_go_to_it_and_otherwise_settle() {
+    let wall = SnapshotQuery {
+        mode: Mode::Wall,
+        ..SAMPLES
+    };
+    // Two spans (ticks 0-2, 2-4) where the thread encodes and sleeps in nanosleep (230): the
+    // write is too fast to be caught. Then it is caught in fsync (74): those 2000 bytes are
+    // the I/O site's too, not the sleep's.
+    let mut caught = io_session(&[
+        ("encode", None),
+        ("pause", Some(230)),
+        ("encode", None),
+        ("pause", Some(230)),
+        ("encode", None),
+        ("flush", Some(74)),
+        ("encode", None),
+    ]);
+    let held = caught.snapshot(&wall);
+    assert_eq!(find(&held, "flush").credited.io_bytes, 3000.0);
+    assert_eq!(find(&held, "pause").credited.io_bytes, 0.0);
+    caught.settle();
+    assert_eq!(
+        find(&caught.snapshot(&wall), "flush").credited.io_bytes,
+        3000.0
+    );
+
+    // Never caught: held (not shown) until the window ends, then credited to the stacks
+    // that were in a system call other than a sleep (here a futex: `lock`).
+    let mut never = io_session(&[
+        ("encode", None),
+        ("lock", Some(202)),
+        ("encode", None),
+        ("lock", Some(202)),
+        ("encode", None),
+    ]);
+    let before = never.snapshot(&wall);
+    assert!(before.functions.iter().all(|f| f.credited.io_bytes == 0.0));
+    never.settle();
+    let after = never.snapshot(&wall);
+    assert_eq!(find(&after, "lock").credited.io_bytes, 2000.0);
+    assert_eq!(find(&after, "encode").credited.io_bytes, 0.0);
+}
+
+#[test]
+fn bytes_read_at_every_tick_go_to_the_stack_of_that_tick() {
+    use crate::collect::tick::Syscall;
+    let mut s = session();
+    // (function, system call, io bytes so far): per-tick `io` reads of a thread that writes.
+    let plan: [(&str, Option<u64>, u64); 6] = [
+        ("encode", None, 0),
+        // wrote 1000 bytes, now waits for the GIL (futex) where it wrote
+        ("write_batch", Some(202), 1000),
+        ("writer", Some(230), 1000),
+        // 500 more, already back asleep: held until an I/O site is seen
+        ("writer", Some(230), 1500),
+        ("encode", None, 1500),
+        // caught in fsync: the site, and the held 500 go there
+        ("flush", Some(74), 1500),
+    ];
+    for (i, (name, call, io)) in (0u32..).zip(plan) {
+        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), Counts::default());
+        if let Some(counters) = t.counters.as_mut() {
+            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
+            counters.io_bytes = Some(io);
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let p = s.snapshot(&SnapshotQuery {
+        mode: Mode::Wall,
+        ..SAMPLES
+    });
+    assert_eq!(find(&p, "write_batch").credited.io_bytes, 1000.0);
+    assert_eq!(find(&p, "flush").credited.io_bytes, 500.0);
+    assert_eq!(find(&p, "writer").credited.io_bytes, 0.0);
+    assert_eq!(find(&p, "encode").credited.io_bytes, 0.0);
 }

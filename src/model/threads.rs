@@ -125,6 +125,16 @@ pub struct ThreadStats {
     pending_call: Vec<InCall>,
     /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
     io_site: Vec<(FunctionId, u32)>,
+    /// I/O bytes moved before the thread was first seen in an I/O call, by the stack they
+    /// would go to if it never is (see [`hold_io`]): credited to `io_site` once it is known.
+    unplaced_io: HashMap<Vec<(FunctionId, u32)>, f64>,
+    /// Slow reads since `unplaced_io` began holding bytes.
+    unplaced_spans: u32,
+    /// `io_bytes` at the last read that had it (per-tick reads of a thread that does I/O):
+    /// bytes up to here are credited.
+    io_mark: Option<u64>,
+    /// Bytes read or written since the previous tick, to credit to this tick's stack.
+    tick_io: u64,
     pending_len: usize,
     last_seen: u64,
     /// The frames `stack` was interned from.
@@ -145,11 +155,19 @@ enum InCall {
     /// Not in a system call (running, or its system call not read).
     #[default]
     None,
-    /// Blocked in a system call that moves no file or socket data.
+    /// Blocked in a system call that moves no file or socket data (a lock, the GIL).
     Other,
+    /// Sleeping or waiting for readiness (`Syscall::is_wait`): no bytes move there.
+    Wait,
     /// Blocked in an I/O system call (see `Syscall::is_io`).
     Io,
 }
+
+/// Slow reads (~100 ms each) whose I/O bytes a thread holds while it has no I/O site; then
+/// they go to their fallback stacks, so a live view lags by at most ~10 s.
+const MAX_UNPLACED_SPANS: u32 = 100;
+/// Distinct fallback stacks a thread holds bytes for; a span with others credits at once.
+const MAX_UNPLACED_STACKS: usize = 64;
 
 /// Exited threads kept for the report; older ones are folded into `retired`.
 const MAX_DEAD_THREADS: usize = 1024;
@@ -202,6 +220,9 @@ impl ThreadTable {
                 stats.state = counters.state;
                 switches += account_counters(stats, &counters, functions);
             }
+            if resumed {
+                stats.tick_io = 0;
+            }
             let innermost = if t.is_python && stacks_ok {
                 stats.is_python = true;
                 if t.name.is_some() {
@@ -251,14 +272,17 @@ impl ThreadTable {
             stats.pending_fast = innermost.is_some();
             let call = match t.counters.and_then(|c| c.syscall) {
                 Some(s) if s.is_io() => InCall::Io,
+                Some(s) if s.is_wait() => InCall::Wait,
                 Some(_) => InCall::Other,
                 None => InCall::None,
             };
-            remember_for_slow(stats, innermost.is_some(), call);
+            remember_for_slow(stats, innermost.is_some(), call, functions);
+            credit_tick_io(stats, innermost.is_some(), call, functions);
         }
         for stats in self.threads.values_mut() {
             if stats.last_seen != tick {
                 stats.alive = false;
+                place_held_io(stats, functions);
             }
         }
         if let (true, Some(id)) = (gil_wanted, holder_function) {
@@ -296,6 +320,14 @@ impl ThreadTable {
                     self.start_of_tid.remove(&key.0);
                 }
             }
+        }
+    }
+
+    /// Credits every byte still held for a later I/O site (see [`place_held_io`]): the
+    /// window ends, what was not placed goes where it would have gone.
+    pub fn settle(&mut self, functions: &mut FunctionTable) {
+        for stats in self.threads.values_mut() {
+            place_held_io(stats, functions);
         }
     }
 
@@ -412,7 +444,12 @@ fn cut_short(stats: &mut ThreadStats) -> bool {
 
 /// Keeps the stack just read (none: no Python stack) for the next slow read's split, with
 /// whether the thread was blocked in an I/O system call.
-fn remember_for_slow(stats: &mut ThreadStats, has_stack: bool, call: InCall) {
+fn remember_for_slow(
+    stats: &mut ThreadStats,
+    has_stack: bool,
+    call: InCall,
+    functions: &mut FunctionTable,
+) {
     if stats.pending_len >= MAX_PENDING {
         return;
     }
@@ -428,8 +465,118 @@ fn remember_for_slow(stats: &mut ThreadStats, has_stack: bool, call: InCall) {
     stats.pending_call[stats.pending_len] = if has_stack { call } else { InCall::None };
     if call == InCall::Io && has_stack {
         stats.io_site.clone_from(&stats.stack);
+        place_held_io(stats, functions);
     }
     stats.pending_len += 1;
+}
+
+/// Credits a slow span's I/O bytes. They go to the stacks seen blocked in an I/O system call
+/// during the span (the code that reads and writes), split among them; in a span without one,
+/// to the last stack the thread was seen doing I/O at (a fast write is never caught in the
+/// act, but the same code's slower calls are). A thread never seen in one: held for a site
+/// (see [`place_held_io`]), to go otherwise to the span's stacks that were in a system call
+/// other than a wait (bytes move in system calls, not in Python code on a CPU), else to all.
+fn credit_span_io(stats: &mut ThreadStats, bytes: f64, functions: &mut FunctionTable) {
+    if bytes <= 0.0 {
+        return;
+    }
+    let pending = &stats.pending_slow[..stats.pending_len];
+    let calls = &stats.pending_call[..stats.pending_len];
+    let count = |kind: InCall| calls.iter().filter(|&&c| c == kind).count();
+    let io = Credited {
+        io_bytes: bytes,
+        ..Credited::default()
+    };
+    let (io_stacks, in_calls) = (count(InCall::Io), count(InCall::Other));
+    if io_stacks == 0 && !stats.io_site.is_empty() {
+        functions.credit_stack(&stats.io_site, &io, 1.0);
+    } else if io_stacks > 0 {
+        for (stack, _) in pending.iter().zip(calls).filter(|(_, &c)| c == InCall::Io) {
+            functions.credit_stack(stack, &io, 1.0 / io_stacks as f64);
+        }
+    } else {
+        let (keep, n): (fn(InCall) -> bool, usize) = if in_calls > 0 {
+            (|c| c == InCall::Other, in_calls)
+        } else {
+            (|_| true, pending.len())
+        };
+        for (stack, _) in pending.iter().zip(calls).filter(|(_, &c)| keep(c)) {
+            hold_io(&mut stats.unplaced_io, stack, bytes / n as f64, functions);
+        }
+    }
+}
+
+/// Holds `bytes` for a later I/O site, to go to `stack` if none is seen (see
+/// [`place_held_io`]); past `MAX_UNPLACED_STACKS` stacks they go to `stack` at once.
+fn hold_io(
+    unplaced: &mut HashMap<Vec<(FunctionId, u32)>, f64>,
+    stack: &[(FunctionId, u32)],
+    bytes: f64,
+    functions: &mut FunctionTable,
+) {
+    if let Some(held) = unplaced.get_mut(stack) {
+        *held += bytes;
+    } else if unplaced.len() < MAX_UNPLACED_STACKS {
+        unplaced.insert(stack.to_vec(), bytes);
+    } else {
+        let io = Credited {
+            io_bytes: bytes,
+            ..Credited::default()
+        };
+        functions.credit_stack(stack, &io, 1.0);
+    }
+}
+
+/// Credits the bytes read at this tick (a thread that does I/O, see `ThreadCounters::io_bytes`)
+/// to the code that moved them: this tick's stack if it is in an I/O call; else the thread's
+/// I/O site; else this tick's stack if it is in another call (a write is often followed by
+/// waiting for the GIL or a lock where it was made); else held for a site to be seen.
+fn credit_tick_io(
+    stats: &mut ThreadStats,
+    has_stack: bool,
+    call: InCall,
+    functions: &mut FunctionTable,
+) {
+    let bytes = std::mem::take(&mut stats.tick_io);
+    if bytes == 0 || stats.stack.is_empty() {
+        return;
+    }
+    let io = Credited {
+        io_bytes: bytes as f64,
+        ..Credited::default()
+    };
+    if has_stack && call == InCall::Io {
+        functions.credit_stack(&stats.stack, &io, 1.0);
+    } else if !stats.io_site.is_empty() {
+        functions.credit_stack(&stats.io_site, &io, 1.0);
+    } else if has_stack && call == InCall::Other {
+        functions.credit_stack(&stats.stack, &io, 1.0);
+    } else {
+        hold_io(&mut stats.unplaced_io, &stats.stack, io.io_bytes, functions);
+    }
+}
+
+/// Credits the I/O bytes a thread held while it had no I/O site: to that site if it has one
+/// now (the code this thread does its I/O at), else to the stacks they were held for.
+/// Bytes move in system calls, and a fast write on a CPU is never caught in one, while the
+/// same code's slower calls (an fsync, a full pipe) are, sooner or later.
+fn place_held_io(stats: &mut ThreadStats, functions: &mut FunctionTable) {
+    stats.unplaced_spans = 0;
+    if stats.unplaced_io.is_empty() {
+        return;
+    }
+    let credit = |bytes: f64| Credited {
+        io_bytes: bytes,
+        ..Credited::default()
+    };
+    if stats.io_site.is_empty() {
+        for (stack, bytes) in stats.unplaced_io.drain() {
+            functions.credit_stack(&stack, &credit(bytes), 1.0);
+        }
+    } else {
+        let bytes: f64 = stats.unplaced_io.drain().map(|(_, b)| b).sum();
+        functions.credit_stack(&stats.io_site, &credit(bytes), 1.0);
+    }
 }
 
 /// (voluntary + involuntary) of this read's slow delta.
@@ -438,6 +585,13 @@ fn account_counters(
     now: &ThreadCounters,
     functions: &mut FunctionTable,
 ) -> u64 {
+    let io_mark_before = stats.io_mark;
+    if let Some(io) = now.io_bytes {
+        if let Some(mark) = io_mark_before {
+            stats.tick_io += io.saturating_sub(mark);
+        }
+        stats.io_mark = Some(io);
+    }
     if let Some(last) = stats.last {
         let ns = |now: Option<u64>, last: Option<u64>| match (now, last) {
             (Some(now), Some(last)) => now.saturating_sub(last),
@@ -480,48 +634,27 @@ fn account_counters(
         };
         stats.sums.add(&delta);
         switches = delta.voluntary_ctxsw + delta.involuntary_ctxsw;
+        // Bytes a per-tick read already passed to `tick_io` are not the span's.
+        let span_io = match (io_mark_before, stats.io_mark) {
+            (Some(_), Some(mark)) => {
+                stats.io_mark = Some(mark.max(slow.io_bytes()));
+                slow.io_bytes().saturating_sub(mark)
+            }
+            _ => delta.read_bytes + delta.write_bytes,
+        };
         let credited = Credited {
             voluntary_ctxsw: delta.voluntary_ctxsw as f64,
             involuntary_ctxsw: delta.involuntary_ctxsw as f64,
-            io_bytes: (delta.read_bytes + delta.write_bytes) as f64,
+            io_bytes: span_io as f64,
             ..Credited::default()
         };
-        let pending = &stats.pending_slow[..stats.pending_len];
-        let calls = &stats.pending_call[..stats.pending_len];
         let share = 1.0 / stats.pending_len.max(1) as f64;
-        // I/O bytes go to the stacks seen blocked in an I/O system call during the span
-        // (the code that reads and writes), split among them; in a span without one, to the
-        // last stack the thread was seen doing I/O at (a fast write is never caught in the
-        // act, but the same code's slower calls are). A thread never seen in one: to the
-        // span's stacks that were in some system call (bytes move in system calls, not in
-        // Python code running on a CPU), else to all of them, like the switches.
-        let count = |kind: InCall| calls.iter().filter(|&&c| c == kind).count();
+        credit_span_io(stats, span_io as f64, functions);
         let switch_credit = Credited {
             io_bytes: 0.0,
             ..credited
         };
-        let io = Credited {
-            io_bytes: credited.io_bytes,
-            ..Credited::default()
-        };
-        let (io_stacks, in_calls) = (count(InCall::Io), count(InCall::Io) + count(InCall::Other));
-        if io.io_bytes > 0.0 {
-            if io_stacks == 0 && !stats.io_site.is_empty() {
-                functions.credit_stack(&stats.io_site, &io, 1.0);
-            } else {
-                // The stacks in an I/O call, else those in any call, else all of them.
-                let (keep, n): (fn(InCall) -> bool, usize) = if io_stacks > 0 {
-                    (|c| c == InCall::Io, io_stacks)
-                } else if in_calls > 0 {
-                    (|c| c != InCall::None, in_calls)
-                } else {
-                    (|_| true, pending.len())
-                };
-                for (stack, _) in pending.iter().zip(calls).filter(|(_, &c)| keep(c)) {
-                    functions.credit_stack(stack, &io, 1.0 / n as f64);
-                }
-            }
-        }
+        let pending = &stats.pending_slow[..stats.pending_len];
         if switches > 0 {
             for stack in pending {
                 functions.credit_stack(stack, &switch_credit, share);
@@ -530,5 +663,11 @@ fn account_counters(
     }
     stats.last_slow = Some(slow);
     stats.pending_len = 0;
+    if !stats.unplaced_io.is_empty() {
+        stats.unplaced_spans += 1;
+    }
+    if stats.unplaced_spans >= MAX_UNPLACED_SPANS {
+        place_held_io(stats, functions);
+    }
     switches
 }

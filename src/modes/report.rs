@@ -96,6 +96,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         mode: options.sampling.mode,
         ..SnapshotQuery::default()
     };
+    family.settle();
     let snapshot = family.snapshot(&query);
     if family.dropped() > 0 {
         eprintln!(

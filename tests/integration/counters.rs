@@ -140,8 +140,6 @@ fn tempfile_dir(name: &str) -> String {
 /// The demo's writer encodes JSON (CPU), then writes and fsyncs it in `write_batch`: the
 /// bytes go to the code that does the I/O, not to the encoder that ran most of the time.
 #[test]
-#[ignore = "not yet reliable: when the writer's fsync is first caught late in the 6 s window, \
-            its bytes go to the span's sleeping stack (writer) instead; scripts/long-tests.sh runs it"]
 fn io_bytes_go_to_the_code_that_reads_and_writes() {
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.py");
     let python = default_python();

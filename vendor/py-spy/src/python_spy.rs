@@ -34,6 +34,9 @@ pub struct PythonSpy {
     pub short_filenames: HashMap<String, Option<String>>,
     pub python_thread_ids: HashMap<u64, Tid>,
     pub python_thread_names: HashMap<u64, Option<String>>,
+    /// hptop patch: the OS thread id each named `Thread` object recorded (`_native_id`) at
+    /// the last lookup; a name is given only to the OS thread it was read for.
+    pub python_thread_native_ids: HashMap<u64, u64>,
     thread_name_lookup_time: Instant,
     #[cfg(target_os = "linux")]
     pub dockerized: bool,
@@ -104,6 +107,7 @@ impl PythonSpy {
             short_filenames: HashMap::new(),
             python_thread_ids: HashMap::new(),
             python_thread_names: HashMap::new(),
+            python_thread_native_ids: HashMap::new(),
             max_threads: os_thread_count(pid).saturating_mul(2).saturating_add(64).max(4096),
             thread_name_identity: HashMap::new(),
             prev_threadstates: Vec::new(),
@@ -369,7 +373,11 @@ impl PythonSpy {
                 }
             }
             trace.thread_name = if self.config.collect_thread_names {
-                self._get_python_thread_name(&mut did_thread_name_lookup, python_thread_id)
+                self._get_python_thread_name(
+                    &mut did_thread_name_lookup,
+                    python_thread_id,
+                    trace.os_thread_id,
+                )
             } else {
                 None
             };
@@ -440,6 +448,8 @@ impl PythonSpy {
             let seen: HashSet<u64> = traces.iter().map(|t| t.thread_id).collect();
             self.thread_name_identity.retain(|id, _| seen.contains(id));
             self.python_thread_names.retain(|id, _| seen.contains(id));
+            self.python_thread_native_ids
+                .retain(|id, _| seen.contains(id));
         }
         Ok(traces)
     }
@@ -634,6 +644,26 @@ impl PythonSpy {
         &mut self,
         did_thread_name_lookup: &mut bool,
         python_thread_id: u64,
+        os_thread_id: Option<u64>,
+    ) -> Option<String> {
+        let name = self._get_cached_thread_name(did_thread_name_lookup, python_thread_id)?;
+        // hptop patch: a name read for another OS thread (a stale `_active` entry, or one
+        // read before this thread id was recycled) is not this thread's: look it up again
+        // at the next retry instead.
+        let recorded = self.python_thread_native_ids.get(&python_thread_id);
+        if let (Some(&recorded), Some(os)) = (recorded, os_thread_id) {
+            if recorded != os {
+                self.python_thread_names.insert(python_thread_id, None);
+                return None;
+            }
+        }
+        Some(name)
+    }
+
+    fn _get_cached_thread_name(
+        &mut self,
+        did_thread_name_lookup: &mut bool,
+        python_thread_id: u64,
     ) -> Option<String> {
         // a thread can get a name after the lookup, for instance when the threading module
         // is imported later, so look up threads without a name again once the lookup is this old
@@ -648,10 +678,14 @@ impl PythonSpy {
                 // avoid triggering a lookup if we already did one during this sample
                 if !*did_thread_name_lookup {
                     info!("looking up thread names");
-                    self.python_thread_names = thread_name_lookup(self)
-                        .unwrap_or_default()
+                    let named = thread_name_lookup(self).unwrap_or_default();
+                    self.python_thread_native_ids = named
+                        .iter()
+                        .filter_map(|(&k, v)| Some((k, v.native_id?)))
+                        .collect();
+                    self.python_thread_names = named
                         .into_iter()
-                        .map(|(k, v)| (k, Some(v)))
+                        .map(|(k, v)| (k, Some(v.name)))
                         .collect();
                     self.thread_name_lookup_time = Instant::now();
                     *did_thread_name_lookup = true;

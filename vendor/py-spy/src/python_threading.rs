@@ -17,11 +17,51 @@ use remoteprocess::ProcessMemory;
 
 /// Returns a hashmap of threadid: threadname, by inspecting the '_active' variable in the
 /// 'threading' module.
+#[cfg_attr(not(all(target_os = "linux", feature = "cli")), allow(dead_code))]
 pub fn thread_names_from_interpreter<I: InterpreterState, P: ProcessMemory>(
     addresses: &PythonProcessLayout,
     process: &P,
     version: &Version,
 ) -> Result<HashMap<u64, String>, Error> {
+    Ok(
+        named_threads_from_interpreter::<I, P>(addresses, process, version)?
+            .into_iter()
+            .map(|(id, named)| (id, named.name))
+            .collect(),
+    )
+}
+
+/// A thread's name as `threading` holds it, with the OS thread id its `Thread` object
+/// recorded (`_native_id`, 3.8+), so a reader can tell a stale entry from the thread
+/// that now has the same thread id (hptop patch).
+#[derive(Debug, Clone)]
+pub struct NamedThread {
+    pub name: String,
+    pub native_id: Option<u64>,
+}
+
+/// An `int` object's value, or None for any other object (a `None` `_native_id`).
+fn read_int<I: InterpreterState, P: ProcessMemory>(
+    process: &P,
+    version: &Version,
+    addr: usize,
+) -> Option<u64> {
+    const PY_TPFLAGS_LONG_SUBCLASS: usize = 1 << 24;
+    let object: I::Object = process.copy_struct(addr).ok()?;
+    let object_type = process.copy_pointer(object.ob_type()).ok()?;
+    if object_type.flags() & PY_TPFLAGS_LONG_SUBCLASS == 0 {
+        return None;
+    }
+    let (value, _) = copy_long(process, version, addr).ok()?;
+    u64::try_from(value).ok()
+}
+
+/// Returns a hashmap of threadid: (name, native id), from `threading._active`.
+pub fn named_threads_from_interpreter<I: InterpreterState, P: ProcessMemory>(
+    addresses: &PythonProcessLayout,
+    process: &P,
+    version: &Version,
+) -> Result<HashMap<u64, NamedThread>, Error> {
     let modules_ptr_ptr = addresses.imports_modules_address as *const *const I::Object;
 
     let modules: *const I::Object = process
@@ -63,15 +103,23 @@ pub fn thread_names_from_interpreter<I: InterpreterState, P: ProcessMemory>(
                             DictIterator::from(process, version, thread_dict_addr)?
                         };
 
+                        let mut name = None;
+                        let mut native_id = None;
                         for i in dict_iter {
                             let (key, value) = i?;
                             let varname = copy_string(key as *const I::StringObject, process)?;
                             if varname == "_name" {
-                                let threadname =
-                                    copy_string(value as *const I::StringObject, process)?;
-                                ret.insert(threadid as u64, threadname);
+                                name = Some(copy_string(value as *const I::StringObject, process)?);
+                            } else if varname == "_native_id" {
+                                // None (not an int) until the thread has started
+                                native_id = read_int::<I, P>(process, version, value);
+                            }
+                            if name.is_some() && native_id.is_some() {
                                 break;
                             }
+                        }
+                        if let Some(name) = name {
+                            ret.insert(threadid as u64, NamedThread { name, native_id });
                         }
                     }
                     break;
@@ -87,14 +135,14 @@ pub fn thread_names_from_interpreter<I: InterpreterState, P: ProcessMemory>(
 /// 'threading' module.
 fn _thread_name_lookup<I: InterpreterState>(
     spy: &PythonSpy,
-) -> Result<HashMap<u64, String>, Error> {
-    thread_names_from_interpreter::<I, Process>(&spy.addresses, &spy.process, &spy.version)
+) -> Result<HashMap<u64, NamedThread>, Error> {
+    named_threads_from_interpreter::<I, Process>(&spy.addresses, &spy.process, &spy.version)
 }
 
 // try getting the threadnames, but don't sweat it if we can't. Since this relies on dictionary
 // processing we only handle py3.6+ right now, and this doesn't work at all if the
 // threading module isn't imported in the target program
-pub fn thread_name_lookup(process: &PythonSpy) -> Option<HashMap<u64, String>> {
+pub fn thread_name_lookup(process: &PythonSpy) -> Option<HashMap<u64, NamedThread>> {
     let err = match process.version {
         Version {
             major: 3, minor: 6, ..
