@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::HptopError;
 use crate::model::snapshot::Mode as ShareMode;
-use crate::modes::{DumpOptions, Mode, PsOptions, ReportOptions, SamplingOptions, Target};
+use crate::modes::{
+    DumpOptions, InputWindow, Mode, PsOptions, RecordOptions, RecordTo, ReplayOptions,
+    ReportOptions, SamplingOptions, Target,
+};
+use crate::record::window::TimeSpec;
 use crate::report::Format;
 
 /// hptop: what a running Python process is doing — its Python stacks joined with the
@@ -26,12 +30,20 @@ pub struct Cli {
     target: TargetArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
+    #[command(flatten)]
+    recording: RecordArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Sample for a while, then print a report of functions, threads and process figures.
+    /// Sample for a while, then print a report of functions, threads and process figures
+    /// (or make one from a recording: --input FILE).
     Report(ReportArgs),
+    /// Record the target's samples to a file, headless (for nohup, systemd, tmux), until
+    /// the duration, the target's exit, ^C or SIGTERM; `report --input` and `replay` read it.
+    Record(RecordCmdArgs),
+    /// The live view over a recording: every pane, for any moment or range of it.
+    Replay(ReplayArgs),
     /// Print every thread's stack and counters once.
     Dump(DumpArgs),
     /// List the Python processes on this machine.
@@ -82,6 +94,50 @@ struct SamplingArgs {
     log: Option<PathBuf>,
 }
 
+/// Recording alongside the live view or a report.
+#[derive(Debug, Args, Clone)]
+struct RecordArgs {
+    /// Also record the samples to FILE (see `hptop record`; read with `report --input`).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Keep a recording within SIZE (e.g. 200M, 2G), dropping its oldest seconds.
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
+    /// Replace an existing output or recording file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct RecordCmdArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    sampling: SamplingArgs,
+    /// The recording file (a symbolic link is refused; an existing file only with --force).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: PathBuf,
+    /// Stop after SECS seconds (default: until the target exits, ^C or SIGTERM).
+    #[arg(long, short = 'd', value_name = "SECS")]
+    duration: Option<f64>,
+    /// Keep the file within SIZE (e.g. 200M, 2G), dropping its oldest seconds.
+    #[arg(long, value_name = "SIZE")]
+    max_size: Option<String>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The recording to replay.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// What a function's share counts (as for the live view).
+    #[arg(long, value_enum, default_value_t = ModeArg::Cpu)]
+    mode: ModeArg,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ModeArg {
     Cpu,
@@ -121,9 +177,18 @@ struct ReportArgs {
     /// symbolic link is refused; an existing file only with --force).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Replace the file given to -o if it exists.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    recording: RecordArgs,
+    /// Make the report from a recording instead of a live target.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pid", "command", "record"])]
+    input: Option<PathBuf>,
+    /// With --input: the window's start, as an offset from the recording's start (90s,
+    /// 1m30s, 1h) or a clock time (RFC 3339, or HH:MM[:SS] local).
+    #[arg(long, value_name = "T", requires = "input")]
+    from: Option<String>,
+    /// With --input: the window's end (as --from).
+    #[arg(long, value_name = "T", requires = "input")]
+    to: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -160,8 +225,17 @@ impl Cli {
                 } else {
                     target(self.target)?
                 },
-                sampling: sampling(&self.sampling)?,
+                sampling: SamplingOptions {
+                    record: record_to(&self.recording)?,
+                    ..sampling(&self.sampling)?
+                },
             }),
+            Some(Command::Report(args)) if args.input.is_some() => report_input(args),
+            Some(Command::Record(args)) => record(args),
+            Some(Command::Replay(args)) => Ok(Mode::Replay(ReplayOptions {
+                path: args.file,
+                mode: share_mode(false, args.mode),
+            })),
             Some(Command::Report(args)) => {
                 if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e7) {
                     return Err(HptopError::Usage(format!(
@@ -169,7 +243,10 @@ impl Cli {
                         args.duration
                     )));
                 }
-                let sampling = sampling(&args.sampling)?;
+                let sampling = SamplingOptions {
+                    record: record_to(&args.recording)?,
+                    ..sampling(&args.sampling)?
+                };
                 // A rate needs two reads: fewer give no interval to measure anything over.
                 let shortest = 2.0 / sampling.rate_hz;
                 if args.duration < shortest {
@@ -184,7 +261,8 @@ impl Cli {
                     duration: Duration::from_secs_f64(args.duration),
                     format: args.format.into(),
                     output: args.output,
-                    force: args.force,
+                    force: args.recording.force,
+                    input: None,
                 }))
             }
             Some(Command::Dump(args)) => Ok(Mode::Dump(DumpOptions {
@@ -227,14 +305,103 @@ fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
         rate_hz: args.rate,
         blocking: args.blocking,
         include_idle: args.idle || args.mode == ModeArg::Wall,
-        mode: match (args.idle, args.mode) {
-            (true, _) | (_, ModeArg::Wall) => ShareMode::Wall,
-            (false, ModeArg::Cpu) => ShareMode::Cpu,
-            (false, ModeArg::Samples) => ShareMode::Samples,
-            (false, ModeArg::Gil) => ShareMode::Gil,
-        },
+        mode: share_mode(args.idle, args.mode),
         native: args.native,
         subprocesses: args.subprocesses,
         log: args.log.clone(),
+        record: None,
     })
+}
+
+fn share_mode(idle: bool, mode: ModeArg) -> ShareMode {
+    match (idle, mode) {
+        (true, _) | (_, ModeArg::Wall) => ShareMode::Wall,
+        (false, ModeArg::Cpu) => ShareMode::Cpu,
+        (false, ModeArg::Samples) => ShareMode::Samples,
+        (false, ModeArg::Gil) => ShareMode::Gil,
+    }
+}
+
+fn record_to(args: &RecordArgs) -> Result<Option<RecordTo>, HptopError> {
+    let max_size = args.max_size.as_deref().map(parse_size).transpose()?;
+    match (&args.record, max_size) {
+        (Some(path), max_size) => Ok(Some(RecordTo {
+            path: path.clone(),
+            max_size,
+            force: args.force,
+        })),
+        (None, Some(_)) => Err(HptopError::Usage(
+            "--max-size applies to a recording: add --record FILE".into(),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// `hptop record`.
+fn record(args: RecordCmdArgs) -> Result<Mode, HptopError> {
+    let duration = match args.duration {
+        None => None,
+        Some(d) if d.is_finite() && d > 0.0 && d <= 1e9 => Some(Duration::from_secs_f64(d)),
+        Some(d) => {
+            return Err(HptopError::Usage(format!(
+                "--duration \"{d}\" must be a positive number of seconds"
+            )))
+        }
+    };
+    let max_size = args.max_size.as_deref().map(parse_size).transpose()?;
+    let sampling = SamplingOptions {
+        record: Some(RecordTo {
+            path: args.output,
+            max_size,
+            force: args.force,
+        }),
+        ..sampling(&args.sampling)?
+    };
+    Ok(Mode::Record(RecordOptions {
+        target: target(args.target)?,
+        sampling,
+        duration,
+    }))
+}
+
+/// `hptop report --input FILE`.
+fn report_input(args: ReportArgs) -> Result<Mode, HptopError> {
+    let parse = |t: &Option<String>| t.as_deref().map(TimeSpec::parse).transpose();
+    let sampling = sampling(&args.sampling)?;
+    Ok(Mode::Report(ReportOptions {
+        target: Target::Pick,
+        sampling,
+        duration: Duration::ZERO,
+        format: args.format.into(),
+        output: args.output,
+        force: args.recording.force,
+        input: Some(InputWindow {
+            path: args.input.unwrap_or_default(),
+            from: parse(&args.from)?,
+            to: parse(&args.to)?,
+        }),
+    }))
+}
+
+/// A size: bytes, or with a K, M, G or T suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, HptopError> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (digits, unit) = (&t[..split], t[split..].to_ascii_uppercase());
+    let power = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => Some(0),
+        "K" => Some(1),
+        "M" => Some(2),
+        "G" => Some(3),
+        "T" => Some(4),
+        _ => None,
+    };
+    match (digits.trim().parse::<f64>(), power) {
+        (Ok(n), Some(power)) if n.is_finite() && n > 0.0 && n < 1e15 => {
+            Ok((n * 1024f64.powi(power)) as u64)
+        }
+        _ => Err(HptopError::Usage(format!(
+            "size \"{text}\" is not understood: give bytes or a number with K, M, G or T (e.g. 200M)"
+        ))),
+    }
 }

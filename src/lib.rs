@@ -11,6 +11,7 @@ pub mod error;
 pub mod fmt;
 pub mod model;
 pub mod modes;
+pub mod record;
 pub mod report;
 pub mod tui;
 

@@ -200,6 +200,13 @@ impl Sampler {
     }
 }
 
+impl Sampler {
+    /// The instant ticks' `at` counts from.
+    pub fn epoch(&self) -> Instant {
+        self.shared.epoch
+    }
+}
+
 impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop();

@@ -272,7 +272,7 @@ pub struct ThreadTick {
 }
 
 /// One Python frame; strings are sanitised (see `collect::sanitize`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Frame {
     /// Function name (`co_name`).
     pub name: String,

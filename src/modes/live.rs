@@ -102,6 +102,14 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
         path: "the terminal".into(),
         source: e,
     })?;
+    let recorder = sampling
+        .record
+        .as_ref()
+        .map(|to| super::record::start_recording(to, sampling, &sampler.target, sampler.epoch()))
+        .transpose()?;
+    if let Some(to) = &sampling.record {
+        app.status = Some(format!("recording to {}", to.path.display()));
+    }
     let mut sessions = Sessions {
         session: Family::new(root),
         recent: Family::new(root),
@@ -109,6 +117,8 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
         rolled: Instant::now(),
         root,
         source: None,
+        recorder,
+        recording_failed: false,
     };
     let result = event_loop(
         &mut app,
@@ -120,8 +130,18 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
     );
     drop(guard);
     sampler.stop();
+    while let Ok(event) = sampler.events.try_recv() {
+        sessions.event(&event);
+    }
     if let Some(child) = launched.as_mut() {
         child.stop();
+    }
+    if let (Some(recorder), Some(to)) = (sessions.recorder.take(), &sampling.record) {
+        let status = recorder.finish();
+        if let Some(error) = &status.error {
+            eprintln!("hptop: {error}");
+        }
+        eprintln!("hptop: {}", super::record::summary(&to.path, &status));
     }
     result
 }
@@ -137,6 +157,10 @@ struct Sessions {
     root: u32,
     /// The last source file read.
     source: Option<SourceCache>,
+    /// `--record`: every event goes to the file too.
+    recorder: Option<crate::record::RecordingWriter>,
+    /// The recording stopped (its reason was shown); sampling goes on.
+    recording_failed: bool,
 }
 
 /// A source file as read from a process's filesystem: (pid, file name, its lines).
@@ -147,6 +171,9 @@ const WINDOW: Duration = Duration::from_secs(1);
 
 impl Sessions {
     fn event(&mut self, event: &SamplerEvent) {
+        if let Some(recorder) = self.recorder.as_mut() {
+            recorder.push(event);
+        }
         match event {
             SamplerEvent::Attached(info) => {
                 self.session.attach(session_meta(info));
@@ -160,6 +187,16 @@ impl Sessions {
             }
             SamplerEvent::Exited(_) | SamplerEvent::Panicked(..) => {}
         }
+    }
+
+    /// The recording's error, once, when it has just stopped.
+    fn recording_error(&mut self) -> Option<String> {
+        if self.recording_failed {
+            return None;
+        }
+        let error = self.recorder.as_ref()?.status().error?;
+        self.recording_failed = true;
+        Some(error)
     }
 
     /// Fills the app's detail pane for the selected function (source read once per file).
@@ -316,6 +353,9 @@ fn event_loop(
             }
             sessions.event(&event);
             app.dirty = true;
+        }
+        if let Some(error) = sessions.recording_error() {
+            app.status = Some(format!("{error}; sampling goes on"));
         }
         if suspended || !app.dirty || last_draw.is_some_and(|at| at.elapsed() < REDRAW) {
             continue;

@@ -6,6 +6,8 @@ pub mod live;
 pub mod output;
 pub mod pick;
 pub mod ps;
+pub mod record;
+pub mod replay;
 pub mod report;
 
 use std::io::Write as _;
@@ -50,6 +52,50 @@ pub struct SamplingOptions {
     pub subprocesses: bool,
     /// Where a launched command's output goes (`None`: the mode's default).
     pub log: Option<PathBuf>,
+    /// Record the samples too (`--record`, `hptop record`).
+    pub record: Option<RecordTo>,
+}
+
+/// Where and how to record.
+#[derive(Debug, Clone)]
+pub struct RecordTo {
+    /// The recording file.
+    pub path: PathBuf,
+    /// Keep it within this many bytes, dropping the oldest segments.
+    pub max_size: Option<u64>,
+    /// Replace an existing file.
+    pub force: bool,
+}
+
+/// A window of a recording to report on.
+#[derive(Debug, Clone)]
+pub struct InputWindow {
+    /// The recording.
+    pub path: PathBuf,
+    /// Start (default: the recording's first tick).
+    pub from: Option<crate::record::window::TimeSpec>,
+    /// End (default: its last tick).
+    pub to: Option<crate::record::window::TimeSpec>,
+}
+
+/// Options of `hptop record`.
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    /// What to record.
+    pub target: Target,
+    /// How to sample (`record` is set).
+    pub sampling: SamplingOptions,
+    /// How long (`None`: until the target exits or a signal).
+    pub duration: Option<Duration>,
+}
+
+/// Options of `hptop replay`.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The recording.
+    pub path: PathBuf,
+    /// What function shares count.
+    pub mode: crate::model::snapshot::Mode,
 }
 
 /// Options of `hptop report`.
@@ -67,6 +113,8 @@ pub struct ReportOptions {
     pub output: Option<PathBuf>,
     /// Replace an existing output file.
     pub force: bool,
+    /// Report on a recording's window instead of sampling (`--input`).
+    pub input: Option<InputWindow>,
 }
 
 /// Options of `hptop dump`.
@@ -103,6 +151,10 @@ pub enum Mode {
     Dump(DumpOptions),
     /// `hptop ps`.
     Ps(PsOptions),
+    /// `hptop record`.
+    Record(RecordOptions),
+    /// `hptop replay`.
+    Replay(ReplayOptions),
 }
 
 /// Runs a mode.
@@ -115,6 +167,8 @@ pub fn run(mode: Mode) -> Result<(), HptopError> {
         Mode::Report(options) => report::run(&options),
         Mode::Dump(options) => dump::run(options),
         Mode::Ps(options) => ps::run(options),
+        Mode::Record(options) => record::run(&options),
+        Mode::Replay(options) => replay::run(&options),
     }
 }
 

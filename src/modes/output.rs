@@ -27,7 +27,9 @@ pub enum Existing {
 /// `Output`, naming the path, with a fix for a link or an existing file.
 pub fn open_output(path: &Path, existing: Existing) -> Result<File, HptopError> {
     let mut options = OpenOptions::new();
+    // Readable too: a recording kept within --max-size copies its newest segments back.
     options
+        .read(true)
         .write(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .mode(0o644);

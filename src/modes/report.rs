@@ -13,6 +13,7 @@ use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
 use crate::model::family::Family;
 use crate::model::snapshot::{Snapshot, SnapshotQuery};
+use crate::record::RecordingWriter;
 use crate::report::json::Report;
 use crate::report::{text, Format, ReportHeader};
 
@@ -23,6 +24,9 @@ const POLL: Duration = Duration::from_millis(100);
 /// # Errors
 /// A typed error: bad target, launch failure, unwritable output.
 pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
+    if let Some(input) = &options.input {
+        return super::replay::report(options, input);
+    }
     // ^C or SIGTERM ends the window early; the report covers what was gathered.
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -45,6 +49,14 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     let mut sampler = Sampler::start(&sampler_opts)?;
     let root = sampler.target.pid;
     let mut family = Family::new(root);
+    let mut recorder = options
+        .sampling
+        .record
+        .as_ref()
+        .map(|to| {
+            super::record::start_recording(to, &options.sampling, &sampler.target, sampler.epoch())
+        })
+        .transpose()?;
     // ^Z: suspend only between samples, so a --blocking pause is never left held.
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTSTP, sampler.suspend_request());
 
@@ -59,13 +71,19 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             // The target's sampler ends the report; a follower's ends only its process's data.
             Ok(SamplerEvent::Panicked(pid, message)) => {
                 let root_stopped = pid == root;
+                if let Some(r) = recorder.as_mut() {
+                    r.push(&SamplerEvent::Panicked(pid, message.clone()));
+                }
                 sampler_panics.push((pid, message));
                 if root_stopped {
                     break;
                 }
             }
-            Ok(SamplerEvent::Exited(pid)) if pid == root => break,
-            Ok(event) => family_event(&mut family, event),
+            Ok(SamplerEvent::Exited(pid)) if pid == root => {
+                take(&mut recorder, &mut family, SamplerEvent::Exited(pid));
+                break;
+            }
+            Ok(event) => take(&mut recorder, &mut family, event),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
@@ -73,7 +91,14 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     sampler.stop();
     // Ticks already queued were taken inside the window.
     while let Ok(event) = sampler.events.try_recv() {
-        family_event(&mut family, event);
+        take(&mut recorder, &mut family, event);
+    }
+    if let (Some(r), Some(to)) = (recorder.take(), &options.sampling.record) {
+        let status = r.finish();
+        if let Some(error) = &status.error {
+            eprintln!("hptop: warning: {error}");
+        }
+        eprintln!("hptop: {}", super::record::summary(&to.path, &status));
     }
     let hptop_cpu_s = own_cpu_s() - cpu_before;
     if let Some(child) = launched.as_mut() {
@@ -91,6 +116,35 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         eprintln!("hptop: warning: sampling of PID {pid} stopped early ({message}); the report covers what was gathered");
     }
 
+    let header = ReportHeader {
+        started_at,
+        rate_hz: options.sampling.rate_hz,
+        hptop_cpu_s,
+        include_idle: options.sampling.include_idle,
+        mode: options.sampling.mode,
+    };
+    write_report(&mut family, &header, options, output.as_ref())
+}
+
+/// Folds an event into the family, recording it first when asked.
+fn take(recorder: &mut Option<RecordingWriter>, family: &mut Family, event: SamplerEvent) {
+    if let Some(r) = recorder.as_mut() {
+        r.push(&event);
+    }
+    family_event(family, event);
+}
+
+/// Renders the report of `family`'s window and writes it (to `-o` or standard output).
+///
+/// # Errors
+/// Nothing was sampled, or the output cannot be written.
+pub fn write_report(
+    family: &mut Family,
+    header: &ReportHeader,
+    options: &ReportOptions,
+    output: Option<&(&std::path::Path, std::fs::File)>,
+) -> Result<(), HptopError> {
+    let root = family.root();
     let query = SnapshotQuery {
         include_idle: options.sampling.include_idle,
         mode: options.sampling.mode,
@@ -108,31 +162,27 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     if let Some(warning) = check_sampled(&snapshot, root)? {
         eprintln!("hptop: warning: {warning}");
     }
-    let header = ReportHeader {
-        started_at,
-        rate_hz: options.sampling.rate_hz,
-        hptop_cpu_s,
-        include_idle: options.sampling.include_idle,
-        mode: options.sampling.mode,
-    };
     let out = match options.format {
-        Format::Text => text::render(&snapshot, &header),
+        Format::Text => text::render(&snapshot, header),
         Format::Json => {
-            let mut json = Report::new(&snapshot, &header)
+            let mut json = Report::new(&snapshot, header)
                 .to_json()
                 .map_err(|e| HptopError::Usage(format!("cannot serialise the report: {e}")))?;
             json.push('\n');
             json
         }
     };
-    match &output {
+    match output {
         Some((path, file)) => write_all(file, path, &out),
         None => write_output(&out),
     }
 }
 
 /// The `-o` file, opened (see `modes::output`).
-fn open_report_output(
+///
+/// # Errors
+/// It cannot be created, exists (without `--force`), or is a link.
+pub fn open_report_output(
     options: &ReportOptions,
 ) -> Result<Option<(&std::path::Path, std::fs::File)>, HptopError> {
     let existing = if options.force {

@@ -15,6 +15,7 @@ mod gil;
 mod hostile;
 mod loaded;
 mod many_threads;
+mod record;
 mod report;
 mod safe_output;
 mod sanitize;

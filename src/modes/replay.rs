@@ -1,0 +1,129 @@
+//! Recordings read back: `report --input` (a report of any window) and `hptop replay` (the
+//! live view over a recording). Both feed the recorded events to the same model as live.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::report::{open_report_output, write_report};
+use super::{session_meta, InputWindow, ReplayOptions, ReportOptions};
+use crate::error::HptopError;
+use crate::model::family::Family;
+use crate::record::codec::Recorded;
+use crate::record::RecordingReader;
+use crate::report::ReportHeader;
+
+/// What was fed from a recording.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fed {
+    /// Ticks fed.
+    pub ticks: u64,
+    /// `at` of the first and last tick fed.
+    pub span: Option<(Duration, Duration)>,
+}
+
+/// Feeds the ticks with `from <= at <= to` (and the processes they belong to) to `family`.
+pub fn feed(
+    reader: &mut RecordingReader,
+    family: &mut Family,
+    from: Duration,
+    to: Duration,
+) -> Fed {
+    let mut fed = Fed::default();
+    let mut known = HashSet::new();
+    while let Some(segment) = reader.next_segment() {
+        if segment.last_at < from {
+            continue;
+        }
+        if segment.first_at > to {
+            break;
+        }
+        for event in reader.read(&segment) {
+            match event {
+                Recorded::Attached(info) => {
+                    known.insert(info.pid);
+                    family.attach(session_meta(&info));
+                }
+                Recorded::Known(info) => {
+                    if known.insert(info.pid) {
+                        family.attach(session_meta(&info));
+                    }
+                }
+                Recorded::Tick(tick) if (from..=to).contains(&tick.at) => {
+                    fed.ticks += 1;
+                    fed.span = Some(fed.span.map_or((tick.at, tick.at), |(a, _)| (a, tick.at)));
+                    family.ingest(&tick);
+                }
+                Recorded::Tick(_) | Recorded::Exited(_) | Recorded::Panicked(..) => {}
+            }
+        }
+    }
+    fed
+}
+
+/// `hptop report --input FILE [--from T] [--to T]`.
+///
+/// # Errors
+/// Unreadable or foreign file, an empty window, or an unwritable output.
+pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopError> {
+    let output = open_report_output(options)?;
+    let mut reader = RecordingReader::open(&input.path)?;
+    let header = reader.header.clone();
+    let from = input
+        .from
+        .as_ref()
+        .map_or(Duration::ZERO, |t| t.resolve(&header));
+    let to = input
+        .to
+        .as_ref()
+        .map_or(Duration::MAX, |t| t.resolve(&header));
+    if from > to {
+        return Err(HptopError::Usage("--from is after --to".into()));
+    }
+    let mut family = Family::new(header.pid);
+    let fed = feed(&mut reader, &mut family, from, to);
+    if let Some(damage) = &reader.damage {
+        eprintln!(
+            "hptop: warning: {} is damaged {damage}; the report covers what came before",
+            input.path.display()
+        );
+    }
+    let Some((first, last)) = fed.span else {
+        return Err(HptopError::Usage(format!(
+            "{} has no sample in that window{}",
+            input.path.display(),
+            if reader.damage.is_some() {
+                " (before its damage)"
+            } else {
+                ""
+            }
+        )));
+    };
+    let start = chrono::DateTime::from_timestamp_nanos(header.started_unix_ns as i64)
+        + chrono::Duration::from_std(first).unwrap_or_default();
+    eprintln!(
+        "hptop: {} from {:.1} s to {:.1} s of the recording ({} ticks)",
+        input.path.display(),
+        first.as_secs_f64(),
+        last.as_secs_f64(),
+        fed.ticks
+    );
+    let report_header = ReportHeader {
+        started_at: start.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        rate_hz: header.rate_hz,
+        hptop_cpu_s: 0.0,
+        include_idle: options.sampling.include_idle,
+        mode: options.sampling.mode,
+    };
+    write_report(&mut family, &report_header, options, output.as_ref())
+}
+
+/// `hptop replay FILE`.
+///
+/// # Errors
+/// Unreadable or foreign file, or no terminal.
+pub fn run(options: &ReplayOptions) -> Result<(), HptopError> {
+    let _ = options;
+    Err(HptopError::Usage(
+        "hptop replay is not available yet: use `hptop report --input FILE`".into(),
+    ))
+}

@@ -1,0 +1,969 @@
+//! A segment's payload: sampler events with strings and stacks interned, counters as deltas
+//! from the same thread's previous tick. Every segment starts afresh (its own tables and
+//! baselines), so any segment can be read without the ones before it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::wire::{put_delta, put_str, put_u64, Reader};
+use super::RecordError;
+use crate::collect::tick::{
+    Activity, Frame, GilState, MemoryCounters, OsState, ProcCounters, ProcessTick,
+    SlowThreadCounters, SmapsRollup, Syscall, ThreadCounters, ThreadTick, Tick,
+};
+use crate::collect::{SamplerEvent, TargetInfo};
+
+/// Longest string a segment may hold (names are cut far shorter by the sampler).
+const MAX_STRING: usize = 64 * 1024;
+
+const ATTACHED: u8 = 1;
+const TICK: u8 = 2;
+const EXITED: u8 = 3;
+const PANICKED: u8 = 4;
+/// A process attached before this segment began, repeated so the segment stands alone.
+const KNOWN: u8 = 5;
+
+// Tick flags.
+const RESUMED: u64 = 1;
+const PROC_COUNTERS: u64 = 2;
+const MEMORY: u64 = 4;
+const ROLLUP: u64 = 8;
+const STACK_ERROR: u64 = 16;
+const PROC_EXITED: u64 = 32;
+const GIL_SWITCHES: u64 = 64;
+const PROC_READ: u64 = 128;
+const PROC_WRITE: u64 = 256;
+
+// Thread flags.
+const PYTHON: u64 = 1;
+const NAME: u64 = 2;
+const SAME_NAME: u64 = 4;
+const SAME_FRAMES: u64 = 8;
+const COUNTERS: u64 = 16;
+const SAME_COUNTERS: u64 = 32;
+const SLOW: u64 = 64;
+const RUN_NS: u64 = 128;
+const WAIT_NS: u64 = 256;
+const SYSCALL: u64 = 512;
+const IO_BYTES: u64 = 1024;
+const NOT_RUN: u64 = 2048;
+
+/// What the previous tick of one thread carried (both sides keep the same).
+#[derive(Default, Clone)]
+struct ThreadPrev {
+    name: Option<String>,
+    frames: Option<Arc<[Frame]>>,
+    counters: Option<ThreadCounters>,
+    slow: SlowThreadCounters,
+    arg0: u64,
+    io: u64,
+}
+
+/// What the previous tick of one process carried.
+#[derive(Default, Clone, Copy)]
+struct ProcPrev {
+    counters: ProcCounters,
+    memory: MemoryCounters,
+    gil_switches: u64,
+}
+
+/// Baselines of one segment, kept alike by the encoder and the decoder.
+#[derive(Default)]
+struct Baselines {
+    at_ns: u64,
+    interval_ns: u64,
+    procs: HashMap<u32, ProcPrev>,
+    threads: HashMap<(u32, u32), ThreadPrev>,
+}
+
+/// Turns events into one segment's payload at a time.
+#[derive(Default)]
+pub struct Encoder {
+    out: Vec<u8>,
+    strings: HashMap<String, u64>,
+    codes: HashMap<(u64, u64, u64), u64>,
+    stacks: HashMap<Arc<[Frame]>, u64>,
+    base: Baselines,
+    /// Processes attached and not exited: repeated at the start of every segment.
+    live: HashMap<u32, TargetInfo>,
+    /// Thread-samples in the current segment.
+    pub thread_samples: u64,
+    /// Ticks in the current segment, and the `at` of its first and last.
+    pub ticks: u64,
+    /// `at` (ns) of the first and latest tick in the segment.
+    pub span_ns: Option<(u64, u64)>,
+}
+
+impl Encoder {
+    /// Bytes of the current segment's payload so far.
+    pub fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether the current segment holds no tick yet.
+    pub fn is_empty(&self) -> bool {
+        self.ticks == 0
+    }
+
+    /// Ends the segment: its payload, and a fresh start for the next, which begins with the
+    /// processes still being sampled (so it can be read alone).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let finished = std::mem::take(&mut self.out);
+        self.strings.clear();
+        self.codes.clear();
+        self.stacks.clear();
+        self.base = Baselines::default();
+        self.ticks = 0;
+        self.thread_samples = 0;
+        self.span_ns = None;
+        let mut live: Vec<TargetInfo> = self.live.values().cloned().collect();
+        live.sort_by_key(|t| t.pid);
+        for info in &live {
+            self.out.push(KNOWN);
+            self.put_target(info);
+        }
+        finished
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, event: &SamplerEvent) {
+        match event {
+            SamplerEvent::Attached(info) => {
+                self.out.push(ATTACHED);
+                self.put_target(info);
+                self.live.insert(info.pid, info.clone());
+            }
+            SamplerEvent::Ticks(ticks) => {
+                for tick in ticks {
+                    self.put_tick(tick);
+                }
+            }
+            SamplerEvent::Exited(pid) => {
+                self.out.push(EXITED);
+                put_u64(&mut self.out, u64::from(*pid));
+                self.live.remove(pid);
+            }
+            SamplerEvent::Panicked(pid, message) => {
+                self.out.push(PANICKED);
+                put_u64(&mut self.out, u64::from(*pid));
+                self.put_string(message);
+                self.live.remove(pid);
+            }
+        }
+    }
+
+    fn put_target(&mut self, info: &TargetInfo) {
+        put_u64(&mut self.out, u64::from(info.pid));
+        put_u64(&mut self.out, u64::from(info.ppid));
+        put_u64(&mut self.out, info.start_ticks);
+        self.put_string(&info.python_version);
+        put_u64(&mut self.out, info.cmdline.len() as u64);
+        for arg in &info.cmdline {
+            self.put_string(arg);
+        }
+    }
+
+    /// A string reference: its id, or (the next id) followed by the string, defining it.
+    fn put_string(&mut self, s: &str) {
+        if let Some(&id) = self.strings.get(s) {
+            put_u64(&mut self.out, id);
+            return;
+        }
+        let id = self.strings.len() as u64;
+        put_u64(&mut self.out, id);
+        put_str(&mut self.out, s);
+        self.strings.insert(s.to_owned(), id);
+    }
+
+    fn string_id(&mut self, s: &str) -> u64 {
+        self.put_string(s);
+        self.strings.get(s).copied().unwrap_or_default()
+    }
+
+    /// A stack reference: 0 for none, id + 1, or the next id + 1 followed by its frames.
+    fn put_stack(&mut self, frames: &Arc<[Frame]>) {
+        if frames.is_empty() {
+            put_u64(&mut self.out, 0);
+            return;
+        }
+        if let Some(&id) = self.stacks.get(frames) {
+            put_u64(&mut self.out, id + 1);
+            return;
+        }
+        let id = self.stacks.len() as u64;
+        put_u64(&mut self.out, id + 1);
+        put_u64(&mut self.out, frames.len() as u64);
+        for frame in frames.iter() {
+            self.put_code(frame);
+            put_u64(&mut self.out, u64::from(frame.line));
+        }
+        self.stacks.insert(Arc::clone(frames), id);
+    }
+
+    /// A code reference (name, file, short file): its id, or the next id then its strings.
+    fn put_code(&mut self, frame: &Frame) {
+        // Strings are written (defined) where first met, so look up by content first.
+        let key = (
+            self.strings.get(&frame.name).copied(),
+            self.strings.get(&frame.filename).copied(),
+            frame
+                .short_filename
+                .as_ref()
+                .map(|s| self.strings.get(s).copied()),
+        );
+        if let (Some(n), Some(f), short) = key {
+            let short_id = match short {
+                None => Some(0),
+                Some(Some(s)) => Some(s + 1),
+                Some(None) => None,
+            };
+            if let Some(s) = short_id {
+                if let Some(&id) = self.codes.get(&(n, f, s)) {
+                    put_u64(&mut self.out, id);
+                    return;
+                }
+            }
+        }
+        let id = self.codes.len() as u64;
+        put_u64(&mut self.out, id);
+        let n = self.string_id(&frame.name);
+        let f = self.string_id(&frame.filename);
+        // A flag, then the reference; kept in the key as 1 + id, 0 for none.
+        let s = if let Some(short) = &frame.short_filename {
+            put_u64(&mut self.out, 1);
+            self.string_id(short) + 1
+        } else {
+            put_u64(&mut self.out, 0);
+            0
+        };
+        self.codes.insert((n, f, s), id);
+    }
+
+    fn put_tick(&mut self, tick: &Tick) {
+        let at = duration_ns(tick.at);
+        let interval = duration_ns(tick.interval);
+        self.ticks += 1;
+        self.span_ns = Some(self.span_ns.map_or((at, at), |(first, _)| (first, at)));
+        let p = &tick.process;
+        let mut flags = 0;
+        flags |= if tick.resumed { RESUMED } else { 0 };
+        flags |= if p.counters.is_some() {
+            PROC_COUNTERS
+        } else {
+            0
+        };
+        flags |= if p.memory.is_some() { MEMORY } else { 0 };
+        flags |= if p.memory.is_some_and(|m| m.rollup.is_some()) {
+            ROLLUP
+        } else {
+            0
+        };
+        flags |= if p.stack_error.is_some() {
+            STACK_ERROR
+        } else {
+            0
+        };
+        flags |= if p.exited { PROC_EXITED } else { 0 };
+        flags |= if p.gil_switches.is_some() {
+            GIL_SWITCHES
+        } else {
+            0
+        };
+        flags |= if p.counters.is_some_and(|c| c.read_bytes.is_some()) {
+            PROC_READ
+        } else {
+            0
+        };
+        flags |= if p.counters.is_some_and(|c| c.write_bytes.is_some()) {
+            PROC_WRITE
+        } else {
+            0
+        };
+        self.out.push(TICK);
+        put_delta(&mut self.out, at, self.base.at_ns);
+        put_delta(&mut self.out, interval, self.base.interval_ns);
+        self.base.at_ns = at;
+        self.base.interval_ns = interval;
+        put_u64(&mut self.out, u64::from(tick.skipped));
+        put_u64(&mut self.out, flags);
+        put_u64(&mut self.out, u64::from(p.pid));
+        let mut prev = self.base.procs.get(&p.pid).copied().unwrap_or_default();
+        if let Some(c) = p.counters {
+            let b = prev.counters;
+            let out = &mut self.out;
+            put_delta(out, c.cpu_ticks, b.cpu_ticks);
+            put_delta(out, c.minor_faults, b.minor_faults);
+            put_delta(out, c.major_faults, b.major_faults);
+            put_delta(out, c.rss_bytes, b.rss_bytes);
+            if let Some(v) = c.read_bytes {
+                put_delta(out, v, b.read_bytes.unwrap_or(0));
+            }
+            if let Some(v) = c.write_bytes {
+                put_delta(out, v, b.write_bytes.unwrap_or(0));
+            }
+            prev.counters = c;
+        }
+        if let Some(m) = p.memory {
+            let b = prev.memory;
+            let out = &mut self.out;
+            put_delta(out, m.swap_bytes, b.swap_bytes);
+            put_delta(out, m.hwm_bytes, b.hwm_bytes);
+            put_delta(out, m.rss_anon_bytes, b.rss_anon_bytes);
+            put_delta(out, m.rss_file_bytes, b.rss_file_bytes);
+            put_delta(out, m.rss_shmem_bytes, b.rss_shmem_bytes);
+            if let Some(r) = m.rollup {
+                put_u64(out, r.pss_bytes);
+                put_u64(out, r.uss_bytes);
+            }
+            prev.memory = m;
+        }
+        if let Some(error) = &p.stack_error {
+            self.put_string(error);
+        }
+        if let Some(n) = p.gil_switches {
+            put_delta(&mut self.out, n, prev.gil_switches);
+            prev.gil_switches = n;
+        }
+        self.base.procs.insert(p.pid, prev);
+        put_u64(&mut self.out, p.threads.len() as u64);
+        let mut last_tid = 0;
+        for t in &p.threads {
+            self.thread_samples += 1;
+            put_delta(&mut self.out, u64::from(t.tid), last_tid);
+            last_tid = u64::from(t.tid);
+            self.put_thread(p.pid, t);
+        }
+    }
+
+    fn put_thread(&mut self, pid: u32, t: &ThreadTick) {
+        let key = (pid, t.tid);
+        let mut prev = self.base.threads.remove(&key).unwrap_or_default();
+        let mut flags = if t.is_python { PYTHON } else { 0 };
+        if t.name.is_some() {
+            flags |= NAME;
+            if t.name == prev.name {
+                flags |= SAME_NAME;
+            }
+        }
+        let same_frames = prev
+            .frames
+            .as_ref()
+            .is_some_and(|f| Arc::ptr_eq(f, &t.frames) || **f == *t.frames);
+        if same_frames {
+            flags |= SAME_FRAMES;
+        }
+        if let Some(c) = t.counters {
+            flags |= COUNTERS;
+            if prev.counters == Some(c) {
+                flags |= SAME_COUNTERS;
+            }
+            flags |= if c.slow.is_some() { SLOW } else { 0 };
+            flags |= if c.run_ns.is_some() { RUN_NS } else { 0 };
+            flags |= if c.runqueue_wait_ns.is_some() {
+                WAIT_NS
+            } else {
+                0
+            };
+            flags |= if c.syscall.is_some() { SYSCALL } else { 0 };
+            flags |= if c.io_bytes.is_some() { IO_BYTES } else { 0 };
+            flags |= if c.not_run_since_last_read {
+                NOT_RUN
+            } else {
+                0
+            };
+        }
+        put_u64(&mut self.out, flags);
+        self.out
+            .push(gil_code(t.gil) | (activity_code(t.activity) << 2));
+        if let (Some(name), false) = (&t.name, flags & SAME_NAME != 0) {
+            self.put_string(name);
+        }
+        if !same_frames {
+            self.put_stack(&t.frames);
+        }
+        if let (Some(c), false) = (t.counters, flags & SAME_COUNTERS != 0) {
+            let b = prev.counters.unwrap_or_default();
+            let out = &mut self.out;
+            out.push(os_code(c.state));
+            put_delta(out, c.start_ticks, b.start_ticks);
+            put_delta(out, c.cpu_ticks, b.cpu_ticks);
+            put_delta(out, c.minor_faults, b.minor_faults);
+            put_delta(out, c.major_faults, b.major_faults);
+            if let Some(v) = c.run_ns {
+                put_delta(out, v, b.run_ns.unwrap_or(0));
+            }
+            if let Some(v) = c.runqueue_wait_ns {
+                put_delta(out, v, b.runqueue_wait_ns.unwrap_or(0));
+            }
+            if let Some(s) = c.slow {
+                put_delta(out, s.voluntary_ctxsw, prev.slow.voluntary_ctxsw);
+                put_delta(out, s.involuntary_ctxsw, prev.slow.involuntary_ctxsw);
+                put_delta(out, s.read_bytes, prev.slow.read_bytes);
+                put_delta(out, s.write_bytes, prev.slow.write_bytes);
+                prev.slow = s;
+            }
+            if let Some(s) = c.syscall {
+                put_u64(out, s.number);
+                put_delta(out, s.arg0, prev.arg0);
+                prev.arg0 = s.arg0;
+            }
+            if let Some(v) = c.io_bytes {
+                put_delta(out, v, prev.io);
+                prev.io = v;
+            }
+        }
+        if t.counters.is_some() {
+            prev.counters = t.counters;
+        }
+        if t.name.is_some() {
+            prev.name.clone_from(&t.name);
+        }
+        prev.frames = Some(Arc::clone(&t.frames));
+        self.base.threads.insert(key, prev);
+    }
+}
+
+/// A code object's strings: function name, file name, short file name.
+type Code = (Arc<str>, Arc<str>, Option<Arc<str>>);
+
+/// Reads one segment's payload back into the events it was made of.
+#[derive(Default)]
+pub struct Decoder {
+    strings: Vec<Arc<str>>,
+    codes: Vec<Code>,
+    stacks: Vec<Arc<[Frame]>>,
+    base: Baselines,
+}
+
+/// What a segment held, in order.
+#[derive(Debug)]
+pub enum Recorded {
+    /// A process attached in this segment.
+    Attached(TargetInfo),
+    /// A process attached before this segment (skip it if already known).
+    Known(TargetInfo),
+    /// One tick.
+    Tick(Tick),
+    /// A process exited.
+    Exited(u32),
+    /// A process's sampler stopped with this message.
+    Panicked(u32, String),
+}
+
+impl Decoder {
+    /// Decodes a whole payload; on damage, the events read before it and the error.
+    pub fn decode(payload: &[u8]) -> (Vec<Recorded>, Option<RecordError>) {
+        let mut decoder = Self::default();
+        let mut r = Reader::new(payload);
+        let mut events = Vec::new();
+        while !r.at_end() {
+            match decoder.event(&mut r) {
+                Ok(event) => events.push(event),
+                Err(e) => return (events, Some(e)),
+            }
+        }
+        (events, None)
+    }
+
+    fn event(&mut self, r: &mut Reader) -> Result<Recorded, RecordError> {
+        Ok(match r.u8()? {
+            ATTACHED => Recorded::Attached(self.target(r)?),
+            KNOWN => Recorded::Known(self.target(r)?),
+            TICK => Recorded::Tick(self.tick(r)?),
+            EXITED => Recorded::Exited(r.u32()?),
+            PANICKED => {
+                let pid = r.u32()?;
+                Recorded::Panicked(pid, self.string(r)?.to_string())
+            }
+            _ => return Err(RecordError::Damaged("unknown record")),
+        })
+    }
+
+    fn target(&mut self, r: &mut Reader) -> Result<TargetInfo, RecordError> {
+        let pid = r.u32()?;
+        let parent = r.u32()?;
+        let start_ticks = r.u64()?;
+        let python_version = self.string(r)?.to_string();
+        let n = r.count(1)?;
+        let mut cmdline = Vec::with_capacity(n);
+        for _ in 0..n {
+            cmdline.push(self.string(r)?.to_string());
+        }
+        Ok(TargetInfo {
+            pid,
+            ppid: parent,
+            cmdline,
+            python_version,
+            start_ticks,
+        })
+    }
+
+    fn string(&mut self, r: &mut Reader) -> Result<Arc<str>, RecordError> {
+        let id = r.u64()?;
+        if let Some(s) = self.strings.get(id as usize) {
+            return Ok(Arc::clone(s));
+        }
+        if id != self.strings.len() as u64 {
+            return Err(RecordError::Damaged("string reference out of range"));
+        }
+        let s: Arc<str> = r.str(MAX_STRING)?.into();
+        self.strings.push(Arc::clone(&s));
+        Ok(s)
+    }
+
+    fn code(&mut self, r: &mut Reader) -> Result<usize, RecordError> {
+        let id = r.u64()?;
+        if (id as usize) < self.codes.len() {
+            return Ok(id as usize);
+        }
+        if id != self.codes.len() as u64 {
+            return Err(RecordError::Damaged("code reference out of range"));
+        }
+        let name = self.string(r)?;
+        let file = self.string(r)?;
+        let short = match r.u8()? {
+            0 => None,
+            1 => Some(self.string(r)?),
+            _ => return Err(RecordError::Damaged("bad short file flag")),
+        };
+        self.codes.push((name, file, short));
+        Ok(id as usize)
+    }
+
+    fn stack(&mut self, r: &mut Reader) -> Result<Arc<[Frame]>, RecordError> {
+        let id = r.u64()?;
+        if id == 0 {
+            return Ok(Arc::from(Vec::new()));
+        }
+        let index = (id - 1) as usize;
+        if let Some(s) = self.stacks.get(index) {
+            return Ok(Arc::clone(s));
+        }
+        if index != self.stacks.len() {
+            return Err(RecordError::Damaged("stack reference out of range"));
+        }
+        let n = r.count(2)?;
+        let mut frames = Vec::with_capacity(n);
+        for _ in 0..n {
+            let code = self.code(r)?;
+            let line = r.u32()?;
+            let (name, file, short) = &self.codes[code];
+            frames.push(Frame {
+                name: name.to_string(),
+                filename: file.to_string(),
+                short_filename: short.as_ref().map(ToString::to_string),
+                line,
+            });
+        }
+        let frames: Arc<[Frame]> = frames.into();
+        self.stacks.push(Arc::clone(&frames));
+        Ok(frames)
+    }
+
+    fn tick(&mut self, r: &mut Reader) -> Result<Tick, RecordError> {
+        let at = r.delta(self.base.at_ns)?;
+        let interval = r.delta(self.base.interval_ns)?;
+        self.base.at_ns = at;
+        self.base.interval_ns = interval;
+        let skipped = r.u32()?;
+        let flags = r.u64()?;
+        let pid = r.u32()?;
+        let mut prev = self.base.procs.get(&pid).copied().unwrap_or_default();
+        let counters = if flags & PROC_COUNTERS != 0 {
+            let b = prev.counters;
+            let c = ProcCounters {
+                cpu_ticks: r.delta(b.cpu_ticks)?,
+                minor_faults: r.delta(b.minor_faults)?,
+                major_faults: r.delta(b.major_faults)?,
+                rss_bytes: r.delta(b.rss_bytes)?,
+                read_bytes: optional(r, flags & PROC_READ != 0, b.read_bytes.unwrap_or(0))?,
+                write_bytes: optional(r, flags & PROC_WRITE != 0, b.write_bytes.unwrap_or(0))?,
+            };
+            prev.counters = c;
+            Some(c)
+        } else {
+            None
+        };
+        let memory = if flags & MEMORY != 0 {
+            let b = prev.memory;
+            let mut m = MemoryCounters {
+                swap_bytes: r.delta(b.swap_bytes)?,
+                hwm_bytes: r.delta(b.hwm_bytes)?,
+                rss_anon_bytes: r.delta(b.rss_anon_bytes)?,
+                rss_file_bytes: r.delta(b.rss_file_bytes)?,
+                rss_shmem_bytes: r.delta(b.rss_shmem_bytes)?,
+                rollup: None,
+            };
+            if flags & ROLLUP != 0 {
+                m.rollup = Some(SmapsRollup {
+                    pss_bytes: r.u64()?,
+                    uss_bytes: r.u64()?,
+                });
+            }
+            prev.memory = m;
+            Some(m)
+        } else {
+            None
+        };
+        let stack_error = if flags & STACK_ERROR != 0 {
+            Some(self.string(r)?.to_string())
+        } else {
+            None
+        };
+        let gil_switches = if flags & GIL_SWITCHES != 0 {
+            let n = r.delta(prev.gil_switches)?;
+            prev.gil_switches = n;
+            Some(n)
+        } else {
+            None
+        };
+        self.base.procs.insert(pid, prev);
+        let n = r.count(3)?;
+        let mut threads = Vec::with_capacity(n);
+        let mut last_tid = 0;
+        for _ in 0..n {
+            let tid = r.delta(last_tid)?;
+            last_tid = tid;
+            let tid = u32::try_from(tid).map_err(|_| RecordError::Damaged("tid out of range"))?;
+            threads.push(self.thread(r, pid, tid)?);
+        }
+        Ok(Tick {
+            at: Duration::from_nanos(at),
+            interval: Duration::from_nanos(interval),
+            skipped,
+            resumed: flags & RESUMED != 0,
+            process: ProcessTick {
+                pid,
+                counters,
+                memory,
+                threads,
+                stack_error,
+                exited: flags & PROC_EXITED != 0,
+                gil_switches,
+            },
+        })
+    }
+
+    fn thread(&mut self, r: &mut Reader, pid: u32, tid: u32) -> Result<ThreadTick, RecordError> {
+        let key = (pid, tid);
+        let mut prev = self.base.threads.remove(&key).unwrap_or_default();
+        let flags = r.u64()?;
+        let codes = r.u8()?;
+        let gil = gil_of(codes & 3);
+        let activity = activity_of(codes >> 2)?;
+        let name = match (flags & NAME != 0, flags & SAME_NAME != 0) {
+            (false, _) => None,
+            (true, true) => prev.name.clone(),
+            (true, false) => Some(self.string(r)?.to_string()),
+        };
+        let frames = match (flags & SAME_FRAMES != 0, &prev.frames) {
+            (true, Some(frames)) => Arc::clone(frames),
+            (true, None) => return Err(RecordError::Damaged("no previous stack")),
+            (false, _) => self.stack(r)?,
+        };
+        let counters = match (flags & COUNTERS != 0, flags & SAME_COUNTERS != 0) {
+            (false, _) => None,
+            (true, true) => Some(
+                prev.counters
+                    .ok_or(RecordError::Damaged("no previous counters"))?,
+            ),
+            (true, false) => Some(thread_counters(r, flags, &mut prev)?),
+        };
+        if counters.is_some() {
+            prev.counters = counters;
+        }
+        if name.is_some() {
+            prev.name.clone_from(&name);
+        }
+        prev.frames = Some(Arc::clone(&frames));
+        self.base.threads.insert(key, prev);
+        Ok(ThreadTick {
+            tid,
+            name,
+            is_python: flags & PYTHON != 0,
+            gil,
+            activity,
+            frames,
+            counters,
+        })
+    }
+}
+
+fn thread_counters(
+    r: &mut Reader,
+    flags: u64,
+    prev: &mut ThreadPrev,
+) -> Result<ThreadCounters, RecordError> {
+    let b = prev.counters.unwrap_or_default();
+    let state = os_of(r.u8()?)?;
+    let mut c = ThreadCounters {
+        state,
+        start_ticks: r.delta(b.start_ticks)?,
+        cpu_ticks: r.delta(b.cpu_ticks)?,
+        minor_faults: r.delta(b.minor_faults)?,
+        major_faults: r.delta(b.major_faults)?,
+        run_ns: optional(r, flags & RUN_NS != 0, b.run_ns.unwrap_or(0))?,
+        runqueue_wait_ns: optional(r, flags & WAIT_NS != 0, b.runqueue_wait_ns.unwrap_or(0))?,
+        not_run_since_last_read: flags & NOT_RUN != 0,
+        ..ThreadCounters::default()
+    };
+    if flags & SLOW != 0 {
+        let s = SlowThreadCounters {
+            voluntary_ctxsw: r.delta(prev.slow.voluntary_ctxsw)?,
+            involuntary_ctxsw: r.delta(prev.slow.involuntary_ctxsw)?,
+            read_bytes: r.delta(prev.slow.read_bytes)?,
+            write_bytes: r.delta(prev.slow.write_bytes)?,
+        };
+        prev.slow = s;
+        c.slow = Some(s);
+    }
+    if flags & SYSCALL != 0 {
+        let number = r.u64()?;
+        let arg0 = r.delta(prev.arg0)?;
+        prev.arg0 = arg0;
+        c.syscall = Some(Syscall { number, arg0 });
+    }
+    if flags & IO_BYTES != 0 {
+        let io = r.delta(prev.io)?;
+        prev.io = io;
+        c.io_bytes = Some(io);
+    }
+    Ok(c)
+}
+
+fn optional(r: &mut Reader, present: bool, before: u64) -> Result<Option<u64>, RecordError> {
+    present.then(|| r.delta(before)).transpose()
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn gil_code(g: GilState) -> u8 {
+    match g {
+        GilState::Held => 0,
+        GilState::Waiting => 1,
+        GilState::NotHeld => 2,
+        GilState::Unknown => 3,
+    }
+}
+
+fn gil_of(code: u8) -> GilState {
+    match code {
+        0 => GilState::Held,
+        1 => GilState::Waiting,
+        2 => GilState::NotHeld,
+        _ => GilState::Unknown,
+    }
+}
+
+fn activity_code(a: Activity) -> u8 {
+    match a {
+        Activity::HoldsGil => 0,
+        Activity::WaitsGil => 1,
+        Activity::Native => 2,
+        Activity::Blocked => 3,
+        Activity::Sleeping => 4,
+        Activity::Unknown => 5,
+    }
+}
+
+fn activity_of(code: u8) -> Result<Activity, RecordError> {
+    Ok(match code {
+        0 => Activity::HoldsGil,
+        1 => Activity::WaitsGil,
+        2 => Activity::Native,
+        3 => Activity::Blocked,
+        4 => Activity::Sleeping,
+        5 => Activity::Unknown,
+        _ => return Err(RecordError::Damaged("bad activity")),
+    })
+}
+
+fn os_code(s: OsState) -> u8 {
+    match s {
+        OsState::Running => 0,
+        OsState::Sleeping => 1,
+        OsState::DiskSleep => 2,
+        OsState::Stopped => 3,
+        OsState::Dead => 4,
+        OsState::Other => 5,
+    }
+}
+
+fn os_of(code: u8) -> Result<OsState, RecordError> {
+    Ok(match code {
+        0 => OsState::Running,
+        1 => OsState::Sleeping,
+        2 => OsState::DiskSleep,
+        3 => OsState::Stopped,
+        4 => OsState::Dead,
+        5 => OsState::Other,
+        _ => return Err(RecordError::Damaged("bad thread state")),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Events exercising every optional field, repeated stacks and a thread that vanishes.
+    pub(crate) fn sample_events(ticks: u32) -> Vec<SamplerEvent> {
+        let frame = |name: &str, line| Frame {
+            name: name.into(),
+            filename: format!("/app/{name}.py"),
+            short_filename: (line % 2 == 0).then(|| format!("{name}.py")),
+            line,
+        };
+        let hot: Arc<[Frame]> = vec![frame("work", 3), frame("<module>", 10)].into();
+        let mut events = vec![SamplerEvent::Attached(TargetInfo {
+            pid: 40,
+            ppid: 1,
+            cmdline: vec!["python3".into(), "job.py".into()],
+            python_version: "3.12.1".into(),
+            start_ticks: 123,
+        })];
+        let mut batch = Vec::new();
+        for i in 0..ticks {
+            let i64_ = u64::from(i);
+            let slow = i % 10 == 0;
+            let threads = (0..3u32)
+                .filter(|k| *k != 2 || i % 7 != 3)
+                .map(|k| ThreadTick {
+                    tid: 40 + k * 3,
+                    name: (k != 1 || i > 2).then(|| format!("t{k}")),
+                    is_python: k != 2,
+                    gil: [GilState::Held, GilState::Waiting, GilState::Unknown][k as usize],
+                    activity: [Activity::HoldsGil, Activity::Sleeping, Activity::Unknown]
+                        [k as usize],
+                    frames: match k {
+                        0 => Arc::clone(&hot),
+                        1 => vec![frame("wait", 5 + i % 3), frame("<module>", 10)].into(),
+                        _ => Arc::from(Vec::new()),
+                    },
+                    counters: (k != 1 || i % 5 != 0).then(|| ThreadCounters {
+                        state: if k == 0 {
+                            OsState::Running
+                        } else {
+                            OsState::Sleeping
+                        },
+                        start_ticks: 100 + u64::from(k),
+                        cpu_ticks: i64_ * u64::from(k == 0),
+                        minor_faults: i64_ / 3,
+                        major_faults: 0,
+                        slow: slow.then_some(SlowThreadCounters {
+                            voluntary_ctxsw: i64_,
+                            involuntary_ctxsw: i64_ / 2,
+                            read_bytes: i64_ * 4096,
+                            write_bytes: 0,
+                        }),
+                        run_ns: (k != 2).then_some(i64_ * 9_999_937),
+                        runqueue_wait_ns: (k == 0).then_some(i64_ * 17),
+                        not_run_since_last_read: k == 1 && i % 2 == 0,
+                        syscall: (k == 1).then_some(Syscall {
+                            number: 202,
+                            arg0: 0x7f00_1234_5678 + u64::from(i % 2) * 8,
+                        }),
+                        io_bytes: (k == 0).then_some(i64_ * 100),
+                    }),
+                })
+                .collect();
+            batch.push(Tick {
+                at: Duration::from_nanos(10_000_123 * i64_),
+                interval: Duration::from_millis(10),
+                skipped: i % 11,
+                resumed: i == 4,
+                process: ProcessTick {
+                    pid: 40,
+                    counters: slow.then_some(ProcCounters {
+                        cpu_ticks: i64_,
+                        minor_faults: i64_ * 2,
+                        major_faults: 1,
+                        read_bytes: (i % 20 == 0).then_some(i64_ * 10),
+                        write_bytes: Some(5),
+                        rss_bytes: 50_000_000 - i64_ * 4096,
+                    }),
+                    memory: slow.then_some(MemoryCounters {
+                        swap_bytes: 0,
+                        hwm_bytes: 60_000_000,
+                        rss_anon_bytes: 40_000_000 + i64_,
+                        rss_file_bytes: 9_000_000,
+                        rss_shmem_bytes: 0,
+                        rollup: (i == 0).then_some(SmapsRollup {
+                            pss_bytes: 45_000_000,
+                            uss_bytes: 44_000_000,
+                        }),
+                    }),
+                    threads,
+                    stack_error: (i % 13 == 5).then(|| "torn \u{1b}[31m read".into()),
+                    exited: false,
+                    gil_switches: (i % 3 == 0).then_some(1000 + i64_),
+                },
+            });
+            if batch.len() == 25 {
+                events.push(SamplerEvent::Ticks(std::mem::take(&mut batch)));
+            }
+        }
+        events.push(SamplerEvent::Ticks(batch));
+        events.push(SamplerEvent::Panicked(41, "boom".into()));
+        events.push(SamplerEvent::Exited(40));
+        events
+    }
+
+    /// The events as the decoder gives them back, one per tick.
+    fn flat(events: &[SamplerEvent]) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in events {
+            match e {
+                SamplerEvent::Ticks(ticks) => out.extend(ticks.iter().map(|t| format!("{t:?}"))),
+                other => out.push(format!("{other:?}")),
+            }
+        }
+        out
+    }
+
+    fn flat_recorded(events: &[Recorded]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Recorded::Attached(info) => {
+                    Some(format!("{:?}", SamplerEvent::Attached(info.clone())))
+                }
+                Recorded::Known(_) => None,
+                Recorded::Tick(t) => Some(format!("{t:?}")),
+                Recorded::Exited(pid) => Some(format!("{:?}", SamplerEvent::Exited(*pid))),
+                Recorded::Panicked(pid, m) => {
+                    Some(format!("{:?}", SamplerEvent::Panicked(*pid, m.clone())))
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_field_comes_back_exactly_across_segments() {
+        let events = sample_events(200);
+        let mut encoder = Encoder::default();
+        let mut decoded = Vec::new();
+        let mut segments = 0;
+        for (i, event) in events.iter().enumerate() {
+            encoder.push(event);
+            // Segments end at odd places: baselines and tables must restart cleanly.
+            if i % 3 == 1 {
+                let (got, error) = Decoder::decode(&encoder.finish());
+                assert_eq!(error, None);
+                decoded.extend(got);
+                segments += 1;
+            }
+        }
+        let (got, error) = Decoder::decode(&encoder.finish());
+        assert_eq!(error, None);
+        decoded.extend(got);
+        assert!(segments > 2);
+        assert_eq!(flat_recorded(&decoded), flat(&events));
+        // Every segment after the first restates the process it continues.
+        assert!(decoded
+            .iter()
+            .any(|e| matches!(e, Recorded::Known(t) if t.pid == 40)));
+    }
+}

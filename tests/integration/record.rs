@@ -1,0 +1,221 @@
+//! Recordings: what `report --input` reads back is what the live report saw; a killed
+//! recorder leaves a readable file; windows, sizes and full disks behave as documented.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{default_python, hptop, report_json, stderr, workload_path, Workload};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hptop-it-rec-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The report without what depends on when and by whom it was made.
+fn figures(mut report: Value) -> Value {
+    if let Some(o) = report.as_object_mut() {
+        o.remove("started_at");
+        o.remove("hptop_cpu_s");
+    }
+    report
+}
+
+fn input_report(file: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["--input", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    report_json(&args)
+}
+
+#[test]
+fn a_report_from_the_recording_equals_the_live_report_of_the_same_window() {
+    let dir = temp_dir("exact");
+    let python = default_python();
+    for (name, script, extra) in [
+        ("threads", "cpu_threads.py", &[][..]),
+        ("pool", "pool.py", &["--subprocesses"][..]),
+    ] {
+        let workload = Workload::start(&python, script, &[]);
+        let file = dir.join(format!("{name}.hptop"));
+        let pid = workload.pid().to_string();
+        let mut args = vec![
+            "--pid",
+            &pid,
+            "--duration",
+            "3",
+            "--record",
+            file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let live = report_json(&args);
+        let replayed = input_report(&file, &[]);
+        let (live, replayed) = (figures(live), figures(replayed));
+        let processes = live["processes"].as_array().map_or(0, Vec::len);
+        assert!(live["samples"].as_u64().unwrap() > 100, "{name}");
+        if name == "pool" {
+            assert!(processes >= 4, "pool: {processes} processes");
+        }
+        // Every figure: samples, every function's samples and counters, per-thread GIL, CPU.
+        assert!(
+            live == replayed,
+            "{name}: the report from the recording differs"
+        );
+    }
+}
+
+#[test]
+fn a_window_of_a_recording_counts_only_its_ticks() {
+    let dir = temp_dir("window");
+    let file = dir.join("w.hptop");
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &[]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "--duration",
+        "4",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("bytes per thread-sample"),
+        "{}",
+        stderr(&out)
+    );
+    let whole = input_report(&file, &[]);
+    let part = input_report(&file, &["--from", "1s", "--to", "3s"]);
+    let samples = |r: &Value| r["samples"].as_f64().unwrap();
+    // Two of the four seconds: about half the samples, whatever the rate reached.
+    let ratio = samples(&part) / samples(&whole);
+    assert!(
+        (0.35..=0.65).contains(&ratio),
+        "window holds {ratio:.2} of the samples"
+    );
+    // A window past the end is an error saying so, not an empty report.
+    let out = hptop(&["report", "--input", file.to_str().unwrap(), "--from", "1h"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no sample in that window"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_recorder_killed_mid_run_leaves_a_readable_file() {
+    let dir = temp_dir("kill");
+    let file = dir.join("k.hptop");
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &[]);
+    let mut recorder = Command::new(env!("CARGO_BIN_EXE_hptop"))
+        .args([
+            "record",
+            "--pid",
+            &workload.pid().to_string(),
+            "-o",
+            file.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_millis(3500));
+    recorder.kill().unwrap();
+    let ran = started.elapsed().as_secs_f64();
+    let _ = recorder.wait();
+    // The target kept running (not left stopped).
+    assert!(crate::common::thread_states(workload.pid()).contains(&'R'));
+    let report = input_report(&file, &[]);
+    let samples = report["samples"].as_f64().unwrap();
+    let rate = report["rate_hz"].as_f64().unwrap_or(100.0);
+    // At most about the last second (plus attach time) is lost.
+    assert!(
+        samples >= (ran - 2.0) * rate * 0.5,
+        "{samples} samples of {ran:.1} s"
+    );
+}
+
+#[test]
+fn existing_files_and_links_are_refused_and_a_full_disk_stops_the_recording_cleanly() {
+    let dir = temp_dir("safe");
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &[]);
+    let pid = workload.pid().to_string();
+    let existing = dir.join("exists.hptop");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "-d",
+        "1",
+        "-o",
+        existing.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    let link = dir.join("link.hptop");
+    std::os::unix::fs::symlink(&existing, &link).unwrap();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "-d",
+        "1",
+        "--force",
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+
+    // A full disk: a 64 KiB tmpfs (root only).
+    let small = dir.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=64k",
+            "tmpfs",
+            small.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIP: full-disk case needs root to mount a small tmpfs");
+        return;
+    }
+    let file = small.join("full.hptop");
+    let many = Workload::start(&python, "idle_pool.py", &["200"]);
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &many.pid().to_string(),
+        "-d",
+        "30",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    let report = input_report(&file, &[]);
+    let _ = Command::new("umount").arg(&small).status();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the disk is full") && err.contains("stays readable"),
+        "{err}"
+    );
+    assert!(report["samples"].as_u64().unwrap() > 0);
+    let _ = workload_path("idle_pool.py");
+}
