@@ -12,6 +12,7 @@ use ratatui::prelude::CrosstermBackend;
 use ratatui::Terminal;
 
 use super::launch::Launched;
+use super::player::{Player, Step};
 use super::{own_cpu_s, resolve_target, sampler_options, session_meta, SamplingOptions, Target};
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
@@ -123,10 +124,12 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
     let result = event_loop(
         &mut app,
         &mut sessions,
-        &sampler,
+        Feed::Live {
+            sampler: &sampler,
+            launched: launched.as_mut(),
+        },
         &guard,
         &signals,
-        launched.as_mut(),
     );
     drop(guard);
     sampler.stop();
@@ -231,6 +234,13 @@ impl Sessions {
         self.last_window = None;
     }
 
+    /// Forgets every process and figure (a replay rebuilding its view).
+    fn clear(&mut self) {
+        self.session = Family::new(self.root);
+        self.recent = Family::new(self.root);
+        self.last_window = None;
+    }
+
     /// Figures for the view: the whole session, or the last complete window (with the
     /// session's timeline, which a one-second window would not fill); of the process the
     /// workers pane selects, or of all merged. Fills the app's workers rows too.
@@ -272,13 +282,79 @@ impl Sessions {
     }
 }
 
+/// Where the view's events come from.
+enum Feed<'a> {
+    /// A running sampler (and the command it watches, when launched).
+    Live {
+        sampler: &'a Sampler,
+        launched: Option<&'a mut Launched>,
+    },
+    /// A recording being played.
+    Replay(&'a mut Player),
+}
+
+impl Feed<'_> {
+    /// Takes the events ready now into the sessions; whether anything changed.
+    fn take(&mut self, sessions: &mut Sessions, app: &mut App) -> Result<bool, HptopError> {
+        match self {
+            Feed::Live { sampler, launched } => {
+                let mut changed = false;
+                while let Ok(event) = sampler.events.try_recv() {
+                    live_notice(&event, sessions.root, launched.as_deref_mut(), app);
+                    sessions.event(&event);
+                    changed = true;
+                }
+                Ok(changed)
+            }
+            Feed::Replay(player) => {
+                let events = match player.step()? {
+                    Step::Idle => return Ok(false),
+                    Step::Feed(events) => events,
+                    Step::Rebuild(events) => {
+                        sessions.clear();
+                        events
+                    }
+                };
+                for event in &events {
+                    sessions.event(event);
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The status line's word on a sampler's event: the target exited, sampling stopped.
+fn live_notice(event: &SamplerEvent, root: u32, launched: Option<&mut Launched>, app: &mut App) {
+    match event {
+        SamplerEvent::Exited(pid) if *pid == root => {
+            let how = launched
+                .and_then(Launched::status)
+                .map_or_else(String::new, |status| format!(" ({status})"));
+            app.status = Some(format!(
+                "the target exited{how}; its figures stay here until q"
+            ));
+        }
+        SamplerEvent::Panicked(pid, message) => {
+            let which = if *pid == root {
+                String::new()
+            } else {
+                format!(" of PID {pid}")
+            };
+            app.status = Some(format!(
+                "sampling{which} stopped: {message}; the figures so far stay"
+            ));
+        }
+        _ => {}
+    }
+}
+
 fn event_loop(
     app: &mut App,
     sessions: &mut Sessions,
-    sampler: &Sampler,
+    mut feed: Feed,
     guard: &TerminalGuard,
     signals: &SignalFlags,
-    mut launched: Option<&mut Launched>,
 ) -> Result<(), HptopError> {
     let to_output = |e: std::io::Error| HptopError::Output {
         path: "the terminal".into(),
@@ -297,7 +373,13 @@ fn event_loop(
         }
         if signals.suspend.swap(false, Ordering::Relaxed) && !suspended {
             suspended = true;
-            suspend(guard, sampler);
+            match &feed {
+                Feed::Live { sampler, .. } => suspend(guard, sampler),
+                Feed::Replay(_) => {
+                    guard.suspend();
+                    let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+                }
+            }
         }
         if signals.resumed.swap(false, Ordering::Relaxed) && suspended {
             suspended = false;
@@ -307,13 +389,22 @@ fn event_loop(
         }
         match input.recv_timeout(TICK) {
             Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
+                if let Feed::Replay(player) = &mut feed {
+                    if player.key(key) {
+                        app.dirty = true;
+                        continue;
+                    }
+                }
                 let page = crate::tui::function_page(terminal.size().map_or(24, |s| s.height));
-                match app.key(key, page) {
-                    Effect::Quit => break Ok(()),
-                    Effect::Suspend => signals.suspend.store(true, Ordering::Relaxed),
-                    Effect::Pause(paused) => sampler.set_paused(paused),
-                    Effect::Reset => sessions.reset(),
-                    Effect::Requery | Effect::None => {}
+                match (app.key(key, page), &mut feed) {
+                    (Effect::Quit, _) => break Ok(()),
+                    (Effect::Suspend, _) => signals.suspend.store(true, Ordering::Relaxed),
+                    (Effect::Pause(paused), Feed::Live { sampler, .. }) => {
+                        sampler.set_paused(paused)
+                    }
+                    (Effect::Pause(paused), Feed::Replay(player)) => player.set_playing(!paused),
+                    (Effect::Reset, Feed::Live { .. }) => sessions.reset(),
+                    (Effect::Reset | Effect::Requery | Effect::None, _) => {}
                 }
             }
             Ok(Event::Mouse(mouse)) => {
@@ -328,31 +419,11 @@ fn event_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }
-        while let Ok(event) = sampler.events.try_recv() {
-            match &event {
-                SamplerEvent::Exited(pid) if *pid == sessions.root => {
-                    let how = launched
-                        .as_deref_mut()
-                        .and_then(Launched::status)
-                        .map_or_else(String::new, |status| format!(" ({status})"));
-                    app.status = Some(format!(
-                        "the target exited{how}; its figures stay here until q"
-                    ));
-                }
-                SamplerEvent::Panicked(pid, message) => {
-                    let which = if *pid == sessions.root {
-                        String::new()
-                    } else {
-                        format!(" of PID {pid}")
-                    };
-                    app.status = Some(format!(
-                        "sampling{which} stopped: {message}; the figures so far stay"
-                    ));
-                }
-                _ => {}
-            }
-            sessions.event(&event);
+        if feed.take(sessions, app)? {
             app.dirty = true;
+        }
+        if let Feed::Replay(player) = &feed {
+            app.status = Some(player.bar(terminal.size().map_or(80, |s| s.width.into())));
         }
         if let Some(error) = sessions.recording_error() {
             app.status = Some(format!("{error}; sampling goes on"));
@@ -367,8 +438,9 @@ fn event_loop(
             cpu_mark = (Instant::now(), now);
         }
         let snapshot = sessions.snapshot(app);
+        // A recording's process may be long gone (or its pid reused): no uptime then.
         app.target_uptime_s = crate::collect::procfs::age_s(snapshot.start_ticks)
-            .filter(|_| snapshot.start_ticks > 0);
+            .filter(|_| snapshot.start_ticks > 0 && matches!(feed, Feed::Live { .. }));
         app.set_snapshot(snapshot);
         sessions.detail(app);
         terminal
@@ -410,4 +482,51 @@ fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
             }
         });
     rx
+}
+
+/// Runs `hptop replay FILE`: the live view, fed from a recording.
+///
+/// # Errors
+/// No terminal, or an unreadable recording.
+pub fn replay(options: &super::ReplayOptions) -> Result<(), HptopError> {
+    if !std::io::stdout().is_terminal() {
+        return Err(HptopError::Usage(
+            "replay needs a terminal; for a file or a pipe use `hptop report --input FILE`".into(),
+        ));
+    }
+    let mut player = Player::open(&options.path)?;
+    let signals = SignalFlags::register();
+    let root = player.header.pid;
+    let mut app = App::new(
+        ProcessSnapshot::default(),
+        player.header.rate_hz,
+        options.mode == crate::model::snapshot::Mode::Wall,
+        options.mode,
+    );
+    app.follow = player.header.subprocesses;
+    // A replay opens still (showing the whole recording): space plays it.
+    app.view.paused = true;
+    let guard = TerminalGuard::enter().map_err(|e| HptopError::Output {
+        path: "the terminal".into(),
+        source: e,
+    })?;
+    let mut sessions = Sessions {
+        session: Family::new(root),
+        recent: Family::new(root),
+        last_window: None,
+        rolled: Instant::now(),
+        root,
+        source: None,
+        recorder: None,
+        recording_failed: false,
+    };
+    let result = event_loop(
+        &mut app,
+        &mut sessions,
+        Feed::Replay(&mut player),
+        &guard,
+        &signals,
+    );
+    drop(guard);
+    result
 }

@@ -5,6 +5,7 @@ pub mod launch;
 pub mod live;
 pub mod output;
 pub mod pick;
+pub mod player;
 pub mod ps;
 pub mod record;
 pub mod replay;

@@ -122,8 +122,5 @@ pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopE
 /// # Errors
 /// Unreadable or foreign file, or no terminal.
 pub fn run(options: &ReplayOptions) -> Result<(), HptopError> {
-    let _ = options;
-    Err(HptopError::Usage(
-        "hptop replay is not available yet: use `hptop report --input FILE`".into(),
-    ))
+    super::live::replay(options)
 }

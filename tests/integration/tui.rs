@@ -325,3 +325,56 @@ fn a_launched_command_writes_to_its_log_and_its_exit_status_shows() {
     tmux.wait_for("HPTOP-EXIT=0");
     let _ = std::fs::remove_file(&log);
 }
+
+#[test]
+fn a_recording_replays_with_a_cursor_a_range_and_peaks() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hptop-it-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r.hptop");
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["2", "60"]);
+    let out = crate::common::hptop(&[
+        "record",
+        "--pid",
+        &workload.pid().to_string(),
+        "-d",
+        "12",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    drop(workload);
+    let command = format!(
+        "{} replay {}; echo HPTOP-EXIT=$?; stty -a | grep -q -- ' icanon' && echo TTY-COOKED; sleep 60",
+        env!("CARGO_BIN_EXE_hptop"),
+        file.display()
+    );
+    let Some(tmux) = Tmux::start(&command) else {
+        return;
+    };
+    // Opens on the whole recording, still: every pane as live.
+    let screen = tmux.wait_for("REPLAY");
+    for needle in ["burn (cpu_threads.py:", "worker-0", "PAUSED", "/0:00:1"] {
+        assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
+    }
+    // Back 10 s: the view covers the first ~2 s only.
+    tmux.keys(&["Left"]);
+    let screen = tmux.wait_for("REPLAY ⏸ 1x 0:00:0");
+    assert!(screen.contains("burn (cpu_threads.py:"), "{screen}");
+    // A range from here to 10 s later, then the CPU peak.
+    tmux.keys(&["["]);
+    tmux.keys(&["Right"]);
+    tmux.keys(&["]"]);
+    tmux.wait_for(" range 0:00:0");
+    tmux.keys(&["1"]);
+    tmux.wait_for("CPU peak at");
+    // Play at 2x to the end of the range.
+    tmux.keys(&["x", "Left", "+", " "]);
+    tmux.wait_for("REPLAY ▶ 2x");
+    tmux.keys(&["q"]);
+    tmux.wait_for("HPTOP-EXIT=0");
+    tmux.wait_for("TTY-COOKED");
+}
