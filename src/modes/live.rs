@@ -400,7 +400,7 @@ fn event_loop(
                     (Effect::Quit, _) => break Ok(()),
                     (Effect::Suspend, _) => signals.suspend.store(true, Ordering::Relaxed),
                     (Effect::Pause(paused), Feed::Live { sampler, .. }) => {
-                        sampler.set_paused(paused)
+                        sampler.set_paused(paused);
                     }
                     (Effect::Pause(paused), Feed::Replay(player)) => player.set_playing(!paused),
                     (Effect::Reset, Feed::Live { .. }) => sessions.reset(),

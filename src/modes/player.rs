@@ -69,11 +69,11 @@ impl Player {
     /// Unreadable, foreign, newer or empty file.
     pub fn open(path: &Path) -> Result<Self, HptopError> {
         let mut scan = RecordingReader::open(path)?;
-        let mut span = None;
+        let mut covered = None;
         while let Some(s) = scan.next_segment() {
-            span = Some(span.map_or((s.first_at, s.last_at), |(a, _)| (a, s.last_at)));
+            covered = Some(covered.map_or((s.first_at, s.last_at), |(a, _)| (a, s.last_at)));
         }
-        let Some((start, end)) = span else {
+        let Some((start, end)) = covered else {
             return Err(HptopError::Usage(format!(
                 "{} holds no sample{}",
                 path.display(),
@@ -190,6 +190,9 @@ impl Player {
     }
 
     /// Advances playback and returns what the view must ingest.
+    ///
+    /// # Errors
+    /// The file can no longer be opened (to rebuild the view).
     pub fn step(&mut self) -> Result<Step, HptopError> {
         if self.playing {
             let elapsed = self.last.elapsed();
