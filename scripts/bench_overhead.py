@@ -17,7 +17,11 @@ Usage: scripts/bench_overhead.py [--hptop PATH] [--py-spy PATH] [--seconds 10] [
    threads + 1 busy.
 6. Scale (`scale`): hptop's achieved rate and CPU on 200 CPU-bound threads and on pools of
    1,000, 4,096 and 10,000 parked threads (`--scale-max` caps the largest).
-Pick sections with --sections threads,idle,many,pool,peers,scale (default: all but scale).
+7. Recording (`record`): hptop's CPU with and without `--record FILE` (the cost of recording),
+   and bytes per thread-sample of hptop's recording, py-spy's raw output and austin's MOJO
+   file, on the same targets one after the other.
+Pick sections with --sections threads,idle,many,pool,peers,scale,record (default: all but
+scale and record).
 CPU time is user + system of the child (getrusage RUSAGE_CHILDREN), so it counts every
 thread of the profiler. py-spy is taken from PATH (`pip install py-spy`) unless given.
 """
@@ -80,6 +84,8 @@ def main():
         bench_peers(args, s)
     if "scale" in sections:
         bench_scale(args, s)
+    if "record" in sections:
+        bench_record(args, s)
 
 
 def bench_threads(args, s):
@@ -234,6 +240,52 @@ def bench_scale(args, s):
         finally:
             proc.kill()
             proc.wait()
+
+def bench_record(args, s):
+    targets = [
+        ("10 threads (8 CPU-bound)", "cpu_threads.py", (8, 1000), 10),
+        ("8-thread mixed pool", "mixed_pool.py", (1000,), 9),
+        ("200 parked threads + 1 busy", "idle_pool.py", (200, 1000), 202),
+    ]
+    sys.stdout.reconfigure(line_buffering=True)
+    print("\nRecording, %.0f s at 100 Hz (median of %d): hptop CPU s without and with --record, "
+          "and bytes per thread-sample written by each tool:" % (s, args.repeat))
+    print("| target | hptop report | hptop report --record | cost | hptop B/sample | py-spy raw B/sample | austin MOJO B/sample |")
+    print("|---|---|---|---|---|---|---|")
+    for label, script, argv, threads in targets:
+        proc = workload(script, *argv)
+        plain, recorded, sizes = [], [], {}
+        try:
+            time.sleep(1)
+            for _ in range(args.repeat):
+                out = tempfile.mkdtemp(prefix="hptop-bench-")
+                pid = str(proc.pid)
+                base = [args.hptop, "report", "--pid", pid, "--duration", str(s), "--rate", "100", "--format", "json"]
+                cpu, _, report = child_cpu(base + ["-o", os.path.join(out, "a.json")])
+                plain.append(cpu)
+                rec = os.path.join(out, "r.hptop")
+                cpu, _, _ = child_cpu(base + ["-o", os.path.join(out, "b.json"), "--record", rec])
+                recorded.append(cpu)
+                with open(os.path.join(out, "b.json")) as f:
+                    report = json.load(f)
+                samples = sum(t["samples"] for p in report["processes"] for t in p["threads"]) or report["samples"] * threads
+                sizes.setdefault("hptop", []).append(os.path.getsize(rec) / samples)
+                _, runs = profilers(args, s, pid)
+                for name, argv_ in runs[1:]:
+                    output = os.path.join(out, os.path.basename(argv_[argv_.index("-o") + 1]))
+                    argv_[argv_.index("-o") + 1] = output
+                    child_cpu(argv_, check=name != "austin")
+                    sizes.setdefault(name, []).append(os.path.getsize(output) / samples)
+                shutil.rmtree(out, ignore_errors=True)
+        finally:
+            proc.kill()
+            proc.wait()
+        med = lambda v: sorted(v)[len(v) // 2] if v else float("nan")
+        a, b = med(plain), med(recorded)
+        print("| %s | %.3f | %.3f | %+.1f %% | %.1f | %s | %s |" % (
+            label, a, b, (b - a) * 100 / a, med(sizes["hptop"]),
+            "%.1f" % med(sizes["py-spy"]) if "py-spy" in sizes else "—",
+            "%.1f" % med(sizes["austin"]) if "austin" in sizes else "—"))
 
 
 if __name__ == "__main__":

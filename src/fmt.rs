@@ -65,6 +65,15 @@ pub fn rate_bytes(bytes_per_s: f64) -> String {
     format!("{sign}{}/s", bytes(bytes_per_s.abs().round() as u64))
 }
 
+/// `n` and the noun, plural unless `n` is 1 ("1 thread", "2 threads", "1,000 samples").
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", count(n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

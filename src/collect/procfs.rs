@@ -521,8 +521,10 @@ impl ProcReader {
             minor_faults: stat.minor_faults,
             major_faults: stat.major_faults,
             slow,
-            run_ns: sched.map(|s| s.run_ns),
-            runqueue_wait_ns: sched.map(|s| s.wait_ns),
+            // Kept to the microsecond: finer is noise at any sampling rate, and costs a
+            // recording two incompressible bytes per thread-sample.
+            run_ns: sched.map(|s| to_micros(s.run_ns)),
+            runqueue_wait_ns: sched.map(|s| to_micros(s.wait_ns)),
             not_run_since_last_read: false,
             syscall,
             io_bytes,
@@ -593,6 +595,11 @@ fn parse_schedstat(text: &[u8]) -> Option<Schedstat> {
         wait_ns: fields.next()??,
         switched_in: fields.next()??,
     })
+}
+
+/// `ns` rounded down to whole microseconds (still in ns).
+fn to_micros(ns: u64) -> u64 {
+    ns / 1000 * 1000
 }
 
 fn gone() -> io::Error {

@@ -284,7 +284,12 @@ impl Player {
             clock(self.cursor),
             clock(self.end)
         );
-        let keys = self.note.clone().unwrap_or_else(|| {
+        let damage = self
+            .reader
+            .damage
+            .as_ref()
+            .map(|d| format!("DAMAGED {d}; "));
+        let keys = damage.or_else(|| self.note.clone()).unwrap_or_else(|| {
             "←→ seek [ ] range x clear 1-4 peaks(cpu,rss,gil,flt) +- speed".into()
         });
         let axis_width = width.saturating_sub(head.chars().count() + keys.chars().count() + 4);

@@ -48,6 +48,24 @@ const WAIT_NS: u64 = 256;
 const SYSCALL: u64 = 512;
 const IO_BYTES: u64 = 1024;
 const NOT_RUN: u64 = 2048;
+/// Run and wait times are stored in µs, with their ns remainders only when this is set (the
+/// sampler keeps them to the µs: see `collect::procfs`).
+const SUB_MICRO: u64 = 4096;
+
+/// Columns: like fields of all thread-samples are stored together (then compressed), which
+/// compresses far better than one record after the other. The payload is `uint` column
+/// count, each column's length, then the columns; records and references are in `CONTROL`.
+const CONTROL: usize = 0;
+const PROC: usize = 1;
+const TID: usize = 2;
+const THREAD_FLAGS: usize = 3;
+const STATE: usize = 4;
+const RUN: usize = 5;
+const WAIT: usize = 6;
+const SLOW_COL: usize = 7;
+const SYS: usize = 8;
+const IO: usize = 9;
+const COLUMNS: usize = 10;
 
 /// What the previous tick of one thread carried (both sides keep the same).
 #[derive(Default, Clone)]
@@ -80,7 +98,10 @@ struct Baselines {
 /// Turns events into one segment's payload at a time.
 #[derive(Default)]
 pub struct Encoder {
+    /// The control column (records, references, definitions).
     out: Vec<u8>,
+    /// The other columns (index - 1).
+    cols: [Vec<u8>; COLUMNS - 1],
     strings: HashMap<String, u64>,
     codes: HashMap<(u64, u64, u64), u64>,
     stacks: HashMap<Arc<[Frame]>, u64>,
@@ -98,7 +119,7 @@ pub struct Encoder {
 impl Encoder {
     /// Bytes of the current segment's payload so far.
     pub fn len(&self) -> usize {
-        self.out.len()
+        self.out.len() + self.cols.iter().map(Vec::len).sum::<usize>()
     }
 
     /// Whether the current segment holds no tick yet.
@@ -109,7 +130,18 @@ impl Encoder {
     /// Ends the segment: its payload, and a fresh start for the next, which begins with the
     /// processes still being sampled (so it can be read alone).
     pub fn finish(&mut self) -> Vec<u8> {
-        let finished = std::mem::take(&mut self.out);
+        let control = std::mem::take(&mut self.out);
+        let mut finished = Vec::with_capacity(self.len() + control.len() + 32);
+        put_u64(&mut finished, COLUMNS as u64);
+        put_u64(&mut finished, control.len() as u64);
+        for col in &self.cols {
+            put_u64(&mut finished, col.len() as u64);
+        }
+        finished.extend_from_slice(&control);
+        for col in &mut self.cols {
+            finished.extend_from_slice(col);
+            col.clear();
+        }
         self.strings.clear();
         self.codes.clear();
         self.stacks.clear();
@@ -291,7 +323,7 @@ impl Encoder {
         let mut prev = self.base.procs.get(&p.pid).copied().unwrap_or_default();
         if let Some(c) = p.counters {
             let b = prev.counters;
-            let out = &mut self.out;
+            let out = &mut self.cols[PROC - 1];
             put_delta(out, c.cpu_ticks, b.cpu_ticks);
             put_delta(out, c.minor_faults, b.minor_faults);
             put_delta(out, c.major_faults, b.major_faults);
@@ -306,7 +338,7 @@ impl Encoder {
         }
         if let Some(m) = p.memory {
             let b = prev.memory;
-            let out = &mut self.out;
+            let out = &mut self.cols[PROC - 1];
             put_delta(out, m.swap_bytes, b.swap_bytes);
             put_delta(out, m.hwm_bytes, b.hwm_bytes);
             put_delta(out, m.rss_anon_bytes, b.rss_anon_bytes);
@@ -322,7 +354,7 @@ impl Encoder {
             self.put_string(error);
         }
         if let Some(n) = p.gil_switches {
-            put_delta(&mut self.out, n, prev.gil_switches);
+            put_delta(&mut self.cols[PROC - 1], n, prev.gil_switches);
             prev.gil_switches = n;
         }
         self.base.procs.insert(p.pid, prev);
@@ -330,7 +362,7 @@ impl Encoder {
         let mut last_tid = 0;
         for t in &p.threads {
             self.thread_samples += 1;
-            put_delta(&mut self.out, u64::from(t.tid), last_tid);
+            put_delta(&mut self.cols[TID - 1], u64::from(t.tid), last_tid);
             last_tid = u64::from(t.tid);
             self.put_thread(p.pid, t);
         }
@@ -367,15 +399,18 @@ impl Encoder {
             };
             flags |= if c.syscall.is_some() { SYSCALL } else { 0 };
             flags |= if c.io_bytes.is_some() { IO_BYTES } else { 0 };
+            let sub_micro = |v: Option<u64>| v.is_some_and(|v| v % 1000 != 0);
+            if sub_micro(c.run_ns) || sub_micro(c.runqueue_wait_ns) {
+                flags |= SUB_MICRO;
+            }
             flags |= if c.not_run_since_last_read {
                 NOT_RUN
             } else {
                 0
             };
         }
-        put_u64(&mut self.out, flags);
-        self.out
-            .push(gil_code(t.gil) | (activity_code(t.activity) << 2));
+        put_u64(&mut self.cols[THREAD_FLAGS - 1], flags);
+        self.cols[THREAD_FLAGS - 1].push(gil_code(t.gil) | (activity_code(t.activity) << 2));
         if let (Some(name), false) = (&t.name, flags & SAME_NAME != 0) {
             self.put_string(name);
         }
@@ -384,19 +419,27 @@ impl Encoder {
         }
         if let (Some(c), false) = (t.counters, flags & SAME_COUNTERS != 0) {
             let b = prev.counters.unwrap_or_default();
-            let out = &mut self.out;
+            let cols = &mut self.cols;
+            let out = &mut cols[STATE - 1];
             out.push(os_code(c.state));
             put_delta(out, c.start_ticks, b.start_ticks);
             put_delta(out, c.cpu_ticks, b.cpu_ticks);
             put_delta(out, c.minor_faults, b.minor_faults);
             put_delta(out, c.major_faults, b.major_faults);
+            let sub_micro = flags & SUB_MICRO != 0;
             if let Some(v) = c.run_ns {
-                put_delta(out, v, b.run_ns.unwrap_or(0));
+                put_micros(&mut cols[RUN - 1], v, b.run_ns.unwrap_or(0), sub_micro);
             }
             if let Some(v) = c.runqueue_wait_ns {
-                put_delta(out, v, b.runqueue_wait_ns.unwrap_or(0));
+                put_micros(
+                    &mut cols[WAIT - 1],
+                    v,
+                    b.runqueue_wait_ns.unwrap_or(0),
+                    sub_micro,
+                );
             }
             if let Some(s) = c.slow {
+                let out = &mut cols[SLOW_COL - 1];
                 put_delta(out, s.voluntary_ctxsw, prev.slow.voluntary_ctxsw);
                 put_delta(out, s.involuntary_ctxsw, prev.slow.involuntary_ctxsw);
                 put_delta(out, s.read_bytes, prev.slow.read_bytes);
@@ -404,12 +447,12 @@ impl Encoder {
                 prev.slow = s;
             }
             if let Some(s) = c.syscall {
-                put_u64(out, s.number);
-                put_delta(out, s.arg0, prev.arg0);
+                put_u64(&mut cols[SYS - 1], s.number);
+                put_delta(&mut cols[SYS - 1], s.arg0, prev.arg0);
                 prev.arg0 = s.arg0;
             }
             if let Some(v) = c.io_bytes {
-                put_delta(out, v, prev.io);
+                put_delta(&mut cols[IO - 1], v, prev.io);
                 prev.io = v;
             }
         }
@@ -455,10 +498,13 @@ impl Decoder {
     /// Decodes a whole payload; on damage, the events read before it and the error.
     pub fn decode(payload: &[u8]) -> (Vec<Recorded>, Option<RecordError>) {
         let mut decoder = Self::default();
-        let mut r = Reader::new(payload);
+        let (mut r, mut c) = match split_columns(payload) {
+            Ok(columns) => columns,
+            Err(e) => return (Vec::new(), Some(e)),
+        };
         let mut events = Vec::new();
         while !r.at_end() {
-            match decoder.event(&mut r) {
+            match decoder.event(&mut r, &mut c) {
                 Ok(event) => events.push(event),
                 Err(e) => return (events, Some(e)),
             }
@@ -466,11 +512,11 @@ impl Decoder {
         (events, None)
     }
 
-    fn event(&mut self, r: &mut Reader) -> Result<Recorded, RecordError> {
+    fn event(&mut self, r: &mut Reader, c: &mut Cols) -> Result<Recorded, RecordError> {
         Ok(match r.u8()? {
             ATTACHED => Recorded::Attached(self.target(r)?),
             KNOWN => Recorded::Known(self.target(r)?),
-            TICK => Recorded::Tick(self.tick(r)?),
+            TICK => Recorded::Tick(self.tick(r, c)?),
             EXITED => Recorded::Exited(r.u32()?),
             PANICKED => {
                 let pid = r.u32()?;
@@ -561,7 +607,11 @@ impl Decoder {
         Ok(frames)
     }
 
-    fn tick(&mut self, r: &mut Reader) -> Result<Tick, RecordError> {
+    #[expect(
+        clippy::many_single_char_names,
+        reason = "r and c are the two readers throughout"
+    )]
+    fn tick(&mut self, r: &mut Reader, c: &mut Cols) -> Result<Tick, RecordError> {
         let at = r.delta(self.base.at_ns)?;
         let interval = r.delta(self.base.interval_ns)?;
         self.base.at_ns = at;
@@ -572,33 +622,35 @@ impl Decoder {
         let mut prev = self.base.procs.get(&pid).copied().unwrap_or_default();
         let counters = if flags & PROC_COUNTERS != 0 {
             let b = prev.counters;
-            let c = ProcCounters {
-                cpu_ticks: r.delta(b.cpu_ticks)?,
-                minor_faults: r.delta(b.minor_faults)?,
-                major_faults: r.delta(b.major_faults)?,
-                rss_bytes: r.delta(b.rss_bytes)?,
-                read_bytes: optional(r, flags & PROC_READ != 0, b.read_bytes.unwrap_or(0))?,
-                write_bytes: optional(r, flags & PROC_WRITE != 0, b.write_bytes.unwrap_or(0))?,
+            let p = &mut c[PROC - 1];
+            let counters = ProcCounters {
+                cpu_ticks: p.delta(b.cpu_ticks)?,
+                minor_faults: p.delta(b.minor_faults)?,
+                major_faults: p.delta(b.major_faults)?,
+                rss_bytes: p.delta(b.rss_bytes)?,
+                read_bytes: optional(p, flags & PROC_READ != 0, b.read_bytes.unwrap_or(0))?,
+                write_bytes: optional(p, flags & PROC_WRITE != 0, b.write_bytes.unwrap_or(0))?,
             };
-            prev.counters = c;
-            Some(c)
+            prev.counters = counters;
+            Some(counters)
         } else {
             None
         };
         let memory = if flags & MEMORY != 0 {
             let b = prev.memory;
+            let p = &mut c[PROC - 1];
             let mut m = MemoryCounters {
-                swap_bytes: r.delta(b.swap_bytes)?,
-                hwm_bytes: r.delta(b.hwm_bytes)?,
-                rss_anon_bytes: r.delta(b.rss_anon_bytes)?,
-                rss_file_bytes: r.delta(b.rss_file_bytes)?,
-                rss_shmem_bytes: r.delta(b.rss_shmem_bytes)?,
+                swap_bytes: p.delta(b.swap_bytes)?,
+                hwm_bytes: p.delta(b.hwm_bytes)?,
+                rss_anon_bytes: p.delta(b.rss_anon_bytes)?,
+                rss_file_bytes: p.delta(b.rss_file_bytes)?,
+                rss_shmem_bytes: p.delta(b.rss_shmem_bytes)?,
                 rollup: None,
             };
             if flags & ROLLUP != 0 {
                 m.rollup = Some(SmapsRollup {
-                    pss_bytes: r.u64()?,
-                    uss_bytes: r.u64()?,
+                    pss_bytes: p.u64()?,
+                    uss_bytes: p.u64()?,
                 });
             }
             prev.memory = m;
@@ -612,21 +664,26 @@ impl Decoder {
             None
         };
         let gil_switches = if flags & GIL_SWITCHES != 0 {
-            let n = r.delta(prev.gil_switches)?;
+            let n = c[PROC - 1].delta(prev.gil_switches)?;
             prev.gil_switches = n;
             Some(n)
         } else {
             None
         };
         self.base.procs.insert(pid, prev);
-        let n = r.count(3)?;
+        // Each thread has at least two bytes in the thread-flags column.
+        let n = r.u64()?;
+        if n.saturating_mul(2) > c[THREAD_FLAGS - 1].rest().len() as u64 {
+            return Err(RecordError::Damaged("thread count larger than the payload"));
+        }
+        let n = n as usize;
         let mut threads = Vec::with_capacity(n);
         let mut last_tid = 0;
         for _ in 0..n {
-            let tid = r.delta(last_tid)?;
+            let tid = c[TID - 1].delta(last_tid)?;
             last_tid = tid;
             let tid = u32::try_from(tid).map_err(|_| RecordError::Damaged("tid out of range"))?;
-            threads.push(self.thread(r, pid, tid)?);
+            threads.push(self.thread(r, c, pid, tid)?);
         }
         Ok(Tick {
             at: Duration::from_nanos(at),
@@ -645,11 +702,17 @@ impl Decoder {
         })
     }
 
-    fn thread(&mut self, r: &mut Reader, pid: u32, tid: u32) -> Result<ThreadTick, RecordError> {
+    fn thread(
+        &mut self,
+        r: &mut Reader,
+        c: &mut Cols,
+        pid: u32,
+        tid: u32,
+    ) -> Result<ThreadTick, RecordError> {
         let key = (pid, tid);
         let mut prev = self.base.threads.remove(&key).unwrap_or_default();
-        let flags = r.u64()?;
-        let codes = r.u8()?;
+        let flags = c[THREAD_FLAGS - 1].u64()?;
+        let codes = c[THREAD_FLAGS - 1].u8()?;
         let gil = gil_of(codes & 3);
         let activity = activity_of(codes >> 2)?;
         let name = match (flags & NAME != 0, flags & SAME_NAME != 0) {
@@ -668,7 +731,7 @@ impl Decoder {
                 prev.counters
                     .ok_or(RecordError::Damaged("no previous counters"))?,
             ),
-            (true, false) => Some(thread_counters(r, flags, &mut prev)?),
+            (true, false) => Some(thread_counters(c, flags, &mut prev)?),
         };
         if counters.is_some() {
             prev.counters = counters;
@@ -690,25 +753,62 @@ impl Decoder {
     }
 }
 
+/// The column readers after the control one (index - 1).
+type Cols<'a> = [Reader<'a>; COLUMNS - 1];
+
+/// The control column and the others, from a payload's column table.
+fn split_columns(payload: &[u8]) -> Result<(Reader<'_>, Cols<'_>), RecordError> {
+    let mut head = Reader::new(payload);
+    if head.u64()? != COLUMNS as u64 {
+        return Err(RecordError::Damaged("unknown column layout"));
+    }
+    let mut lens = [0usize; COLUMNS];
+    for len in &mut lens {
+        *len = head.count(0)?;
+    }
+    let mut rest = head.rest();
+    if lens.iter().sum::<usize>() != rest.len() {
+        return Err(RecordError::Damaged(
+            "column lengths do not match the payload",
+        ));
+    }
+    let mut columns = lens.map(|len| {
+        let (col, tail) = rest.split_at(len);
+        rest = tail;
+        Reader::new(col)
+    });
+    let control = std::mem::replace(&mut columns[CONTROL], Reader::new(&[]));
+    let [_, others @ ..] = columns;
+    Ok((control, others))
+}
+
 fn thread_counters(
-    r: &mut Reader,
+    c: &mut Cols,
     flags: u64,
     prev: &mut ThreadPrev,
 ) -> Result<ThreadCounters, RecordError> {
     let b = prev.counters.unwrap_or_default();
+    let r = &mut c[STATE - 1];
     let state = os_of(r.u8()?)?;
-    let mut c = ThreadCounters {
+    let mut counters = ThreadCounters {
         state,
         start_ticks: r.delta(b.start_ticks)?,
         cpu_ticks: r.delta(b.cpu_ticks)?,
         minor_faults: r.delta(b.minor_faults)?,
         major_faults: r.delta(b.major_faults)?,
-        run_ns: optional(r, flags & RUN_NS != 0, b.run_ns.unwrap_or(0))?,
-        runqueue_wait_ns: optional(r, flags & WAIT_NS != 0, b.runqueue_wait_ns.unwrap_or(0))?,
         not_run_since_last_read: flags & NOT_RUN != 0,
         ..ThreadCounters::default()
     };
+    let sub_micro = flags & SUB_MICRO != 0;
+    if flags & RUN_NS != 0 {
+        counters.run_ns = Some(micros(&mut c[RUN - 1], b.run_ns.unwrap_or(0), sub_micro)?);
+    }
+    if flags & WAIT_NS != 0 {
+        let before = b.runqueue_wait_ns.unwrap_or(0);
+        counters.runqueue_wait_ns = Some(micros(&mut c[WAIT - 1], before, sub_micro)?);
+    }
     if flags & SLOW != 0 {
+        let r = &mut c[SLOW_COL - 1];
         let s = SlowThreadCounters {
             voluntary_ctxsw: r.delta(prev.slow.voluntary_ctxsw)?,
             involuntary_ctxsw: r.delta(prev.slow.involuntary_ctxsw)?,
@@ -716,20 +816,38 @@ fn thread_counters(
             write_bytes: r.delta(prev.slow.write_bytes)?,
         };
         prev.slow = s;
-        c.slow = Some(s);
+        counters.slow = Some(s);
     }
     if flags & SYSCALL != 0 {
+        let r = &mut c[SYS - 1];
         let number = r.u64()?;
         let arg0 = r.delta(prev.arg0)?;
         prev.arg0 = arg0;
-        c.syscall = Some(Syscall { number, arg0 });
+        counters.syscall = Some(Syscall { number, arg0 });
     }
     if flags & IO_BYTES != 0 {
-        let io = r.delta(prev.io)?;
+        let io = c[IO - 1].delta(prev.io)?;
         prev.io = io;
-        c.io_bytes = Some(io);
+        counters.io_bytes = Some(io);
     }
-    Ok(c)
+    Ok(counters)
+}
+
+/// A time in ns as a delta of whole µs, then (with `sub_micro`) its ns remainder.
+fn put_micros(out: &mut Vec<u8>, now: u64, before: u64, sub_micro: bool) {
+    put_delta(out, now / 1000, before / 1000);
+    if sub_micro {
+        put_u64(out, now % 1000);
+    }
+}
+
+fn micros(r: &mut Reader, before: u64, sub_micro: bool) -> Result<u64, RecordError> {
+    let us = r.delta(before / 1000)?;
+    let rest = if sub_micro { r.u64()? } else { 0 };
+    if rest >= 1000 {
+        return Err(RecordError::Damaged("bad sub-microsecond part"));
+    }
+    Ok(us.wrapping_mul(1000).wrapping_add(rest))
 }
 
 fn optional(r: &mut Reader, present: bool, before: u64) -> Result<Option<u64>, RecordError> {

@@ -40,6 +40,11 @@ impl<'a> Reader<'a> {
         Self { data, pos: 0 }
     }
 
+    /// What is left to read.
+    pub fn rest(&self) -> &'a [u8] {
+        &self.data[self.pos.min(self.data.len())..]
+    }
+
     /// Whether everything was read.
     pub fn at_end(&self) -> bool {
         self.pos >= self.data.len()

@@ -90,11 +90,12 @@ impl Areas {
         } else {
             0
         };
+        let (timeline_height, threads_height) = fold(area.height, workers, threads);
         let [header, timeline, workers_area, threads_area, functions, status] = Layout::vertical([
             Constraint::Length(panes::header::HEIGHT),
-            Constraint::Length(panes::timeline::HEIGHT),
+            Constraint::Length(timeline_height),
             Constraint::Length(workers),
-            Constraint::Length((threads + 2).clamp(3, area.height / 4)),
+            Constraint::Length(threads_height),
             Constraint::Min(3),
             Constraint::Length(1),
         ])
@@ -117,6 +118,31 @@ impl Areas {
             status,
         }
     }
+}
+
+/// Rows the functions pane keeps at least (title, column header, 4 functions).
+const FUNCTIONS_MIN: u16 = 6;
+
+/// Heights of the timeline and threads panes on a screen `height` rows high: every thread
+/// when it fits, the timeline folding first (it may vanish), then the threads pane scrolling
+/// (at most half of what is left when there are many), the functions pane keeping its
+/// least.
+fn fold(height: u16, workers: u16, threads: u16) -> (u16, u16) {
+    let budget = height
+        .saturating_sub(panes::header::HEIGHT + 1 + workers)
+        .saturating_sub(FUNCTIONS_MIN);
+    let want = threads + 2;
+    let timeline = panes::timeline::HEIGHT.min(budget.saturating_sub(want));
+    // A timeline of a line or two says nothing: fold it away.
+    let timeline = if timeline < 3 { 0 } else { timeline };
+    let room = budget - timeline;
+    let threads = if want <= room {
+        want
+    } else {
+        room.min(u16::midpoint(room, FUNCTIONS_MIN))
+            .max(3.min(room))
+    };
+    (timeline, threads)
 }
 
 /// Handles a left click at (`x`, `y`) on a screen of size `area`: a row selects it (and

@@ -48,46 +48,159 @@ pub fn split_bar(shares: [f64; 5], width: usize) -> String {
     bar
 }
 
-/// One row of the threads table.
+/// A column of the threads table: its header, width, and rank (columns of a higher rank are
+/// dropped first when the terminal is narrow).
+struct Column {
+    header: &'static str,
+    width: u16,
+    rank: u8,
+}
+
+/// The columns, in display order. "FUNCTION NOW" takes what is left (at least 10).
+const COLUMNS: [Column; 12] = [
+    Column {
+        header: "TID",
+        width: 7,
+        rank: 0,
+    },
+    Column {
+        header: "THREAD",
+        width: 12,
+        rank: 0,
+    },
+    Column {
+        header: "ST",
+        width: 4,
+        rank: 0,
+    },
+    Column {
+        header: "CPU%",
+        width: 5,
+        rank: 0,
+    },
+    Column {
+        header: "RUNQ%",
+        width: 5,
+        rank: 3,
+    },
+    Column {
+        header: "GIL%",
+        width: 5,
+        rank: 1,
+    },
+    Column {
+        header: "WAIT%",
+        width: 5,
+        rank: 1,
+    },
+    Column {
+        header: "IDLE%",
+        width: 5,
+        rank: 4,
+    },
+    Column {
+        header: "GIL/STATE",
+        width: SPLIT_WIDTH as u16,
+        rank: 5,
+    },
+    Column {
+        header: "FLT/s",
+        width: 6,
+        rank: 4,
+    },
+    Column {
+        header: "CSW/s",
+        width: 6,
+        rank: 4,
+    },
+    Column {
+        header: "IO/s",
+        width: 9,
+        rank: 2,
+    },
+];
+/// Least width of "FUNCTION NOW".
+const FUNCTION_MIN: u16 = 10;
+
+/// Which columns fit in `width` (highest ranks dropped first), with the thread names' width:
+/// as wide as the longest name up to 20, at least 12 when the names need it.
+fn columns_for(width: u16, longest_name: usize) -> (Vec<usize>, u16) {
+    let name_width = (longest_name as u16).clamp(6, 20);
+    let need = |shown: &[usize], name: u16| -> u16 {
+        shown
+            .iter()
+            .map(|&i| if i == 1 { name } else { COLUMNS[i].width } + 1)
+            .sum::<u16>()
+            + FUNCTION_MIN
+    };
+    let mut shown: Vec<usize> = (0..COLUMNS.len()).collect();
+    let mut name = name_width;
+    for rank in (1..=5).rev() {
+        if need(&shown, name) <= width {
+            break;
+        }
+        shown.retain(|&i| COLUMNS[i].rank != rank);
+    }
+    // Still too wide: names give way, down to 12 (then 6).
+    while need(&shown, name) > width && name > 6 {
+        name -= 1;
+        if name < 12 && longest_name >= 12 && need(&shown, 12) <= width {
+            name = 12;
+            break;
+        }
+    }
+    (shown, name)
+}
+
+/// One row of the threads table, with the cells of the `shown` columns.
 fn thread_row(
     t: &ThreadRow,
+    shown: &[usize],
+    name_width: usize,
+    exited: bool,
     per_s: &dyn Fn(u64) -> String,
     io_per_s: &dyn Fn(u64) -> String,
 ) -> Row<'static> {
     let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
-    let state = if t.alive {
-        t.state.letter().to_string()
+    // After the target exited, no thread runs or holds the GIL any more.
+    let state = if t.alive && !exited {
+        let gil = if t.gil == GilState::Held { "*" } else { "" };
+        format!("{}{gil}", t.state.letter())
     } else {
         "gone".into()
     };
-    let gil = if t.gil == GilState::Held { "*" } else { "" };
-    Row::new([
-        t.tid.to_string(),
-        fmt::truncate(t.name.as_deref().unwrap_or("-"), 20),
-        format!("{state}{gil}"),
-        format!("{:.1}", t.cpu_percent),
-        format!("{:.1}", t.runqueue_wait_percent),
-        format!("{:.1}", t.gil_held_percent),
-        format!("{:.1}", t.gil_wait_percent),
-        format!("{:.1}", t.idle_percent),
-        split_bar(
-            [
-                t.gil_held_percent,
-                t.gil_wait_percent,
-                t.native_percent,
-                t.blocked_percent,
-                t.sleep_percent,
-            ],
-            SPLIT_WIDTH,
-        ),
-        per_s(t.minor_faults + t.major_faults),
-        per_s(t.voluntary_ctxsw + t.involuntary_ctxsw),
-        io_per_s(t.read_bytes + t.write_bytes),
-        now,
-    ])
+    let cell = |i: usize| -> String {
+        match i {
+            0 => t.tid.to_string(),
+            1 => fmt::truncate(t.name.as_deref().unwrap_or("-"), name_width),
+            2 => state.clone(),
+            3 => format!("{:.1}", t.cpu_percent),
+            4 => format!("{:.1}", t.runqueue_wait_percent),
+            5 => format!("{:.1}", t.gil_held_percent),
+            6 => format!("{:.1}", t.gil_wait_percent),
+            7 => format!("{:.1}", t.idle_percent),
+            8 => split_bar(
+                [
+                    t.gil_held_percent,
+                    t.gil_wait_percent,
+                    t.native_percent,
+                    t.blocked_percent,
+                    t.sleep_percent,
+                ],
+                SPLIT_WIDTH,
+            ),
+            9 => per_s(t.minor_faults + t.major_faults),
+            10 => per_s(t.voluntary_ctxsw + t.involuntary_ctxsw),
+            _ => io_per_s(t.read_bytes + t.write_bytes),
+        }
+    };
+    let mut cells: Vec<String> = shown.iter().map(|&i| cell(i)).collect();
+    cells.push(now);
+    Row::new(cells)
 }
 
-/// Draws the threads table.
+/// Draws the threads table: every thread when there is room, else as many as fit and a
+/// "+N more" mark in the title.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let threads: Vec<_> = app
@@ -96,22 +209,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .iter()
         .filter(|t| t.is_python)
         .collect();
-    let header = Row::new([
-        "TID",
-        "THREAD",
-        "ST",
-        "CPU%",
-        "RUNQ%",
-        "GIL%",
-        "WAIT%",
-        "IDLE%",
-        "GIL/STATE",
-        "FLT/s",
-        "CSW/s",
-        "IO/s",
-        "FUNCTION NOW",
-    ])
-    .style(theme.title);
+    let longest = threads
+        .iter()
+        .map(|t| t.name.as_deref().map_or(1, |n| n.chars().count()))
+        .max()
+        .unwrap_or(6);
+    let (shown, name_width) = columns_for(area.width, longest);
+    let mut headers: Vec<&str> = shown.iter().map(|&i| COLUMNS[i].header).collect();
+    headers.push("FUNCTION NOW");
+    let header = Row::new(headers).style(theme.title);
     let duration = app.snapshot.duration_s;
     let per_s = |n: u64| {
         if duration > 0.0 {
@@ -127,47 +233,30 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             String::new()
         }
     };
-    let rows = threads.iter().map(|t| thread_row(t, &per_s, &io_per_s));
-    let focus = if app.view.focus == Pane::Threads {
-        " [focus]"
-    } else {
-        ""
-    };
-    let filter = match app.view.thread_focus {
-        Some(tid) => format!(" · functions of {tid} only (t: all)"),
-        None => String::new(),
-    };
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(8),
-            Constraint::Length(20),
-            Constraint::Length(5),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(SPLIT_WIDTH as u16),
-            Constraint::Length(7),
-            Constraint::Length(7),
-            Constraint::Length(9),
-            Constraint::Min(10),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(theme.selected)
-    .block(Block::default().borders(Borders::TOP).title(Line::styled(
-        format!(
-            "Threads{focus}{filter} · * holds the GIL · RUNQ% waited for a CPU · split: █ holds ▓ waits ▒ native ░ blocked · sleeps · over the {}",
-            if app.view.windowed {
-                "last second"
-            } else {
-                "session"
-            }
-        ),
-        theme.title,
-    )));
+    let exited = app.snapshot.exited;
+    let rows = threads.iter().map(|t| {
+        thread_row(
+            t,
+            &shown,
+            usize::from(name_width),
+            exited,
+            &per_s,
+            &io_per_s,
+        )
+    });
+    let mut widths: Vec<Constraint> = shown
+        .iter()
+        .map(|&i| Constraint::Length(if i == 1 { name_width } else { COLUMNS[i].width }))
+        .collect();
+    widths.push(Constraint::Min(FUNCTION_MIN));
+    let table = Table::new(rows, widths)
+        .header(header)
+        .row_highlight_style(theme.selected)
+        .block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(Line::styled(title(app, &threads, area), theme.title)),
+        );
     let mut state = TableState::default();
     state.select(
         app.view
@@ -175,6 +264,45 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             .and_then(|tid| threads.iter().position(|t| t.tid == tid)),
     );
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// The pane's title: focus, the thread focus by name, how many rows are hidden, and (when
+/// there is room) the legend and window.
+fn title(app: &App, threads: &[&ThreadRow], area: Rect) -> String {
+    let focus = if app.view.focus == Pane::Threads {
+        " [focus]"
+    } else {
+        ""
+    };
+    let filter = match app.view.thread_focus {
+        Some(tid) => {
+            let name = threads
+                .iter()
+                .find(|t| t.tid == tid)
+                .and_then(|t| t.name.clone())
+                .unwrap_or_else(|| tid.to_string());
+            format!(" · functions of {name} only (t: all)")
+        }
+        None => String::new(),
+    };
+    let rows = usize::from(area.height.saturating_sub(2));
+    let more = if threads.len() > rows {
+        format!(" · +{} more (↑↓ scroll)", threads.len() - rows)
+    } else {
+        String::new()
+    };
+    let window = if app.view.windowed {
+        "last second"
+    } else {
+        "session"
+    };
+    let head = format!("Threads{focus}{filter}{more} · over the {window}");
+    let legend = " · * holds the GIL · RUNQ% waited for a CPU · split: █ holds ▓ waits ▒ native ░ blocked · sleeps";
+    if head.chars().count() + legend.chars().count() <= usize::from(area.width) {
+        head + legend
+    } else {
+        head
+    }
 }
 
 #[cfg(test)]

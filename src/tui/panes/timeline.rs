@@ -9,8 +9,8 @@ use crate::fmt;
 use crate::model::timeline::TimelinePoint;
 use crate::tui::app::App;
 
-/// Lines the timeline takes.
-pub const HEIGHT: u16 = 6;
+/// Lines the timeline takes: six series and the time axis.
+pub const HEIGHT: u16 = 7;
 const LABEL_WIDTH: u16 = 22;
 
 /// Draws the timeline: the most recent seconds that fit, or (zoomed out) the whole session
@@ -19,7 +19,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let width = area.width.saturating_sub(LABEL_WIDTH) as usize;
     let points = shown(&app.snapshot.timeline, width, app.view.zoomed_out);
-    let rows = Layout::vertical([Constraint::Length(1); 6]).split(area);
+    // A folded pane keeps its first series and the axis.
+    let series_rows = area.height.saturating_sub(1).min(6);
+    let row = |i: u16| Rect::new(area.x, area.y + i, area.width, 1);
+    let rows: Vec<Rect> = (0..series_rows).map(row).collect();
     let last = points.last();
     let series: [(&str, Vec<u64>, String); 6] = [
         (
@@ -70,15 +73,85 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             last.map_or_else(String::new, |p| format!("{:.0}", p.ctxsw_per_s)),
         ),
     ];
-    for (row, (name, data, now)) in rows.iter().zip(series) {
+    for (i, (row, (name, data, now))) in rows.iter().zip(series).enumerate() {
+        let row = *row;
         let [label, graph] =
-            Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Min(0)]).areas(*row);
+            Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Min(0)]).areas(row);
         frame.render_widget(
             Paragraph::new(Span::styled(format!("{name:<9}{now:>12} "), theme.dim)),
             label,
         );
-        frame.render_widget(Sparkline::default().data(&data).style(theme.graph), graph);
+        // Percentages on a 0-100 scale (more when several cores are busy); rates on a robust
+        // one, so one start-up spike does not flatten the rest into nothing.
+        let max = match i {
+            0 | 2 | 3 => data.iter().copied().max().unwrap_or(0).max(100),
+            1 => data.iter().copied().max().unwrap_or(0),
+            _ => robust_max(&data),
+        };
+        let clipped: Vec<u64> = data.iter().map(|&v| v.min(max)).collect();
+        frame.render_widget(
+            Sparkline::default()
+                .data(&clipped)
+                .max(max.max(1))
+                .style(theme.graph),
+            graph,
+        );
     }
+    if area.height >= 2 {
+        let [label, graph] =
+            Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Min(0)])
+                .areas(row(series_rows));
+        frame.render_widget(
+            Paragraph::new(Span::styled(axis_label(&points, app), theme.dim)),
+            label,
+        );
+        frame.render_widget(
+            Paragraph::new(Span::styled(axis(&points, graph.width), theme.dim)),
+            graph,
+        );
+    }
+}
+
+/// What the graphs span, for the axis row's label.
+fn axis_label(points: &[TimelinePoint], app: &App) -> String {
+    let span = match (points.first(), points.last()) {
+        (Some(a), Some(b)) => b.at.saturating_sub(a.at).as_secs() + 1,
+        _ => 0,
+    };
+    let what = if app.view.zoomed_out {
+        "session"
+    } else {
+        "last"
+    };
+    format!("{what} {span} s, per second")
+}
+
+/// The time axis under the graphs: the first point's age at the left, "now" at the right.
+fn axis(points: &[TimelinePoint], width: u16) -> String {
+    let width = usize::from(width);
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return String::new();
+    };
+    let left = format!("-{}s", last.at.saturating_sub(first.at).as_secs());
+    let right = "now";
+    let used = points.len().min(width);
+    if used < left.len() + right.len() + 2 {
+        return format!("{:>width$}", right, width = used.max(right.len()));
+    }
+    format!(
+        "{left}{}{right}",
+        "─".repeat(used - left.len() - right.len())
+    )
+}
+
+/// A scale for a rate: twice its 90th percentile, but never above its maximum (so a lone
+/// spike is drawn full and the rest keep their shape).
+fn robust_max(data: &[u64]) -> u64 {
+    let mut sorted = data.to_vec();
+    sorted.sort_unstable();
+    let Some(&max) = sorted.last() else { return 1 };
+    let p90 = sorted[(sorted.len() - 1) * 9 / 10];
+    (p90.saturating_mul(2)).clamp(1, max.max(1))
 }
 
 /// The points to draw in `width` columns: the last `width` seconds, or all of them averaged
