@@ -194,7 +194,7 @@ fn selection_follows_the_function_when_rows_re_sort() {
     assert_eq!(app.view.selected_thread, Some(4250));
     assert_eq!(app.apply(Action::ThreadFocus, 10), Effect::Requery);
     assert_eq!(app.query().thread, Some(4250));
-    assert!(render(&app, 120, 30).contains("functions of 4250 only"));
+    assert!(render(&app, 120, 30).contains("functions of parser-0 only"));
 }
 
 #[test]
@@ -446,10 +446,7 @@ fn overload_partial_stacks_run_queue_and_mode_are_shown() {
     snap.threads[1].runqueue_wait_percent = 61.5;
     let mut app = App::new(snap, 100.0, false, Mode::Cpu);
     let screen = render(&app, 160, 40);
-    assert!(
-        screen.contains("OVERLOADED: waited for a CPU 53"),
-        "{screen}"
-    );
+    assert!(screen.contains("OVERLOADED: CPU wait 53"), "{screen}");
     assert!(screen.contains("PARTIAL stacks 4"), "{screen}");
     assert!(
         screen.contains("RUNQ%") && screen.contains("61.5"),
@@ -465,4 +462,85 @@ fn overload_partial_stacks_run_queue_and_mode_are_shown() {
     assert_eq!(app.view.mode, Mode::Samples);
     assert!(app.query().mode == Mode::Samples);
     assert!(render(&app, 160, 40).contains("mode samples (M)"));
+}
+
+/// A 6-thread ETL job with 12-character names, some I/O and a full header.
+fn six_threads() -> ProcessSnapshot {
+    let mut snap = snapshot();
+    snap.threads = [
+        (4242, "MainThread"),
+        (4250, "parser-00001"),
+        (4251, "parser-00002"),
+        (4252, "hasher-blake"),
+        (4253, "writer-batch"),
+        (4254, "loader-chunk"),
+    ]
+    .into_iter()
+    .map(|(tid, name)| {
+        let mut t = thread(tid, name, GilState::NotHeld, "parse_row");
+        t.write_bytes = 10_066_329;
+        t
+    })
+    .collect();
+    snap.rss_bytes = 50_123_456;
+    snap.rss_peak_bytes = 51_123_456;
+    snap.gil_located = true;
+    snap.gil_handoffs_per_s = Some(124.0);
+    snap
+}
+
+#[test]
+fn at_80x24_every_thread_shows_with_its_name_and_numbers_keep_their_units() {
+    for (width, height) in [(80, 24), (100, 30), (120, 40)] {
+        let app = App::new(six_threads(), 100.0, false, Mode::Cpu);
+        let screen = render(&app, width, height);
+        for name in [
+            "MainThread",
+            "parser-00001",
+            "parser-00002",
+            "hasher-blake",
+            "writer-batch",
+            "loader-chunk",
+        ] {
+            assert!(
+                screen.contains(name),
+                "{width}x{height}: {name} missing\n{screen}"
+            );
+        }
+        // 10 MiB over 12 s: the I/O column keeps its unit.
+        assert!(
+            screen.contains("819.2 KiB"),
+            "{width}x{height}: I/O unit\n{screen}"
+        );
+        assert!(
+            screen.contains("parse_row ("),
+            "{width}x{height}: functions\n{screen}"
+        );
+        assert!(
+            !screen.contains("more (↑↓ scroll)"),
+            "{width}x{height}\n{screen}"
+        );
+        // Header figures are whole or absent: never cut mid-number.
+        for line in screen.lines().take(5) {
+            let line = line.trim_end();
+            assert!(
+                !line.ends_with('.') && !line.ends_with(" ·"),
+                "{width}x{height}: cut header line {line:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn many_threads_at_80x24_scroll_with_a_mark_of_how_many_are_hidden() {
+    let mut snap = six_threads();
+    let more: Vec<ThreadRow> = (0..30)
+        .map(|i| thread(5000 + i, &format!("pool-{i}"), GilState::NotHeld, "wait"))
+        .collect();
+    snap.threads.extend(more);
+    let app = App::new(snap, 100.0, false, Mode::Cpu);
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("more (↑↓ scroll)"), "{screen}");
+    // The functions pane keeps room for its hottest rows.
+    assert!(screen.contains("parse_row ("), "{screen}");
 }
