@@ -460,8 +460,9 @@ fn suspend(guard: &TerminalGuard, sampler: &Sampler) {
     sampler.suspend_self();
 }
 
-/// Reads terminal events on a thread of its own, so the loop never blocks on input.
-fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
+/// Reads terminal events on a thread of its own, so the loop never blocks on input (and a
+/// hung-up terminal, whose reads may spin inside crossterm, never holds the loop).
+pub(super) fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
     let (tx, rx) = mpsc::channel();
     let _ = std::thread::Builder::new()
         .name("hptop-input".into())

@@ -6,7 +6,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::event::{Event, KeyEventKind};
 use ratatui::prelude::CrosstermBackend;
 use ratatui::Terminal;
 
@@ -52,6 +52,8 @@ pub fn run() -> Result<Option<u32>, HptopError> {
     let mut terminal =
         Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(to_output)?;
     let mut picker = Picker::default();
+    let stop_input = Arc::new(AtomicBool::new(false));
+    let input = super::live::spawn_input(Arc::clone(&stop_input));
     let outcome = loop {
         if quit.load(Ordering::Relaxed) {
             break Ok(None);
@@ -60,23 +62,22 @@ pub fn run() -> Result<Option<u32>, HptopError> {
             Ok(rows) => picker.set_rows(rows),
             Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {}
         }
-        terminal
-            .draw(|frame| crate::tui::picker::draw(frame, &picker))
-            .map_err(to_output)?;
-        if !event::poll(Duration::from_millis(100)).map_err(to_output)? {
-            continue;
+        // A hung-up terminal fails this draw: the picker ends instead of spinning.
+        if let Err(e) = terminal.draw(|frame| crate::tui::picker::draw(frame, &picker)) {
+            break Err(to_output(e));
         }
-        if let Event::Key(key) = event::read().map_err(to_output)? {
-            if key.kind != KeyEventKind::Press {
-                continue;
-            }
-            match picker.key(key) {
+        match input.recv_timeout(Duration::from_millis(100)) {
+            Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => match picker.key(key) {
                 Picked::Nothing => {}
                 Picked::Quit => break Ok(None),
                 Picked::Pid(pid) => break Ok(Some(pid)),
-            }
+            },
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            // The input thread ended: end of file or an error on the terminal.
+            Err(RecvTimeoutError::Disconnected) => break Ok(None),
         }
     };
+    stop_input.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     drop(guard);
     outcome

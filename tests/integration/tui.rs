@@ -378,3 +378,37 @@ fn a_recording_replays_with_a_cursor_a_range_and_peaks() {
     tmux.wait_for("HPTOP-EXIT=0");
     tmux.wait_for("TTY-COOKED");
 }
+
+#[test]
+fn the_picker_ends_when_its_terminal_goes_away() {
+    if !tmux_available() {
+        return;
+    }
+    // SIGHUP ignored (as under nohup): the picker must notice the dead terminal itself.
+    let command = format!("trap '' HUP; exec {}", env!("CARGO_BIN_EXE_hptop"));
+    let Some(tmux) = Tmux::start(&command) else {
+        return;
+    };
+    tmux.wait_for("Python processes");
+    // `exec`: hptop is the pane's own process.
+    let out = Command::new("tmux")
+        .args(["list-panes", "-t", &tmux.session, "-F", "#{pane_pid}"])
+        .output()
+        .unwrap();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &tmux.session])
+        .status();
+    let start = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let state = process_state(pid);
+        if state == 'Z' {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the picker still runs (state {state}) after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
