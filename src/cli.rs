@@ -67,7 +67,13 @@ struct TargetArgs {
 )]
 struct SamplingArgs {
     /// Samples per second (1 to 1000).
-    #[arg(long, short = 'r', value_name = "HZ", default_value_t = 100.0)]
+    #[arg(
+        long,
+        short = 'r',
+        value_name = "HZ",
+        default_value_t = 100.0,
+        allow_negative_numbers = true
+    )]
     rate: f64,
     /// Pause the target's threads during each sample for exact stacks (costs the target
     /// time; the default never pauses it).
@@ -118,7 +124,7 @@ struct RecordCmdArgs {
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
     /// Stop after SECS seconds (default: until the target exits, ^C or SIGTERM).
-    #[arg(long, short = 'd', value_name = "SECS")]
+    #[arg(long, short = 'd', value_name = "SECS", allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Keep the file within SIZE (e.g. 200M, 2G), dropping its oldest seconds.
     #[arg(long, value_name = "SIZE")]
@@ -168,7 +174,13 @@ struct ReportArgs {
     #[command(flatten)]
     sampling: SamplingArgs,
     /// Length of the report window in seconds (a launched command that exits earlier ends it).
-    #[arg(long, short = 'd', value_name = "SECS", default_value_t = 10.0)]
+    #[arg(
+        long,
+        short = 'd',
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     duration: f64,
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
@@ -239,7 +251,8 @@ impl Cli {
             Some(Command::Report(args)) => {
                 if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e7) {
                     return Err(HptopError::Usage(format!(
-                        "--duration \"{}\" must be a positive number of seconds",
+                        "--duration \"{}\" must be a positive number of seconds, at most 10000000 \
+                         (about 115 days; for longer, `hptop record` without --duration)",
                         args.duration
                     )));
                 }

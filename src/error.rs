@@ -106,11 +106,16 @@ impl HptopError {
     pub fn fix(&self) -> String {
         match self {
             Self::ProcessGone { .. } => {
-                "list Python processes with `hptop ps`, or launch one: `hptop report -- python3 script.py`".into()
+                "list Python processes with `hptop ps` (or run `hptop` to pick one), or launch one: `hptop -- python3 script.py`".into()
             }
             Self::Zombie { ppid, .. } => format!(
                 "nothing is left to inspect; its parent \"{ppid}\" must wait() for it, or exit"
             ),
+            Self::PermissionDenied { .. } if nix::unistd::geteuid().is_root() => "hptop already runs as root, and the kernel still refused: the process is guarded by a \
+                 security policy (Yama ptrace_scope 3: `cat /proc/sys/kernel/yama/ptrace_scope`; SELinux/AppArmor), \
+                 or hptop runs in a container without CAP_SYS_PTRACE (`docker run --cap-add SYS_PTRACE ...`), \
+                 or the process belongs to another user namespace (run hptop inside its container)"
+                .into(),
             Self::PermissionDenied { .. } => "run hptop with sudo (reading another process needs CAP_SYS_PTRACE or the same user);\n\
                  if it already runs as that user, allow ptrace: `sudo sysctl kernel.yama.ptrace_scope=0`;\n\
                  in a container, add the capability: `docker run --cap-add SYS_PTRACE ...`"
@@ -132,6 +137,9 @@ impl HptopError {
             Self::Unsupported { .. } => "hptop reads CPython 2.7 and 3.3 to 3.15 (through py-spy); check that the process \
                  runs CPython (not PyPy) and has finished starting, then try again"
                 .into(),
+            Self::Launch { source, .. } if source.to_string().contains("no Python ran") => {
+                "hptop inspects Python programs: give one, e.g. `hptop -- python3 script.py` or `hptop report -- python3 script.py`".into()
+            }
             Self::Launch { .. } => "check that the command exists and is executable (try it in a shell)".into(),
             Self::Output { source, .. } => match source.raw_os_error() {
                 Some(nix::libc::ENOSPC) => "the disk is full: free some space or write elsewhere".into(),

@@ -220,6 +220,27 @@ pub fn python_descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// Processes whose command line names Python but whose executable hptop may not read
+/// (another user's, without root): they are missing from [`python_processes`].
+pub fn unreadable_pythons() -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let denied = std::fs::read_link(format!("/proc/{pid}/exe"))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+            denied
+                && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    c.split(|&b| b == 0)
+                        .next()
+                        .is_some_and(|argv0| String::from_utf8_lossy(argv0).contains("python"))
+                })
+        })
+        .count()
+}
+
 /// Every process on the machine that looks like Python, ascending by pid.
 pub fn python_processes() -> Vec<(ProcessInfo, PythonGuess)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {

@@ -42,6 +42,13 @@ impl Launched {
     /// `Output` when the log cannot be opened, `Launch` when the program cannot be started.
     pub fn spawn_logged(argv: &[String], log: &std::path::Path) -> Result<Self, HptopError> {
         let file = super::output::open_output(log, super::output::Existing::Append)?;
+        // An appended run starts with a line saying which and when, to tell runs apart.
+        let header = format!(
+            "==== hptop: {} at {} ====\n",
+            argv.join(" "),
+            chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        );
+        super::output::write_all(&file, log, &header)?;
         let copy = file.try_clone().map_err(|source| HptopError::Output {
             path: log.display().to_string(),
             source,
@@ -91,7 +98,7 @@ impl Launched {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.status = Some(status);
                 return Err(self.launch_error(format!(
-                    "it exited ({status}) before a Python interpreter could be attached"
+                    "it exited ({status}) and no Python ran: it is not a Python program"
                 )));
             }
             if discover::python_guess(pid).is_some() && exec_done(pid) {

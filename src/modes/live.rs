@@ -98,6 +98,10 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
         }
         _ => None,
     };
+    // The launch notice passes: the status line is the GIL verdict's.
+    if launched.is_some() {
+        app.status_until = Some(Instant::now() + Duration::from_secs(8));
+    }
 
     let guard = TerminalGuard::enter().map_err(|e| HptopError::Output {
         path: "the terminal".into(),
@@ -326,6 +330,12 @@ impl Feed<'_> {
 
 /// The status line's word on a sampler's event: the target exited, sampling stopped.
 fn live_notice(event: &SamplerEvent, root: u32, launched: Option<&mut Launched>, app: &mut App) {
+    if matches!(event, SamplerEvent::Exited(pid) if *pid == root)
+        || matches!(event, SamplerEvent::Panicked(..))
+    {
+        // This one stays.
+        app.status_until = None;
+    }
     match event {
         SamplerEvent::Exited(pid) if *pid == root => {
             let how = launched
@@ -420,6 +430,14 @@ fn event_loop(
             Err(RecvTimeoutError::Disconnected) => break Ok(()),
         }
         if feed.take(sessions, app)? {
+            app.dirty = true;
+        }
+        if app
+            .status_until
+            .is_some_and(|until| Instant::now() >= until)
+        {
+            app.status = None;
+            app.status_until = None;
             app.dirty = true;
         }
         if let Feed::Replay(player) = &feed {

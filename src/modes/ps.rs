@@ -20,6 +20,13 @@ const CPU_WINDOW: Duration = Duration::from_millis(500);
 /// Only when the output cannot be written.
 pub fn run(options: PsOptions) -> Result<(), HptopError> {
     let rows = python_rows(CPU_WINDOW);
+    let hidden = discover::unreadable_pythons();
+    if hidden > 0 {
+        eprintln!(
+            "hptop: {} of other users could not be read; `sudo hptop ps` lists them too",
+            crate::fmt::counted(hidden as u64, "Python process")
+        );
+    }
     let out = match options.format {
         Format::Text => ps::text(&rows),
         Format::Json => {

@@ -202,6 +202,8 @@ pub struct App {
     pub snapshot: ProcessSnapshot,
     /// One-line status (errors, notices).
     pub status: Option<String>,
+    /// When a passing notice in `status` gives the line back (to the GIL verdict or keys).
+    pub status_until: Option<std::time::Instant>,
     /// hptop's own CPU use over the last second, percent of one core.
     pub hptop_cpu_percent: f64,
     /// Requested sampling rate.
@@ -354,8 +356,13 @@ impl App {
             }
             return Effect::None;
         }
-        if self.view.show_help && key.code == KeyCode::Esc {
-            self.view.show_help = false;
+        // Esc closes what is open: the help, else the detail pane.
+        if key.code == KeyCode::Esc {
+            if self.view.show_help {
+                self.view.show_help = false;
+            } else {
+                self.view.show_detail = false;
+            }
             return Effect::None;
         }
         match keymap::action(key) {
@@ -382,6 +389,10 @@ impl App {
                     Pane::Threads if self.show_workers() => Pane::Workers,
                     Pane::Threads | Pane::Workers => Pane::Functions,
                 };
+                // Entering the threads pane highlights its first row, so the first ↓ moves.
+                if self.view.focus == Pane::Threads && self.view.selected_thread.is_none() {
+                    self.view.selected_thread = self.thread_tids().first().copied();
+                }
             }
             Action::Merge => {
                 self.view.merged = !self.view.merged;

@@ -68,22 +68,22 @@ pub struct Binding {
 /// Every key hptop knows, in help order.
 pub const BINDINGS: &[Binding] = &[
     Binding {
-        keys: "↑ ↓ PgUp PgDn Home End",
+        keys: "↑↓ jk PgUp PgDn Home End",
         action: Action::Down,
         help: "move the selection",
     },
     Binding {
-        keys: "Tab",
+        keys: "Tab  Shift-Tab",
         action: Action::NextPane,
         help: "next pane (threads, workers, functions)",
     },
     Binding {
-        keys: "/",
+        keys: "/  F3  F4",
         action: Action::Filter,
         help: "filter functions by text (Enter keeps, Esc clears)",
     },
     Binding {
-        keys: "> <  F6",
+        keys: "> <  s  F6",
         action: Action::SortNext,
         help: "sort by the next / previous column",
     },
@@ -105,7 +105,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "Enter",
         action: Action::Detail,
-        help: "detail of the selected function: callers, callees, source heat",
+        help: "function detail: callers, callees, source heat (Esc closes)",
     },
     Binding {
         keys: "w",
@@ -143,7 +143,7 @@ pub const BINDINGS: &[Binding] = &[
         help: "reset all figures",
     },
     Binding {
-        keys: "?  F1",
+        keys: "?  h  F1",
         action: Action::Help,
         help: "this help",
     },
@@ -173,8 +173,8 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Home => Action::Home,
         KeyCode::End => Action::End,
         KeyCode::Tab | KeyCode::BackTab => Action::NextPane,
-        KeyCode::Char('/') => Action::Filter,
-        KeyCode::Char('>' | '.') | KeyCode::F(6) => Action::SortNext,
+        KeyCode::Char('/') | KeyCode::F(3 | 4) => Action::Filter,
+        KeyCode::Char('>' | '.' | 's') | KeyCode::F(6) => Action::SortNext,
         KeyCode::Char('c') => Action::NextCounter,
         KeyCode::Char('<' | ',') => Action::SortPrev,
         KeyCode::Char('I' | 'i') => Action::Invert,
@@ -187,7 +187,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Enter => Action::Detail,
         KeyCode::Char('z') => Action::Zoom,
         KeyCode::Char('M') => Action::NextMode,
-        KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
+        KeyCode::Char('?' | 'h') | KeyCode::F(1) => Action::Help,
         _ => return None,
     })
 }
