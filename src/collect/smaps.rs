@@ -16,7 +16,12 @@ const GIB: u64 = 1 << 30;
 #[derive(Debug, Default)]
 pub struct SmapsSchedule {
     next: Option<Instant>,
+    reads: u32,
 }
+
+/// After the read at attach, two more while a just-started target settles (its first read
+/// may see the interpreter before it loaded anything): 1 s and 3 s in.
+const SETTLING: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 impl SmapsSchedule {
     /// Whether to read now, for a process of `rss_bytes`; if so, sets the next time.
@@ -24,7 +29,12 @@ impl SmapsSchedule {
         if rss_bytes > MAX_RSS || self.next.is_some_and(|next| now < next) {
             return false;
         }
-        self.next = Some(now + interval(rss_bytes));
+        let wait = SETTLING
+            .get(self.reads as usize)
+            .copied()
+            .unwrap_or_else(|| interval(rss_bytes));
+        self.reads = self.reads.saturating_add(1);
+        self.next = Some(now + wait);
         true
     }
 }
@@ -47,9 +57,15 @@ mod tests {
         assert_eq!(interval(3 << 30), BASE_EVERY * 3);
         let t0 = Instant::now();
         let mut s = SmapsSchedule::default();
-        assert!(s.due(t0, 100 << 20));
-        assert!(!s.due(t0 + Duration::from_secs(9), 100 << 20));
-        assert!(s.due(t0 + Duration::from_secs(10), 100 << 20));
+        let at = |secs| t0 + Duration::from_secs(secs);
+        // At attach, then 1 s and 3 s in while the target settles, then every 10 s.
+        assert!(s.due(at(0), 100 << 20));
+        assert!(!s.due(at(0), 100 << 20));
+        assert!(s.due(at(1), 100 << 20));
+        assert!(!s.due(at(2), 100 << 20));
+        assert!(s.due(at(3), 100 << 20));
+        assert!(!s.due(at(12), 100 << 20));
+        assert!(s.due(at(13), 100 << 20));
         let mut huge = SmapsSchedule::default();
         assert!(!huge.due(t0, MAX_RSS + 1));
     }

@@ -359,6 +359,32 @@ fn live_notice(event: &SamplerEvent, root: u32, launched: Option<&mut Launched>,
     }
 }
 
+/// Handles a key (the replay's own first); whether it quits.
+fn press(
+    key: event::KeyEvent,
+    page: usize,
+    app: &mut App,
+    sessions: &mut Sessions,
+    feed: &mut Feed,
+    signals: &SignalFlags,
+) -> bool {
+    if let Feed::Replay(player) = feed {
+        if player.key(key) {
+            app.dirty = true;
+            return false;
+        }
+    }
+    match (app.key(key, page), feed) {
+        (Effect::Quit, _) => return true,
+        (Effect::Suspend, _) => signals.suspend.store(true, Ordering::Relaxed),
+        (Effect::Pause(paused), Feed::Live { sampler, .. }) => sampler.set_paused(paused),
+        (Effect::Pause(paused), Feed::Replay(player)) => player.set_playing(!paused),
+        (Effect::Reset, Feed::Live { .. }) => sessions.reset(),
+        (Effect::Reset | Effect::Requery | Effect::None, _) => {}
+    }
+    false
+}
+
 fn event_loop(
     app: &mut App,
     sessions: &mut Sessions,
@@ -399,22 +425,9 @@ fn event_loop(
         }
         match input.recv_timeout(TICK) {
             Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => {
-                if let Feed::Replay(player) = &mut feed {
-                    if player.key(key) {
-                        app.dirty = true;
-                        continue;
-                    }
-                }
                 let page = crate::tui::function_page(terminal.size().map_or(24, |s| s.height));
-                match (app.key(key, page), &mut feed) {
-                    (Effect::Quit, _) => break Ok(()),
-                    (Effect::Suspend, _) => signals.suspend.store(true, Ordering::Relaxed),
-                    (Effect::Pause(paused), Feed::Live { sampler, .. }) => {
-                        sampler.set_paused(paused);
-                    }
-                    (Effect::Pause(paused), Feed::Replay(player)) => player.set_playing(!paused),
-                    (Effect::Reset, Feed::Live { .. }) => sessions.reset(),
-                    (Effect::Reset | Effect::Requery | Effect::None, _) => {}
+                if press(key, page, app, sessions, &mut feed, signals) {
+                    break Ok(());
                 }
             }
             Ok(Event::Mouse(mouse)) => {
