@@ -319,8 +319,16 @@ fn a_launched_command_writes_to_its_log_and_its_exit_status_shows() {
     };
     tmux.wait_for("its output goes to");
     tmux.wait_for("the target exited (exit status: 3)");
-    // The command's output went to the log, not over the screen.
-    assert_eq!(std::fs::read_to_string(&log).unwrap().trim(), "ready");
+    // The command's output went to the log (after a line marking the run), not over the
+    // screen.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("==== hptop: ") && lines[0].contains("exits_soon.py"),
+        "{text}"
+    );
+    assert_eq!(lines[1], "ready");
     tmux.keys(&["q"]);
     tmux.wait_for("HPTOP-EXIT=0");
     let _ = std::fs::remove_file(&log);
