@@ -13,7 +13,7 @@ use crate::modes::{
     ReportOptions, SamplingOptions, Target,
 };
 use crate::record::window::TimeSpec;
-use crate::report::Format;
+use crate::report::{Format, StackFormat, StackOutput, Weight};
 
 /// hptop: what a running Python process is doing — its Python stacks joined with the
 /// kernel's counters (CPU, memory, page faults, context switches, I/O), per thread.
@@ -158,6 +158,29 @@ enum FormatArg {
     Json,
 }
 
+/// Report formats: the plain ones, and stack outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormatArg {
+    Text,
+    Json,
+    /// Folded stacks (`frame;frame COUNT`), for flamegraph.pl, inferno, Pyroscope.
+    Collapsed,
+    /// An interactive SVG flame graph.
+    Flamegraph,
+}
+
+/// What a stack's width counts in collapsed and flamegraph output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum WeightArg {
+    Samples,
+    Cpu,
+    MinorFaults,
+    MajorFaults,
+    Vcsw,
+    Icsw,
+    Io,
+}
+
 impl From<FormatArg> for Format {
     fn from(f: FormatArg) -> Self {
         match f {
@@ -182,9 +205,17 @@ struct ReportArgs {
         allow_negative_numbers = true
     )]
     duration: f64,
-    /// Output format.
-    #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
-    format: FormatArg,
+    /// Output format: text, json, or stacks for flame graphs (collapsed, flamegraph).
+    #[arg(long, short = 'f', value_enum, default_value_t = ReportFormatArg::Text)]
+    format: ReportFormatArg,
+    /// With collapsed or flamegraph: what a stack's width counts (default: samples, as the
+    /// mode counts them; cpu in µs; faults, switches and I/O bytes as credited).
+    #[arg(long, value_enum, default_value_t = WeightArg::Samples)]
+    weight: WeightArg,
+    /// With collapsed or flamegraph: merge threads (and processes) instead of rooting each
+    /// stack at its thread.
+    #[arg(long)]
+    no_threads: bool,
     /// Write the report to FILE instead of standard output (opened before sampling; a
     /// symbolic link is refused; an existing file only with --force).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -268,11 +299,13 @@ impl Cli {
                         args.duration, sampling.rate_hz
                     )));
                 }
+                let stacks = stack_output(&args);
                 Ok(Mode::Report(ReportOptions {
                     target: target(args.target)?,
                     sampling,
                     duration: Duration::from_secs_f64(args.duration),
-                    format: args.format.into(),
+                    format: plain_format(args.format),
+                    stacks,
                     output: args.output,
                     force: args.recording.force,
                     input: None,
@@ -377,15 +410,47 @@ fn record(args: RecordCmdArgs) -> Result<Mode, HptopError> {
     }))
 }
 
+/// Text or JSON (the stack outputs use `stack_output`).
+fn plain_format(f: ReportFormatArg) -> Format {
+    match f {
+        ReportFormatArg::Json => Format::Json,
+        _ => Format::Text,
+    }
+}
+
+/// The stack output the report asks for, if any.
+fn stack_output(args: &ReportArgs) -> Option<StackOutput> {
+    let format = match args.format {
+        ReportFormatArg::Collapsed => StackFormat::Collapsed,
+        ReportFormatArg::Flamegraph => StackFormat::Flamegraph,
+        ReportFormatArg::Text | ReportFormatArg::Json => return None,
+    };
+    Some(StackOutput {
+        format,
+        weight: match args.weight {
+            WeightArg::Samples => Weight::Samples,
+            WeightArg::Cpu => Weight::Cpu,
+            WeightArg::MinorFaults => Weight::MinorFaults,
+            WeightArg::MajorFaults => Weight::MajorFaults,
+            WeightArg::Vcsw => Weight::Vcsw,
+            WeightArg::Icsw => Weight::Icsw,
+            WeightArg::Io => Weight::Io,
+        },
+        by_thread: !args.no_threads,
+    })
+}
+
 /// `hptop report --input FILE`.
 fn report_input(args: ReportArgs) -> Result<Mode, HptopError> {
     let parse = |t: &Option<String>| t.as_deref().map(TimeSpec::parse).transpose();
     let sampling = sampling(&args.sampling)?;
+    let stacks = stack_output(&args);
     Ok(Mode::Report(ReportOptions {
         target: Target::Pick,
         sampling,
         duration: Duration::ZERO,
-        format: args.format.into(),
+        format: plain_format(args.format),
+        stacks,
         output: args.output,
         force: args.recording.force,
         input: Some(InputWindow {

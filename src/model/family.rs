@@ -323,6 +323,10 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
             .flat_map(|p| p.threads.iter().cloned())
             .collect(),
         functions,
+        stacks: procs
+            .iter()
+            .flat_map(|p| p.stacks.iter().cloned())
+            .collect(),
         timeline,
     }
 }

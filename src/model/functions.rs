@@ -205,9 +205,34 @@ pub const MAX_FUNCTIONS: usize = 10_000;
 /// Name of the row that counts functions past [`MAX_FUNCTIONS`].
 pub const OTHER_FUNCTIONS: &str = "(other functions)";
 
+/// Distinct (thread, stack) pairs kept apart for flame graphs; later ones count in one
+/// `(other stacks)` stack per thread, so every total stays exact.
+pub const MAX_STACKS: usize = 20_000;
+
+/// One whole stack of one thread: its samples and the counters credited to it.
+#[derive(Debug, Clone, Default)]
+pub struct StackStats {
+    /// Samples with exactly this stack (innermost function's "own" counts).
+    pub counts: DualCounts,
+    /// Counter deltas credited to this stack.
+    pub credited: Credited,
+}
+
+/// A stack as flame graphs take it: the thread's tid, then its functions innermost first
+/// (none: the `(other stacks)` of that thread). One boxed slice, so a lookup borrows the
+/// key being built and allocates nothing.
+pub type StackKey = Box<[usize]>;
+
 /// All functions seen, interned by (file, name).
 #[derive(Debug, Default)]
 pub struct FunctionTable {
+    /// The thread (tid) the stacks counted and credited next belong to: whole stacks are kept
+    /// per thread, which is their root in flame graphs.
+    pub thread_root: u32,
+    /// Whole stacks, by key, as indexes into `stack_stats`.
+    stacks: HashMap<StackKey, usize>,
+    stack_stats: Vec<(StackKey, StackStats)>,
+    stack_key: Vec<FunctionId>,
     ids: HashMap<String, FunctionId>,
     /// Distinct functions kept apart (0: [`MAX_FUNCTIONS`]).
     budget: usize,
@@ -336,7 +361,37 @@ impl FunctionTable {
             line.last_stamp = stamp;
             line.counts.add(own, line_first, kind);
         }
+        if !out.frames.is_empty() {
+            self.whole_stack(&out.frames).counts.add(true, true, kind);
+        }
         innermost
+    }
+
+    /// The entry of the current thread's whole `stack` (past [`MAX_STACKS`], its thread's
+    /// `(other stacks)` entry).
+    fn whole_stack(&mut self, stack: &[(FunctionId, u32)]) -> &mut StackStats {
+        self.stack_key.clear();
+        self.stack_key.push(self.thread_root as usize);
+        self.stack_key.extend(stack.iter().map(|&(id, _)| id));
+        if !self.stacks.contains_key(self.stack_key.as_slice()) && self.stacks.len() >= MAX_STACKS {
+            self.stack_key.truncate(1);
+        }
+        let index = if let Some(&i) = self.stacks.get(self.stack_key.as_slice()) {
+            i
+        } else {
+            let key: StackKey = self.stack_key.as_slice().into();
+            self.stacks.insert(key.clone(), self.stack_stats.len());
+            self.stack_stats.push((key, StackStats::default()));
+            self.stack_stats.len() - 1
+        };
+        &mut self.stack_stats[index].1
+    }
+
+    /// Whole stacks: (tid, functions innermost first, figures).
+    pub fn stacks(&self) -> impl Iterator<Item = (u32, &[FunctionId], &StackStats)> {
+        self.stack_stats
+            .iter()
+            .filter_map(|(key, stats)| Some((*key.first()? as u32, &key[1..], stats)))
     }
 
     /// Counts one sample in which `id` ran in the GIL holder while others waited for the GIL.
@@ -353,6 +408,7 @@ impl FunctionTable {
         let Some(&(innermost, innermost_line)) = stack.first() else {
             return;
         };
+        self.whole_stack(stack).credited.add_scaled(credited, share);
         self.stamp += 1;
         let stamp = self.stamp;
         if let Some(f) = self.functions.get_mut(innermost) {

@@ -12,6 +12,7 @@ pub mod timeline;
 pub mod verdict;
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::collect::procfs::TICKS_PER_S;
@@ -19,7 +20,7 @@ use crate::collect::tick::{MemoryCounters, ProcCounters, SmapsRollup, Tick};
 use functions::{Counts, FunctionStats, FunctionTable};
 use snapshot::{
     CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot, Mode,
-    ProcessSnapshot, SnapshotQuery, ThreadRow,
+    ProcessSnapshot, SnapshotQuery, StackRow, ThreadRow,
 };
 use threads::ThreadTable;
 use timeline::{MemorySplit, Timeline, TimelineInput};
@@ -334,6 +335,51 @@ impl Session {
             .collect()
     }
 
+    /// Every whole stack with samples or credited counters, names resolved.
+    fn stack_rows(&self, query: &SnapshotQuery) -> Vec<StackRow> {
+        let idle = query.include_idle || query.mode == Mode::Wall;
+        let names: HashMap<u32, String> = self
+            .threads
+            .all()
+            .filter_map(|t| Some((t.tid, t.name.clone()?)))
+            .collect();
+        let all = self.functions.all();
+        self.functions
+            .stacks()
+            .filter(|(tid, _, _)| query.thread.is_none_or(|t| t == *tid))
+            .filter_map(|(tid, ids, stats)| {
+                let samples = stats.counts.pick_for(query.mode, idle).own;
+                let credited = stats.credited;
+                let anything = samples > 0
+                    || credited.cpu_s > 0.0
+                    || credited.io_bytes > 0.0
+                    || credited.minor_faults > 0.0
+                    || credited.major_faults > 0.0
+                    || credited.voluntary_ctxsw > 0.0
+                    || credited.involuntary_ctxsw > 0.0;
+                anything.then(|| StackRow {
+                    tid,
+                    thread: names.get(&tid).cloned(),
+                    frames: ids
+                        .iter()
+                        .rev()
+                        .filter_map(|&id| all.get(id))
+                        .map(|f| {
+                            let file = f.short_filename.as_deref().unwrap_or(&f.filename);
+                            if file.is_empty() {
+                                f.name.clone()
+                            } else {
+                                format!("{} ({file})", f.name)
+                            }
+                        })
+                        .collect(),
+                    samples,
+                    credited,
+                })
+            })
+            .collect()
+    }
+
     /// Rows for a view.
     pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
         let duration_s = self.ticks_at.map_or(0.0, |(first, last)| {
@@ -413,6 +459,11 @@ impl Session {
             }),
             threads,
             functions,
+            stacks: if query.stacks {
+                self.stack_rows(query)
+            } else {
+                Vec::new()
+            },
             memory,
             timeline,
         };

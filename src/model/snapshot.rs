@@ -75,6 +75,8 @@ pub struct SnapshotQuery {
     pub limit: Option<usize>,
     /// Only this thread's samples (by OS tid) in function figures; lines stay process-wide.
     pub thread: Option<u32>,
+    /// Whole stacks too (for flame graphs: costs a pass over every distinct stack).
+    pub stacks: bool,
 }
 
 /// The view of every inspected process.
@@ -167,8 +169,26 @@ pub struct ProcessSnapshot {
     pub threads: Vec<ThreadRow>,
     /// Functions in the query's order.
     pub functions: Vec<FunctionRow>,
+    /// Whole stacks, when the query asks for them.
+    pub stacks: Vec<StackRow>,
     /// Per-second history, oldest first.
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// One whole stack of one thread, for flame graphs: its samples (as the query's mode counts
+/// them) and the counters credited to it.
+#[derive(Debug, Clone, Default)]
+pub struct StackRow {
+    /// The thread's OS tid.
+    pub tid: u32,
+    /// The thread's name (its latest), if it has one.
+    pub thread: Option<String>,
+    /// Functions, outermost first, as "name (file)"; empty for a thread's `(other stacks)`.
+    pub frames: Vec<String>,
+    /// Samples with exactly this stack.
+    pub samples: u64,
+    /// Counter deltas credited to it.
+    pub credited: Credited,
 }
 
 /// Memory figures of a process beyond RSS.

@@ -207,6 +207,7 @@ impl ThreadTable {
         let mut holder_function = None;
         let mut switches = 0;
         for t in threads {
+            functions.thread_root = t.tid;
             let stats = stats_of(&mut self.threads, &mut self.start_of_tid, t, tick);
             stats.alive = true;
             stats.last_seen = tick;
@@ -282,6 +283,7 @@ impl ThreadTable {
         for stats in self.threads.values_mut() {
             if stats.last_seen != tick {
                 stats.alive = false;
+                functions.thread_root = stats.tid;
                 place_held_io(stats, functions);
             }
         }
@@ -327,6 +329,7 @@ impl ThreadTable {
     /// window ends, what was not placed goes where it would have gone.
     pub fn settle(&mut self, functions: &mut FunctionTable) {
         for stats in self.threads.values_mut() {
+            functions.thread_root = stats.tid;
             place_held_io(stats, functions);
         }
     }

@@ -110,6 +110,8 @@ pub struct ReportOptions {
     pub duration: Duration,
     /// Output format.
     pub format: Format,
+    /// A stack output (collapsed, flame graph) instead of text or JSON.
+    pub stacks: Option<crate::report::StackOutput>,
     /// Output file (standard output when `None`).
     pub output: Option<PathBuf>,
     /// Replace an existing output file.

@@ -148,6 +148,7 @@ pub fn write_report(
     let query = SnapshotQuery {
         include_idle: options.sampling.include_idle,
         mode: options.sampling.mode,
+        stacks: options.stacks.is_some(),
         ..SnapshotQuery::default()
     };
     family.settle();
@@ -162,9 +163,26 @@ pub fn write_report(
     if let Some(warning) = check_sampled(&snapshot, root)? {
         eprintln!("hptop: warning: {warning}");
     }
-    let out = match options.format {
-        Format::Text => text::render(&snapshot, header),
-        Format::Json => {
+    let out = match (options.stacks, options.format) {
+        (Some(stacks), _) => {
+            let title = format!(
+                "hptop: {} ({} s from {})",
+                snapshot
+                    .processes
+                    .first()
+                    .map_or_else(String::new, |p| p.cmdline.join(" ")),
+                snapshot
+                    .processes
+                    .iter()
+                    .map(|p| p.duration_s)
+                    .fold(0.0, f64::max)
+                    .round(),
+                header.started_at
+            );
+            crate::report::stacks::render(&snapshot, &stacks, &title).map_err(HptopError::Usage)?
+        }
+        (None, Format::Text) => text::render(&snapshot, header),
+        (None, Format::Json) => {
             let mut json = Report::new(&snapshot, header)
                 .to_json()
                 .map_err(|e| HptopError::Usage(format!("cannot serialise the report: {e}")))?;

@@ -3,6 +3,7 @@
 pub mod dump;
 pub mod json;
 pub mod ps;
+pub mod stacks;
 pub mod text;
 
 /// Output format of `report`, `dump` and `ps`.
@@ -13,6 +14,46 @@ pub enum Format {
     Text,
     /// Machine-readable JSON.
     Json,
+}
+
+/// Stack outputs of `hptop report` (flame graphs and their input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackFormat {
+    /// Folded stacks: `frame;frame;frame COUNT` lines (flamegraph.pl, inferno, Pyroscope).
+    Collapsed,
+    /// An interactive SVG flame graph (inferno).
+    Flamegraph,
+}
+
+/// What a stack's width counts in stack outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weight {
+    /// Samples, as the mode counts them.
+    #[default]
+    Samples,
+    /// On-CPU time credited to the stack, in microseconds.
+    Cpu,
+    /// Minor page faults credited.
+    MinorFaults,
+    /// Major page faults credited.
+    MajorFaults,
+    /// Voluntary context switches credited.
+    Vcsw,
+    /// Involuntary context switches credited.
+    Icsw,
+    /// Bytes read and written, credited.
+    Io,
+}
+
+/// A stack output as asked.
+#[derive(Debug, Clone, Copy)]
+pub struct StackOutput {
+    /// Which output.
+    pub format: StackFormat,
+    /// What a stack's width counts.
+    pub weight: Weight,
+    /// Each thread (and with several processes, each process) is a root; false merges them.
+    pub by_thread: bool,
 }
 
 /// What a report covers besides the snapshot: when and how it was taken.

@@ -1,0 +1,121 @@
+//! Stack outputs: folded ("collapsed") stacks and SVG flame graphs, weighted by samples or by
+//! any kernel counter credited to the stacks.
+
+use std::collections::BTreeMap;
+
+use super::{StackFormat, StackOutput, Weight};
+use crate::model::snapshot::{Snapshot, StackRow};
+
+impl Weight {
+    /// A stack's width under this weight (credited counters are rounded to whole units).
+    fn of(self, row: &StackRow) -> u64 {
+        let c = &row.credited;
+        let units = match self {
+            Weight::Samples => return row.samples,
+            Weight::Cpu => c.cpu_s * 1e6,
+            Weight::MinorFaults => c.minor_faults,
+            Weight::MajorFaults => c.major_faults,
+            Weight::Vcsw => c.voluntary_ctxsw,
+            Weight::Icsw => c.involuntary_ctxsw,
+            Weight::Io => c.io_bytes,
+        };
+        units.round().max(0.0) as u64
+    }
+
+    /// What one unit of width is, for a flame graph's legend.
+    fn unit(self) -> &'static str {
+        match self {
+            Weight::Samples => "samples",
+            Weight::Cpu => "µs on CPU",
+            Weight::MinorFaults => "minor faults",
+            Weight::MajorFaults => "major faults",
+            Weight::Vcsw => "voluntary switches",
+            Weight::Icsw => "involuntary switches",
+            Weight::Io => "bytes read and written",
+        }
+    }
+}
+
+/// A frame as the folded format can carry it: no separator, no line break.
+fn frame_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            ';' => ':',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// Folded stacks, one `root;...;innermost COUNT` line per distinct stack, sorted; stacks
+/// of zero weight are left out.
+pub fn collapsed(snapshot: &Snapshot, output: &StackOutput) -> String {
+    let mut folded: BTreeMap<String, u64> = BTreeMap::new();
+    let several = snapshot.processes.len() > 1;
+    for p in &snapshot.processes {
+        for row in &p.stacks {
+            let weight = output.weight.of(row);
+            if weight == 0 {
+                continue;
+            }
+            let mut frames = Vec::with_capacity(row.frames.len() + 2);
+            if several && output.by_thread {
+                let command = p.cmdline.join(" ");
+                frames.push(frame_text(&format!("process {} {command}", p.pid)));
+            }
+            if output.by_thread {
+                let name = row.thread.as_deref().unwrap_or("thread");
+                frames.push(frame_text(&format!("{name} ({})", row.tid)));
+            }
+            if row.frames.is_empty() {
+                frames.push("(other stacks)".into());
+            }
+            frames.extend(row.frames.iter().map(|f| frame_text(f)));
+            *folded.entry(frames.join(";")).or_default() += weight;
+        }
+    }
+    let mut out = String::new();
+    for (stack, weight) in folded {
+        out.push_str(&stack);
+        out.push(' ');
+        out.push_str(&weight.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+/// An interactive SVG flame graph (inferno) of the folded stacks.
+///
+/// # Errors
+/// When there is nothing to draw (inferno refuses an empty profile) or it fails.
+pub fn flamegraph(
+    snapshot: &Snapshot,
+    output: &StackOutput,
+    title: &str,
+) -> Result<String, String> {
+    let folded = collapsed(snapshot, output);
+    if folded.is_empty() {
+        return Err(format!(
+            "no stack has any {} in the window: nothing to draw",
+            output.weight.unit()
+        ));
+    }
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = title.to_owned();
+    options.count_name = output.weight.unit().to_owned();
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg)
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(svg).map_err(|e| e.to_string())
+}
+
+/// The output asked for, as text.
+///
+/// # Errors
+/// See [`flamegraph`].
+pub fn render(snapshot: &Snapshot, output: &StackOutput, title: &str) -> Result<String, String> {
+    match output.format {
+        StackFormat::Collapsed => Ok(collapsed(snapshot, output)),
+        StackFormat::Flamegraph => flamegraph(snapshot, output, title),
+    }
+}
