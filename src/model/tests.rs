@@ -23,6 +23,7 @@ const SAMPLES: SnapshotQuery = SnapshotQuery {
     sort: FunctionSort::Own,
     limit: None,
     thread: None,
+    stacks: true,
 };
 
 fn frame(name: &str, line: u32) -> Frame {
@@ -825,4 +826,50 @@ fn bytes_read_at_every_tick_go_to_the_stack_of_that_tick() {
     assert_eq!(find(&p, "flush").credited.io_bytes, 500.0);
     assert_eq!(find(&p, "writer").credited.io_bytes, 0.0);
     assert_eq!(find(&p, "encode").credited.io_bytes, 0.0);
+}
+
+#[test]
+fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
+    let mut s = session();
+    // Thread 1 runs f<-main for 3 ticks then g<-main; thread 2 runs f<-main: CPU ticks credit
+    // the stack each thread had.
+    for i in 0..5u32 {
+        let c = Counts {
+            cpu_ticks: u64::from(i),
+            ..Counts::default()
+        };
+        let one = if i < 3 { "f" } else { "g" };
+        s.ingest(&tick(
+            i,
+            vec![
+                thread(1, true, stack(&[(one, 1), ("main", 9)]), c),
+                thread(2, true, stack(&[("f", 1), ("main", 9)]), c),
+            ],
+            0,
+            1,
+        ));
+    }
+    let p = s.snapshot(&SAMPLES);
+    let row = |tid: u32, leaf: &str| {
+        p.stacks
+            .iter()
+            .find(|r| r.tid == tid && r.frames.last().is_some_and(|f| f.starts_with(leaf)))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(row(1, "f").samples, 3);
+    assert_eq!(row(1, "g").samples, 2);
+    assert_eq!(row(2, "f").samples, 5);
+    assert_eq!(
+        row(1, "f").frames.first().map(String::as_str),
+        Some("main (app.py)")
+    );
+    assert_eq!(row(1, "f").thread.as_deref(), Some("t1"));
+    // The total of the stacks' samples is the functions' own samples.
+    let own: u64 = p.functions.iter().map(|f| f.own_samples).sum();
+    assert_eq!(p.stacks.iter().map(|r| r.samples).sum::<u64>(), own);
+    // Credited CPU per stack sums to the functions' own credited CPU.
+    let stacks_cpu: f64 = p.stacks.iter().map(|r| r.credited.cpu_s).sum();
+    let functions_cpu: f64 = p.functions.iter().map(|f| f.credited.cpu_s).sum();
+    assert!((stacks_cpu - functions_cpu).abs() < 1e-9 && stacks_cpu > 0.0);
 }

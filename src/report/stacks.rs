@@ -101,8 +101,8 @@ pub fn flamegraph(
         ));
     }
     let mut options = inferno::flamegraph::Options::default();
-    options.title = title.to_owned();
-    options.count_name = output.weight.unit().to_owned();
+    title.clone_into(&mut options.title);
+    output.weight.unit().clone_into(&mut options.count_name);
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut svg)
         .map_err(|e| e.to_string())?;

@@ -219,3 +219,84 @@ fn existing_files_and_links_are_refused_and_a_full_disk_stops_the_recording_clea
     assert!(report["samples"].as_u64().unwrap() > 0);
     let _ = workload_path("idle_pool.py");
 }
+
+/// Sum of the counts of folded-stack lines.
+fn folded_total(folded: &str) -> u64 {
+    folded
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn collapsed_stacks_and_flame_graphs_count_what_the_report_counts() {
+    let dir = temp_dir("stacks");
+    let file = dir.join("s.hptop");
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["3", "60"]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "--duration",
+        "3",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = input_report(&file, &[]);
+    let functions = report["processes"][0]["functions"].as_array().unwrap();
+    let own: u64 = functions
+        .iter()
+        .map(|f| f["own_samples"].as_u64().unwrap())
+        .sum();
+    let run = |args: &[&str]| {
+        let mut all = vec!["report", "--input", file.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = hptop(&all);
+        assert!(out.status.success(), "{all:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Samples: every thread-sample counted once, as the report's functions count them.
+    let folded = run(&["-f", "collapsed"]);
+    assert_eq!(folded_total(&folded), own, "{folded}");
+    // Each stack is rooted at its thread; the hot function is the heaviest leaf.
+    let heaviest = folded
+        .lines()
+        .max_by_key(|l| {
+            l.rsplit_once(' ')
+                .map_or(0, |(_, n)| n.parse::<u64>().unwrap_or(0))
+        })
+        .unwrap();
+    assert!(heaviest.starts_with("worker-"), "{heaviest}");
+    assert!(heaviest.contains(";burn (cpu_threads.py) "), "{heaviest}");
+    // Merged threads: the same total, fewer lines.
+    let merged = run(&["-f", "collapsed", "--no-threads"]);
+    assert_eq!(folded_total(&merged), own);
+    assert!(merged.lines().count() < folded.lines().count());
+    // CPU weight: the on-CPU µs credited, within rounding of each stack.
+    let cpu_s: f64 = functions.iter().map(|f| f["cpu_s"].as_f64().unwrap()).sum();
+    let cpu = run(&["-f", "collapsed", "--weight", "cpu"]);
+    let lines = cpu.lines().count() as f64;
+    let credited_us = folded_total(&cpu) as f64;
+    assert!(
+        (credited_us - cpu_s * 1e6).abs() <= lines,
+        "{credited_us} µs vs {cpu_s} s"
+    );
+    // The SVG names the hot function; a weight nothing was credited with is an error.
+    let svg = run(&["-f", "flamegraph"]);
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("burn (cpu_threads.py)"));
+    let out = hptop(&[
+        "report",
+        "--input",
+        file.to_str().unwrap(),
+        "-f",
+        "flamegraph",
+        "--weight",
+        "major-faults",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing to draw"), "{}", stderr(&out));
+}
