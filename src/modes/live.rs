@@ -431,6 +431,13 @@ fn event_loop(
                 }
             }
             Ok(Event::Mouse(mouse)) => {
+                let height = terminal.size().map_or(24, |s| s.height);
+                if let Feed::Replay(player) = &mut feed {
+                    if player.mouse(mouse.kind, mouse.column, mouse.row, height) {
+                        app.dirty = true;
+                        continue;
+                    }
+                }
                 if let MouseEventKind::Down(MouseButton::Left) = mouse.kind {
                     if let Ok(size) = terminal.size() {
                         let area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
@@ -453,7 +460,7 @@ fn event_loop(
             app.status_until = None;
             app.dirty = true;
         }
-        if let Feed::Replay(player) = &feed {
+        if let Feed::Replay(player) = &mut feed {
             app.status = Some(player.bar(terminal.size().map_or(80, |s| s.width.into())));
         }
         if let Some(error) = sessions.recording_error() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEventKind};
 
 use crate::collect::tick::GilState;
 use crate::collect::SamplerEvent;
@@ -60,6 +60,10 @@ pub struct Player {
     peaks: Arc<Mutex<Option<Peaks>>>,
     /// A note for the status line (a key's effect).
     note: Option<String>,
+    /// First column and number of cells of the axis on the status line, as last drawn.
+    axis_at: Option<(usize, usize)>,
+    /// Where a mouse drag on the axis began.
+    dragging: Option<Duration>,
 }
 
 impl Player {
@@ -106,6 +110,8 @@ impl Player {
             rebuild: false,
             peaks,
             note: None,
+            axis_at: None,
+            dragging: None,
         })
     }
 
@@ -268,7 +274,7 @@ impl Player {
     }
 
     /// The status line: where the cursor is on the recording, the range, speed and keys.
-    pub fn bar(&self, width: usize) -> String {
+    pub fn bar(&mut self, width: usize) -> String {
         let state = if self.playing { "▶" } else { "⏸" };
         let range = match self.range {
             (None, None) => String::new(),
@@ -290,10 +296,57 @@ impl Player {
             .as_ref()
             .map(|d| format!("DAMAGED {d}; "));
         let keys = damage.or_else(|| self.note.clone()).unwrap_or_else(|| {
-            "←→ seek [ ] range x clear 1-4 peaks(cpu,rss,gil,flt) +- speed".into()
+            if width >= 120 {
+                "←→ seek [ ] range (or drag) x clear 1-4 peaks(cpu,rss,gil,flt) +- speed".into()
+            } else {
+                "←→ [ ] x 1-4 +-".into()
+            }
         });
-        let axis_width = width.saturating_sub(head.chars().count() + keys.chars().count() + 4);
-        format!("{head} {} {keys}", self.axis(axis_width.clamp(0, 60)))
+        let axis_width = width.saturating_sub(head.chars().count() + keys.chars().count() + 3);
+        let axis = self.axis(axis_width.clamp(0, 60));
+        // Where the axis's cells are on the line, for a mouse drag.
+        let cells = axis.chars().count().saturating_sub(2);
+        self.axis_at = (cells > 1).then_some((head.chars().count() + 2, cells));
+        format!("{head} {axis} {keys}")
+    }
+
+    /// A mouse event on the status line's axis: press and drag select a range (the view
+    /// follows); whether it was the replay's.
+    pub fn mouse(&mut self, kind: MouseEventKind, column: u16, row: u16, height: u16) -> bool {
+        let Some((first, cells)) = self.axis_at else {
+            return false;
+        };
+        let column = usize::from(column);
+        if row + 1 != height || column < first || column >= first + cells {
+            return matches!(kind, MouseEventKind::Drag(MouseButton::Left))
+                && self.dragging.is_some();
+        }
+        let span = self.end.saturating_sub(self.start).as_secs_f64();
+        let at = self.start
+            + Duration::from_secs_f64(span * (column - first) as f64 / (cells - 1) as f64);
+        match kind {
+            MouseEventKind::Down(MouseButton::Left) => {
+                self.dragging = Some(at);
+                self.playing = false;
+                self.seek(at);
+            }
+            MouseEventKind::Drag(MouseButton::Left) | MouseEventKind::Up(MouseButton::Left) => {
+                let Some(from) = self.dragging else {
+                    return false;
+                };
+                let (a, b) = if at < from { (at, from) } else { (from, at) };
+                if b > a {
+                    self.range = (Some(a), Some(b));
+                    self.cursor = b;
+                    self.rebuild = true;
+                }
+                if matches!(kind, MouseEventKind::Up(_)) {
+                    self.dragging = None;
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     /// `[···===^···]`: the recording, the range (=) and the cursor (^).
@@ -387,5 +440,69 @@ fn find_peaks(path: &Path) -> Peaks {
         rss: peak(|s| s.rss),
         gil_wait: peak(|s| s.gil_wait),
         faults: peak(|s| s.faults),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::codec::tests::sample_events;
+    use crate::record::RecordingWriter;
+
+    fn player() -> Player {
+        let dir = std::env::temp_dir().join(format!("hptop-player-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("p.hptop");
+        let header = RecordingHeader {
+            pid: 40,
+            ..RecordingHeader::default()
+        };
+        let mut writer = RecordingWriter::create(&path, false, &header, None).expect("create");
+        for event in sample_events(1000) {
+            writer.push(&event);
+        }
+        let _ = writer.finish();
+        Player::open(&path).expect("open")
+    }
+
+    #[test]
+    fn a_drag_on_the_axis_selects_a_range_and_keys_move_the_cursor() {
+        let mut p = player();
+        let end = p.end;
+        assert!(end > Duration::from_secs(9));
+        let bar = p.bar(160);
+        assert!(bar.contains("REPLAY ⏸ 1x"), "{bar}");
+        let (first, cells) = p.axis_at.expect("an axis at 160 columns");
+        // Press at a quarter of the axis, drag to three quarters, release.
+        let col = |f: f64| (first as f64 + f * (cells - 1) as f64).round() as u16;
+        assert!(p.mouse(MouseEventKind::Down(MouseButton::Left), col(0.25), 39, 40));
+        assert!(p.mouse(MouseEventKind::Drag(MouseButton::Left), col(0.75), 39, 40));
+        assert!(p.mouse(MouseEventKind::Up(MouseButton::Left), col(0.75), 39, 40));
+        let (a, b) = (p.range.0.expect("start"), p.range.1.expect("end"));
+        let quarter = end.as_secs_f64() / 4.0;
+        assert!((a.as_secs_f64() - quarter).abs() < 0.5, "{a:?}");
+        assert!((b.as_secs_f64() - 3.0 * quarter).abs() < 0.5, "{b:?}");
+        // The view is rebuilt from the range's ticks only.
+        let Ok(Step::Rebuild(events)) = p.step() else {
+            panic!("no rebuild after a drag");
+        };
+        let ticks: Vec<Duration> = events
+            .iter()
+            .filter_map(|e| match e {
+                SamplerEvent::Ticks(t) => Some(t.iter().map(|t| t.at)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(ticks.iter().all(|&t| t >= a && t <= b) && !ticks.is_empty());
+        // A click elsewhere is not the replay's; keys move the cursor.
+        assert!(!p.mouse(MouseEventKind::Down(MouseButton::Left), 0, 5, 40));
+        let before = p.cursor;
+        assert!(p.key(KeyEvent::from(KeyCode::Left)));
+        assert_eq!(
+            p.cursor,
+            before.saturating_sub(Duration::from_secs(10)).max(p.start)
+        );
     }
 }
