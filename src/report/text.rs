@@ -73,14 +73,14 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     let _ = writeln!(out, "PID {}  {}", p.pid, p.cmdline.join(" "));
     let _ = writeln!(
         out,
-        "Python {} · window {} · {} samples at {:.1} Hz ({} requested, {} skipped, {} errors)",
+        "Python {} · window {} · {} at {:.1} Hz ({} requested, {} skipped, {})",
         p.python_version,
         fmt::seconds(p.duration_s),
-        fmt::count(p.samples),
+        fmt::counted(p.samples, "sample"),
         p.rate_hz,
         header.rate_hz,
         fmt::count(p.skipped_ticks),
-        fmt::count(p.sample_errors),
+        fmt::counted(p.sample_errors, "error"),
     );
     render_sampling_notes(out, p);
     let _ = writeln!(

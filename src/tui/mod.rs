@@ -101,10 +101,16 @@ impl Areas {
         ])
         .areas(area);
         let (functions, detail) = if app.view.show_detail {
-            let [left, right] =
+            // Beside the functions on a wide screen; below them on a narrow one, so function
+            // names keep their width.
+            let [first, second] = if area.width >= 120 {
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                    .areas(functions);
-            (left, Some(right))
+                    .areas(functions)
+            } else {
+                Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(functions)
+            };
+            (first, Some(second))
         } else {
             (functions, None)
         };

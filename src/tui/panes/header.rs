@@ -189,8 +189,13 @@ fn memory_line(app: &App, width: u16) -> Line<'static> {
         )]);
     }
     if let Some(r) = m.rollup {
+        // Read every 10 s or more (see `collect::smaps`): an older figure says its age.
+        let age = m
+            .rollup_age_s
+            .filter(|&age| age >= 5.0)
+            .map_or_else(String::new, |age| format!(" ({} old)", fmt::seconds(age)));
         items.push(item(format!(
-            "PSS {} USS {}",
+            "PSS {} USS {}{age}",
             fmt::bytes(r.pss_bytes),
             fmt::bytes(r.uss_bytes)
         )));
