@@ -218,12 +218,30 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let line = match (&app.status, &app.snapshot.verdict) {
         (Some(status), _) => Line::styled(status.clone(), theme.warn),
         (None, Some(verdict)) => Line::styled(format!("GIL: {verdict}"), theme.warn),
-        (None, None) => Line::styled(
-            "? help · / filter · > < sort · L lines · t thread · p pause · r reset · q quit",
-            theme.dim,
-        ),
+        (None, None) => Line::styled(footer(app), theme.dim),
     };
     frame.render_widget(Paragraph::new(line), area);
+}
+
+/// The keys that matter in the focused pane (all keys: `?`).
+fn footer(app: &App) -> &'static str {
+    match app.view.focus {
+        app::Pane::Functions if app.view.show_detail => {
+            "Esc close detail · ↑↓ function · L lines · Tab pane · ? help · q quit"
+        }
+        app::Pane::Functions => {
+            "↑↓ select · Enter detail · / filter · > < sort · c counter · M mode · L lines · Tab pane · ? help · q quit"
+        }
+        app::Pane::Threads if app.view.thread_focus.is_some() => {
+            "t all threads again · ↑↓ select · Tab pane · ? help · q quit"
+        }
+        app::Pane::Threads => {
+            "↑↓ select · t its functions only · Tab pane · w last second · p pause · ? help · q quit"
+        }
+        app::Pane::Workers => {
+            "↑↓ select (every pane shows it) · m merge all · Tab pane · ? help · q quit"
+        }
+    }
 }
 
 /// Rows of the functions table that fit on screen (for page up/down).

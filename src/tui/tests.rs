@@ -544,3 +544,14 @@ fn many_threads_at_80x24_scroll_with_a_mark_of_how_many_are_hidden() {
     // The functions pane keeps room for its hottest rows.
     assert!(screen.contains("parse_row ("), "{screen}");
 }
+
+#[test]
+fn the_footer_names_the_keys_of_the_focused_pane() {
+    let mut app = App::new(snapshot(), 100.0, false, Mode::Cpu);
+    assert!(render(&app, 120, 30).contains("Enter detail"));
+    app.apply(Action::NextPane, 10);
+    let screen = render(&app, 120, 30);
+    assert!(screen.contains("t its functions only"), "{screen}");
+    app.apply(Action::ThreadFocus, 10);
+    assert!(render(&app, 120, 30).contains("t all threads again"));
+}

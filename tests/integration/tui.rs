@@ -13,6 +13,11 @@ struct Tmux {
 impl Tmux {
     /// Runs `command` in a detached 120x40 tmux session; `None` when tmux is missing.
     fn start(command: &str) -> Option<Self> {
+        Self::start_sized(command, 120, 40)
+    }
+
+    /// Runs `command` in a detached `width`x`height` tmux session.
+    fn start_sized(command: &str, width: u16, height: u16) -> Option<Self> {
         let session = format!("hptop-test-{}-{}", std::process::id(), rand_suffix());
         let ok = Command::new("tmux")
             .args([
@@ -21,9 +26,9 @@ impl Tmux {
                 "-s",
                 &session,
                 "-x",
-                "120",
+                &width.to_string(),
                 "-y",
-                "40",
+                &height.to_string(),
                 command,
             ])
             .status()
@@ -419,4 +424,31 @@ fn the_picker_ends_when_its_terminal_goes_away() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn at_80x24_in_tmux_every_thread_and_the_hot_function_show() {
+    if !tmux_available() {
+        return;
+    }
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["4", "60"]);
+    let Some(tmux) = Tmux::start_sized(&pane_command(workload.pid()), 80, 24) else {
+        return;
+    };
+    let screen = tmux.wait_for("burn (cpu_threads.py:");
+    for name in [
+        "MainThread",
+        "worker-0",
+        "worker-1",
+        "worker-2",
+        "worker-3",
+        "sleeper",
+    ] {
+        assert!(screen.contains(name), "{name} missing at 80x24:\n{screen}");
+    }
+    assert!(!screen.contains("more (↑↓ scroll)"), "{screen}");
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("Threads [focus]");
+    tmux.keys(&["q"]);
+    tmux.wait_for("HPTOP-EXIT=0");
 }
