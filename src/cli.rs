@@ -167,6 +167,8 @@ enum ReportFormatArg {
     Collapsed,
     /// An interactive SVG flame graph.
     Flamegraph,
+    /// speedscope's file format (one profile per thread).
+    Speedscope,
 }
 
 /// What a stack's width counts in collapsed and flamegraph output.
@@ -205,14 +207,14 @@ struct ReportArgs {
         allow_negative_numbers = true
     )]
     duration: f64,
-    /// Output format: text, json, or stacks for flame graphs (collapsed, flamegraph).
+    /// Output format: text, json, or stacks (collapsed, flamegraph, speedscope).
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormatArg::Text)]
     format: ReportFormatArg,
-    /// With collapsed or flamegraph: what a stack's width counts (default: samples, as the
+    /// With a stack format: what a stack's width counts (default: samples, as the
     /// mode counts them; cpu in µs; faults, switches and I/O bytes as credited).
     #[arg(long, value_enum, default_value_t = WeightArg::Samples)]
     weight: WeightArg,
-    /// With collapsed or flamegraph: merge threads (and processes) instead of rooting each
+    /// With a stack format: merge threads (and processes) instead of rooting each
     /// stack at its thread.
     #[arg(long)]
     no_threads: bool,
@@ -423,6 +425,7 @@ fn stack_output(args: &ReportArgs) -> Option<StackOutput> {
     let format = match args.format {
         ReportFormatArg::Collapsed => StackFormat::Collapsed,
         ReportFormatArg::Flamegraph => StackFormat::Flamegraph,
+        ReportFormatArg::Speedscope => StackFormat::Speedscope,
         ReportFormatArg::Text | ReportFormatArg::Json => return None,
     };
     Some(StackOutput {

@@ -20,7 +20,7 @@ use crate::collect::tick::{MemoryCounters, ProcCounters, SmapsRollup, Tick};
 use functions::{Counts, FunctionStats, FunctionTable};
 use snapshot::{
     CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot, Mode,
-    ProcessSnapshot, SnapshotQuery, StackRow, ThreadRow,
+    ProcessSnapshot, SnapshotQuery, StackFrame, StackRow, ThreadRow,
 };
 use threads::ThreadTable;
 use timeline::{MemorySplit, Timeline, TimelineInput};
@@ -364,13 +364,13 @@ impl Session {
                         .iter()
                         .rev()
                         .filter_map(|&id| all.get(id))
-                        .map(|f| {
-                            let file = f.short_filename.as_deref().unwrap_or(&f.filename);
-                            if file.is_empty() {
-                                f.name.clone()
-                            } else {
-                                format!("{} ({file})", f.name)
-                            }
+                        .map(|f| StackFrame {
+                            name: f.name.clone(),
+                            file: f
+                                .short_filename
+                                .as_deref()
+                                .unwrap_or(&f.filename)
+                                .to_owned(),
                         })
                         .collect(),
                     samples,

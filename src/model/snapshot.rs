@@ -175,6 +175,25 @@ pub struct ProcessSnapshot {
     pub timeline: Vec<TimelinePoint>,
 }
 
+/// A function in a whole stack.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StackFrame {
+    /// Function name.
+    pub name: String,
+    /// Its file, short form when known.
+    pub file: String,
+}
+
+impl std::fmt::Display for StackFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.file.is_empty() {
+            write!(f, "{}", self.name)
+        } else {
+            write!(f, "{} ({})", self.name, self.file)
+        }
+    }
+}
+
 /// One whole stack of one thread, for flame graphs: its samples (as the query's mode counts
 /// them) and the counters credited to it.
 #[derive(Debug, Clone, Default)]
@@ -183,8 +202,8 @@ pub struct StackRow {
     pub tid: u32,
     /// The thread's name (its latest), if it has one.
     pub thread: Option<String>,
-    /// Functions, outermost first, as "name (file)"; empty for a thread's `(other stacks)`.
-    pub frames: Vec<String>,
+    /// Functions, outermost first; empty for a thread's `(other stacks)`.
+    pub frames: Vec<StackFrame>,
     /// Samples with exactly this stack.
     pub samples: u64,
     /// Counter deltas credited to it.

@@ -853,7 +853,7 @@ fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
     let row = |tid: u32, leaf: &str| {
         p.stacks
             .iter()
-            .find(|r| r.tid == tid && r.frames.last().is_some_and(|f| f.starts_with(leaf)))
+            .find(|r| r.tid == tid && r.frames.last().is_some_and(|f| f.name == leaf))
             .cloned()
             .unwrap_or_default()
     };

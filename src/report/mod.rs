@@ -23,6 +23,8 @@ pub enum StackFormat {
     Collapsed,
     /// An interactive SVG flame graph (inferno).
     Flamegraph,
+    /// speedscope's file format: one sampled profile per thread.
+    Speedscope,
 }
 
 /// What a stack's width counts in stack outputs.

@@ -70,7 +70,7 @@ pub fn collapsed(snapshot: &Snapshot, output: &StackOutput) -> String {
             if row.frames.is_empty() {
                 frames.push("(other stacks)".into());
             }
-            frames.extend(row.frames.iter().map(|f| frame_text(f)));
+            frames.extend(row.frames.iter().map(|f| frame_text(&f.to_string())));
             *folded.entry(frames.join(";")).or_default() += weight;
         }
     }
@@ -109,6 +109,109 @@ pub fn flamegraph(
     String::from_utf8(svg).map_err(|e| e.to_string())
 }
 
+/// speedscope's file format (`https://www.speedscope.app/file-format-schema.json`): the
+/// functions as shared frames, one sampled profile per thread (one in all with
+/// `--no-threads`), each distinct stack a sample (root first) weighted as asked. The stacks
+/// are aggregated, so a profile's "time order" is not the job's timeline.
+pub fn speedscope(snapshot: &Snapshot, output: &StackOutput, title: &str) -> String {
+    use std::collections::HashMap;
+    let mut frames: Vec<serde_json::Value> = Vec::new();
+    let mut frame_ids: HashMap<(&str, &str), usize> = HashMap::new();
+    // Profile name -> (stacks, weights), in first-seen order.
+    let mut profiles: Vec<(String, Vec<Vec<usize>>, Vec<u64>)> = Vec::new();
+    let mut profile_ids: HashMap<String, usize> = HashMap::new();
+    let several = snapshot.processes.len() > 1;
+    for p in &snapshot.processes {
+        for row in &p.stacks {
+            let weight = output.weight.of(row);
+            if weight == 0 {
+                continue;
+            }
+            let name = match (output.by_thread, several) {
+                (false, _) => "all threads".to_owned(),
+                (true, false) => format!(
+                    "{} ({})",
+                    row.thread.as_deref().unwrap_or("thread"),
+                    row.tid
+                ),
+                (true, true) => format!(
+                    "PID {} · {} ({})",
+                    p.pid,
+                    row.thread.as_deref().unwrap_or("thread"),
+                    row.tid
+                ),
+            };
+            let index = *profile_ids.entry(name.clone()).or_insert_with(|| {
+                profiles.push((name, Vec::new(), Vec::new()));
+                profiles.len() - 1
+            });
+            let stack: Vec<usize> = if row.frames.is_empty() {
+                vec![frame_index(
+                    &mut frames,
+                    &mut frame_ids,
+                    "(other stacks)",
+                    "",
+                )]
+            } else {
+                row.frames
+                    .iter()
+                    .map(|f| frame_index(&mut frames, &mut frame_ids, &f.name, &f.file))
+                    .collect()
+            };
+            profiles[index].1.push(stack);
+            profiles[index].2.push(weight);
+        }
+    }
+    let unit = match output.weight {
+        Weight::Cpu => "microseconds",
+        Weight::Io => "bytes",
+        _ => "none",
+    };
+    let profiles: Vec<serde_json::Value> = profiles
+        .into_iter()
+        .map(|(name, samples, weights)| {
+            let end: u64 = weights.iter().sum();
+            serde_json::json!({
+                "type": "sampled",
+                "name": name,
+                "unit": unit,
+                "startValue": 0,
+                "endValue": end,
+                "samples": samples,
+                "weights": weights,
+            })
+        })
+        .collect();
+    let file = serde_json::json!({
+        "$schema": "https://www.speedscope.app/file-format-schema.json",
+        "shared": { "frames": frames },
+        "profiles": profiles,
+        "name": format!("{title} · {}", output.weight.unit()),
+        "activeProfileIndex": 0,
+        "exporter": format!("hptop {}", env!("CARGO_PKG_VERSION")),
+    });
+    let mut out = file.to_string();
+    out.push('\n');
+    out
+}
+
+/// The index of the frame (name, file) in `frames`, added on first sight.
+fn frame_index<'a>(
+    frames: &mut Vec<serde_json::Value>,
+    ids: &mut std::collections::HashMap<(&'a str, &'a str), usize>,
+    name: &'a str,
+    file: &'a str,
+) -> usize {
+    *ids.entry((name, file)).or_insert_with(|| {
+        frames.push(if file.is_empty() {
+            serde_json::json!({ "name": name })
+        } else {
+            serde_json::json!({ "name": name, "file": file })
+        });
+        frames.len() - 1
+    })
+}
+
 /// The output asked for, as text.
 ///
 /// # Errors
@@ -117,5 +220,6 @@ pub fn render(snapshot: &Snapshot, output: &StackOutput, title: &str) -> Result<
     match output.format {
         StackFormat::Collapsed => Ok(collapsed(snapshot, output)),
         StackFormat::Flamegraph => flamegraph(snapshot, output, title),
+        StackFormat::Speedscope => Ok(speedscope(snapshot, output, title)),
     }
 }

@@ -300,3 +300,94 @@ fn collapsed_stacks_and_flame_graphs_count_what_the_report_counts() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("nothing to draw"), "{}", stderr(&out));
 }
+
+#[test]
+fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
+    let dir = temp_dir("speedscope");
+    let file = dir.join("s.hptop");
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["2", "60"]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "--duration",
+        "2",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json_path = dir.join("s.speedscope.json");
+    let out = hptop(&[
+        "report",
+        "--input",
+        file.to_str().unwrap(),
+        "-f",
+        "speedscope",
+        "-o",
+        json_path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    // Validated against speedscope's format (python3-jsonschema; .ci/run installs it).
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/speedscope-file-format-schema.json");
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))); print('valid')",
+            json_path.to_str().unwrap(),
+            schema.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stderr);
+    if said.contains("No module named 'jsonschema'") {
+        eprintln!("SKIP: schema check needs python3-jsonschema");
+    } else {
+        assert!(check.status.success(), "not valid speedscope: {said}");
+    }
+    // One profile per thread; the weights add up to the report's own samples; every sample
+    // names frames that exist, root first (the thread's bootstrap, not `burn`).
+    let report = input_report(&file, &[]);
+    let own: u64 = report["processes"][0]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["own_samples"].as_u64().unwrap())
+        .sum();
+    let frames = doc["shared"]["frames"].as_array().unwrap();
+    let mut total = 0;
+    for p in doc["profiles"].as_array().unwrap() {
+        for (stack, w) in p["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(p["weights"].as_array().unwrap())
+        {
+            total += w.as_u64().unwrap();
+            let ids: Vec<usize> = stack
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as usize)
+                .collect();
+            assert!(ids.iter().all(|&i| i < frames.len()));
+            if frames[*ids.last().unwrap()]["name"] == "burn" && ids.len() > 1 {
+                assert_ne!(frames[ids[0]]["name"], "burn");
+            }
+        }
+    }
+    assert_eq!(total, own);
+    let names: Vec<&str> = doc["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("worker-0 (")),
+        "{names:?}"
+    );
+}
