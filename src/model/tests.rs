@@ -861,7 +861,11 @@ fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
     assert_eq!(row(1, "g").samples, 2);
     assert_eq!(row(2, "f").samples, 5);
     assert_eq!(
-        row(1, "f").frames.first().map(String::as_str),
+        row(1, "f")
+            .frames
+            .first()
+            .map(ToString::to_string)
+            .as_deref(),
         Some("main (app.py)")
     );
     assert_eq!(row(1, "f").thread.as_deref(), Some("t1"));
