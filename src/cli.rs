@@ -214,6 +214,10 @@ struct ReportArgs {
     /// mode counts them; cpu in µs; faults, switches and I/O bytes as credited).
     #[arg(long, value_enum, default_value_t = WeightArg::Samples)]
     weight: WeightArg,
+    /// With --format json: add every whole stack with its samples and counters, so
+    /// scripts can rebuild flame graphs.
+    #[arg(long)]
+    stacks: bool,
     /// With a stack format: merge threads (and processes) instead of rooting each
     /// stack at its thread.
     #[arg(long)]
@@ -308,6 +312,7 @@ impl Cli {
                     duration: Duration::from_secs_f64(args.duration),
                     format: plain_format(args.format),
                     stacks,
+                    json_stacks: args.stacks,
                     output: args.output,
                     force: args.recording.force,
                     input: None,
@@ -454,6 +459,7 @@ fn report_input(args: ReportArgs) -> Result<Mode, HptopError> {
         duration: Duration::ZERO,
         format: plain_format(args.format),
         stacks,
+        json_stacks: args.stacks,
         output: args.output,
         force: args.recording.force,
         input: Some(InputWindow {

@@ -112,6 +112,8 @@ pub struct ReportOptions {
     pub format: Format,
     /// A stack output (collapsed, flame graph) instead of text or JSON.
     pub stacks: Option<crate::report::StackOutput>,
+    /// The JSON report carries whole stacks (`--stacks`).
+    pub json_stacks: bool,
     /// Output file (standard output when `None`).
     pub output: Option<PathBuf>,
     /// Replace an existing output file.

@@ -113,6 +113,7 @@ pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopE
         hptop_cpu_s: 0.0,
         include_idle: options.sampling.include_idle,
         mode: options.sampling.mode,
+        stacks: options.json_stacks,
     };
     write_report(&mut family, &report_header, options, output.as_ref())
 }

@@ -122,6 +122,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         hptop_cpu_s,
         include_idle: options.sampling.include_idle,
         mode: options.sampling.mode,
+        stacks: options.json_stacks,
     };
     write_report(&mut family, &header, options, output.as_ref())
 }
@@ -148,7 +149,7 @@ pub fn write_report(
     let query = SnapshotQuery {
         include_idle: options.sampling.include_idle,
         mode: options.sampling.mode,
-        stacks: options.stacks.is_some(),
+        stacks: options.stacks.is_some() || options.json_stacks,
         ..SnapshotQuery::default()
     };
     family.settle();

@@ -154,6 +154,34 @@ pub struct Process {
     pub memory: Memory,
     pub threads: Vec<Thread>,
     pub functions: Vec<Function>,
+    /// Whole stacks with their samples and credited counters, with `--stacks` (added).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<Vec<Stack>>,
+}
+
+/// One whole stack of one thread (`--stacks`): what collapsed and flame graph outputs are
+/// made of, so a script can rebuild them.
+#[derive(Debug, Serialize)]
+pub struct Stack {
+    /// The thread's OS tid.
+    pub tid: u32,
+    /// Its name, if it has one.
+    pub thread: Option<String>,
+    /// Functions, outermost first (empty: the thread's stacks past the budget).
+    pub frames: Vec<StackFrameJson>,
+    /// Samples with exactly this stack, as the mode counts them.
+    pub samples: u64,
+    /// Counters credited to it.
+    pub credited: Counters,
+}
+
+/// A function of a stack.
+#[derive(Debug, Serialize)]
+pub struct StackFrameJson {
+    /// Function name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
 }
 
 /// One thread.
@@ -260,7 +288,7 @@ impl Report {
             skipped_ticks: procs.iter().map(|p| p.skipped_ticks).sum(),
             hptop_cpu_s: header.hptop_cpu_s,
             mode: header.mode.name(),
-            processes: procs.iter().map(process).collect(),
+            processes: procs.iter().map(|p| process(p, header.stacks)).collect(),
         }
     }
 
@@ -273,7 +301,7 @@ impl Report {
     }
 }
 
-fn process(p: &ProcessSnapshot) -> Process {
+fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
     Process {
         pid: p.pid,
         ppid: p.ppid,
@@ -310,6 +338,25 @@ fn process(p: &ProcessSnapshot) -> Process {
             .map(thread)
             .collect(),
         functions: p.functions.iter().map(function).collect(),
+        stacks: with_stacks.then(|| {
+            p.stacks
+                .iter()
+                .map(|r| Stack {
+                    tid: r.tid,
+                    thread: r.thread.clone(),
+                    frames: r
+                        .frames
+                        .iter()
+                        .map(|f| StackFrameJson {
+                            name: f.name.clone(),
+                            file: f.file.clone(),
+                        })
+                        .collect(),
+                    samples: r.samples,
+                    credited: Counters::from(&r.credited),
+                })
+                .collect()
+        }),
     }
 }
 

@@ -71,4 +71,6 @@ pub struct ReportHeader {
     pub include_idle: bool,
     /// What function shares count.
     pub mode: crate::model::snapshot::Mode,
+    /// The JSON report carries whole stacks (`--stacks`).
+    pub stacks: bool,
 }

@@ -271,6 +271,17 @@ fn collapsed_stacks_and_flame_graphs_count_what_the_report_counts() {
         .unwrap();
     assert!(heaviest.starts_with("worker-"), "{heaviest}");
     assert!(heaviest.contains(";burn (cpu_threads.py) "), "{heaviest}");
+    // The JSON report carries the same stacks with --stacks (and none without).
+    let with_stacks = input_report(&file, &["--stacks"]);
+    let stacks = with_stacks["processes"][0]["stacks"].as_array().unwrap();
+    let stack_samples: u64 = stacks.iter().map(|s| s["samples"].as_u64().unwrap()).sum();
+    assert_eq!(stack_samples, own);
+    assert!(stacks.iter().any(|s| s["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["name"] == "burn")));
+    assert!(report["processes"][0].get("stacks").is_none());
     // Merged threads: the same total, fewer lines.
     let merged = run(&["-f", "collapsed", "--no-threads"]);
     assert_eq!(folded_total(&merged), own);
