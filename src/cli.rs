@@ -44,6 +44,9 @@ enum Command {
     Record(RecordCmdArgs),
     /// The live view over a recording: every pane, for any moment or range of it.
     Replay(ReplayArgs),
+    /// What changed between two windows: each side a recording, a window of one
+    /// (FILE@FROM..TO, e.g. job.hptop@1h..1h10m), or a JSON report (--stacks for flame graphs).
+    Diff(DiffArgs),
     /// Print every thread's stack and counters once.
     Dump(DumpArgs),
     /// List the Python processes on this machine.
@@ -132,6 +135,38 @@ struct RecordCmdArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Debug, Args)]
+struct DiffArgs {
+    /// The base side.
+    #[arg(value_name = "BASE")]
+    base: String,
+    /// The new side.
+    #[arg(value_name = "NEW")]
+    new: String,
+    /// text (functions whose share changed most), json, or flamegraph (differential SVG).
+    #[arg(long, short = 'f', value_enum, default_value_t = DiffFormatArg::Text)]
+    format: DiffFormatArg,
+    /// What a function's share counts (as for report).
+    #[arg(long, value_enum, default_value_t = ModeArg::Cpu)]
+    mode: ModeArg,
+    /// With flamegraph: what a stack's width counts.
+    #[arg(long, value_enum, default_value_t = WeightArg::Samples)]
+    weight: WeightArg,
+    /// Write to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormatArg {
+    Text,
+    Json,
+    Flamegraph,
 }
 
 #[derive(Debug, Args)]
@@ -281,6 +316,19 @@ impl Cli {
             }),
             Some(Command::Report(args)) if args.input.is_some() => report_input(args),
             Some(Command::Record(args)) => record(args),
+            Some(Command::Diff(args)) => Ok(Mode::Diff(crate::modes::diff::DiffOptions {
+                base: args.base,
+                new: args.new,
+                format: match args.format {
+                    DiffFormatArg::Text => crate::modes::diff::DiffFormat::Text,
+                    DiffFormatArg::Json => crate::modes::diff::DiffFormat::Json,
+                    DiffFormatArg::Flamegraph => crate::modes::diff::DiffFormat::Flamegraph,
+                },
+                mode: share_mode(false, args.mode),
+                weight: weight_of(args.weight),
+                output: args.output,
+                force: args.force,
+            })),
             Some(Command::Replay(args)) => Ok(Mode::Replay(ReplayOptions {
                 path: args.file,
                 mode: share_mode(false, args.mode),
@@ -435,17 +483,21 @@ fn stack_output(args: &ReportArgs) -> Option<StackOutput> {
     };
     Some(StackOutput {
         format,
-        weight: match args.weight {
-            WeightArg::Samples => Weight::Samples,
-            WeightArg::Cpu => Weight::Cpu,
-            WeightArg::MinorFaults => Weight::MinorFaults,
-            WeightArg::MajorFaults => Weight::MajorFaults,
-            WeightArg::Vcsw => Weight::Vcsw,
-            WeightArg::Icsw => Weight::Icsw,
-            WeightArg::Io => Weight::Io,
-        },
+        weight: weight_of(args.weight),
         by_thread: !args.no_threads,
     })
+}
+
+fn weight_of(w: WeightArg) -> Weight {
+    match w {
+        WeightArg::Samples => Weight::Samples,
+        WeightArg::Cpu => Weight::Cpu,
+        WeightArg::MinorFaults => Weight::MinorFaults,
+        WeightArg::MajorFaults => Weight::MajorFaults,
+        WeightArg::Vcsw => Weight::Vcsw,
+        WeightArg::Icsw => Weight::Icsw,
+        WeightArg::Io => Weight::Io,
+    }
 }
 
 /// `hptop report --input FILE`.

@@ -1,5 +1,6 @@
 //! One short file per mode, each wiring collect -> model -> sink.
 
+pub mod diff;
 pub mod dump;
 pub mod launch;
 pub mod live;
@@ -160,6 +161,8 @@ pub enum Mode {
     Record(RecordOptions),
     /// `hptop replay`.
     Replay(ReplayOptions),
+    /// `hptop diff`.
+    Diff(diff::DiffOptions),
 }
 
 /// Runs a mode.
@@ -174,6 +177,7 @@ pub fn run(mode: Mode) -> Result<(), HptopError> {
         Mode::Ps(options) => ps::run(options),
         Mode::Record(options) => record::run(&options),
         Mode::Replay(options) => replay::run(&options),
+        Mode::Diff(options) => diff::run(&options),
     }
 }
 

@@ -23,7 +23,7 @@ impl Weight {
     }
 
     /// What one unit of width is, for a flame graph's legend.
-    fn unit(self) -> &'static str {
+    pub fn unit(self) -> &'static str {
         match self {
             Weight::Samples => "samples",
             Weight::Cpu => "µs on CPU",

@@ -402,3 +402,80 @@ fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
         "{names:?}"
     );
 }
+
+#[test]
+fn a_diff_of_two_windows_names_the_function_that_took_over_with_the_right_signs() {
+    let dir = temp_dir("diff");
+    let file = dir.join("d.hptop");
+    let python = default_python();
+    // `early_work` for 3 s, then `late_work`.
+    let out = hptop(&[
+        "record",
+        "-d",
+        "6",
+        "-o",
+        file.to_str().unwrap(),
+        "--",
+        python.path.to_str().unwrap(),
+        workload_path("switch_hot.py").to_str().unwrap(),
+        "3",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (base, new) = (
+        format!("{}@0..2.5", file.display()),
+        format!("{}@3.5..6", file.display()),
+    );
+    let out = hptop(&["diff", &base, &new, "-f", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let delta = |name: &str| {
+        diff["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .map_or(0.0, |f| f["delta"].as_f64().unwrap())
+    };
+    assert!(delta("late_work") > 80.0, "{diff}");
+    assert!(delta("early_work") < -80.0, "{diff}");
+    // The biggest changes come first; text says both; the SVG is the differential one.
+    let first = diff["functions"][0]["name"].as_str().unwrap();
+    assert!(first == "late_work" || first == "early_work", "{first}");
+    let text = String::from_utf8(hptop(&["diff", &base, &new]).stdout).unwrap();
+    let (up, down) = text.split_once("Down:").unwrap();
+    assert!(
+        up.contains("late_work") && down.contains("early_work"),
+        "{text}"
+    );
+    let svg = String::from_utf8(hptop(&["diff", &base, &new, "-f", "flamegraph"]).stdout).unwrap();
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("late_work") && svg.contains("+100"),
+        "{svg:.300}"
+    );
+    // A JSON report made with --stacks is a side too.
+    let json_report = dir.join("new.json");
+    let out = hptop(&[
+        "report",
+        "--input",
+        file.to_str().unwrap(),
+        "--from",
+        "3.5",
+        "-f",
+        "json",
+        "--stacks",
+        "-o",
+        json_report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = hptop(&["diff", &base, json_report.to_str().unwrap(), "-f", "json"]);
+    let diff: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        diff["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "late_work" && f["delta"].as_f64().unwrap() > 80.0),
+        "{diff}"
+    );
+}
