@@ -233,15 +233,14 @@ struct ReportArgs {
     target: TargetArgs,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Length of the report window in seconds (a launched command that exits earlier ends it).
-    #[arg(
-        long,
-        short = 'd',
-        value_name = "SECS",
-        default_value_t = 10.0,
-        allow_negative_numbers = true
-    )]
-    duration: f64,
+    /// Length of the report window in seconds (a launched command that exits earlier ends it;
+    /// default 10, or with --every until the target exits or a signal).
+    #[arg(long, short = 'd', value_name = "SECS", allow_negative_numbers = true)]
+    duration: Option<f64>,
+    /// Write one report per PERIOD (90s, 10m, 1h) until the duration, the target's exit, ^C
+    /// or SIGTERM; -o names each with {n} (1, 2, ...) and {time}. SIGUSR1 writes one at once.
+    #[arg(long, value_name = "PERIOD")]
+    every: Option<String>,
     /// Output format: text, json, or stacks (collapsed, flamegraph, speedscope).
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormatArg::Text)]
     format: ReportFormatArg,
@@ -334,11 +333,14 @@ impl Cli {
                 mode: share_mode(false, args.mode),
             })),
             Some(Command::Report(args)) => {
-                if !(args.duration.is_finite() && args.duration > 0.0 && args.duration <= 1e7) {
+                let every = args.every.as_deref().map(parse_period).transpose()?;
+                let duration = args
+                    .duration
+                    .unwrap_or(if every.is_some() { 1e7 } else { 10.0 });
+                if !(duration.is_finite() && duration > 0.0 && duration <= 1e7) {
                     return Err(HptopError::Usage(format!(
-                        "--duration \"{}\" must be a positive number of seconds, at most 10000000 \
-                         (about 115 days; for longer, `hptop record` without --duration)",
-                        args.duration
+                        "--duration \"{duration}\" must be a positive number of seconds, at most 10000000 \
+                         (about 115 days; for longer, `hptop record` without --duration)"
                     )));
                 }
                 let sampling = SamplingOptions {
@@ -347,20 +349,21 @@ impl Cli {
                 };
                 // A rate needs two reads: fewer give no interval to measure anything over.
                 let shortest = 2.0 / sampling.rate_hz;
-                if args.duration < shortest {
+                if duration < shortest {
                     return Err(HptopError::Usage(format!(
-                        "--duration \"{}\" is shorter than two samples at {} Hz: give at least {shortest} seconds",
-                        args.duration, sampling.rate_hz
+                        "--duration \"{duration}\" is shorter than two samples at {} Hz: give at least {shortest} seconds",
+                        sampling.rate_hz
                     )));
                 }
                 let stacks = stack_output(&args);
                 Ok(Mode::Report(ReportOptions {
                     target: target(args.target)?,
                     sampling,
-                    duration: Duration::from_secs_f64(args.duration),
+                    duration: Duration::from_secs_f64(duration),
                     format: plain_format(args.format),
                     stacks,
                     json_stacks: args.stacks,
+                    every,
                     output: args.output,
                     force: args.recording.force,
                     input: None,
@@ -500,6 +503,16 @@ fn weight_of(w: WeightArg) -> Weight {
     }
 }
 
+/// `--every`: a period of at least a second, in the forms `--from` takes as an offset.
+fn parse_period(text: &str) -> Result<Duration, HptopError> {
+    match TimeSpec::parse(text) {
+        Ok(TimeSpec::Offset(d)) if d >= Duration::from_secs(1) => Ok(d),
+        _ => Err(HptopError::Usage(format!(
+            "--every \"{text}\" is not a period of at least a second: give e.g. 90s, 10m or 1h"
+        ))),
+    }
+}
+
 /// `hptop report --input FILE`.
 fn report_input(args: ReportArgs) -> Result<Mode, HptopError> {
     let parse = |t: &Option<String>| t.as_deref().map(TimeSpec::parse).transpose();
@@ -512,6 +525,7 @@ fn report_input(args: ReportArgs) -> Result<Mode, HptopError> {
         format: plain_format(args.format),
         stacks,
         json_stacks: args.stacks,
+        every: None,
         output: args.output,
         force: args.recording.force,
         input: Some(InputWindow {

@@ -115,6 +115,8 @@ pub struct ReportOptions {
     pub stacks: Option<crate::report::StackOutput>,
     /// The JSON report carries whole stacks (`--stacks`).
     pub json_stacks: bool,
+    /// Write one report per period (`--every`), until the duration, the exit or a signal.
+    pub every: Option<Duration>,
     /// Output file (standard output when `None`).
     pub output: Option<PathBuf>,
     /// Replace an existing output file.

@@ -32,8 +32,16 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
-    // Opened before sampling: a bad path fails now, not after the whole window.
-    let output = open_report_output(options)?;
+    // SIGUSR1 writes a report of the window so far and starts the next one (as --every).
+    let write_now = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&write_now));
+    // Opened before sampling: a bad path fails now, not after the whole window. With
+    // --every each period opens its own file (its name expanded) when it is written.
+    let output = if options.every.is_some() {
+        None
+    } else {
+        open_report_output(options)?
+    };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let log = options.sampling.log.clone();
     let resolved = resolve_target(&options.target, |argv| match &log {
@@ -62,10 +70,23 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
 
     let deadline = Instant::now() + options.duration;
     let mut sampler_panics = Vec::new();
+    let mut period = Period {
+        number: 1,
+        started: Instant::now(),
+        started_at,
+        cpu_mark: cpu_before,
+        first: output,
+    };
     while !interrupted.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= deadline {
             break;
+        }
+        let due = options
+            .every
+            .is_some_and(|every| now >= period.started + every);
+        if due || write_now.swap(false, Ordering::Relaxed) {
+            period.write(&mut family, options)?;
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
             // The target's sampler ends the report; a follower's ends only its process's data.
@@ -100,7 +121,6 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         }
         eprintln!("hptop: {}", super::record::summary(&to.path, &status));
     }
-    let hptop_cpu_s = own_cpu_s() - cpu_before;
     if let Some(child) = launched.as_mut() {
         let exited_before = child.exited();
         if let Some(status) = child.stop() {
@@ -116,15 +136,78 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         eprintln!("hptop: warning: sampling of PID {pid} stopped early ({message}); the report covers what was gathered");
     }
 
-    let header = ReportHeader {
-        started_at,
-        rate_hz: options.sampling.rate_hz,
-        hptop_cpu_s,
-        include_idle: options.sampling.include_idle,
-        mode: options.sampling.mode,
-        stacks: options.json_stacks,
-    };
-    write_report(&mut family, &header, options, output.as_ref())
+    // The whole window, or with --every or after SIGUSR1 the last period.
+    period.write(&mut family, options)
+}
+
+/// The current period of a report written more than once (`--every`, SIGUSR1).
+struct Period<'a> {
+    number: u64,
+    started: Instant,
+    started_at: String,
+    cpu_mark: f64,
+    /// `-o` as opened before sampling (without --every): the first report's file.
+    first: Option<(&'a std::path::Path, std::fs::File)>,
+}
+
+impl Period<'_> {
+    /// Writes the report of this period (to `-o` with `{n}` and `{time}` expanded, or
+    /// standard output) and starts the next with fresh figures.
+    fn write(&mut self, family: &mut Family, options: &ReportOptions) -> Result<(), HptopError> {
+        let cpu = own_cpu_s();
+        let header = ReportHeader {
+            started_at: self.started_at.clone(),
+            rate_hz: options.sampling.rate_hz,
+            hptop_cpu_s: cpu - self.cpu_mark,
+            include_idle: options.sampling.include_idle,
+            mode: options.sampling.mode,
+            stacks: options.json_stacks,
+        };
+        let opened = match (self.first.take(), &options.output) {
+            (Some((path, file)), _) => Some((path.to_path_buf(), file)),
+            (None, Some(pattern)) => {
+                let path = period_path(pattern, self.number);
+                let existing = if options.force {
+                    Existing::Replace
+                } else {
+                    Existing::Refuse
+                };
+                let file = open_output(&path, existing)?;
+                eprintln!(
+                    "hptop: report {} written to {}",
+                    self.number,
+                    path.display()
+                );
+                Some((path, file))
+            }
+            (None, None) => None,
+        };
+        let output = opened.as_ref().map(|(path, file)| (path.as_path(), file));
+        let written = write_report_to(family, &header, options, output);
+        family.reset();
+        self.number += 1;
+        self.started = Instant::now();
+        self.started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        self.cpu_mark = cpu;
+        written
+    }
+}
+
+/// `-o`'s name for the `n`-th report: `{n}` and `{time}` (local, `YYYYmmddTHHMMSS`)
+/// expanded; a name without them gets `.n` appended from the second report on.
+pub fn period_path(pattern: &std::path::Path, n: u64) -> std::path::PathBuf {
+    let text = pattern.to_string_lossy();
+    if text.contains("{n}") || text.contains("{time}") {
+        let time = chrono::Local::now().format("%Y%m%dT%H%M%S").to_string();
+        return text
+            .replace("{n}", &n.to_string())
+            .replace("{time}", &time)
+            .into();
+    }
+    if n <= 1 {
+        return pattern.to_path_buf();
+    }
+    format!("{text}.{n}").into()
 }
 
 /// Folds an event into the family, recording it first when asked.
@@ -144,6 +227,21 @@ pub fn write_report(
     header: &ReportHeader,
     options: &ReportOptions,
     output: Option<&(&std::path::Path, std::fs::File)>,
+) -> Result<(), HptopError> {
+    write_report_to(
+        family,
+        header,
+        options,
+        output.map(|(path, file)| (*path, file)),
+    )
+}
+
+/// [`write_report`] to a borrowed output.
+fn write_report_to(
+    family: &mut Family,
+    header: &ReportHeader,
+    options: &ReportOptions,
+    output: Option<(&std::path::Path, &std::fs::File)>,
 ) -> Result<(), HptopError> {
     let root = family.root();
     let query = SnapshotQuery {

@@ -479,3 +479,71 @@ fn a_diff_of_two_windows_names_the_function_that_took_over_with_the_right_signs(
         "{diff}"
     );
 }
+
+#[test]
+fn every_period_writes_its_own_report_and_sigusr1_writes_one_at_once() {
+    let dir = temp_dir("every");
+    let python = default_python();
+    let workload = Workload::start(&python, "cpu_threads.py", &["2", "60"]);
+    let pid = workload.pid().to_string();
+    let pattern = dir.join("r-{n}.json");
+    let out = hptop(&[
+        "report",
+        "--pid",
+        &pid,
+        "--every",
+        "2s",
+        "-d",
+        "5",
+        "-f",
+        "json",
+        "-o",
+        pattern.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples: Vec<f64> = (1..=3)
+        .map(|n| {
+            let path = dir.join(format!("r-{n}.json"));
+            let report: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            report["samples"].as_f64().unwrap()
+        })
+        .collect();
+    // Periods of 2 s, 2 s and the last 1 s: each report covers its own period only.
+    assert!((samples[0] / samples[1] - 1.0).abs() < 0.25, "{samples:?}");
+    assert!(samples[2] < samples[1] * 0.75, "{samples:?}");
+    assert!(!dir.join("r-4.json").exists());
+    // SIGUSR1: the window so far goes to -o, the rest to -o.2.
+    let folded = dir.join("u.folded");
+    let child = Command::new(env!("CARGO_BIN_EXE_hptop"))
+        .args([
+            "report",
+            "--pid",
+            &pid,
+            "-d",
+            "4",
+            "-f",
+            "collapsed",
+            "-o",
+            folded.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2000));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert!(status.success());
+    for path in [folded.clone(), dir.join("u.folded.2")] {
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(";burn (cpu_threads.py) "),
+            "{}: {text}",
+            path.display()
+        );
+    }
+}
