@@ -114,14 +114,26 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     while let Ok(event) = sampler.events.try_recv() {
         take(&mut recorder, &mut family, event);
     }
-    if let (Some(r), Some(to)) = (recorder.take(), &options.sampling.record) {
+    wind_down(recorder, launched.as_mut(), sampler_panics, options);
+    // The whole window, or with --every or after SIGUSR1 the last period.
+    period.write(&mut family, options)
+}
+
+/// After the window: the recording's summary, the launched command stopped, warnings.
+fn wind_down(
+    recorder: Option<RecordingWriter>,
+    launched: Option<&mut Launched>,
+    sampler_panics: Vec<(u32, String)>,
+    options: &ReportOptions,
+) {
+    if let (Some(r), Some(to)) = (recorder, &options.sampling.record) {
         let status = r.finish();
         if let Some(error) = &status.error {
             eprintln!("hptop: warning: {error}");
         }
         eprintln!("hptop: {}", super::record::summary(&to.path, &status));
     }
-    if let Some(child) = launched.as_mut() {
+    if let Some(child) = launched {
         let exited_before = child.exited();
         if let Some(status) = child.stop() {
             let how = if exited_before {
@@ -135,9 +147,6 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     for (pid, message) in sampler_panics {
         eprintln!("hptop: warning: sampling of PID {pid} stopped early ({message}); the report covers what was gathered");
     }
-
-    // The whole window, or with --every or after SIGUSR1 the last period.
-    period.write(&mut family, options)
 }
 
 /// The current period of a report written more than once (`--every`, SIGUSR1).
