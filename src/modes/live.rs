@@ -238,6 +238,80 @@ impl Sessions {
         self.last_window = None;
     }
 
+    /// Writes the view as shown (window, mode, thread focus, process) to a JSON report with
+    /// stacks and a flame graph SVG in the current directory; what it says of it.
+    fn export(&mut self, app: &mut App) -> String {
+        let query = SnapshotQuery {
+            limit: None,
+            stacks: true,
+            ..app.query()
+        };
+        let snapshot = match (&self.last_window, app.view.windowed) {
+            (Some(_), true) => self.recent_window(&query),
+            _ => self.session.snapshot(&query),
+        };
+        let view = match app.shown_process() {
+            Some(pid) => Snapshot {
+                processes: snapshot
+                    .processes
+                    .into_iter()
+                    .filter(|p| p.pid == pid)
+                    .collect(),
+            },
+            None => snapshot,
+        };
+        let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S");
+        let base = format!("hptop-{}-{stamp}", self.root);
+        let header = crate::report::ReportHeader {
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            rate_hz: app.rate_hz,
+            hptop_cpu_s: 0.0,
+            include_idle: query.include_idle,
+            mode: query.mode,
+            stacks: true,
+        };
+        let json = crate::report::json::Report::new(&view, &header)
+            .to_json()
+            .map_err(|e| e.to_string());
+        let svg = crate::report::stacks::flamegraph(
+            &view,
+            &crate::report::StackOutput {
+                format: crate::report::StackFormat::Flamegraph,
+                weight: crate::report::Weight::Samples,
+                by_thread: true,
+            },
+            &format!("hptop: PID {} ({})", self.root, query.mode.name()),
+        );
+        let mut written = Vec::new();
+        for (ext, text) in [("json", json), ("svg", svg)] {
+            let path = std::path::PathBuf::from(format!("{base}.{ext}"));
+            let result = text.and_then(|text| {
+                let file = super::output::open_output(&path, super::output::Existing::Refuse)
+                    .map_err(|e| e.to_string())?;
+                super::output::write_all(&file, &path, &text).map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(()) => written.push(path.display().to_string()),
+                Err(e) => return format!("export failed ({ext}): {e}"),
+            }
+        }
+        let window = if app.view.windowed {
+            "last second"
+        } else {
+            "session"
+        };
+        format!(
+            "exported the view ({window}, mode {}) to {}",
+            query.mode.name(),
+            written.join(" and ")
+        )
+    }
+
+    /// The last complete one-second window, with stacks as `query` asks.
+    fn recent_window(&self, query: &SnapshotQuery) -> Snapshot {
+        self.recent.snapshot(query)
+    }
+
     /// Forgets every process and figure (a replay rebuilding its view).
     fn clear(&mut self) {
         self.session = Family::new(self.root);
@@ -380,6 +454,10 @@ fn press(
         (Effect::Pause(paused), Feed::Live { sampler, .. }) => sampler.set_paused(paused),
         (Effect::Pause(paused), Feed::Replay(player)) => player.set_playing(!paused),
         (Effect::Reset, Feed::Live { .. }) => sessions.reset(),
+        (Effect::Export, _) => {
+            app.status = Some(sessions.export(app));
+            app.status_until = Some(Instant::now() + Duration::from_secs(10));
+        }
         (Effect::Reset | Effect::Requery | Effect::None, _) => {}
     }
     false

@@ -191,6 +191,8 @@ pub enum Effect {
     Suspend,
     /// The query changed: rebuild the snapshot now.
     Requery,
+    /// Write the view (window, mode, focus) to files.
+    Export,
 }
 
 /// The TUI's whole state.
@@ -441,6 +443,7 @@ impl App {
                 return Effect::Requery;
             }
             Action::Help => self.view.show_help = !self.view.show_help,
+            Action::Export => return Effect::Export,
         }
         Effect::None
     }

@@ -53,6 +53,8 @@ pub enum Action {
     Help,
     /// Suspend hptop (^Z).
     Suspend,
+    /// Write the view to a JSON report and a flame graph.
+    Export,
 }
 
 /// A key, the action it triggers, and its help text.
@@ -138,6 +140,11 @@ pub const BINDINGS: &[Binding] = &[
         help: "pause sampling (the target never stops)",
     },
     Binding {
+        keys: "e",
+        action: Action::Export,
+        help: "export the view: JSON report (with stacks) and flame graph SVG",
+    },
+    Binding {
         keys: "r",
         action: Action::Reset,
         help: "reset all figures",
@@ -180,6 +187,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('I' | 'i') => Action::Invert,
         KeyCode::Char('p' | ' ') => Action::Pause,
         KeyCode::Char('r') => Action::Reset,
+        KeyCode::Char('e') => Action::Export,
         KeyCode::Char('t') => Action::ThreadFocus,
         KeyCode::Char('m') => Action::Merge,
         KeyCode::Char('L' | 'l') => Action::ToggleLines,

@@ -452,3 +452,47 @@ fn at_80x24_in_tmux_every_thread_and_the_hot_function_show() {
     tmux.keys(&["q"]);
     tmux.wait_for("HPTOP-EXIT=0");
 }
+
+#[test]
+fn e_exports_the_view_as_a_json_report_and_a_flame_graph() {
+    if !tmux_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("hptop-it-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["2", "60"]);
+    let command = format!(
+        "cd '{}' && {} --pid {}; sleep 60",
+        dir.display(),
+        env!("CARGO_BIN_EXE_hptop"),
+        workload.pid()
+    );
+    let Some(tmux) = Tmux::start(&command) else {
+        return;
+    };
+    tmux.wait_for("burn (cpu_threads.py:");
+    tmux.keys(&["e"]);
+    tmux.wait_for("exported the view (session, mode cpu)");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .collect();
+    let json = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    assert_eq!(report["mode"], "cpu");
+    assert!(report["processes"][0]["stacks"]
+        .as_array()
+        .is_some_and(|s| !s.is_empty()));
+    let svg = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "svg"))
+        .unwrap();
+    assert!(std::fs::read_to_string(svg)
+        .unwrap()
+        .contains("burn (cpu_threads.py)"));
+    tmux.keys(&["q"]);
+}
