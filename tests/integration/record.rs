@@ -341,7 +341,7 @@ fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let doc: Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
-    // Validated against speedscope's format (python3-jsonschema; .ci/run installs it).
+    // Validated against speedscope's format (jsonschema for python3; .ci/run installs it).
     let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/speedscope-file-format-schema.json");
     let check = Command::new("python3")
@@ -355,7 +355,7 @@ fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
         .unwrap();
     let said = String::from_utf8_lossy(&check.stderr);
     if said.contains("No module named 'jsonschema'") {
-        eprintln!("SKIP: schema check needs python3-jsonschema");
+        eprintln!("SKIP: the schema check needs jsonschema for python3 (.ci/run installs it)");
     } else {
         assert!(check.status.success(), "not valid speedscope: {said}");
     }
