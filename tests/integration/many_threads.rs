@@ -47,11 +47,15 @@ fn check_pool(pool: u32, files: u32, seconds: &str) {
     );
     assert!(report["samples"].as_u64().unwrap() >= 2);
     let compute = function(p, "compute").expect("the busy thread's function");
-    assert_eq!(
-        p["functions"][0]["name"], "compute",
-        "hottest: {}",
-        p["functions"][0]
-    );
+    // compute's loop calls Event.is_set each turn: their own shares can swap.
+    let top: Vec<&str> = p["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(top.contains(&"compute"), "hottest: {top:?}");
     assert!(compute["own_samples"].as_u64().unwrap() > 0);
 }
 
