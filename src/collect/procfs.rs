@@ -154,7 +154,10 @@ enum ThreadFile {
     Stat,
     Syscall,
     Status,
+    /// `io` read once and closed (a thread not known to do I/O).
     Io,
+    /// `io` kept open: a thread that does I/O, read at every tick it runs.
+    IoKept,
 }
 
 impl ThreadFile {
@@ -164,7 +167,7 @@ impl ThreadFile {
             Self::Stat => "stat",
             Self::Syscall => "syscall",
             Self::Status => "status",
-            Self::Io => "io",
+            Self::Io | Self::IoKept => "io",
         }
     }
 }
@@ -443,7 +446,8 @@ impl ProcReader {
             .join(which.name());
         let file = File::open(path).ok()?;
         let n = pread_all(&file, &mut self.buf).ok()?;
-        let keep = !matches!(which, ThreadFile::Status);
+        // Only files held in the thread's own slots count against the budget.
+        let keep = !matches!(which, ThreadFile::Status | ThreadFile::Io);
         if keep && self.open_files < self.file_budget {
             self.open_files += 1;
             *slot = Some(file);
@@ -500,10 +504,13 @@ impl ProcReader {
         };
         let io_bytes = match slow {
             Some(slow) => Some(slow.io_bytes()),
-            None if files.does_io => self.read_file(tid, &mut files.io, ThreadFile::Io).map(|n| {
-                let (read, written) = io_fields(&self.buf[..n]);
-                read + written
-            }),
+            None if files.does_io => {
+                self.read_file(tid, &mut files.io, ThreadFile::IoKept)
+                    .map(|n| {
+                        let (read, written) = io_fields(&self.buf[..n]);
+                        read + written
+                    })
+            }
             None => None,
         };
         // Only a thread that is not running is in a system call worth naming.
@@ -545,13 +552,13 @@ impl ProcReader {
             field_value(&self.buf[..n], "nonvoluntary_ctxt_switches").unwrap_or(0),
         );
         // Kept open only for a thread that does I/O: its file is read at every tick.
-        let slot = if files.does_io {
-            &mut files.io
+        let (slot, which) = if files.does_io {
+            (&mut files.io, ThreadFile::IoKept)
         } else {
-            &mut none
+            (&mut none, ThreadFile::Io)
         };
         let (read_bytes, write_bytes) = self
-            .read_file(tid, slot, ThreadFile::Io)
+            .read_file(tid, slot, which)
             .map_or((0, 0), |n| io_fields(&self.buf[..n]));
         files.does_io = read_bytes + write_bytes > 0;
         Some(SlowThreadCounters {
@@ -643,6 +650,19 @@ mod tests {
         assert!(!tids.is_empty());
         let threads = reader.read_threads(&tids, true);
         assert!(threads.iter().any(Option::is_some));
+    }
+
+    #[test]
+    fn the_open_file_count_is_what_the_threads_hold() {
+        let mut reader = ProcReader::open(std::process::id()).unwrap();
+        // Slow reads of threads that do no I/O open `io` once per read: never counted.
+        for _ in 0..20 {
+            let tids = reader.list_tids().unwrap();
+            let _ = reader.read_threads(&tids, true);
+        }
+        let held: usize = reader.threads.values().map(ThreadFiles::open_count).sum();
+        assert_eq!(reader.open_files, held);
+        assert!(held <= reader.threads.len() * 4);
     }
 
     #[test]

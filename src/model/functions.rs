@@ -178,6 +178,9 @@ pub struct FunctionStats {
 /// What `FunctionTable::add_stack` reports of one stack, in buffers reused across calls.
 #[derive(Debug, Default)]
 pub struct StackIds {
+    /// The whole stack's entry (see [`FunctionTable::stacks`]): given back with an unchanged
+    /// stack, it spares looking the stack up again.
+    pub slot: Option<usize>,
     /// Each function on the stack once, with whether it was the innermost frame.
     pub on_stack: Vec<(FunctionId, bool)>,
     /// The stack as (function, line), innermost first.
@@ -362,7 +365,13 @@ impl FunctionTable {
             line.counts.add(own, line_first, kind);
         }
         if !out.frames.is_empty() {
-            self.whole_stack(&out.frames).counts.add(true, true, kind);
+            // The caller's slot is this stack's while its frames are unchanged.
+            let slot = match out.slot.filter(|&i| i < self.stack_stats.len()) {
+                Some(i) => i,
+                None => self.whole_stack_slot(&out.frames),
+            };
+            self.stack_stats[slot].1.counts.add(true, true, kind);
+            out.slot = Some(slot);
         }
         innermost
     }
@@ -370,21 +379,25 @@ impl FunctionTable {
     /// The entry of the current thread's whole `stack` (past [`MAX_STACKS`], its thread's
     /// `(other stacks)` entry).
     fn whole_stack(&mut self, stack: &[(FunctionId, u32)]) -> &mut StackStats {
+        let slot = self.whole_stack_slot(stack);
+        &mut self.stack_stats[slot].1
+    }
+
+    /// The index in `stack_stats` of the current thread's whole `stack` (made on first sight).
+    fn whole_stack_slot(&mut self, stack: &[(FunctionId, u32)]) -> usize {
         self.stack_key.clear();
         self.stack_key.push(self.thread_root as usize);
         self.stack_key.extend(stack.iter().map(|&(id, _)| id));
         if !self.stacks.contains_key(self.stack_key.as_slice()) && self.stacks.len() >= MAX_STACKS {
             self.stack_key.truncate(1);
         }
-        let index = if let Some(&i) = self.stacks.get(self.stack_key.as_slice()) {
-            i
-        } else {
-            let key: StackKey = self.stack_key.as_slice().into();
-            self.stacks.insert(key.clone(), self.stack_stats.len());
-            self.stack_stats.push((key, StackStats::default()));
-            self.stack_stats.len() - 1
-        };
-        &mut self.stack_stats[index].1
+        if let Some(&i) = self.stacks.get(self.stack_key.as_slice()) {
+            return i;
+        }
+        let key: StackKey = self.stack_key.as_slice().into();
+        self.stacks.insert(key.clone(), self.stack_stats.len());
+        self.stack_stats.push((key, StackStats::default()));
+        self.stack_stats.len() - 1
     }
 
     /// Whole stacks: (tid, functions innermost first, figures).

@@ -139,6 +139,8 @@ pub struct ThreadStats {
     last_seen: u64,
     /// The frames `stack` was interned from.
     frames_seen: Option<Arc<[Frame]>>,
+    /// `stack`'s whole-stack entry in the function table (valid while `frames_seen` is).
+    stack_slot: Option<usize>,
     /// The outermost function of this thread's stacks: a thread's entry function stays at
     /// the bottom of its stack for its whole life.
     root: Option<FunctionId>,
@@ -247,13 +249,16 @@ impl ThreadTable {
                 // Frames shared with the last tick's are the same stack: no interning again.
                 let innermost = match &stats.frames_seen {
                     Some(seen) if Arc::ptr_eq(seen, &t.frames) => {
+                        self.scratch.slot = stats.stack_slot;
                         functions.add_interned_stack(&stats.stack, active, held, &mut self.scratch)
                     }
                     _ => {
                         stats.frames_seen = Some(Arc::clone(&t.frames));
+                        self.scratch.slot = None;
                         functions.add_stack(&t.frames, active, held, &mut self.scratch)
                     }
                 };
+                stats.stack_slot = self.scratch.slot;
                 if held {
                     holder_function = innermost;
                 }
