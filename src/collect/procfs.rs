@@ -484,7 +484,10 @@ impl ProcReader {
             };
             let counters = ThreadCounters {
                 slow,
-                io_bytes: slow.map(SlowThreadCounters::io_bytes),
+                // Only for a thread that does I/O: the others' bytes are credited per span.
+                io_bytes: slow
+                    .filter(|_| files.does_io)
+                    .map(SlowThreadCounters::io_bytes),
                 not_run_since_last_read: true,
                 ..last
             };
@@ -502,16 +505,17 @@ impl ProcReader {
         } else {
             None
         };
-        let io_bytes = match slow {
-            Some(slow) => Some(slow.io_bytes()),
-            None if files.does_io => {
-                self.read_file(tid, &mut files.io, ThreadFile::IoKept)
-                    .map(|n| {
-                        let (read, written) = io_fields(&self.buf[..n]);
-                        read + written
-                    })
-            }
-            None => None,
+        // Per tick only for a thread that does I/O (the others' bytes are credited per span):
+        // the slow read's value, or a read of its own.
+        let io_bytes = match (slow, files.does_io) {
+            (_, false) => None,
+            (Some(slow), true) => Some(slow.io_bytes()),
+            (None, true) => self
+                .read_file(tid, &mut files.io, ThreadFile::IoKept)
+                .map(|n| {
+                    let (read, written) = io_fields(&self.buf[..n]);
+                    read + written
+                }),
         };
         // Only a thread that is not running is in a system call worth naming.
         let syscall = if stat.state == OsState::Running {
