@@ -82,6 +82,8 @@ pub struct WriterStatus {
     pub thread_samples: u64,
     /// Segments not written because the disk was slower than the sampler.
     pub dropped_segments: u64,
+    /// Segments written in all (some may since have been dropped by `--max-size`).
+    pub written: u64,
     /// Times the oldest segments were dropped to stay within `--max-size`.
     pub compactions: u64,
     /// `at` of the oldest and newest tick in the file.
@@ -189,6 +191,12 @@ impl RecordingWriter {
     }
 
     fn flush(&mut self) {
+        self.send(false);
+    }
+
+    /// Ends the segment and hands it to the writer thread: waiting for room when `wait`
+    /// (the last one), else dropping it (and counting) if the writer is behind.
+    fn send(&mut self, wait: bool) {
         self.last_flush = Instant::now();
         if self.encoder.is_empty() {
             return;
@@ -205,6 +213,12 @@ impl RecordingWriter {
             ticks,
             thread_samples,
         };
+        if wait {
+            if tx.send(raw).is_err() {
+                self.tx = None;
+            }
+            return;
+        }
         match tx.try_send(raw) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -220,7 +234,7 @@ impl RecordingWriter {
 
     /// Writes what is left and waits for the writer thread; what was kept.
     pub fn finish(mut self) -> WriterStatus {
-        self.flush();
+        self.send(true);
         self.tx = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -263,6 +277,7 @@ impl SegmentFile {
             let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
             match result {
                 Ok(compacted) => {
+                    s.written += 1;
                     s.compactions += u64::from(compacted);
                     s.segments = self.segments.len() as u64;
                     s.bytes = self.end();
@@ -697,8 +712,13 @@ mod tests {
             }
             writer.flush();
             pushed += 1;
-            // Let the writer thread keep up (a full queue drops segments).
-            std::thread::sleep(Duration::from_millis(2));
+            // Let the writer thread keep up (a full queue drops segments, by design).
+            let start = std::time::Instant::now();
+            while writer.status().written + writer.status().dropped_segments < pushed
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         let status = writer.finish();
         assert_eq!(status.error, None);
