@@ -687,12 +687,10 @@ fn gil_mode_counts_only_samples_of_the_gil_holder() {
 
 #[test]
 fn io_bytes_go_to_the_code_seen_in_io_system_calls() {
-    use crate::collect::tick::Syscall;
-    let mut s = session();
     // Slow reads every 2 ticks, 1000 bytes written per span: `encode` (running) then
     // `flush` blocked in write(2); the last span's write was too fast to be caught (`pause`
     // sleeps in nanosleep), so its bytes go to where the thread was last seen writing.
-    let plan: [(&str, Option<u64>); 7] = [
+    let s = io_session(&[
         ("encode", None),
         ("flush", Some(1)),
         ("encode", None),
@@ -700,21 +698,7 @@ fn io_bytes_go_to_the_code_seen_in_io_system_calls() {
         ("encode", None),
         ("pause", Some(230)),
         ("encode", None),
-    ];
-    for (i, (name, call)) in (0u32..).zip(plan) {
-        let c = Counts {
-            slow: (i % 2 == 0).then_some(SlowThreadCounters {
-                write_bytes: u64::from(i) * 500,
-                ..SlowThreadCounters::default()
-            }),
-            ..Counts::default()
-        };
-        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), c);
-        if let Some(counters) = t.counters.as_mut() {
-            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
-        }
-        s.ingest(&tick(i, vec![t], 0, 1));
-    }
+    ]);
     let p = s.snapshot(&SnapshotQuery {
         mode: Mode::Wall,
         ..SAMPLES

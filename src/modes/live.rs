@@ -115,16 +115,7 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
     if let Some(to) = &sampling.record {
         app.status = Some(format!("recording to {}", to.path.display()));
     }
-    let mut sessions = Sessions {
-        session: Family::new(root),
-        recent: Family::new(root),
-        last_window: None,
-        rolled: Instant::now(),
-        root,
-        source: None,
-        recorder,
-        recording_failed: false,
-    };
+    let mut sessions = Sessions::new(root, recorder);
     let result = event_loop(
         &mut app,
         &mut sessions,
@@ -177,6 +168,20 @@ type SourceCache = (u32, String, Option<Arc<[String]>>);
 const WINDOW: Duration = Duration::from_secs(1);
 
 impl Sessions {
+    /// Empty figures for the target `root`, recording every event to `recorder` if given.
+    fn new(root: u32, recorder: Option<crate::record::RecordingWriter>) -> Self {
+        Self {
+            session: Family::new(root),
+            recent: Family::new(root),
+            last_window: None,
+            rolled: Instant::now(),
+            root,
+            source: None,
+            recorder,
+            recording_failed: false,
+        }
+    }
+
     fn event(&mut self, event: &SamplerEvent) {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.push(event);
@@ -247,7 +252,7 @@ impl Sessions {
             ..app.query()
         };
         let snapshot = match (&self.last_window, app.view.windowed) {
-            (Some(_), true) => self.recent_window(&query),
+            (Some(_), true) => self.recent.snapshot(&query),
             _ => self.session.snapshot(&query),
         };
         let view = match app.shown_process() {
@@ -305,11 +310,6 @@ impl Sessions {
             query.mode.name(),
             written.join(" and ")
         )
-    }
-
-    /// The last complete one-second window, with stacks as `query` asks.
-    fn recent_window(&self, query: &SnapshotQuery) -> Snapshot {
-        self.recent.snapshot(query)
     }
 
     /// Forgets every process and figure (a replay rebuilding its view).
@@ -627,16 +627,7 @@ pub fn replay(options: &super::ReplayOptions) -> Result<(), HptopError> {
         path: "the terminal".into(),
         source: e,
     })?;
-    let mut sessions = Sessions {
-        session: Family::new(root),
-        recent: Family::new(root),
-        last_window: None,
-        rolled: Instant::now(),
-        root,
-        source: None,
-        recorder: None,
-        recording_failed: false,
-    };
+    let mut sessions = Sessions::new(root, None);
     let result = event_loop(
         &mut app,
         &mut sessions,

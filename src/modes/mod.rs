@@ -252,6 +252,29 @@ fn resolve_pid(pid: u32) -> Resolved {
 
 /// Sampler options for `pid` from the user's sampling options; a launched interpreter gets
 /// more attach attempts.
+/// Resolves the target of a headless mode (report, record), launching a command with its
+/// output passed to standard error (or `--log`), and starts sampling it.
+///
+/// # Errors
+/// A bad target, a launch failure, or a process that cannot be attached.
+fn start_headless(
+    target: &Target,
+    sampling: &SamplingOptions,
+) -> Result<(Option<Launched>, crate::collect::Sampler), HptopError> {
+    let log = sampling.log.clone();
+    let resolved = resolve_target(target, |argv| match &log {
+        Some(path) => Launched::spawn_logged(argv, path),
+        None => Launched::spawn(argv),
+    })?;
+    if let Some(notice) = &resolved.notice {
+        eprintln!("hptop: {notice}");
+    }
+    let launched = resolved.launched;
+    let options = sampler_options(resolved.pid, sampling, launched.is_some());
+    let sampler = crate::collect::Sampler::start(&options)?;
+    Ok((launched, sampler))
+}
+
 fn sampler_options(pid: u32, sampling: &SamplingOptions, launched: bool) -> SamplerOptions {
     let defaults = SamplerOptions::new(pid, sampling.rate_hz);
     SamplerOptions {

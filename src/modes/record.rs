@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::launch::Launched;
-use super::{resolve_target, sampler_options, RecordOptions, RecordTo, SamplingOptions};
-use crate::collect::{Sampler, SamplerEvent, TargetInfo};
+use super::{start_headless, RecordOptions, RecordTo, SamplingOptions};
+use crate::collect::{SamplerEvent, TargetInfo};
 use crate::error::HptopError;
 use crate::record::{RecordingHeader, RecordingWriter, WriterStatus};
 
@@ -26,17 +25,7 @@ pub fn run(options: &RecordOptions) -> Result<(), HptopError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
-    let log = options.sampling.log.clone();
-    let resolved = resolve_target(&options.target, |argv| match &log {
-        Some(path) => Launched::spawn_logged(argv, path),
-        None => Launched::spawn(argv),
-    })?;
-    if let Some(notice) = &resolved.notice {
-        eprintln!("hptop: {notice}");
-    }
-    let mut launched = resolved.launched;
-    let sampler_opts = sampler_options(resolved.pid, &options.sampling, launched.is_some());
-    let mut sampler = Sampler::start(&sampler_opts)?;
+    let (mut launched, mut sampler) = start_headless(&options.target, &options.sampling)?;
     let mut recorder = start_recording(to, &options.sampling, &sampler.target, sampler.epoch())?;
     let root = sampler.target.pid;
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTSTP, sampler.suspend_request());

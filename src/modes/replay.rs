@@ -115,7 +115,8 @@ pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopE
         mode: options.sampling.mode,
         stacks: options.json_stacks,
     };
-    write_report(&mut family, &report_header, options, output.as_ref())
+    let output = output.as_ref().map(|(path, file)| (*path, file));
+    write_report(&mut family, &report_header, options, output)
 }
 
 /// `hptop replay FILE`.

@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::launch::Launched;
 use super::output::{open_output, write_all, Existing};
-use super::{
-    family_event, own_cpu_s, resolve_target, sampler_options, write_output, ReportOptions,
-};
-use crate::collect::{Sampler, SamplerEvent};
+use super::{family_event, own_cpu_s, start_headless, write_output, ReportOptions};
+use crate::collect::SamplerEvent;
 use crate::error::HptopError;
 use crate::model::family::Family;
 use crate::model::snapshot::{Snapshot, SnapshotQuery};
@@ -43,18 +41,8 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
         open_report_output(options)?
     };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let log = options.sampling.log.clone();
-    let resolved = resolve_target(&options.target, |argv| match &log {
-        Some(path) => Launched::spawn_logged(argv, path),
-        None => Launched::spawn(argv),
-    })?;
-    if let Some(notice) = &resolved.notice {
-        eprintln!("hptop: {notice}");
-    }
-    let mut launched = resolved.launched;
-    let sampler_opts = sampler_options(resolved.pid, &options.sampling, launched.is_some());
     let cpu_before = own_cpu_s();
-    let mut sampler = Sampler::start(&sampler_opts)?;
+    let (mut launched, mut sampler) = start_headless(&options.target, &options.sampling)?;
     let root = sampler.target.pid;
     let mut family = Family::new(root);
     let mut recorder = options
@@ -192,7 +180,7 @@ impl Period<'_> {
             (None, None) => None,
         };
         let output = opened.as_ref().map(|(path, file)| (path.as_path(), file));
-        let written = write_report_to(family, &header, options, output);
+        let written = write_report(family, &header, options, output);
         family.reset();
         self.number += 1;
         self.started = Instant::now();
@@ -232,21 +220,6 @@ fn take(recorder: &mut Option<RecordingWriter>, family: &mut Family, event: Samp
 /// # Errors
 /// Nothing was sampled, or the output cannot be written.
 pub fn write_report(
-    family: &mut Family,
-    header: &ReportHeader,
-    options: &ReportOptions,
-    output: Option<&(&std::path::Path, std::fs::File)>,
-) -> Result<(), HptopError> {
-    write_report_to(
-        family,
-        header,
-        options,
-        output.map(|(path, file)| (*path, file)),
-    )
-}
-
-/// [`write_report`] to a borrowed output.
-fn write_report_to(
     family: &mut Family,
     header: &ReportHeader,
     options: &ReportOptions,

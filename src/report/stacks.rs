@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{StackFormat, StackOutput, Weight};
-use crate::model::snapshot::{Snapshot, StackRow};
+use crate::model::snapshot::{ProcessSnapshot, Snapshot, StackRow};
 
 impl Weight {
     /// A stack's width under this weight (credited counters are rounded to whole units).
@@ -47,32 +47,39 @@ fn frame_text(s: &str) -> String {
         .collect()
 }
 
+/// Every stack of every process with its weight, those of zero weight left out.
+fn weighted(
+    snapshot: &Snapshot,
+    weight: Weight,
+) -> impl Iterator<Item = (&ProcessSnapshot, &StackRow, u64)> {
+    snapshot.processes.iter().flat_map(move |p| {
+        p.stacks
+            .iter()
+            .map(move |row| (p, row, weight.of(row)))
+            .filter(|&(_, _, w)| w > 0)
+    })
+}
+
 /// Folded stacks, one `root;...;innermost COUNT` line per distinct stack, sorted; stacks
 /// of zero weight are left out.
 pub fn collapsed(snapshot: &Snapshot, output: &StackOutput) -> String {
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
     let several = snapshot.processes.len() > 1;
-    for p in &snapshot.processes {
-        for row in &p.stacks {
-            let weight = output.weight.of(row);
-            if weight == 0 {
-                continue;
-            }
-            let mut frames = Vec::with_capacity(row.frames.len() + 2);
-            if several && output.by_thread {
-                let command = p.cmdline.join(" ");
-                frames.push(frame_text(&format!("process {} {command}", p.pid)));
-            }
-            if output.by_thread {
-                let name = row.thread.as_deref().unwrap_or("thread");
-                frames.push(frame_text(&format!("{name} ({})", row.tid)));
-            }
-            if row.frames.is_empty() {
-                frames.push("(other stacks)".into());
-            }
-            frames.extend(row.frames.iter().map(|f| frame_text(&f.to_string())));
-            *folded.entry(frames.join(";")).or_default() += weight;
+    for (p, row, weight) in weighted(snapshot, output.weight) {
+        let mut frames = Vec::with_capacity(row.frames.len() + 2);
+        if several && output.by_thread {
+            let command = p.cmdline.join(" ");
+            frames.push(frame_text(&format!("process {} {command}", p.pid)));
         }
+        if output.by_thread {
+            let name = row.thread.as_deref().unwrap_or("thread");
+            frames.push(frame_text(&format!("{name} ({})", row.tid)));
+        }
+        if row.frames.is_empty() {
+            frames.push("(other stacks)".into());
+        }
+        frames.extend(row.frames.iter().map(|f| frame_text(&f.to_string())));
+        *folded.entry(frames.join(";")).or_default() += weight;
     }
     let mut out = String::new();
     for (stack, weight) in folded {
@@ -121,46 +128,40 @@ pub fn speedscope(snapshot: &Snapshot, output: &StackOutput, title: &str) -> Str
     let mut profiles: Vec<(String, Vec<Vec<usize>>, Vec<u64>)> = Vec::new();
     let mut profile_ids: HashMap<String, usize> = HashMap::new();
     let several = snapshot.processes.len() > 1;
-    for p in &snapshot.processes {
-        for row in &p.stacks {
-            let weight = output.weight.of(row);
-            if weight == 0 {
-                continue;
-            }
-            let name = match (output.by_thread, several) {
-                (false, _) => "all threads".to_owned(),
-                (true, false) => format!(
-                    "{} ({})",
-                    row.thread.as_deref().unwrap_or("thread"),
-                    row.tid
-                ),
-                (true, true) => format!(
-                    "PID {} · {} ({})",
-                    p.pid,
-                    row.thread.as_deref().unwrap_or("thread"),
-                    row.tid
-                ),
-            };
-            let index = *profile_ids.entry(name.clone()).or_insert_with(|| {
-                profiles.push((name, Vec::new(), Vec::new()));
-                profiles.len() - 1
-            });
-            let stack: Vec<usize> = if row.frames.is_empty() {
-                vec![frame_index(
-                    &mut frames,
-                    &mut frame_ids,
-                    "(other stacks)",
-                    "",
-                )]
-            } else {
-                row.frames
-                    .iter()
-                    .map(|f| frame_index(&mut frames, &mut frame_ids, &f.name, &f.file))
-                    .collect()
-            };
-            profiles[index].1.push(stack);
-            profiles[index].2.push(weight);
-        }
+    for (p, row, weight) in weighted(snapshot, output.weight) {
+        let name = match (output.by_thread, several) {
+            (false, _) => "all threads".to_owned(),
+            (true, false) => format!(
+                "{} ({})",
+                row.thread.as_deref().unwrap_or("thread"),
+                row.tid
+            ),
+            (true, true) => format!(
+                "PID {} · {} ({})",
+                p.pid,
+                row.thread.as_deref().unwrap_or("thread"),
+                row.tid
+            ),
+        };
+        let index = *profile_ids.entry(name.clone()).or_insert_with(|| {
+            profiles.push((name, Vec::new(), Vec::new()));
+            profiles.len() - 1
+        });
+        let stack: Vec<usize> = if row.frames.is_empty() {
+            vec![frame_index(
+                &mut frames,
+                &mut frame_ids,
+                "(other stacks)",
+                "",
+            )]
+        } else {
+            row.frames
+                .iter()
+                .map(|f| frame_index(&mut frames, &mut frame_ids, &f.name, &f.file))
+                .collect()
+        };
+        profiles[index].1.push(stack);
+        profiles[index].2.push(weight);
     }
     let unit = match output.weight {
         Weight::Cpu => "microseconds",

@@ -280,6 +280,19 @@ pub fn function<'a>(p: &'a serde_json::Value, name: &str) -> Option<&'a serde_js
         .find(|f| f["name"] == name)
 }
 
+/// Names of a process's first `n` functions (the report's order: hottest first).
+pub fn top_functions(p: &serde_json::Value, n: usize) -> Vec<&str> {
+    p["functions"]
+        .as_array()
+        .map(|fs| {
+            fs.iter()
+                .take(n)
+                .filter_map(|f| f["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Sum over a process's functions of one self-credited counter.
 pub fn credited_sum(p: &serde_json::Value, key: &str) -> f64 {
     p["functions"]

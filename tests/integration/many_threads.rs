@@ -48,13 +48,7 @@ fn check_pool(pool: u32, files: u32, seconds: &str) {
     assert!(report["samples"].as_u64().unwrap() >= 2);
     let compute = function(p, "compute").expect("the busy thread's function");
     // compute's loop calls Event.is_set each turn: their own shares can swap.
-    let top: Vec<&str> = p["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(2)
-        .filter_map(|f| f["name"].as_str())
-        .collect();
+    let top = crate::common::top_functions(p, 2);
     assert!(top.contains(&"compute"), "hottest: {top:?}");
     assert!(compute["own_samples"].as_u64().unwrap() > 0);
 }

@@ -220,6 +220,36 @@ fn existing_files_and_links_are_refused_and_a_full_disk_stops_the_recording_clea
     let _ = workload_path("idle_pool.py");
 }
 
+/// A recording of `cpu_threads.py WORKERS` for SECS seconds, in a fresh directory named
+/// after `name`: (directory, file).
+fn recorded_cpu_threads(name: &str, workers: &str, secs: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("r.hptop");
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &[workers, "60"]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "--duration",
+        secs,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, file)
+}
+
+/// Sum over the first process's functions of their own samples.
+fn own_samples(report: &Value) -> u64 {
+    report["processes"][0]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["own_samples"].as_u64().unwrap())
+        .sum()
+}
+
 /// Sum of the counts of folded-stack lines.
 fn folded_total(folded: &str) -> u64 {
     folded
@@ -230,27 +260,10 @@ fn folded_total(folded: &str) -> u64 {
 
 #[test]
 fn collapsed_stacks_and_flame_graphs_count_what_the_report_counts() {
-    let dir = temp_dir("stacks");
-    let file = dir.join("s.hptop");
-    let python = default_python();
-    let workload = Workload::start(&python, "cpu_threads.py", &["3", "60"]);
-    let pid = workload.pid().to_string();
-    let out = hptop(&[
-        "record",
-        "--pid",
-        &pid,
-        "--duration",
-        "3",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, file) = recorded_cpu_threads("stacks", "3", "3");
     let report = input_report(&file, &[]);
     let functions = report["processes"][0]["functions"].as_array().unwrap();
-    let own: u64 = functions
-        .iter()
-        .map(|f| f["own_samples"].as_u64().unwrap())
-        .sum();
+    let own = own_samples(&report);
     let run = |args: &[&str]| {
         let mut all = vec!["report", "--input", file.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -314,21 +327,7 @@ fn collapsed_stacks_and_flame_graphs_count_what_the_report_counts() {
 
 #[test]
 fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
-    let dir = temp_dir("speedscope");
-    let file = dir.join("s.hptop");
-    let python = default_python();
-    let workload = Workload::start(&python, "cpu_threads.py", &["2", "60"]);
-    let pid = workload.pid().to_string();
-    let out = hptop(&[
-        "record",
-        "--pid",
-        &pid,
-        "--duration",
-        "2",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, file) = recorded_cpu_threads("speedscope", "2", "2");
     let json_path = dir.join("s.speedscope.json");
     let out = hptop(&[
         "report",
@@ -362,12 +361,7 @@ fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
     // One profile per thread; the weights add up to the report's own samples; every sample
     // names frames that exist, root first (the thread's bootstrap, not `burn`).
     let report = input_report(&file, &[]);
-    let own: u64 = report["processes"][0]["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["own_samples"].as_u64().unwrap())
-        .sum();
+    let own = own_samples(&report);
     let frames = doc["shared"]["frames"].as_array().unwrap();
     let mut total = 0;
     for p in doc["profiles"].as_array().unwrap() {

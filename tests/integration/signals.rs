@@ -94,13 +94,7 @@ fn suspending_hptop_never_leaves_the_target_paused() {
     let report = finish(child);
     // compute's loop calls Event.is_set each turn: on this short, paused window their own
     // shares can swap; compute must be one of the two.
-    let top: Vec<&str> = report["processes"][0]["functions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .take(2)
-        .filter_map(|f| f["name"].as_str())
-        .collect();
+    let top = crate::common::top_functions(&report["processes"][0], 2);
     assert!(top.contains(&"compute"), "{top:?}");
 }
 
