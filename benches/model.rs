@@ -35,6 +35,7 @@ fn tick(index: u32) -> Tick {
                         filename: format!("/srv/app/module_{}.py", f % 40),
                         short_filename: None,
                         line: 10 + (index + d) % 20,
+                        first_line: 10,
                     }
                 })
                 .collect(),

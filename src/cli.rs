@@ -204,6 +204,9 @@ enum ReportFormatArg {
     Flamegraph,
     /// speedscope's file format (one profile per thread).
     Speedscope,
+    /// pprof's profile.proto, gzipped (go tool pprof, Pyroscope, Parca): every figure a
+    /// sample type, --weight the default one.
+    Pprof,
 }
 
 /// What a stack's width counts in collapsed and flamegraph output.
@@ -241,7 +244,7 @@ struct ReportArgs {
     /// or SIGTERM; -o names each with {n} (1, 2, ...) and {time}. SIGUSR1 writes one at once.
     #[arg(long, value_name = "PERIOD")]
     every: Option<String>,
-    /// Output format: text, json, or stacks (collapsed, flamegraph, speedscope).
+    /// Output format: text, json, or stacks (collapsed, flamegraph, speedscope, pprof).
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormatArg::Text)]
     format: ReportFormatArg,
     /// With a stack format: what a stack's width counts (default: samples, as the
@@ -482,6 +485,7 @@ fn stack_output(args: &ReportArgs) -> Option<StackOutput> {
         ReportFormatArg::Collapsed => StackFormat::Collapsed,
         ReportFormatArg::Flamegraph => StackFormat::Flamegraph,
         ReportFormatArg::Speedscope => StackFormat::Speedscope,
+        ReportFormatArg::Pprof => StackFormat::Pprof,
         ReportFormatArg::Text | ReportFormatArg::Json => return None,
     };
     Some(StackOutput {

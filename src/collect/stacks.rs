@@ -327,6 +327,7 @@ fn convert_frame(frame: &py_spy::Frame) -> Frame {
         filename: sanitize(&frame.filename),
         short_filename: frame.short_filename.as_deref().map(sanitize),
         line: u32::try_from(frame.line).unwrap_or(0),
+        first_line: u32::try_from(frame.first_line).unwrap_or(0),
     }
 }
 

@@ -282,4 +282,6 @@ pub struct Frame {
     pub short_filename: Option<String>,
     /// Line being executed; 0 when unknown.
     pub line: u32,
+    /// The function's first line (`co_firstlineno`); 0 when unknown.
+    pub first_line: u32,
 }

@@ -161,6 +161,9 @@ pub struct FunctionStats {
     pub filename: String,
     /// Short file name for display.
     pub short_filename: Option<String>,
+    /// Its first line (`co_firstlineno`, of the first code object seen under this name and
+    /// file); 0 when unknown.
+    pub first_line: u32,
     /// Sample counts.
     pub counts: DualCounts,
     /// Counters credited while this function was the innermost frame.
@@ -281,6 +284,7 @@ impl FunctionTable {
             name: frame.name.clone(),
             filename: frame.filename.clone(),
             short_filename: frame.short_filename.clone(),
+            first_line: frame.first_line,
             ..FunctionStats::default()
         });
         id
@@ -466,6 +470,7 @@ impl FunctionTable {
             filename: f.filename.clone(),
             short_filename: f.short_filename.clone(),
             line,
+            first_line: f.first_line,
         })
     }
 
@@ -495,6 +500,7 @@ mod tests {
             filename: "gen.py".into(),
             short_filename: None,
             line: 1,
+            first_line: 1,
         }
     }
 

@@ -371,6 +371,7 @@ impl Session {
                                 .as_deref()
                                 .unwrap_or(&f.filename)
                                 .to_owned(),
+                            line: f.first_line,
                         })
                         .collect(),
                     samples,
@@ -635,6 +636,7 @@ fn function_row(
         own_s,
         total_s,
         hottest_line: lines.first().map_or(0, |l| l.line),
+        first_line: f.first_line,
         credited: f.credited,
         credited_total: f.credited_total,
         gil_held_while_waited: f.held_while_waited,

@@ -182,6 +182,8 @@ pub struct StackFrame {
     pub name: String,
     /// Its file, short form when known.
     pub file: String,
+    /// Its first line; 0 when unknown.
+    pub line: u32,
 }
 
 impl std::fmt::Display for StackFrame {
@@ -354,6 +356,8 @@ pub struct FunctionRow {
     pub total_s: f64,
     /// The line with the most total samples (then own), 0 when unknown.
     pub hottest_line: u32,
+    /// Its first line (`co_firstlineno`), 0 when unknown.
+    pub first_line: u32,
     /// Counter deltas credited while it was the innermost frame.
     pub credited: Credited,
     /// Counter deltas credited while it was anywhere on the stack (once per stack).

@@ -32,6 +32,7 @@ fn frame(name: &str, line: u32) -> Frame {
         filename: "app.py".into(),
         short_filename: None,
         line,
+        first_line: 1,
     }
 }
 

@@ -84,8 +84,8 @@ pub fn run(options: &DiffOptions) -> Result<(), HptopError> {
         DiffFormat::Flamegraph => flamegraph(&base, &new, options.weight)?,
     };
     match &output {
-        Some((path, file)) => super::output::write_all(file, path, &out),
-        None => write_output(&out),
+        Some((path, file)) => super::output::write_all(file, path, out.as_bytes()),
+        None => write_output(out.as_bytes()),
     }
 }
 

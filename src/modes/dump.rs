@@ -62,5 +62,5 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
             json
         }
     };
-    write_output(&out)
+    write_output(out.as_bytes())
 }

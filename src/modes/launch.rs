@@ -48,7 +48,7 @@ impl Launched {
             argv.join(" "),
             chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
         );
-        super::output::write_all(&file, log, &header)?;
+        super::output::write_all(&file, log, header.as_bytes())?;
         let copy = file.try_clone().map_err(|source| HptopError::Output {
             path: log.display().to_string(),
             source,

@@ -293,7 +293,7 @@ impl Sessions {
             let result = text.and_then(|text| {
                 let file = super::output::open_output(&path, super::output::Existing::Refuse)
                     .map_err(|e| e.to_string())?;
-                super::output::write_all(&file, &path, &text).map_err(|e| e.to_string())
+                super::output::write_all(&file, &path, text.as_bytes()).map_err(|e| e.to_string())
             });
             match result {
                 Ok(()) => written.push(path.display().to_string()),

@@ -317,9 +317,9 @@ fn family_event(family: &mut crate::model::family::Family, event: crate::collect
 }
 
 /// Writes `text` to `path`, or to standard output (a closed pipe is not an error).
-fn write_output(text: &str) -> Result<(), HptopError> {
+fn write_output(bytes: &[u8]) -> Result<(), HptopError> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(HptopError::Output {
             path: "standard output".into(),
             source: e,

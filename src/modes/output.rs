@@ -86,9 +86,9 @@ fn give_to_sudo_user(file: &File) {
 ///
 /// # Errors
 /// `Output` naming `path`.
-pub fn write_all(mut file: &File, path: &Path, text: &str) -> Result<(), HptopError> {
+pub fn write_all(mut file: &File, path: &Path, bytes: &[u8]) -> Result<(), HptopError> {
     use io::Write as _;
-    file.write_all(text.as_bytes())
+    file.write_all(bytes)
         .and_then(|()| file.flush())
         .map_err(|source| HptopError::Output {
             path: path.display().to_string(),

@@ -36,7 +36,7 @@ pub fn run(options: PsOptions) -> Result<(), HptopError> {
             json
         }
     };
-    write_output(&out)
+    write_output(out.as_bytes())
 }
 
 /// The Python processes on this machine with their CPU over `window` (measured by reading

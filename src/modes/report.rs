@@ -36,6 +36,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     // Opened before sampling: a bad path fails now, not after the whole window. With
     // --every each period opens its own file (its name expanded) when it is written.
     let output = if options.every.is_some() {
+        refuse_binary_to_terminal(options)?;
         None
     } else {
         open_report_output(options)?
@@ -260,15 +261,23 @@ pub fn write_report(
                     .round(),
                 header.started_at
             );
-            crate::report::stacks::render(&snapshot, &stacks, &title).map_err(HptopError::Usage)?
+            let window = crate::report::pprof::Window {
+                start_unix_nanos: chrono::DateTime::parse_from_rfc3339(&header.started_at)
+                    .ok()
+                    .and_then(|t| t.timestamp_nanos_opt())
+                    .unwrap_or(0),
+                rate_hz: header.rate_hz,
+            };
+            crate::report::stacks::render(&snapshot, &stacks, &title, window)
+                .map_err(HptopError::Usage)?
         }
-        (None, Format::Text) => text::render(&snapshot, header),
+        (None, Format::Text) => text::render(&snapshot, header).into_bytes(),
         (None, Format::Json) => {
             let mut json = Report::new(&snapshot, header)
                 .to_json()
                 .map_err(|e| HptopError::Usage(format!("cannot serialise the report: {e}")))?;
             json.push('\n');
-            json
+            json.into_bytes()
         }
     };
     match output {
@@ -277,13 +286,29 @@ pub fn write_report(
     }
 }
 
+/// A binary format (pprof) is not written to a terminal, where it would garble the screen.
+fn refuse_binary_to_terminal(options: &ReportOptions) -> Result<(), HptopError> {
+    use std::io::IsTerminal;
+    let binary = options.stacks.is_some_and(|s| s.format.is_binary());
+    if binary && options.output.is_none() && std::io::stdout().is_terminal() {
+        return Err(HptopError::Usage(
+            "pprof output is binary (gzipped protobuf): give -o FILE.pb.gz, or redirect \
+             standard output to a file"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The `-o` file, opened (see `modes::output`).
 ///
 /// # Errors
-/// It cannot be created, exists (without `--force`), or is a link.
+/// It cannot be created, exists (without `--force`), or is a link; a binary format would
+/// go to a terminal.
 pub fn open_report_output(
     options: &ReportOptions,
 ) -> Result<Option<(&std::path::Path, std::fs::File)>, HptopError> {
+    refuse_binary_to_terminal(options)?;
     let existing = if options.force {
         Existing::Replace
     } else {

@@ -103,7 +103,7 @@ pub struct Encoder {
     /// The other columns (index - 1).
     cols: [Vec<u8>; COLUMNS - 1],
     strings: HashMap<String, u64>,
-    codes: HashMap<(u64, u64, u64), u64>,
+    codes: HashMap<(u64, u64, u64, u32), u64>,
     stacks: HashMap<Arc<[Frame]>, u64>,
     base: Baselines,
     /// Processes attached and not exited: repeated at the start of every segment.
@@ -233,7 +233,8 @@ impl Encoder {
         self.stacks.insert(Arc::clone(frames), id);
     }
 
-    /// A code reference (name, file, short file): its id, or the next id then its strings.
+    /// A code reference (name, file, short file, first line): its id, or the next id then its
+    /// strings.
     fn put_code(&mut self, frame: &Frame) {
         // Strings are written (defined) where first met, so look up by content first.
         let key = (
@@ -251,7 +252,7 @@ impl Encoder {
                 Some(None) => None,
             };
             if let Some(s) = short_id {
-                if let Some(&id) = self.codes.get(&(n, f, s)) {
+                if let Some(&id) = self.codes.get(&(n, f, s, frame.first_line)) {
                     put_u64(&mut self.out, id);
                     return;
                 }
@@ -261,15 +262,17 @@ impl Encoder {
         put_u64(&mut self.out, id);
         let n = self.string_id(&frame.name);
         let f = self.string_id(&frame.filename);
-        // A flag, then the reference; kept in the key as 1 + id, 0 for none.
+        // A flag (bit 0: a short name follows; bit 1, format 2: then the first line), then
+        // the reference; kept in the key as 1 + id, 0 for none.
         let s = if let Some(short) = &frame.short_filename {
-            put_u64(&mut self.out, 1);
+            put_u64(&mut self.out, 3);
             self.string_id(short) + 1
         } else {
-            put_u64(&mut self.out, 0);
+            put_u64(&mut self.out, 2);
             0
         };
-        self.codes.insert((n, f, s), id);
+        put_u64(&mut self.out, u64::from(frame.first_line));
+        self.codes.insert((n, f, s, frame.first_line), id);
     }
 
     fn put_tick(&mut self, tick: &Tick) {
@@ -467,8 +470,8 @@ impl Encoder {
     }
 }
 
-/// A code object's strings: function name, file name, short file name.
-type Code = (Arc<str>, Arc<str>, Option<Arc<str>>);
+/// A code object: function name, file name, short file name, first line.
+type Code = (Arc<str>, Arc<str>, Option<Arc<str>>, u32);
 
 /// Reads one segment's payload back into the events it was made of.
 #[derive(Default)]
@@ -568,12 +571,18 @@ impl Decoder {
         }
         let name = self.string(r)?;
         let file = self.string(r)?;
-        let short = match r.u8()? {
-            0 => None,
-            1 => Some(self.string(r)?),
-            _ => return Err(RecordError::Damaged("bad short file flag")),
+        let flag = r.u8()?;
+        if flag > 3 {
+            return Err(RecordError::Damaged("bad short file flag"));
+        }
+        let short = if flag & 1 == 1 {
+            Some(self.string(r)?)
+        } else {
+            None
         };
-        self.codes.push((name, file, short));
+        // Format 1 has no first lines (flags 0 and 1).
+        let first_line = if flag & 2 == 2 { r.u32()? } else { 0 };
+        self.codes.push((name, file, short, first_line));
         Ok(id as usize)
     }
 
@@ -594,12 +603,13 @@ impl Decoder {
         for _ in 0..n {
             let code = self.code(r)?;
             let line = r.u32()?;
-            let (name, file, short) = &self.codes[code];
+            let (name, file, short, first_line) = &self.codes[code];
             frames.push(Frame {
                 name: name.to_string(),
                 filename: file.to_string(),
                 short_filename: short.as_ref().map(ToString::to_string),
                 line,
+                first_line: *first_line,
             });
         }
         let frames: Arc<[Frame]> = frames.into();
@@ -933,6 +943,7 @@ pub(crate) mod tests {
             filename: format!("/app/{name}.py"),
             short_filename: (line % 2 == 0).then(|| format!("{name}.py")),
             line,
+            first_line: line.saturating_sub(2),
         };
         let hot: Arc<[Frame]> = vec![frame("work", 3), frame("<module>", 10)].into();
         let mut events = vec![SamplerEvent::Attached(TargetInfo {

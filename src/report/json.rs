@@ -182,6 +182,8 @@ pub struct StackFrameJson {
     pub name: String,
     /// Its file.
     pub file: String,
+    /// Its first line (0: not known).
+    pub line: u32,
 }
 
 /// One thread.
@@ -214,6 +216,8 @@ pub struct Thread {
 pub struct Function {
     pub name: String,
     pub filename: String,
+    /// Its first line (`def` line, `co_firstlineno`); 0 when not known.
+    pub line: u32,
     pub own_samples: u64,
     pub total_samples: u64,
     pub own_percent: f64,
@@ -350,6 +354,7 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
                         .map(|f| StackFrameJson {
                             name: f.name.clone(),
                             file: f.file.clone(),
+                            line: f.line,
                         })
                         .collect(),
                     samples: r.samples,
@@ -430,6 +435,7 @@ fn function(f: &FunctionRow) -> Function {
     Function {
         name: f.name.clone(),
         filename: f.filename.clone(),
+        line: f.first_line,
         own_samples: f.own_samples,
         total_samples: f.total_samples,
         own_percent: f.own_percent,

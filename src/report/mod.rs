@@ -2,6 +2,7 @@
 
 pub mod dump;
 pub mod json;
+pub mod pprof;
 pub mod ps;
 pub mod stacks;
 pub mod text;
@@ -25,6 +26,15 @@ pub enum StackFormat {
     Flamegraph,
     /// speedscope's file format: one sampled profile per thread.
     Speedscope,
+    /// pprof's gzipped `profile.proto`, every figure a sample type.
+    Pprof,
+}
+
+impl StackFormat {
+    /// Binary output, not for a terminal.
+    pub fn is_binary(self) -> bool {
+        self == StackFormat::Pprof
+    }
 }
 
 /// What a stack's width counts in stack outputs.

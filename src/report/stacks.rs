@@ -48,7 +48,7 @@ fn frame_text(s: &str) -> String {
 }
 
 /// Every stack of every process with its weight, those of zero weight left out.
-fn weighted(
+pub(crate) fn weighted(
     snapshot: &Snapshot,
     weight: Weight,
 ) -> impl Iterator<Item = (&ProcessSnapshot, &StackRow, u64)> {
@@ -60,24 +60,37 @@ fn weighted(
     })
 }
 
+/// The frames above a stack's functions: its process (when there are several) and thread,
+/// as py-spy roots them; none when merged (`--no-threads`). A stack with no functions (a
+/// thread's `(other stacks)`) gets that as its one frame.
+pub fn root_frames(
+    p: &ProcessSnapshot,
+    row: &StackRow,
+    by_thread: bool,
+    several: bool,
+) -> Vec<String> {
+    let mut frames = Vec::with_capacity(row.frames.len() + 3);
+    if several && by_thread {
+        let command = p.cmdline.join(" ");
+        frames.push(frame_text(&format!("process {} {command}", p.pid)));
+    }
+    if by_thread {
+        let name = row.thread.as_deref().unwrap_or("thread");
+        frames.push(frame_text(&format!("{name} ({})", row.tid)));
+    }
+    if row.frames.is_empty() {
+        frames.push("(other stacks)".into());
+    }
+    frames
+}
+
 /// Folded stacks, one `root;...;innermost COUNT` line per distinct stack, sorted; stacks
 /// of zero weight are left out.
 pub fn collapsed(snapshot: &Snapshot, output: &StackOutput) -> String {
     let mut folded: BTreeMap<String, u64> = BTreeMap::new();
     let several = snapshot.processes.len() > 1;
     for (p, row, weight) in weighted(snapshot, output.weight) {
-        let mut frames = Vec::with_capacity(row.frames.len() + 2);
-        if several && output.by_thread {
-            let command = p.cmdline.join(" ");
-            frames.push(frame_text(&format!("process {} {command}", p.pid)));
-        }
-        if output.by_thread {
-            let name = row.thread.as_deref().unwrap_or("thread");
-            frames.push(frame_text(&format!("{name} ({})", row.tid)));
-        }
-        if row.frames.is_empty() {
-            frames.push("(other stacks)".into());
-        }
+        let mut frames = root_frames(p, row, output.by_thread, several);
         frames.extend(row.frames.iter().map(|f| frame_text(&f.to_string())));
         *folded.entry(frames.join(";")).or_default() += weight;
     }
@@ -213,14 +226,23 @@ fn frame_index<'a>(
     })
 }
 
-/// The output asked for, as text.
+/// The output asked for, as the bytes of its file.
 ///
 /// # Errors
-/// See [`flamegraph`].
-pub fn render(snapshot: &Snapshot, output: &StackOutput, title: &str) -> Result<String, String> {
+/// See [`flamegraph`]; pprof's compression failed.
+pub fn render(
+    snapshot: &Snapshot,
+    output: &StackOutput,
+    title: &str,
+    window: super::pprof::Window,
+) -> Result<Vec<u8>, String> {
     match output.format {
-        StackFormat::Collapsed => Ok(collapsed(snapshot, output)),
-        StackFormat::Flamegraph => flamegraph(snapshot, output, title),
-        StackFormat::Speedscope => Ok(speedscope(snapshot, output, title)),
+        StackFormat::Collapsed => Ok(collapsed(snapshot, output).into_bytes()),
+        StackFormat::Flamegraph => flamegraph(snapshot, output, title).map(String::into_bytes),
+        StackFormat::Speedscope => Ok(speedscope(snapshot, output, title).into_bytes()),
+        StackFormat::Pprof => {
+            super::pprof::encode(&super::pprof::profile(snapshot, output, window, title))
+                .map_err(|e| format!("cannot compress the pprof profile: {e}"))
+        }
     }
 }

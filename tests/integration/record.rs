@@ -326,6 +326,99 @@ fn collapsed_stacks_and_flame_graphs_count_what_the_report_counts() {
 }
 
 #[test]
+fn pprof_output_decodes_with_every_sample_type_and_the_hot_function_first() {
+    let (dir, file) = recorded_cpu_threads("pprof", "2", "2");
+    let path = dir.join("p.pb.gz");
+    let out = hptop(&[
+        "report",
+        "--input",
+        file.to_str().unwrap(),
+        "-f",
+        "pprof",
+        "--weight",
+        "cpu",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..2], &[0x1f, 0x8b], "pprof files are gzipped");
+    let profile = hptop::report::pprof::decode(&bytes).unwrap();
+    let text = |i: i64| profile.string_table[i as usize].as_str();
+    assert_eq!(text(0), "");
+    let types: Vec<(&str, &str)> = profile
+        .sample_type
+        .iter()
+        .map(|t| (text(t.r#type), text(t.unit)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("samples", "count"),
+            ("cpu", "nanoseconds"),
+            ("minor_faults", "count"),
+            ("major_faults", "count"),
+            ("voluntary_switches", "count"),
+            ("involuntary_switches", "count"),
+            ("io", "bytes"),
+        ]
+    );
+    assert_eq!(text(profile.default_sample_type), "cpu");
+    assert!(profile.period > 0 && profile.duration_nanos > 0 && profile.time_nanos > 0);
+    // The same samples and CPU as the report; every location and function exists.
+    let report = input_report(&file, &[]);
+    let sum = |i: usize| profile.sample.iter().map(|s| s.value[i]).sum::<i64>();
+    assert_eq!(sum(0) as u64, own_samples(&report));
+    let cpu_s: f64 = report["processes"][0]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["cpu_s"].as_f64().unwrap())
+        .sum();
+    let cpu_ns = sum(1) as f64;
+    assert!(
+        (cpu_ns - cpu_s * 1e9).abs() <= profile.sample.len() as f64,
+        "{cpu_ns} ns vs {cpu_s} s"
+    );
+    let function_of = |location: u64| {
+        let l = profile.location.iter().find(|l| l.id == location).unwrap();
+        profile
+            .function
+            .iter()
+            .find(|f| f.id == l.line[0].function_id)
+            .unwrap()
+    };
+    // The heaviest sample by CPU: `burn` innermost (leaf first), with its file and first
+    // line; its root is the thread.
+    let heaviest = profile.sample.iter().max_by_key(|s| s.value[1]).unwrap();
+    let leaf = function_of(heaviest.location_id[0]);
+    assert_eq!(text(leaf.name), "burn");
+    assert!(text(leaf.filename).contains("cpu_threads.py"));
+    let def_line = i64::from(crate::common::line_of("cpu_threads.py", "def burn"));
+    assert_eq!(leaf.start_line, def_line);
+    let root = function_of(*heaviest.location_id.last().unwrap());
+    assert!(
+        text(root.name).starts_with("worker-"),
+        "{}",
+        text(root.name)
+    );
+    let labels: Vec<&str> = heaviest.label.iter().map(|l| text(l.key)).collect();
+    assert_eq!(labels, ["pid", "tid", "thread"]);
+    // The JSON report gives the same first line.
+    let burn = report["processes"][0]["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "burn")
+        .unwrap();
+    assert_eq!(burn["line"].as_i64(), Some(def_line));
+    // Standard output gets it when it is not a terminal.
+    let piped = hptop(&["report", "--input", file.to_str().unwrap(), "-f", "pprof"]);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(hptop::report::pprof::decode(&piped.stdout).is_ok());
+}
+
+#[test]
 fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
     let (dir, file) = recorded_cpu_threads("speedscope", "2", "2");
     let json_path = dir.join("s.speedscope.json");

@@ -288,6 +288,7 @@ fn record_samples(pid: remoteprocess::Pid, config: &Config) -> Result<(), Error>
                     module: None,
                     short_filename: None,
                     line: 0,
+                    first_line: 0,
                     locals: None,
                     is_entry: true,
                     is_shim_entry: true,

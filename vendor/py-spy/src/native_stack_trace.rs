@@ -149,6 +149,7 @@ impl NativeStack {
                         filename: "?".to_owned(),
                         name: format!("0x{:x}", addr),
                         line: 0,
+                        first_line: 0,
                         short_filename: None,
                         module: None,
                         locals: None,
@@ -290,6 +291,7 @@ impl NativeStack {
                 Some(Frame {
                     filename,
                     line,
+                    first_line: 0,
                     name,
                     short_filename: None,
                     module: Some(frame.module.clone()),
@@ -303,6 +305,7 @@ impl NativeStack {
                 name: format!("0x{:x}", frame.addr),
                 locals: None,
                 line: 0,
+                first_line: 0,
                 short_filename: None,
                 module: Some(frame.module.clone()),
                 is_entry: true,

@@ -287,6 +287,7 @@ mod tests {
             module: None,
             short_filename: None,
             line: 0,
+            first_line: 0,
             locals: None,
             is_entry: true,
             is_shim_entry: false,

@@ -45,6 +45,8 @@ pub struct Frame {
     pub short_filename: Option<String>,
     /// The line number inside the file (or 0 for native frames without line information)
     pub line: i32,
+    /// hptop patch: the function's first line (`co_firstlineno`; 0 for native frames)
+    pub first_line: i32,
     /// Local Variables associated with the frame
     pub locals: Option<Vec<LocalVariable>>,
     /// If this is an entry frame. Each entry frame corresponds to one native frame (Python 3.11)
@@ -301,6 +303,7 @@ where
             name,
             filename,
             line,
+            first_line: code.first_lineno(),
             short_filename: None,
             module: None,
             locals,
@@ -443,6 +446,7 @@ impl ProcessInfo {
             module: None,
             short_filename: None,
             line: 0,
+            first_line: 0,
             locals: None,
             is_entry: true,
             is_shim_entry: true,
