@@ -375,10 +375,10 @@ fn pprof_output_decodes_with_every_sample_type_and_the_hot_function_first() {
         .iter()
         .map(|f| f["cpu_s"].as_f64().unwrap())
         .sum();
-    let cpu_ns = sum(1) as f64;
+    let credited_ns = sum(1) as f64;
     assert!(
-        (cpu_ns - cpu_s * 1e9).abs() <= profile.sample.len() as f64,
-        "{cpu_ns} ns vs {cpu_s} s"
+        (credited_ns - cpu_s * 1e9).abs() <= profile.sample.len() as f64,
+        "{credited_ns} ns vs {cpu_s} s"
     );
     let function_of = |location: u64| {
         let l = profile.location.iter().find(|l| l.id == location).unwrap();
