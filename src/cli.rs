@@ -51,6 +51,40 @@ enum Command {
     Dump(DumpArgs),
     /// List the Python processes on this machine.
     Ps(PsArgs),
+    /// Serve metrics (Prometheus, /metrics), profiles (pprof, /debug/pprof/profile) and
+    /// reports (/report) of watched processes over HTTP, headless, until ^C or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Python processes to watch (repeat, or separate with commas).
+    #[arg(
+        long,
+        short = 'p',
+        value_name = "PID",
+        value_delimiter = ',',
+        required_unless_present = "pattern",
+        conflicts_with = "pattern"
+    )]
+    pid: Vec<u32>,
+    /// Watch every Python process whose command line matches REGEX, as it appears
+    /// (workers restarted by a supervisor are picked up; exited ones dropped).
+    #[arg(long = "match", id = "pattern", value_name = "REGEX")]
+    pattern: Option<String>,
+    /// Follow each watched process's Python children too.
+    #[arg(long, short = 's')]
+    subprocesses: bool,
+    /// Address to listen on. Another than loopback exposes function names, file paths and
+    /// command lines to whoever can reach it.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
+    listen: String,
+    /// Samples per second per process (1 to 1000; continuous profilers use 19 to 100).
+    #[arg(long, short = 'r', value_name = "HZ", default_value_t = 20.0)]
+    rate: f64,
+    /// Function series per process in /metrics (the rest in function="(other)").
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    top_functions: usize,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +352,7 @@ impl Cli {
             }),
             Some(Command::Report(args)) if args.input.is_some() => report_input(args),
             Some(Command::Record(args)) => record(args),
+            Some(Command::Serve(args)) => serve(args),
             Some(Command::Diff(args)) => Ok(Mode::Diff(crate::modes::diff::DiffOptions {
                 base: args.base,
                 new: args.new,
@@ -418,6 +453,45 @@ fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
         log: args.log.clone(),
         record: None,
     })
+}
+
+fn serve(args: ServeArgs) -> Result<Mode, HptopError> {
+    use crate::serve::{ServeOptions, Watch};
+    let listen = args.listen.parse().map_err(|_| {
+        HptopError::Usage(format!(
+            "--listen \"{}\" is not an address and port: e.g. 127.0.0.1:9464 or 0.0.0.0:9464",
+            args.listen
+        ))
+    })?;
+    let watch = match args.pattern {
+        Some(pattern) => Watch::Match(regex::Regex::new(&pattern).map_err(|e| {
+            HptopError::Usage(format!(
+                "--match \"{pattern}\" is not a regular expression: {e}"
+            ))
+        })?),
+        None => Watch::Pids(args.pid),
+    };
+    if args.top_functions > 1000 {
+        return Err(HptopError::Usage(format!(
+            "--top-functions \"{}\" is too many series: at most 1000",
+            args.top_functions
+        )));
+    }
+    let sampling = sampling(&SamplingArgs {
+        rate: args.rate,
+        blocking: false,
+        mode: ModeArg::Cpu,
+        idle: false,
+        native: false,
+        subprocesses: args.subprocesses,
+        log: None,
+    })?;
+    Ok(Mode::Serve(ServeOptions {
+        watch,
+        listen,
+        sampling,
+        top_functions: args.top_functions,
+    }))
 }
 
 fn share_mode(idle: bool, mode: ModeArg) -> ShareMode {

@@ -13,6 +13,7 @@ pub mod model;
 pub mod modes;
 pub mod record;
 pub mod report;
+pub mod serve;
 pub mod tui;
 
 pub use error::HptopError;

@@ -136,6 +136,18 @@ impl Family {
         Snapshot { processes }
     }
 
+    /// Forgets the exited processes other than the target, figures and all (a long-running
+    /// server keeps only what it still shows).
+    pub fn forget_exited(&mut self) {
+        let root = self.root;
+        let before = self.sessions.len();
+        self.sessions
+            .retain(|s| !s.exited() || s.meta().pid == root);
+        if self.sessions.len() != before {
+            self.reindex();
+        }
+    }
+
     fn evict_exited(&mut self) {
         let exited = self.sessions.iter().filter(|s| s.exited()).count();
         if exited <= MAX_EXITED {

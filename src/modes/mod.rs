@@ -165,6 +165,8 @@ pub enum Mode {
     Replay(ReplayOptions),
     /// `hptop diff`.
     Diff(diff::DiffOptions),
+    /// `hptop serve`.
+    Serve(crate::serve::ServeOptions),
 }
 
 /// Runs a mode.
@@ -180,6 +182,7 @@ pub fn run(mode: Mode) -> Result<(), HptopError> {
         Mode::Record(options) => record::run(&options),
         Mode::Replay(options) => replay::run(&options),
         Mode::Diff(options) => diff::run(&options),
+        Mode::Serve(options) => crate::serve::run(&options),
     }
 }
 
@@ -275,7 +278,11 @@ fn start_headless(
     Ok((launched, sampler))
 }
 
-fn sampler_options(pid: u32, sampling: &SamplingOptions, launched: bool) -> SamplerOptions {
+pub(crate) fn sampler_options(
+    pid: u32,
+    sampling: &SamplingOptions,
+    launched: bool,
+) -> SamplerOptions {
     let defaults = SamplerOptions::new(pid, sampling.rate_hz);
     SamplerOptions {
         blocking: sampling.blocking,
@@ -291,7 +298,7 @@ fn sampler_options(pid: u32, sampling: &SamplingOptions, launched: bool) -> Samp
 }
 
 /// The model's view of what the target is.
-fn session_meta(target: &TargetInfo) -> SessionMeta {
+pub(crate) fn session_meta(target: &TargetInfo) -> SessionMeta {
     SessionMeta {
         pid: target.pid,
         ppid: target.ppid,
@@ -329,7 +336,7 @@ fn write_output(bytes: &[u8]) -> Result<(), HptopError> {
 }
 
 /// hptop's own CPU time so far (user + system, all threads), in seconds.
-fn own_cpu_s() -> f64 {
+pub(crate) fn own_cpu_s() -> f64 {
     use nix::sys::resource::{getrusage, UsageWho};
     getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
         let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;

@@ -19,6 +19,7 @@ mod record;
 mod report;
 mod safe_output;
 mod sanitize;
+mod serve;
 mod signals;
 mod tui;
 mod workers;

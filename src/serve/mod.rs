@@ -1,0 +1,324 @@
+//! `hptop serve`: headless, scraped over HTTP. Each watched process has a worker thread of
+//! its own (sampler + model, see [`worker`]); the HTTP side only reads what they publish, so
+//! a slow or hostile client never stalls sampling.
+
+pub mod http;
+pub mod metrics;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::HptopError;
+use crate::modes::SamplingOptions;
+use worker::{Published, WindowRequest};
+
+/// What `hptop serve` watches.
+#[derive(Debug, Clone)]
+pub enum Watch {
+    /// These processes.
+    Pids(Vec<u32>),
+    /// Every Python process whose command line matches, as it appears.
+    Match(regex::Regex),
+}
+
+/// Options of `hptop serve`.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// What to watch.
+    pub watch: Watch,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// How to sample each process.
+    pub sampling: SamplingOptions,
+    /// Function series per process (the rest in `(other)`).
+    pub top_functions: usize,
+}
+
+/// One watched target as the server sees it.
+struct Target {
+    root: u32,
+    start_ticks: u64,
+    published: Arc<Mutex<Published>>,
+    requests: SyncSender<WindowRequest>,
+    /// Tells the worker to stop its sampler and end.
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Everything watched, shared by the watcher and the server.
+#[derive(Default)]
+pub struct Fleet {
+    targets: Mutex<Vec<Target>>,
+    stop: AtomicBool,
+}
+
+/// How many processes one `serve` watches at most (each costs a sampler thread).
+pub const MAX_TARGETS: usize = 256;
+
+impl Fleet {
+    /// Starts sampling `pid` on a worker of its own.
+    ///
+    /// # Errors
+    /// The process cannot be attached (not Python, gone, no permission...).
+    fn watch(&self, pid: u32, options: &ServeOptions) -> Result<(), HptopError> {
+        let sampler_options = crate::modes::sampler_options(pid, &options.sampling, false);
+        let sampler = crate::collect::Sampler::start(&sampler_options)?;
+        let published = Arc::new(Mutex::new(Published::default()));
+        let (requests, receive) = sync_channel(worker::MAX_WINDOWS);
+        let start_ticks = sampler.target.start_ticks;
+        let shared = Arc::clone(&published);
+        let top = options.top_functions;
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker_stop = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name(format!("serve-{pid}"))
+            .spawn(move || worker::run(sampler, &shared, &receive, &worker_stop, top))
+            .map_err(|e| HptopError::Usage(format!("cannot start a worker thread: {e}")))?;
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.push(Target {
+                root: pid,
+                start_ticks,
+                published,
+                requests,
+                stop,
+                thread: Some(thread),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `pid` (started at `start_ticks`) is watched, as a target or a followed child.
+    fn watches(&self, pid: u32, start_ticks: u64) -> bool {
+        let Ok(targets) = self.targets.lock() else {
+            return false;
+        };
+        targets.iter().any(|t| {
+            (t.root == pid && t.start_ticks == start_ticks)
+                || t.published
+                    .lock()
+                    .is_ok_and(|p| p.processes.iter().any(|m| m.pid == pid && t.root != pid))
+        })
+    }
+
+    /// The figures of a scrape; targets that exited are shown once more, then dropped.
+    pub fn scrape(&self) -> metrics::Scrape {
+        let mut processes = Vec::new();
+        if let Ok(mut targets) = self.targets.lock() {
+            targets.retain_mut(|t| {
+                let Ok(p) = t.published.lock() else {
+                    return false;
+                };
+                processes.extend(p.processes.iter().cloned());
+                let keep = !p.exited;
+                drop(p);
+                if !keep {
+                    if let Some(thread) = t.thread.take() {
+                        let _ = thread.join();
+                    }
+                }
+                keep
+            });
+        }
+        metrics::Scrape {
+            processes,
+            self_cpu_seconds: crate::modes::own_cpu_s(),
+            self_resident_bytes: own_rss_bytes(),
+        }
+    }
+
+    /// Opens a window of `duration` on every live target (or only `pid`'s); the receivers
+    /// answer with its snapshot when it ends.
+    ///
+    /// # Errors
+    /// No target matches, or too many windows are open.
+    pub fn windows(
+        &self,
+        duration: Duration,
+        pid: Option<u32>,
+    ) -> Result<Vec<tokio::sync::oneshot::Receiver<crate::model::snapshot::Snapshot>>, String> {
+        let targets = self
+            .targets
+            .lock()
+            .map_err(|_| "the server is shutting down".to_owned())?;
+        let mut receivers = Vec::new();
+        for t in targets.iter() {
+            let published = t
+                .published
+                .lock()
+                .map_err(|_| "a worker failed".to_owned())?;
+            let shown = published.processes.iter().any(|p| Some(p.pid) == pid);
+            if published.exited || pid.is_some_and(|pid| t.root != pid && !shown) {
+                continue;
+            }
+            drop(published);
+            let (reply, receive) = tokio::sync::oneshot::channel();
+            t.requests
+                .try_send(WindowRequest { duration, reply })
+                .map_err(|_| {
+                    format!(
+                        "too many profiles in progress (at most {} at once): try again later",
+                        worker::MAX_WINDOWS
+                    )
+                })?;
+            receivers.push(receive);
+        }
+        if receivers.is_empty() {
+            return Err(match pid {
+                Some(pid) => format!("PID {pid} is not watched"),
+                None => "no process is watched yet".into(),
+            });
+        }
+        Ok(receivers)
+    }
+
+    fn len(&self) -> usize {
+        self.targets.lock().map_or(0, |t| t.len())
+    }
+
+    /// Stops every worker (their samplers stop; the targets run on untouched).
+    fn stop_all(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut targets) = self.targets.lock() {
+            for t in targets.iter() {
+                t.stop.store(true, Ordering::Relaxed);
+            }
+            for t in targets.iter_mut() {
+                if let Some(thread) = t.thread.take() {
+                    let _ = thread.join();
+                }
+            }
+        }
+    }
+}
+
+/// hptop's own resident set size.
+fn own_rss_bytes() -> u64 {
+    let status = std::fs::read("/proc/self/status").unwrap_or_default();
+    crate::collect::procfs::field_value(&status, "VmRSS").unwrap_or(0) * 1024
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+///
+/// # Errors
+/// The address cannot be bound, or a `--pid` cannot be attached.
+pub fn run(options: &ServeOptions) -> Result<(), HptopError> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HptopError::Usage(format!("cannot start the server's runtime: {e}")))?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(options.listen))
+        .map_err(|e| {
+            HptopError::Usage(format!(
+                "cannot listen on \"{}\": {e}; pick another with --listen ADDR:PORT",
+                options.listen
+            ))
+        })?;
+    let fleet = Arc::new(Fleet::default());
+    if let Watch::Pids(pids) = &options.watch {
+        for &pid in pids {
+            if let Err(e) = fleet.watch(pid, options) {
+                fleet.stop_all();
+                return Err(e);
+            }
+        }
+    }
+    let bound = listener.local_addr().unwrap_or(options.listen);
+    eprintln!(
+        "hptop: serving http://{bound}/metrics (also /debug/pprof/profile?seconds=N and /report?seconds=N); {} watched{}",
+        crate::fmt::counted(fleet.len() as u64, "process"),
+        match &options.watch {
+            Watch::Match(re) => format!(", and every Python process matching \"{re}\" as it appears"),
+            Watch::Pids(_) => String::new(),
+        }
+    );
+    if !bound.ip().is_loopback() {
+        eprintln!(
+            "hptop: warning: {bound} is reachable from other machines: the metrics and profiles show function names, file paths and command lines"
+        );
+    }
+    let watcher = match &options.watch {
+        Watch::Match(re) => {
+            let fleet = Arc::clone(&fleet);
+            let re = re.clone();
+            let options = options.clone();
+            Some(std::thread::spawn(move || {
+                watch_matching(&fleet, &re, &options);
+            }))
+        }
+        Watch::Pids(_) => None,
+    };
+    let served = runtime.block_on(http::serve(
+        listener,
+        Arc::clone(&fleet),
+        interrupted,
+        options.sampling.rate_hz,
+    ));
+    fleet.stop_all();
+    if let Some(w) = watcher {
+        let _ = w.join();
+    }
+    served
+}
+
+/// How often `--match` looks for new processes.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
+/// Attach attempts for a matching process (one per scan): an interpreter may still be
+/// starting when first seen.
+const ATTACH_TRIES: u32 = 5;
+
+/// Watches the machine for Python processes whose command line matches `re`.
+fn watch_matching(fleet: &Fleet, re: &regex::Regex, options: &ServeOptions) {
+    use crate::collect::discover::python_processes;
+    // (pid, start) -> attempts; a pid seen again with another start is another process.
+    let mut tried: HashMap<(u32, u64), u32> = HashMap::new();
+    while !fleet.stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let found = python_processes();
+        let present: Vec<(u32, u64)> = found
+            .iter()
+            .map(|(p, _)| (p.pid, p.stat.start_ticks))
+            .collect();
+        tried.retain(|key, _| present.contains(key));
+        for (info, _) in found {
+            let key = (info.pid, info.stat.start_ticks);
+            if info.is_zombie() || !re.is_match(&info.command()) || fleet.watches(key.0, key.1) {
+                continue;
+            }
+            let attempts = tried.entry(key).or_insert(0);
+            if *attempts >= ATTACH_TRIES {
+                continue;
+            }
+            *attempts += 1;
+            if fleet.len() >= MAX_TARGETS {
+                eprintln!(
+                    "hptop: not watching PID {}: {MAX_TARGETS} processes are watched already",
+                    info.pid
+                );
+                *attempts = ATTACH_TRIES;
+                continue;
+            }
+            match fleet.watch(info.pid, options) {
+                Ok(()) => eprintln!("hptop: watching PID {} ({})", info.pid, info.command()),
+                Err(e) if *attempts >= ATTACH_TRIES => {
+                    eprintln!(
+                        "hptop: not watching PID {} ({}): {e}",
+                        info.pid,
+                        info.command()
+                    );
+                }
+                Err(_) => {}
+            }
+        }
+        std::thread::sleep(SCAN_EVERY.saturating_sub(started.elapsed()));
+    }
+}

@@ -1,0 +1,390 @@
+//! `hptop serve`: scraped by a real Prometheus, profiles over HTTP, hostile clients, and
+//! `--match` picking up processes as they appear.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::common::{cpu_ticks, default_python, Workload};
+
+/// A running `hptop serve`, stopped (SIGTERM) when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hptop"))
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The first line says where it listens ("serving http://ADDR/metrics ...").
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            let first = lines.next().and_then(Result::ok).unwrap_or_default();
+            let _ = tx.send(first);
+            for line in lines.map_while(Result::ok) {
+                eprintln!("serve: {line}");
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let addr = first
+            .split("http://")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or_else(|| panic!("serve did not say where it listens: {first:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+
+    /// One request (HTTP/1.1, connection closed after): (status, content type, body).
+    fn get(&self, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
+        http_get(&self.addr, path, headers)
+    }
+
+    fn metrics(&self) -> String {
+        let (status, _, body) = self.get("/metrics", "");
+        assert_eq!(status, 200);
+        String::from_utf8(body).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(addr: &str, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_mins(2))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no end of headers");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (status, content_type, raw[split + 4..].to_vec())
+}
+
+/// The value of the sample of `name` whose labels contain every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
+    let Ok(prometheus) = which("prometheus") else {
+        eprintln!(
+            "SKIP: prometheus is not installed (Debian package `prometheus`; .ci/run installs it)"
+        );
+        return;
+    };
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["2", "120"]);
+    let pid = workload.pid();
+    let server = Server::start(&["--pid", &pid.to_string(), "--rate", "50"]);
+    let dir = std::env::temp_dir().join(format!("hptop-it-prom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: hptop\n    static_configs:\n      - targets: ['{}']\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut prom = KillOnDrop(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom_addr = format!("127.0.0.1:{port}");
+    let query = |q: &str, at: f64| -> Value {
+        let path = format!("/api/v1/query?query={}&time={at:.3}", encode(q));
+        let (status, _, body) = http_get(&prom_addr, &path, "");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    };
+    // Truth over the same 20 s: the target's CPU from /proc, read by the test.
+    let stat = format!("/proc/{pid}/stat");
+    std::thread::sleep(Duration::from_secs(4));
+    let (t0, cpu0) = (unix_now(), cpu_ticks(&stat));
+    std::thread::sleep(Duration::from_secs(20));
+    let (t1, cpu1) = (unix_now(), cpu_ticks(&stat));
+    let truth = (cpu1 - cpu0) / 100.0 / (t1 - t0);
+    // Let Prometheus scrape past t1, then ask for the rate over the window ending at t1.
+    std::thread::sleep(Duration::from_secs(3));
+    let q = format!("rate(hptop_process_cpu_seconds_total{{pid=\"{pid}\"}}[20s])");
+    let answer = query(&q, t1);
+    let result = &answer["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{answer}");
+    let rate: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(
+        (rate - truth).abs() <= truth * 0.10,
+        "Prometheus rate {rate:.3} cores vs /proc {truth:.3}"
+    );
+    // The two workers wait for the GIL: their series exist and grew.
+    let q = format!(
+        "increase(hptop_thread_gil_wait_seconds_total{{pid=\"{pid}\",thread=~\"worker-.*\"}}[15s])"
+    );
+    let answer = query(&q, t1);
+    let waits = answer["data"]["result"].as_array().unwrap();
+    assert_eq!(waits.len(), 2, "{answer}");
+    for w in waits {
+        let v: f64 = w["value"][1].as_str().unwrap().parse().unwrap();
+        assert!(v > 0.0, "{w}");
+    }
+    // hptop's own cost is there too.
+    let own = query("hptop_self_cpu_seconds_total", t1);
+    assert_eq!(own["data"]["result"].as_array().map(Vec::len), Some(1));
+    prom.0.kill().ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn which(program: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}
+
+/// Percent-encoding of a query parameter.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_pprof_endpoint_returns_a_profile_with_the_hot_function_and_reports_are_json() {
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["2", "60"]);
+    let pid = workload.pid().to_string();
+    let server = Server::start(&["--pid", &pid]);
+    let (status, content_type, body) = server.get("/debug/pprof/profile?seconds=2", "");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(content_type, "application/octet-stream");
+    let profile = hptop::report::pprof::decode(&body).unwrap();
+    let text = |i: i64| profile.string_table[i as usize].as_str();
+    assert_eq!(text(profile.default_sample_type), "cpu");
+    let heaviest = profile.sample.iter().max_by_key(|s| s.value[1]).unwrap();
+    let leaf = profile
+        .location
+        .iter()
+        .find(|l| l.id == heaviest.location_id[0])
+        .unwrap();
+    let function = profile
+        .function
+        .iter()
+        .find(|f| f.id == leaf.line[0].function_id)
+        .unwrap();
+    assert_eq!(text(function.name), "burn");
+    // About two seconds of samples (a window, not the time since attach).
+    let samples: i64 = profile.sample.iter().map(|s| s.value[0]).sum();
+    assert!(
+        profile.duration_nanos < 4_000_000_000,
+        "{}",
+        profile.duration_nanos
+    );
+    assert!(samples > 0);
+    // /report is the JSON report of the window.
+    let (status, content_type, body) = server.get(&format!("/report?seconds=1&pid={pid}"), "");
+    assert_eq!((status, content_type.as_str()), (200, "application/json"));
+    let report: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(report["schema"], "hptop.report/1");
+    assert_eq!(
+        report["processes"][0]["pid"].as_u64(),
+        Some(u64::from(workload.pid()))
+    );
+    // OpenMetrics when asked.
+    let (status, content_type, body) = server.get(
+        "/metrics",
+        "Accept: application/openmetrics-text; version=1.0.0\r\n",
+    );
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("application/openmetrics-text"));
+    assert!(String::from_utf8(body).unwrap().ends_with("# EOF\n"));
+}
+
+#[test]
+fn hostile_requests_leave_the_server_answering() {
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["1", "60"]);
+    let pid = workload.pid().to_string();
+    let server = Server::start(&["--pid", &pid]);
+    // Many idle connections (fewer than the cap): scrapes still answer.
+    let idle: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    assert!(server.metrics().contains("hptop_process_cpu_seconds_total"));
+    // A 1 MB header is refused; garbage gets an error or a closed connection.
+    let mut big = TcpStream::connect(&server.addr).unwrap();
+    big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let header = format!(
+        "GET /metrics HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let _ = big.write_all(header.as_bytes());
+    let mut answer = [0u8; 64];
+    let n = big.read(&mut answer).unwrap_or(0);
+    let said = String::from_utf8_lossy(&answer[..n]);
+    assert!(n == 0 || said.starts_with("HTTP/1.1 431"), "{said}");
+    let mut garbage = TcpStream::connect(&server.addr).unwrap();
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let _ = garbage.write_all(&[0xff, 0x00, 0x13, 0x37, b'\r', b'\n', b'\r', b'\n']);
+    let n = garbage.read(&mut answer).unwrap_or(0);
+    let said = String::from_utf8_lossy(&answer[..n]);
+    assert!(n == 0 || said.starts_with("HTTP/1.1 400"), "{said}");
+    // Unknown paths, other methods, bad parameters: errors, not a crash.
+    assert_eq!(server.get("/nope", "").0, 404);
+    assert_eq!(server.get("/report?seconds=100000", "").0, 400);
+    let mut post = TcpStream::connect(&server.addr).unwrap();
+    write!(
+        post,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    post.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    drop(idle);
+    // Still serving, and still sampling (samples grew).
+    let before = sample(&server.metrics(), "hptop_samples_total", &[]).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let after = sample(&server.metrics(), "hptop_samples_total", &[]).unwrap();
+    assert!(after > before, "{before} -> {after}");
+}
+
+#[test]
+fn match_picks_up_a_process_started_after_serve_and_drops_it_when_it_exits() {
+    let tag = format!("hptop-match-{}", std::process::id());
+    let server = Server::start(&["--match", &format!("cpu_threads\\.py .*{tag}")]);
+    assert!(!server
+        .metrics()
+        .contains("hptop_process_cpu_seconds_total{"));
+    // Started after serve; the tag is an argument the workload ignores.
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["1", "60", &tag]);
+    let pid = format!("pid=\"{}\"", workload.pid());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = false;
+    while Instant::now() < deadline && !seen {
+        std::thread::sleep(Duration::from_millis(500));
+        let text = server.metrics();
+        seen = sample(&text, "hptop_process_cpu_seconds_total", &[&pid])
+            .is_some_and(|cpu| cpu > 0.0)
+            && sample(
+                &text,
+                "hptop_function_cpu_seconds_total",
+                &[&pid, "function=\"burn\""],
+            )
+            .is_some();
+    }
+    assert!(
+        seen,
+        "PID {} was not picked up: {}",
+        workload.pid(),
+        server.metrics()
+    );
+    // An unrelated Python process is not watched.
+    let other = Workload::start(&default_python(), "cpu_threads.py", &["1", "60"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let other_pid = format!("pid=\"{}\"", other.pid());
+    assert!(!server.metrics().contains(&other_pid));
+    // Gone: after its last scrape no series is left.
+    drop(workload);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut gone = false;
+    while Instant::now() < deadline && !gone {
+        std::thread::sleep(Duration::from_millis(500));
+        gone = !server.metrics().contains(&pid);
+    }
+    assert!(gone, "series of the exited process stayed");
+}
