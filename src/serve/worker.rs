@@ -35,8 +35,6 @@ pub struct Published {
     pub processes: Vec<ProcessMetrics>,
     /// The target exited (its last figures stay until one scrape has shown them).
     pub exited: bool,
-    /// Windows in progress.
-    pub windows: usize,
 }
 
 /// Lifetime kernel counters of one process, from the latest ticks.
@@ -192,7 +190,7 @@ pub fn run(
         }
         if ended || now >= next_publish {
             next_publish = now + PUBLISH_EVERY;
-            let processes = refresh(&family, &lifetimes, &mut functions, top_functions);
+            let processes = refresh(&family, &mut lifetimes, &mut functions, top_functions);
             // Exited children have been shown for the last time: forget them.
             family.forget_exited();
             let alive: Vec<u32> = processes.iter().map(|p| p.pid).collect();
@@ -200,7 +198,6 @@ pub fn run(
             functions.retain(|pid, _| alive.contains(pid));
             if let Ok(mut p) = published.lock() {
                 p.processes = processes;
-                p.windows = windows.len();
                 p.exited = ended;
             }
         }
@@ -211,7 +208,7 @@ pub fn run(
 /// The figures of every live process of the family.
 fn refresh(
     family: &Family,
-    lifetimes: &HashMap<u32, Lifetime>,
+    lifetimes: &mut HashMap<u32, Lifetime>,
     functions: &mut HashMap<u32, FunctionSeries>,
     top_functions: usize,
 ) -> Vec<ProcessMetrics> {
@@ -220,6 +217,18 @@ fn refresh(
         ..SnapshotQuery::default()
     };
     let snapshot = family.snapshot(&query);
+    // Threads that exited leave no series (and no memory behind under thread churn).
+    for p in &snapshot.processes {
+        if let Some(life) = lifetimes.get_mut(&p.pid) {
+            let alive: std::collections::HashSet<u32> = p
+                .threads
+                .iter()
+                .filter(|t| t.alive)
+                .map(|t| t.tid)
+                .collect();
+            life.threads.retain(|tid, _| alive.contains(tid));
+        }
+    }
     snapshot
         .processes
         .iter()

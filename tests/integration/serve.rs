@@ -205,9 +205,36 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
         let v: f64 = w["value"][1].as_str().unwrap().parse().unwrap();
         assert!(v > 0.0, "{w}");
     }
-    // hptop's own cost is there too.
-    let own = query("hptop_self_cpu_seconds_total", t1);
-    assert_eq!(own["data"]["result"].as_array().map(Vec::len), Some(1));
+    // Every query of the Grafana dashboard runs and has data (its variables filled in as
+    // Grafana would: every script, a 10 s rate interval).
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/grafana-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut queries = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "10s")
+                .replace("$comm", ".*");
+            let answer = query(&expr, t1);
+            assert_eq!(answer["status"], "success", "{expr}: {answer}");
+            let series = answer["data"]["result"].as_array().map_or(0, Vec::len);
+            assert!(series > 0, "{} ({expr}): no data", panel["title"]);
+            queries += 1;
+        }
+    }
+    assert!(queries >= 11, "{queries}");
+    let comm = query("count by (comm) (hptop_process_cpu_seconds_total)", t1);
+    assert_eq!(
+        comm["data"]["result"][0]["metric"]["comm"], "cpu_threads.py",
+        "{comm}"
+    );
     prom.0.kill().ok();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -387,4 +414,42 @@ fn match_picks_up_a_process_started_after_serve_and_drops_it_when_it_exits() {
         gone = !server.metrics().contains(&pid);
     }
     assert!(gone, "series of the exited process stayed");
+}
+
+/// Long (scripts/long-tests.sh): `serve` scraped every second for 3 minutes while its target
+/// makes new function names without end and another churns short-lived threads: hptop's
+/// memory levels off (the function budget, exited threads forgotten) and the series stay
+/// bounded.
+#[test]
+#[ignore = "3 minutes: run by scripts/long-tests.sh"]
+fn serve_memory_and_series_stay_flat_for_minutes_of_churn() {
+    let python = default_python();
+    let names = Workload::start(&python, "name_factory.py", &["2"]);
+    let churn = Workload::start(&python, "churn_names.py", &[]);
+    let server = Server::start(&["--pid", &format!("{},{}", names.pid(), churn.pid())]);
+    let start = Instant::now();
+    let mut rss_by_minute = [0f64; 3];
+    let mut most_series = 0;
+    while start.elapsed() < Duration::from_mins(3) {
+        std::thread::sleep(Duration::from_secs(1));
+        let text = server.metrics();
+        let rss = sample(&text, "hptop_self_resident_memory_bytes", &[]).unwrap();
+        let minute = (start.elapsed().as_secs() / 60).min(2) as usize;
+        rss_by_minute[minute] = rss_by_minute[minute].max(rss);
+        most_series = most_series.max(text.lines().filter(|l| !l.starts_with('#')).count());
+    }
+    let mb = |b: f64| b / 1e6;
+    eprintln!(
+        "serve under churn: peak RSS per minute {:.1} / {:.1} / {:.1} MB; most series in a scrape {most_series}",
+        mb(rss_by_minute[0]),
+        mb(rss_by_minute[1]),
+        mb(rss_by_minute[2])
+    );
+    assert!(rss_by_minute[2] < 128e6, "{rss_by_minute:?}");
+    assert!(
+        rss_by_minute[2] <= rss_by_minute[1] * 1.15,
+        "{rss_by_minute:?}"
+    );
+    // 2 processes x (8 process + 4 x 64 thread + 21 function + ...) series at most.
+    assert!(most_series < 700, "{most_series}");
 }
