@@ -96,6 +96,25 @@ impl Credited {
         self.involuntary_ctxsw += other.involuntary_ctxsw * share;
         self.io_bytes += other.io_bytes * share;
     }
+
+    /// What `self` has beyond `before` (each counter at least 0).
+    #[must_use]
+    pub fn minus(&self, before: &Credited) -> Credited {
+        let d = |a: f64, b: f64| (a - b).max(0.0);
+        Credited {
+            cpu_s: d(self.cpu_s, before.cpu_s),
+            minor_faults: d(self.minor_faults, before.minor_faults),
+            major_faults: d(self.major_faults, before.major_faults),
+            voluntary_ctxsw: d(self.voluntary_ctxsw, before.voluntary_ctxsw),
+            involuntary_ctxsw: d(self.involuntary_ctxsw, before.involuntary_ctxsw),
+            io_bytes: d(self.io_bytes, before.io_bytes),
+        }
+    }
+
+    /// Whether any counter is above 0.
+    pub fn any(&self) -> bool {
+        Counter::ALL.iter().any(|c| c.of(self) > 0.0)
+    }
 }
 
 /// One of the counters credited to functions, in display order.

@@ -350,13 +350,7 @@ impl Session {
             .filter_map(|(tid, ids, stats)| {
                 let samples = stats.counts.pick_for(query.mode, idle).own;
                 let credited = stats.credited;
-                let anything = samples > 0
-                    || credited.cpu_s > 0.0
-                    || credited.io_bytes > 0.0
-                    || credited.minor_faults > 0.0
-                    || credited.major_faults > 0.0
-                    || credited.voluntary_ctxsw > 0.0
-                    || credited.involuntary_ctxsw > 0.0;
+                let anything = samples > 0 || credited.any();
                 anything.then(|| StackRow {
                     tid,
                     thread: names.get(&tid).cloned(),

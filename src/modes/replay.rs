@@ -4,12 +4,14 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::report::{open_report_output, write_report};
+use super::report::{open_report_output, stack_query, wants_timeline, write_report};
 use super::{session_meta, InputWindow, ReplayOptions, ReportOptions};
 use crate::error::HptopError;
 use crate::model::family::Family;
+use crate::model::snapshot::SnapshotQuery;
 use crate::record::codec::Recorded;
 use crate::record::RecordingReader;
+use crate::report::slices::StackSlices;
 use crate::report::ReportHeader;
 
 /// What was fed from a recording.
@@ -27,6 +29,18 @@ pub fn feed(
     family: &mut Family,
     from: Duration,
     to: Duration,
+) -> Fed {
+    feed_timeline(reader, family, from, to, None)
+}
+
+/// [`feed`], ending a slice of `timeline` (with a snapshot made by its query) whenever one is
+/// due in recording time.
+pub fn feed_timeline(
+    reader: &mut RecordingReader,
+    family: &mut Family,
+    from: Duration,
+    to: Duration,
+    mut timeline: Option<(&mut StackSlices, &SnapshotQuery)>,
 ) -> Fed {
     let mut fed = Fed::default();
     let mut known = HashSet::new();
@@ -52,6 +66,11 @@ pub fn feed(
                     fed.ticks += 1;
                     fed.span = Some(fed.span.map_or((tick.at, tick.at), |(a, _)| (a, tick.at)));
                     family.ingest(&tick);
+                    if let Some((slices, query)) = timeline.as_mut() {
+                        if slices.due(tick.at) {
+                            slices.take(Some(tick.at), &family.snapshot(query));
+                        }
+                    }
                 }
                 Recorded::Tick(_) | Recorded::Exited(_) | Recorded::Panicked(..) => {}
             }
@@ -80,7 +99,10 @@ pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopE
         return Err(HptopError::Usage("--from is after --to".into()));
     }
     let mut family = Family::new(header.pid);
-    let fed = feed(&mut reader, &mut family, from, to);
+    let mut slices = wants_timeline(options).then(StackSlices::new);
+    let query = stack_query(options);
+    let timeline = slices.as_mut().map(|s| (s, &query));
+    let fed = feed_timeline(&mut reader, &mut family, from, to, timeline);
     if let Some(damage) = &reader.damage {
         eprintln!(
             "hptop: warning: {} is damaged {damage}; the report covers what came before",
@@ -116,7 +138,13 @@ pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopE
         stacks: options.json_stacks,
     };
     let output = output.as_ref().map(|(path, file)| (*path, file));
-    write_report(&mut family, &report_header, options, output)
+    write_report(
+        &mut family,
+        &report_header,
+        options,
+        output,
+        slices.as_mut(),
+    )
 }
 
 /// `hptop replay FILE`.

@@ -13,6 +13,7 @@ use crate::model::family::Family;
 use crate::model::snapshot::{Snapshot, SnapshotQuery};
 use crate::record::RecordingWriter;
 use crate::report::json::Report;
+use crate::report::slices::StackSlices;
 use crate::report::{text, Format, ReportHeader};
 
 /// How often the collecting loop looks at the interrupt flag and the deadline.
@@ -59,6 +60,8 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
 
     let deadline = Instant::now() + options.duration;
     let mut sampler_panics = Vec::new();
+    let mut slices = wants_timeline(options).then(StackSlices::new);
+    let started = Instant::now();
     let mut period = Period {
         number: 1,
         started: Instant::now(),
@@ -75,7 +78,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             .every
             .is_some_and(|every| now >= period.started + every);
         if due || write_now.swap(false, Ordering::Relaxed) {
-            period.write(&mut family, options)?;
+            period.write(&mut family, options, slices.as_mut())?;
         }
         match sampler.events.recv_timeout(POLL.min(deadline - now)) {
             // The target's sampler ends the report; a follower's ends only its process's data.
@@ -97,6 +100,12 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(s) = slices.as_mut() {
+            let at = started.elapsed();
+            if s.due(at) {
+                s.take(Some(at), &family.snapshot(&stack_query(options)));
+            }
+        }
     }
     sampler.stop();
     // Ticks already queued were taken inside the window.
@@ -105,7 +114,7 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     }
     wind_down(recorder, launched.as_mut(), sampler_panics, options);
     // The whole window, or with --every or after SIGUSR1 the last period.
-    period.write(&mut family, options)
+    period.write(&mut family, options, slices.as_mut())
 }
 
 /// After the window: the recording's summary, the launched command stopped, warnings.
@@ -151,7 +160,12 @@ struct Period<'a> {
 impl Period<'_> {
     /// Writes the report of this period (to `-o` with `{n}` and `{time}` expanded, or
     /// standard output) and starts the next with fresh figures.
-    fn write(&mut self, family: &mut Family, options: &ReportOptions) -> Result<(), HptopError> {
+    fn write(
+        &mut self,
+        family: &mut Family,
+        options: &ReportOptions,
+        mut slices: Option<&mut StackSlices>,
+    ) -> Result<(), HptopError> {
         let cpu = own_cpu_s();
         let header = ReportHeader {
             started_at: self.started_at.clone(),
@@ -181,8 +195,11 @@ impl Period<'_> {
             (None, None) => None,
         };
         let output = opened.as_ref().map(|(path, file)| (path.as_path(), file));
-        let written = write_report(family, &header, options, output);
+        let written = write_report(family, &header, options, output, slices.as_deref_mut());
         family.reset();
+        if let Some(s) = slices {
+            s.reset();
+        }
         self.number += 1;
         self.started = Instant::now();
         self.started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -225,16 +242,16 @@ pub fn write_report(
     header: &ReportHeader,
     options: &ReportOptions,
     output: Option<(&std::path::Path, &std::fs::File)>,
+    mut slices: Option<&mut StackSlices>,
 ) -> Result<(), HptopError> {
     let root = family.root();
-    let query = SnapshotQuery {
-        include_idle: options.sampling.include_idle,
-        mode: options.sampling.mode,
-        stacks: options.stacks.is_some() || options.json_stacks,
-        ..SnapshotQuery::default()
-    };
+    let query = stack_query(options);
     family.settle();
     let snapshot = family.snapshot(&query);
+    // The last slice of the timeline: up to the end, settled figures included.
+    if let Some(s) = slices.as_deref_mut() {
+        s.take(None, &snapshot);
+    }
     if family.dropped() > 0 {
         eprintln!(
             "hptop: {} exited processes beyond the newest {} are not in the report",
@@ -268,7 +285,7 @@ pub fn write_report(
                     .unwrap_or(0),
                 rate_hz: header.rate_hz,
             };
-            crate::report::stacks::render(&snapshot, &stacks, &title, window)
+            crate::report::stacks::render(&snapshot, &stacks, &title, window, slices.as_deref())
                 .map_err(HptopError::Usage)?
         }
         (None, Format::Text) => text::render(&snapshot, header).into_bytes(),
@@ -284,6 +301,23 @@ pub fn write_report(
         Some((path, file)) => write_all(file, path, &out),
         None => write_output(&out),
     }
+}
+
+/// What a report's snapshots ask of the model (stacks only when an output needs them).
+pub fn stack_query(options: &ReportOptions) -> SnapshotQuery {
+    SnapshotQuery {
+        include_idle: options.sampling.include_idle,
+        mode: options.sampling.mode,
+        stacks: options.stacks.is_some() || options.json_stacks,
+        ..SnapshotQuery::default()
+    }
+}
+
+/// Whether the output has a timeline (speedscope's time order), kept in slices.
+pub fn wants_timeline(options: &ReportOptions) -> bool {
+    options
+        .stacks
+        .is_some_and(|s| s.format == crate::report::StackFormat::Speedscope)
 }
 
 /// A binary format (pprof) is not written to a terminal, where it would garble the screen.

@@ -4,6 +4,7 @@ pub mod dump;
 pub mod json;
 pub mod pprof;
 pub mod ps;
+pub mod slices;
 pub mod stacks;
 pub mod text;
 

@@ -9,9 +9,13 @@ use crate::model::snapshot::{ProcessSnapshot, Snapshot, StackRow};
 impl Weight {
     /// A stack's width under this weight (credited counters are rounded to whole units).
     fn of(self, row: &StackRow) -> u64 {
-        let c = &row.credited;
+        self.of_counts(row.samples, &row.credited)
+    }
+
+    /// The width of `samples` and `credited` counters under this weight.
+    fn of_counts(self, samples: u64, c: &crate::model::functions::Credited) -> u64 {
         let units = match self {
-            Weight::Samples => return row.samples,
+            Weight::Samples => return samples,
             Weight::Cpu => c.cpu_s * 1e6,
             Weight::MinorFaults => c.minor_faults,
             Weight::MajorFaults => c.major_faults,
@@ -131,57 +135,41 @@ pub fn flamegraph(
 
 /// speedscope's file format (`https://www.speedscope.app/file-format-schema.json`): the
 /// functions as shared frames, one sampled profile per thread (one in all with
-/// `--no-threads`), each distinct stack a sample (root first) weighted as asked. The stacks
-/// are aggregated, so a profile's "time order" is not the job's timeline.
-pub fn speedscope(snapshot: &Snapshot, output: &StackOutput, title: &str) -> String {
-    use std::collections::HashMap;
-    let mut frames: Vec<serde_json::Value> = Vec::new();
-    let mut frame_ids: HashMap<(&str, &str), usize> = HashMap::new();
-    // Profile name -> (stacks, weights), in first-seen order.
-    let mut profiles: Vec<(String, Vec<Vec<usize>>, Vec<u64>)> = Vec::new();
-    let mut profile_ids: HashMap<String, usize> = HashMap::new();
+/// `--no-threads`), stacks root first, weighted as asked. With `slices` (a timeline of the
+/// window) the samples are in time order, slice by slice, so speedscope's "Time Order" view
+/// is the job's timeline at the slices' resolution; without, each distinct stack is one
+/// sample.
+pub fn speedscope(
+    snapshot: &Snapshot,
+    output: &StackOutput,
+    title: &str,
+    slices: Option<&super::slices::StackSlices>,
+) -> String {
     let several = snapshot.processes.len() > 1;
-    for (p, row, weight) in weighted(snapshot, output.weight) {
-        let name = match (output.by_thread, several) {
-            (false, _) => "all threads".to_owned(),
-            (true, false) => format!(
-                "{} ({})",
-                row.thread.as_deref().unwrap_or("thread"),
-                row.tid
-            ),
-            (true, true) => format!(
-                "PID {} · {} ({})",
-                p.pid,
-                row.thread.as_deref().unwrap_or("thread"),
-                row.tid
-            ),
-        };
-        let index = *profile_ids.entry(name.clone()).or_insert_with(|| {
-            profiles.push((name, Vec::new(), Vec::new()));
-            profiles.len() - 1
-        });
-        let stack: Vec<usize> = if row.frames.is_empty() {
-            vec![frame_index(
-                &mut frames,
-                &mut frame_ids,
-                "(other stacks)",
-                "",
-            )]
-        } else {
-            row.frames
-                .iter()
-                .map(|f| frame_index(&mut frames, &mut frame_ids, &f.name, &f.file))
-                .collect()
-        };
-        profiles[index].1.push(stack);
-        profiles[index].2.push(weight);
+    let mut profile = SpeedscopeBuilder::default();
+    match slices {
+        Some(slices) => {
+            let stacks = slices.stacks();
+            for entry in slices.slices().iter().flatten() {
+                let weight = output.weight.of_counts(entry.samples, &entry.credited);
+                if let Some((pid, row)) = stacks.get(entry.stack).filter(|_| weight > 0) {
+                    profile.add(*pid, row, weight, output.by_thread, several);
+                }
+            }
+        }
+        None => {
+            for (p, row, weight) in weighted(snapshot, output.weight) {
+                profile.add(p.pid, row, weight, output.by_thread, several);
+            }
+        }
     }
     let unit = match output.weight {
         Weight::Cpu => "microseconds",
         Weight::Io => "bytes",
         _ => "none",
     };
-    let profiles: Vec<serde_json::Value> = profiles
+    let profiles: Vec<serde_json::Value> = profile
+        .profiles
         .into_iter()
         .map(|(name, samples, weights)| {
             let end: u64 = weights.iter().sum();
@@ -198,7 +186,7 @@ pub fn speedscope(snapshot: &Snapshot, output: &StackOutput, title: &str) -> Str
         .collect();
     let file = serde_json::json!({
         "$schema": "https://www.speedscope.app/file-format-schema.json",
-        "shared": { "frames": frames },
+        "shared": { "frames": profile.frames },
         "profiles": profiles,
         "name": format!("{title} · {}", output.weight.unit()),
         "activeProfileIndex": 0,
@@ -209,21 +197,61 @@ pub fn speedscope(snapshot: &Snapshot, output: &StackOutput, title: &str) -> Str
     out
 }
 
-/// The index of the frame (name, file) in `frames`, added on first sight.
-fn frame_index<'a>(
-    frames: &mut Vec<serde_json::Value>,
-    ids: &mut std::collections::HashMap<(&'a str, &'a str), usize>,
-    name: &'a str,
-    file: &'a str,
-) -> usize {
-    *ids.entry((name, file)).or_insert_with(|| {
-        frames.push(if file.is_empty() {
-            serde_json::json!({ "name": name })
+/// A speedscope file under construction: shared frames, profiles in first-seen order.
+#[derive(Default)]
+struct SpeedscopeBuilder {
+    frames: Vec<serde_json::Value>,
+    frame_ids: std::collections::HashMap<(String, String), usize>,
+    /// (name, stacks, weights).
+    profiles: Vec<(String, Vec<Vec<usize>>, Vec<u64>)>,
+    profile_ids: std::collections::HashMap<String, usize>,
+}
+
+impl SpeedscopeBuilder {
+    /// Appends one weighted stack to its thread's (or the merged) profile.
+    fn add(&mut self, pid: u32, row: &StackRow, weight: u64, by_thread: bool, several: bool) {
+        let thread = row.thread.as_deref().unwrap_or("thread");
+        let name = match (by_thread, several) {
+            (false, _) => "all threads".to_owned(),
+            (true, false) => format!("{thread} ({})", row.tid),
+            (true, true) => format!("PID {pid} · {thread} ({})", row.tid),
+        };
+        let index = if let Some(&i) = self.profile_ids.get(&name) {
+            i
         } else {
-            serde_json::json!({ "name": name, "file": file })
-        });
-        frames.len() - 1
-    })
+            self.profiles.push((name.clone(), Vec::new(), Vec::new()));
+            self.profile_ids.insert(name, self.profiles.len() - 1);
+            self.profiles.len() - 1
+        };
+        let stack: Vec<usize> = if row.frames.is_empty() {
+            vec![self.frame("(other stacks)", "", 0)]
+        } else {
+            row.frames
+                .iter()
+                .map(|f| self.frame(&f.name, &f.file, f.line))
+                .collect()
+        };
+        self.profiles[index].1.push(stack);
+        self.profiles[index].2.push(weight);
+    }
+
+    /// The index of the frame (name, file), added on first sight.
+    fn frame(&mut self, name: &str, file: &str, line: u32) -> usize {
+        let key = (name.to_owned(), file.to_owned());
+        if let Some(&i) = self.frame_ids.get(&key) {
+            return i;
+        }
+        let mut frame = serde_json::json!({ "name": name });
+        if !file.is_empty() {
+            frame["file"] = file.into();
+        }
+        if line > 0 {
+            frame["line"] = line.into();
+        }
+        self.frames.push(frame);
+        self.frame_ids.insert(key, self.frames.len() - 1);
+        self.frames.len() - 1
+    }
 }
 
 /// The output asked for, as the bytes of its file.
@@ -235,11 +263,12 @@ pub fn render(
     output: &StackOutput,
     title: &str,
     window: super::pprof::Window,
+    slices: Option<&super::slices::StackSlices>,
 ) -> Result<Vec<u8>, String> {
     match output.format {
         StackFormat::Collapsed => Ok(collapsed(snapshot, output).into_bytes()),
         StackFormat::Flamegraph => flamegraph(snapshot, output, title).map(String::into_bytes),
-        StackFormat::Speedscope => Ok(speedscope(snapshot, output, title).into_bytes()),
+        StackFormat::Speedscope => Ok(speedscope(snapshot, output, title, slices).into_bytes()),
         StackFormat::Pprof => {
             super::pprof::encode(&super::pprof::profile(snapshot, output, window, title))
                 .map_err(|e| format!("cannot compress the pprof profile: {e}"))

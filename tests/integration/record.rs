@@ -490,6 +490,78 @@ fn speedscope_output_follows_the_file_format_and_weighs_like_the_report() {
     );
 }
 
+/// In a speedscope file's profile, the positions of the samples whose innermost frame is
+/// `early_work` and of those in `late_work`.
+fn early_and_late_positions(doc: &Value, profile: &str) -> (Vec<usize>, Vec<usize>) {
+    let frames = doc["shared"]["frames"].as_array().unwrap();
+    let p = doc["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"].as_str().unwrap().starts_with(profile))
+        .unwrap_or_else(|| panic!("no profile {profile}: {doc}"));
+    let (mut early, mut late) = (Vec::new(), Vec::new());
+    for (i, stack) in p["samples"].as_array().unwrap().iter().enumerate() {
+        let leaf = stack.as_array().unwrap().last().unwrap().as_u64().unwrap() as usize;
+        match frames[leaf]["name"].as_str().unwrap() {
+            "early_work" => early.push(i),
+            "late_work" => late.push(i),
+            _ => {}
+        }
+    }
+    (early, late)
+}
+
+#[test]
+fn speedscope_samples_are_in_time_order_live_and_from_a_recording() {
+    let dir = temp_dir("timeorder");
+    let file = dir.join("t.hptop");
+    let json = dir.join("live.speedscope.json");
+    let python = default_python();
+    // Live: `early_work` for 2 s, then `late_work`; recorded at the same time.
+    let out = hptop(&[
+        "report",
+        "-d",
+        "5",
+        "-f",
+        "speedscope",
+        "-o",
+        json.to_str().unwrap(),
+        "--record",
+        file.to_str().unwrap(),
+        "--",
+        python.path.to_str().unwrap(),
+        workload_path("switch_hot.py").to_str().unwrap(),
+        "2",
+        "60",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_recording = hptop(&[
+        "report",
+        "--input",
+        file.to_str().unwrap(),
+        "-f",
+        "speedscope",
+    ]);
+    assert!(
+        from_recording.status.success(),
+        "{}",
+        stderr(&from_recording)
+    );
+    let docs = [
+        serde_json::from_slice::<Value>(&std::fs::read(&json).unwrap()).unwrap(),
+        serde_json::from_slice::<Value>(&from_recording.stdout).unwrap(),
+    ];
+    for doc in &docs {
+        let (early, late) = early_and_late_positions(doc, "worker (");
+        assert!(!early.is_empty() && !late.is_empty(), "{doc}");
+        // Every `early_work` sample comes before every `late_work` one: the job's timeline.
+        assert!(early.iter().max() < late.iter().min(), "{early:?} {late:?}");
+        // Several slices: more samples than distinct stacks.
+        assert!(early.len() + late.len() > 2, "{early:?} {late:?}");
+    }
+}
+
 #[test]
 fn a_diff_of_two_windows_names_the_function_that_took_over_with_the_right_signs() {
     let dir = temp_dir("diff");

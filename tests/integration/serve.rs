@@ -112,7 +112,7 @@ fn http_get(addr: &str, path: &str, headers: &str) -> (u16, String, Vec<u8>) {
 /// The value of the sample of `name` whose labels contain every one of `labels`.
 fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
     text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
         .find(|l| labels.iter().all(|want| l.contains(want)))
         .and_then(|l| l.rsplit_once(' ')?.1.parse().ok())
 }
