@@ -243,9 +243,12 @@ impl Sessions {
         self.last_window = None;
     }
 
-    /// Writes the view as shown (window, mode, thread focus, process) to a JSON report with
-    /// stacks and a flame graph SVG in the current directory; what it says of it.
+    /// Writes the view as shown (window, mode, thread focus, process) in the export format
+    /// (`E`) to files in the current directory; what it says of it. Stack widths count what
+    /// the functions pane ranks by: its counter column when sorted by it, else samples.
     fn export(&mut self, app: &mut App) -> String {
+        use crate::report::{StackFormat, StackOutput, Weight};
+        use crate::tui::app::{ExportFormat, SortColumn};
         let query = SnapshotQuery {
             limit: None,
             stacks: true,
@@ -265,35 +268,56 @@ impl Sessions {
             },
             None => snapshot,
         };
+        let weight = if app.view.sort == SortColumn::Counter {
+            Weight::of_counter(app.view.counter)
+        } else {
+            Weight::Samples
+        };
+        let stack_output = |format| StackOutput {
+            format,
+            weight,
+            by_thread: true,
+        };
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S");
         let base = format!("hptop-{}-{stamp}", self.root);
-        let header = crate::report::ReportHeader {
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        let started_at = chrono::Utc::now();
+        let title = format!("hptop: PID {} ({})", self.root, query.mode.name());
+        let window = crate::report::pprof::Window {
+            start_unix_nanos: started_at.timestamp_nanos_opt().unwrap_or(0),
             rate_hz: app.rate_hz,
-            hptop_cpu_s: 0.0,
-            include_idle: query.include_idle,
-            mode: query.mode,
-            stacks: true,
         };
-        let json = crate::report::json::Report::new(&view, &header)
-            .to_json()
-            .map_err(|e| e.to_string());
-        let svg = crate::report::stacks::flamegraph(
-            &view,
-            &crate::report::StackOutput {
-                format: crate::report::StackFormat::Flamegraph,
-                weight: crate::report::Weight::Samples,
-                by_thread: true,
-            },
-            &format!("hptop: PID {} ({})", self.root, query.mode.name()),
-        );
+        let stacks = |format| {
+            crate::report::stacks::render(&view, &stack_output(format), &title, window, None)
+        };
+        let files: Vec<(&str, Result<Vec<u8>, String>)> = match app.view.export_format {
+            ExportFormat::JsonAndFlamegraph => {
+                let header = crate::report::ReportHeader {
+                    started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    rate_hz: app.rate_hz,
+                    hptop_cpu_s: 0.0,
+                    include_idle: query.include_idle,
+                    mode: query.mode,
+                    stacks: true,
+                };
+                let json = crate::report::json::Report::new(&view, &header)
+                    .to_json()
+                    .map(String::into_bytes)
+                    .map_err(|e| e.to_string());
+                vec![("json", json), ("svg", stacks(StackFormat::Flamegraph))]
+            }
+            ExportFormat::Speedscope => {
+                vec![("speedscope.json", stacks(StackFormat::Speedscope))]
+            }
+            ExportFormat::Collapsed => vec![("folded", stacks(StackFormat::Collapsed))],
+            ExportFormat::Pprof => vec![("pb.gz", stacks(StackFormat::Pprof))],
+        };
         let mut written = Vec::new();
-        for (ext, text) in [("json", json), ("svg", svg)] {
+        for (ext, bytes) in files {
             let path = std::path::PathBuf::from(format!("{base}.{ext}"));
-            let result = text.and_then(|text| {
+            let result = bytes.and_then(|bytes| {
                 let file = super::output::open_output(&path, super::output::Existing::Refuse)
                     .map_err(|e| e.to_string())?;
-                super::output::write_all(&file, &path, text.as_bytes()).map_err(|e| e.to_string())
+                super::output::write_all(&file, &path, &bytes).map_err(|e| e.to_string())
             });
             match result {
                 Ok(()) => written.push(path.display().to_string()),
@@ -306,8 +330,9 @@ impl Sessions {
             "session"
         };
         format!(
-            "exported the view ({window}, mode {}) to {}",
+            "exported the view ({window}, mode {}, width {}) to {}",
             query.mode.name(),
+            weight.unit(),
             written.join(" and ")
         )
     }

@@ -26,6 +26,19 @@ impl Weight {
         units.round().max(0.0) as u64
     }
 
+    /// The weight of a kernel counter column.
+    pub fn of_counter(counter: crate::model::functions::Counter) -> Self {
+        use crate::model::functions::Counter;
+        match counter {
+            Counter::Cpu => Weight::Cpu,
+            Counter::MinorFaults => Weight::MinorFaults,
+            Counter::MajorFaults => Weight::MajorFaults,
+            Counter::VoluntaryCtxsw => Weight::Vcsw,
+            Counter::InvoluntaryCtxsw => Weight::Icsw,
+            Counter::Io => Weight::Io,
+        }
+    }
+
     /// What one unit of width is, for a flame graph's legend.
     pub fn unit(self) -> &'static str {
         match self {

@@ -36,6 +36,42 @@ pub enum SortColumn {
     Name,
 }
 
+/// What the export key (`e`) writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The JSON report (with stacks) and an SVG flame graph.
+    #[default]
+    JsonAndFlamegraph,
+    /// speedscope's file format.
+    Speedscope,
+    /// Folded stacks.
+    Collapsed,
+    /// pprof (gzipped profile.proto).
+    Pprof,
+}
+
+impl ExportFormat {
+    /// The next format (`E`).
+    fn next(self) -> Self {
+        match self {
+            Self::JsonAndFlamegraph => Self::Speedscope,
+            Self::Speedscope => Self::Collapsed,
+            Self::Collapsed => Self::Pprof,
+            Self::Pprof => Self::JsonAndFlamegraph,
+        }
+    }
+
+    /// As the status line names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JsonAndFlamegraph => "JSON report + flame graph SVG",
+            Self::Speedscope => "speedscope",
+            Self::Collapsed => "collapsed stacks",
+            Self::Pprof => "pprof",
+        }
+    }
+}
+
 /// The kernel counter the functions table shows and ranks by, credited to the innermost
 /// function (or line) and shown per second of the view's window.
 pub use crate::model::functions::Counter as CounterKind;
@@ -117,6 +153,8 @@ pub struct ViewState {
     pub sort: SortColumn,
     /// The counter the functions table shows.
     pub counter: CounterKind,
+    /// What `e` writes.
+    pub export_format: ExportFormat,
     /// Reverse the sort.
     pub reverse: bool,
     /// Text filter on function name and file.
@@ -444,6 +482,15 @@ impl App {
             }
             Action::Help => self.view.show_help = !self.view.show_help,
             Action::Export => return Effect::Export,
+            Action::ExportFormat => {
+                self.view.export_format = self.view.export_format.next();
+                self.status = Some(format!(
+                    "export format: {} (e writes it)",
+                    self.view.export_format.name()
+                ));
+                self.status_until =
+                    Some(std::time::Instant::now() + std::time::Duration::from_secs(5));
+            }
         }
         Effect::None
     }

@@ -53,8 +53,10 @@ pub enum Action {
     Help,
     /// Suspend hptop (^Z).
     Suspend,
-    /// Write the view to a JSON report and a flame graph.
+    /// Write the view in the export format.
     Export,
+    /// Choose the export format.
+    ExportFormat,
 }
 
 /// A key, the action it triggers, and its help text.
@@ -142,7 +144,12 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "e",
         action: Action::Export,
-        help: "export the view: JSON report (with stacks) and flame graph SVG",
+        help: "export the view (window, mode, focus; counter column as width) to files here",
+    },
+    Binding {
+        keys: "E",
+        action: Action::ExportFormat,
+        help: "export format: JSON report + flame graph SVG, speedscope, collapsed, pprof",
     },
     Binding {
         keys: "r",
@@ -188,6 +195,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('p' | ' ') => Action::Pause,
         KeyCode::Char('r') => Action::Reset,
         KeyCode::Char('e') => Action::Export,
+        KeyCode::Char('E') => Action::ExportFormat,
         KeyCode::Char('t') => Action::ThreadFocus,
         KeyCode::Char('m') => Action::Merge,
         KeyCode::Char('L' | 'l') => Action::ToggleLines,

@@ -473,7 +473,7 @@ fn e_exports_the_view_as_a_json_report_and_a_flame_graph() {
     };
     tmux.wait_for("burn (cpu_threads.py:");
     tmux.keys(&["e"]);
-    tmux.wait_for("exported the view (session, mode cpu)");
+    tmux.wait_for("exported the view (session, mode cpu, width samples)");
     let files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| Some(e.ok()?.path()))
@@ -494,5 +494,19 @@ fn e_exports_the_view_as_a_json_report_and_a_flame_graph() {
     assert!(std::fs::read_to_string(svg)
         .unwrap()
         .contains("burn (cpu_threads.py)"));
+    // `E` picks the format (three presses: pprof); ranked by the counter column (`>` twice:
+    // %Own, %Total, then the counter, CPU), the export's widths are on-CPU time.
+    tmux.keys(&["E", "E", "E"]);
+    tmux.wait_for("export format: pprof");
+    tmux.keys(&[">", ">", "e"]);
+    tmux.wait_for("s on CPU) to ");
+    let pprof = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.to_string_lossy().ends_with(".pb.gz"))
+        .unwrap();
+    let profile = hptop::report::pprof::decode(&std::fs::read(pprof).unwrap()).unwrap();
+    let default_type = &profile.string_table[profile.default_sample_type as usize];
+    assert_eq!(default_type, "cpu");
     tmux.keys(&["q"]);
 }
