@@ -122,9 +122,26 @@ struct ThreadFiles {
     last: Option<ThreadCounters>,
     /// The thread's id inside the target's own PID namespace, when that is not hptop's.
     ns_tid: Option<u32>,
+    /// Reads in a row that found the thread had not run.
+    idle_reads: u32,
 }
 
 impl ThreadFiles {
+    /// For a parked thread between slow ticks: its last counters, unread (see
+    /// [`PARKED_AFTER_READS`]).
+    fn parked(&self, slow: bool) -> Option<ThreadCounters> {
+        if slow || self.idle_reads < PARKED_AFTER_READS {
+            return None;
+        }
+        let last = self.last.filter(|l| l.state != OsState::Running)?;
+        Some(ThreadCounters {
+            slow: None,
+            io_bytes: None,
+            not_run_since_last_read: true,
+            ..last
+        })
+    }
+
     fn open_count(&self) -> usize {
         usize::from(self.schedstat.is_some())
             + usize::from(self.stat.is_some())
@@ -209,7 +226,15 @@ pub struct ProcReader {
     /// Per-thread files open now, and how many may be.
     open_files: usize,
     file_budget: usize,
+    /// The thread list `threads` was last pruned to.
+    listed: Vec<u32>,
 }
+
+/// Reads in a row without running (0.5 s at 100 Hz) after which a thread counts as parked:
+/// it is read on slow ticks only (~10 Hz), so a pool of parked threads costs a tenth. A parked
+/// thread that wakes is seen at the next slow tick (within ~100 ms); its counters are
+/// cumulative, so nothing of them is lost, only placed up to that much later.
+pub const PARKED_AFTER_READS: u32 = 50;
 
 /// What one read of a process found.
 pub struct ProcessRead {
@@ -257,6 +282,7 @@ impl ProcReader {
             namespaced,
             open_files: 0,
             file_budget: fd_budget(),
+            listed: Vec::new(),
         })
     }
 
@@ -359,18 +385,28 @@ impl ProcReader {
         // Out of `self` while reading, so each thread's entry is borrowed in place, not moved
         // out and back at every tick.
         let mut threads = std::mem::take(&mut self.threads);
-        let mut closed = 0;
-        threads.retain(|tid, files| {
-            let keep = tids.binary_search(tid).is_ok();
-            if !keep {
-                closed += files.open_count();
-            }
-            keep
-        });
-        self.open_files -= closed;
+        // Threads gone since the last listing: only when the list changed (the same list is
+        // reused between slow ticks).
+        if tids != self.listed.as_slice() {
+            let mut closed = 0;
+            threads.retain(|tid, files| {
+                let keep = tids.binary_search(tid).is_ok();
+                if !keep {
+                    closed += files.open_count();
+                }
+                keep
+            });
+            self.open_files -= closed;
+            tids.clone_into(&mut self.listed);
+        }
         let counters = tids
             .iter()
-            .map(|&tid| self.read_thread(&mut threads, tid, slow))
+            .map(
+                |&tid| match threads.get(&tid).and_then(|f| f.parked(slow)) {
+                    Some(unchanged) => Some(unchanged),
+                    None => self.read_thread(&mut threads, tid, slow),
+                },
+            )
             .collect();
         self.threads = threads;
         counters
@@ -468,6 +504,11 @@ impl ProcReader {
         // running then) has the same state, counters and system call: one read, not three.
         // (Slow counters likewise since the last slow read.)
         let not_run = sched.is_some_and(|s| s.same_run(files.last_sched));
+        files.idle_reads = if not_run {
+            files.idle_reads.saturating_add(1)
+        } else {
+            0
+        };
         if let Some(last) = files
             .last
             .filter(|l| not_run && l.state != OsState::Running)

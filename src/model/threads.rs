@@ -118,6 +118,9 @@ pub struct ThreadStats {
     last_slow: Option<SlowThreadCounters>,
     /// `stack` is the one the thread ran since the previous tick: credit the fast deltas to it.
     pending_fast: bool,
+    /// Fast counter deltas of a thread that was off CPU at the previous read: credited to
+    /// the stack read at this tick, once it is known (see `account_counters`).
+    woke_credit: Option<Credited>,
     /// Stacks read since the last slow read (empty: no Python stack), to split the slow delta
     /// among; the first `pending_len` are live, the rest kept for their allocations.
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
@@ -275,6 +278,10 @@ impl ThreadTable {
             } else {
                 None
             };
+            // After waking: to this tick's stack (the last one when none was read).
+            if let Some(credited) = stats.woke_credit.take() {
+                functions.credit_stack(&stats.stack, &credited, 1.0);
+            }
             stats.pending_fast = innermost.is_some();
             let call = match t.counters.and_then(|c| c.syscall) {
                 Some(s) if s.is_io() => InCall::Io,
@@ -624,7 +631,13 @@ fn account_counters(
                 major_faults: delta.major_faults as f64,
                 ..Credited::default()
             };
-            functions.credit_stack(&stats.stack, &credited, 1.0);
+            if last.state == OsState::Running {
+                functions.credit_stack(&stats.stack, &credited, 1.0);
+            } else {
+                // Off CPU at the previous read (blocked, sleeping, waiting for the GIL): its
+                // stack then spent nothing; what it ran after waking is the stack read now.
+                stats.woke_credit = Some(credited);
+            }
         }
     }
     stats.last = Some(*now);

@@ -144,12 +144,12 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "e",
         action: Action::Export,
-        help: "export the view (window, mode, focus; counter column as width) to files here",
+        help: "export the view as shown to files here (widths: the ranked column)",
     },
     Binding {
         keys: "E",
         action: Action::ExportFormat,
-        help: "export format: JSON report + flame graph SVG, speedscope, collapsed, pprof",
+        help: "export format: JSON + flame graph, speedscope, collapsed, pprof",
     },
     Binding {
         keys: "r",

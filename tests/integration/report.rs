@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::common::{
-    all_pythons, cpu_truth, default_python, f64_of, line_of, process, report_json, workload_path,
-    Python, Workload,
+    all_pythons, cpu_truth, credited_sum, default_python, f64_of, function, line_of, process,
+    report_json, top_functions, workload_path, Python, Workload,
 };
 
 /// Two CPU-bound worker threads and a sleeper: checks the hot function and line, thread
@@ -269,5 +269,28 @@ fn page_faults_are_credited_to_the_function_that_causes_them() {
     assert!(
         credited >= 0.9 * process_faults && credited <= 1.05 * process_faults,
         "credited {credited} of {process_faults}"
+    );
+}
+
+#[test]
+fn cpu_of_a_parked_worker_woken_for_a_job_goes_to_the_job_not_the_wait() {
+    // 20 pool threads parked on a queue; each second one is woken for ~150 ms of `handle`.
+    // Parked threads are read less often, and a woken thread's CPU must go to where it went
+    // after waking: `handle` gets nearly all the CPU credited to the pool's stacks.
+    let python = default_python();
+    let workload = Workload::start(&python, "wakes.py", &["60"]);
+    let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "6"]);
+    let p = process(&report);
+    let cpu = |name: &str| function(p, name).map_or(0.0, |f| f64_of(&f["cpu_s"]));
+    let credited = credited_sum(p, "cpu_s");
+    let handle = cpu("handle");
+    assert!(
+        handle > 0.3,
+        "handle {handle:.3} s of {credited:.3} s credited"
+    );
+    assert!(
+        handle >= credited * 0.85,
+        "handle {handle:.3} s of {credited:.3} s credited: {:?}",
+        top_functions(p, 5)
     );
 }

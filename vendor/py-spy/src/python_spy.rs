@@ -765,30 +765,70 @@ fn os_thread_count(pid: Pid) -> usize {
 }
 
 /// hptop patch: reads a `T` at each of `addresses` of process `pid` with as few system calls
-/// as `process_vm_readv` allows (1,024 ranges each). Addresses whose read fails are left
-/// out; the caller reads those one by one. Not on Linux: nothing is prefetched.
+/// as `process_vm_readv` allows (1,024 ranges each), and as few ranges as can be: structs that
+/// share a page are read as one range (the kernel pins pages per range, so a thousand thread
+/// states in a few dozen heap pages cost a few dozen pins, not a thousand). A range never
+/// covers a byte on a page that no struct touches, so it is as readable as its structs.
+/// Addresses whose read fails are left out; the caller reads those one by one. Not on Linux:
+/// nothing is prefetched.
 #[cfg(target_os = "linux")]
 fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
     const IOV_MAX: usize = 1024;
+    const PAGE: usize = 4096;
+    /// A merged range stays within this many bytes.
+    const MAX_RANGE: usize = 64 * 1024;
     let size = std::mem::size_of::<T>();
     let mut out = Vec::with_capacity(addresses.len());
     if size == 0 {
         return out;
     }
-    for chunk in addresses.chunks(IOV_MAX) {
-        let mut buf = vec![0u8; size * chunk.len()];
-        let local: Vec<libc::iovec> = buf
-            .chunks_exact_mut(size)
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: size,
-            })
-            .collect();
+    // (address, index in `addresses`), by address; the values go back in the callers' order.
+    let mut sorted: Vec<(usize, usize)> = addresses.iter().copied().zip(0..).collect();
+    sorted.sort_unstable();
+    // Where each struct lies in `buf` once read (`usize::MAX`: not read).
+    let mut offsets: Vec<usize> = vec![usize::MAX; addresses.len()];
+    // (start, end) of each range, and the structs in it.
+    let mut ranges: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
+    for (i, &(a, _)) in sorted.iter().enumerate() {
+        let Some(end) = a.checked_add(size) else { continue };
+        if let Some(last) = ranges.last_mut() {
+            let last_page_end = (last.1 - 1) / PAGE * PAGE + PAGE;
+            if a >= last.0 && a < last_page_end && end - last.0 <= MAX_RANGE {
+                last.1 = last.1.max(end);
+                last.2.end = i + 1;
+                continue;
+            }
+        }
+        ranges.push((a, end, i..i + 1));
+    }
+    // One buffer for all chunks, kept across calls: a fresh one of this size is mapped and
+    // faulted in page by page at every sample.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let total: usize = ranges.iter().map(|(s, e, _)| e - s).sum();
+    BUF.with_borrow_mut(|buf| {
+    buf.clear();
+    buf.resize(total, 0);
+    let mut chunk_base = 0;
+    for chunk in ranges.chunks(IOV_MAX) {
+        let chunk_len: usize = chunk.iter().map(|(s, e, _)| e - s).sum();
+        let buf = &mut buf[chunk_base..chunk_base + chunk_len];
+        let mut local = Vec::with_capacity(chunk.len());
+        let mut offset = 0;
+        for (s, e, _) in chunk {
+            local.push(libc::iovec {
+                // SAFETY: in bounds: the lengths add up to `total`.
+                iov_base: unsafe { buf.as_mut_ptr().add(offset) }.cast(),
+                iov_len: e - s,
+            });
+            offset += e - s;
+        }
         let remote: Vec<libc::iovec> = chunk
             .iter()
-            .map(|&a| libc::iovec {
-                iov_base: a as *mut libc::c_void,
-                iov_len: size,
+            .map(|(s, e, _)| libc::iovec {
+                iov_base: *s as *mut libc::c_void,
+                iov_len: e - s,
             })
             .collect();
         // SAFETY: every local iovec points into `buf`, which outlives the call; the kernel
@@ -803,18 +843,37 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
                 0,
             )
         };
+        let base_of_chunk = chunk_base;
+        chunk_base += chunk_len;
         if read <= 0 {
             continue;
         }
-        // The kernel stops at the first range it cannot read: whole structs before it are good.
-        let whole = (read as usize / size).min(chunk.len());
-        for (i, &address) in chunk.iter().enumerate().take(whole) {
-            // SAFETY: `buf` holds `whole` complete copies of a `T`, a plain-data binding
-            // (the same types `copy_struct` reads), valid for any bytes.
-            let value = unsafe { std::ptr::read_unaligned(buf.as_ptr().add(i * size).cast::<T>()) };
-            out.push((address, value));
+        // The kernel stops at the first range it cannot read wholly: the structs that lie
+        // within the bytes read are good.
+        let read = read as usize;
+        let mut base = 0;
+        for (s, e, structs) in chunk {
+            for &(address, index) in &sorted[structs.clone()] {
+                let at = base + (address - s);
+                if at + size > read {
+                    break;
+                }
+                offsets[index] = base_of_chunk + at;
+            }
+            base += e - s;
+            if base > read {
+                break;
+            }
         }
     }
+    for (&address, &at) in addresses.iter().zip(&offsets) {
+        if at != usize::MAX {
+            // SAFETY: `buf[at..at + size]` was read whole; `T` is a plain-data binding (the
+            // same types `copy_struct` reads), valid for any bytes.
+            out.push((address, unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast::<T>()) }));
+        }
+    }
+    });
     out
 }
 
