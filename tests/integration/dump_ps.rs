@@ -120,3 +120,44 @@ fn dump_shows_true_thread_states_also_when_blocking() {
         );
     }
 }
+
+#[test]
+fn a_400_deep_recursion_is_read_whole_on_every_python() {
+    // 3.11-3.14 read a thread's newest frames in one read of its data stack, the others frame
+    // by frame: every version must give the whole stack, innermost first.
+    for python in crate::common::all_pythons() {
+        let workload = Workload::start(&python, "deep_recursion.py", &["400", "60"]);
+        let out = hptop(&[
+            "dump",
+            "--pid",
+            &workload.pid().to_string(),
+            "--format",
+            "json",
+            "--blocking",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            python.label,
+            crate::common::stderr(&out)
+        );
+        let dump: Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The main thread (no name: the workload never imports threading).
+        let main = dump["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tid"] == workload.pid())
+            .unwrap_or_else(|| panic!("{}: no main thread", python.label));
+        let frames = main["frames"].as_array().unwrap();
+        let names: Vec<&str> = frames.iter().filter_map(|f| f["name"].as_str()).collect();
+        assert_eq!(names.first(), Some(&"leaf"), "{}: {names:?}", python.label);
+        let descend = names.iter().filter(|n| n.ends_with("descend")).count();
+        assert_eq!(descend, 401, "{}: {} frames", python.label, names.len());
+        assert!(
+            names.last().is_some_and(|n| n.contains("module")),
+            "{}: {names:?}",
+            python.label
+        );
+    }
+}

@@ -45,6 +45,11 @@ pub trait ThreadState: Copy {
     fn thread_id(&self) -> u64;
     fn native_thread_id(&self) -> Option<u64>;
     fn next(&self) -> *mut Self;
+    /// hptop patch: `[datastack_chunk, datastack_top)`, the current chunk of the thread's
+    /// data stack where 3.11-3.14 keep its newest frames; `None` where unknown.
+    fn datastack(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 pub trait FrameObject: Copy {
@@ -541,6 +546,9 @@ impl InterpreterState for v3_14_0::PyInterpreterState {
 impl ThreadState for v3_14_0::PyThreadState {
     type FrameObject = v3_14_0::_PyInterpreterFrame;
     type InterpreterState = v3_14_0::PyInterpreterState;
+    fn datastack(&self) -> Option<(usize, usize)> {
+        Some((self.datastack_chunk as usize, self.datastack_top as usize))
+    }
     fn frame_address(&self) -> Option<usize> {
         None
     }
@@ -632,6 +640,9 @@ impl InterpreterState for v3_13_0::PyInterpreterState {
 impl ThreadState for v3_13_0::PyThreadState {
     type FrameObject = v3_13_0::_PyInterpreterFrame;
     type InterpreterState = v3_13_0::PyInterpreterState;
+    fn datastack(&self) -> Option<(usize, usize)> {
+        Some((self.datastack_chunk as usize, self.datastack_top as usize))
+    }
     fn frame_address(&self) -> Option<usize> {
         None
     }
@@ -721,6 +732,9 @@ impl InterpreterState for v3_12_0::PyInterpreterState {
 impl ThreadState for v3_12_0::PyThreadState {
     type FrameObject = v3_12_0::_PyInterpreterFrame;
     type InterpreterState = v3_12_0::PyInterpreterState;
+    fn datastack(&self) -> Option<(usize, usize)> {
+        Some((self.datastack_chunk as usize, self.datastack_top as usize))
+    }
     fn frame_address(&self) -> Option<usize> {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_12_0::_PyCFrame = Default::default();
@@ -814,6 +828,9 @@ impl InterpreterState for v3_11_0::PyInterpreterState {
 impl ThreadState for v3_11_0::PyThreadState {
     type FrameObject = v3_11_0::_PyInterpreterFrame;
     type InterpreterState = v3_11_0::PyInterpreterState;
+    fn datastack(&self) -> Option<(usize, usize)> {
+        Some((self.datastack_chunk as usize, self.datastack_top as usize))
+    }
     fn frame_address(&self) -> Option<usize> {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_11_0::_PyCFrame = Default::default();

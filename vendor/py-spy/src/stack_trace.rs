@@ -77,6 +77,24 @@ pub struct ProcessInfo {
 #[derive(Debug, Default)]
 pub struct CodeCache {
     entries: std::collections::HashMap<usize, CachedCode>,
+    /// The data-stack chunk read for the current walk (kept to reuse its allocation).
+    frames: Vec<u8>,
+}
+
+/// Largest data-stack chunk read at once (3.11+ frames); a larger one is read frame by frame.
+const MAX_DATASTACK_READ: usize = 256 * 1024;
+
+/// hptop patch: a `T` at `address` from `window` (`(start, bytes)`), if it lies wholly inside.
+fn from_window<T: Copy>(window: Option<(usize, &[u8])>, address: usize) -> Option<T> {
+    let (start, bytes) = window?;
+    let offset = address.checked_sub(start)?;
+    let end = offset.checked_add(std::mem::size_of::<T>())?;
+    if end > bytes.len() {
+        return None;
+    }
+    // SAFETY: `bytes[offset..end]` holds a whole `T`, a plain-data binding (the same types
+    // `copy_pointer` reads), valid for any bytes.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().add(offset).cast::<T>()) })
 }
 
 #[derive(Debug)]
@@ -182,6 +200,21 @@ where
 
     let mut frame_ptr = thread.frame(frame_address);
 
+    // hptop patch: 3.11-3.14 keep a thread's newest frames in the current chunk of its data
+    // stack: one read of the chunk serves them all (frames elsewhere, e.g. of generators or
+    // in older chunks, are read one by one). Deep stacks cost a read per chunk, not per frame.
+    let mut chunk = std::mem::take(&mut cache.frames);
+    let chunk_start = match thread.datastack() {
+        Some((start, top)) if start != 0 && top > start && top - start <= MAX_DATASTACK_READ => {
+            chunk.resize(top - start, 0);
+            process.read(start, &mut chunk).ok().map(|()| start)
+        }
+        _ => None,
+    };
+    let window = chunk_start.map(|start| (start, chunk.as_slice()));
+    // Code objects already copied in this walk (a recursion repeats the same one).
+    let mut walk_codes: Vec<(usize, <T::FrameObject as FrameObject>::CodeObject)> = Vec::new();
+
     // We are iterating in reverse, i.e. from last call to first call.
     // Since Python 3.12, there are shim frames inserted before a block
     // of Python frames. When we encounter one, update the last frame.
@@ -198,9 +231,12 @@ where
             return Err(format_err!("Max frame recursion depth reached"));
         }
 
-        let frame = process
-            .copy_pointer(frame_ptr)
-            .context("Failed to copy PyFrameObject")?;
+        let frame = match from_window(window, frame_ptr as usize) {
+            Some(frame) => frame,
+            None => process
+                .copy_pointer(frame_ptr)
+                .context("Failed to copy PyFrameObject")?,
+        };
 
         if !frame.is_python_frame() {
             frame_ptr = frame.back();
@@ -208,9 +244,18 @@ where
             continue;
         }
 
-        let code = process
-            .copy_pointer(frame.code())
-            .context("Failed to copy PyCodeObject")?;
+        let code = match walk_codes.iter().find(|(a, _)| *a == frame.code() as usize) {
+            Some((_, code)) => *code,
+            None => {
+                let code = process
+                    .copy_pointer(frame.code())
+                    .context("Failed to copy PyCodeObject")?;
+                if walk_codes.len() < 16 {
+                    walk_codes.push((frame.code() as usize, code));
+                }
+                code
+            }
+        };
 
         let code_address = frame.code() as usize;
         let pointers = [
@@ -316,6 +361,7 @@ where
 
     // First frame is always a shim
     set_last_frame_as_shim_entry(&mut frames);
+    cache.frames = chunk;
 
     Ok(StackTrace {
         pid: 0,
