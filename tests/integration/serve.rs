@@ -190,6 +190,7 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
     let result = &answer["data"]["result"];
     assert_eq!(result.as_array().map(Vec::len), Some(1), "{answer}");
     let rate: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
+    eprintln!("Prometheus rate {rate:.3} cores, /proc {truth:.3} cores over the same 20 s");
     assert!(
         (rate - truth).abs() <= truth * 0.10,
         "Prometheus rate {rate:.3} cores vs /proc {truth:.3}"
