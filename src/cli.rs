@@ -57,16 +57,10 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("watch").required(true).args(["pid", "pattern"])))]
 struct ServeArgs {
     /// Python processes to watch (repeat, or separate with commas).
-    #[arg(
-        long,
-        short = 'p',
-        value_name = "PID",
-        value_delimiter = ',',
-        required_unless_present = "pattern",
-        conflicts_with = "pattern"
-    )]
+    #[arg(long, short = 'p', value_name = "PID", value_delimiter = ',')]
     pid: Vec<u32>,
     /// Watch every Python process whose command line matches REGEX, as it appears
     /// (workers restarted by a supervisor are picked up; exited ones dropped).

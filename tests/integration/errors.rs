@@ -220,6 +220,18 @@ fn usage_errors_exit_2() {
     assert_error(&["report", "--pid", "1", "--duration", "-1"], 2, &[]);
     assert_error(&["report", "--pid", "notanumber"], 2, &["notanumber"]);
     assert_error(&["report", "--pid", "1", "--", "python3"], 2, &[]);
+    assert_error(&["serve"], 2, &["--pid", "--match"]);
+    assert_error(
+        &["serve", "--match", "("],
+        2,
+        &["--match \"(\"", "regular expression"],
+    );
+    assert_error(
+        &["serve", "--pid", "1", "--listen", "nonsense"],
+        2,
+        &["--listen \"nonsense\""],
+    );
+    assert_error(&["serve", "--pid", "999999999"], 1, &["999999999"]);
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
