@@ -326,11 +326,18 @@ fn hostile_requests_leave_the_server_answering() {
     let workload = Workload::start(&default_python(), "cpu_threads.py", &["1", "60"]);
     let pid = workload.pid().to_string();
     let server = Server::start(&["--pid", &pid]);
-    // Many idle connections (fewer than the cap): scrapes still answer.
+    // The target's figures are published once its first counters are read.
+    let labels = format!("pid=\"{pid}\"");
+    let published = || sample(&server.metrics(), "hptop_samples_total", &[&labels]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while published().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Many idle connections (fewer than the cap): scrapes still answer, with the target.
     let idle: Vec<TcpStream> = (0..200)
         .map(|_| TcpStream::connect(&server.addr).unwrap())
         .collect();
-    assert!(server.metrics().contains("hptop_process_cpu_seconds_total"));
+    assert!(published().is_some(), "{}", server.metrics());
     // A 1 MB header is refused; garbage gets an error or a closed connection.
     let mut big = TcpStream::connect(&server.addr).unwrap();
     big.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -365,9 +372,9 @@ fn hostile_requests_leave_the_server_answering() {
     assert!(text.starts_with("HTTP/1.1 405"), "{text}");
     drop(idle);
     // Still serving, and still sampling (samples grew).
-    let before = sample(&server.metrics(), "hptop_samples_total", &[]).unwrap();
+    let before = published().unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    let after = sample(&server.metrics(), "hptop_samples_total", &[]).unwrap();
+    let after = published().unwrap();
     assert!(after > before, "{before} -> {after}");
 }
 
