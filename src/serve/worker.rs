@@ -41,8 +41,8 @@ pub struct Published {
 #[derive(Default)]
 struct Lifetime {
     counters: Option<crate::collect::tick::ProcCounters>,
-    /// tid -> (thread start, CPU s, run-queue wait s).
-    threads: HashMap<u32, (u64, f64, Option<f64>)>,
+    /// tid -> (CPU s, run-queue wait s) since the thread started.
+    threads: HashMap<u32, (f64, Option<f64>)>,
     gil_last: Option<u64>,
     gil_handoffs: u64,
 }
@@ -68,7 +68,7 @@ impl Lifetime {
                     ns as f64 / 1e9
                 });
             let wait = c.runqueue_wait_ns.map(|ns| ns as f64 / 1e9);
-            self.threads.insert(t.tid, (c.start_ticks, cpu, wait));
+            self.threads.insert(t.tid, (cpu, wait));
         }
     }
 }
@@ -260,7 +260,8 @@ fn process_metrics(
             let sampled_s = t.samples as f64 * p.seconds_per_sample;
             let (cpu, wait) = life
                 .and_then(|l| l.threads.get(&t.tid))
-                .map_or((0.0, None), |&(_, cpu, wait)| (cpu, wait));
+                .copied()
+                .unwrap_or((0.0, None));
             ThreadMetrics {
                 tid: t.tid,
                 name: t.name.clone().unwrap_or_default(),

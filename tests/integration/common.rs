@@ -166,6 +166,17 @@ impl Drop for Workload {
     }
 }
 
+/// The first file named `program` in a directory of `PATH`.
+pub fn which(program: &str) -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}
+
 /// Runs hptop with `args`.
 pub fn hptop(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hptop"))

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use crate::common::{default_python, hptop, stderr, workload_path, Workload};
+use crate::common::{default_python, hptop, stderr, which, workload_path, Workload};
 
 fn assert_error(args: &[&str], code: i32, needles: &[&str]) -> String {
     let out = hptop(args);
@@ -232,15 +232,6 @@ fn usage_errors_exit_2() {
         &["--listen \"nonsense\""],
     );
     assert_error(&["serve", "--pid", "999999999"], 1, &["999999999"]);
-}
-
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
-        .ok_or(())
 }
 
 fn nix_is_root() -> bool {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::common::{cpu_ticks, default_python, Workload};
+use crate::common::{cpu_ticks, default_python, which, Workload};
 
 /// A running `hptop serve`, stopped (SIGTERM) when dropped.
 struct Server {
@@ -247,16 +247,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn which(program: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join(program))
-                .find(|p| p.is_file())
-        })
-        .ok_or(())
 }
 
 /// Percent-encoding of a query parameter.
