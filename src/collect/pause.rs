@@ -14,10 +14,18 @@
 //!   thread and answers `A`, or `E` with a length-prefixed (u16) message when it cannot;
 //! - hptop reads the stacks and writes `R`; the helper resumes the target and answers `D`,
 //!   or `L` when the deadline had already resumed it (that read was not paused throughout).
+//!
+//! The deadline counts from when every thread is stopped; stopping them can itself take long
+//! on an overloaded machine (each thread must run to reach its stop). A watchdog thread in
+//! the helper bounds the whole pause, stopping included: past [`WATCHDOG_GRACE`] beyond the
+//! deadline it kills the helper, and the kernel resumes a dead tracer's tracees. hptop then
+//! starts a new helper for the next pause.
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The hidden command line word that runs the helper.
@@ -28,9 +36,15 @@ const MIN_DEADLINE: Duration = Duration::from_millis(20);
 /// Longest deadline, whatever the reads took: a read that needs more (thousands of threads
 /// on a loaded machine) counts as failed (its pause ended first) rather than freeze the target.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(1);
+/// How much longer than its deadline a whole pause (stopping the threads included) may last
+/// before the helper's watchdog kills it (see the module doc).
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+/// How often the watchdog looks.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(20);
 
 /// hptop's end of a running helper.
 pub struct Pauser {
+    pid: u32,
     child: Child,
     to: ChildStdin,
     from: ChildStdout,
@@ -53,22 +67,9 @@ impl Pauser {
     /// # Errors
     /// Why the helper could not be started.
     pub fn start(pid: u32) -> std::io::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut command = Command::new(exe);
-        command
-            .arg(HELPER_ARG)
-            .arg(pid.to_string())
-            .arg(std::process::id().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command.spawn()?;
-        let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            return Err(std::io::Error::other("helper pipes missing"));
-        };
+        let (child, to, from) = spawn_helper(pid)?;
         Ok(Self {
+            pid,
             child,
             to,
             from,
@@ -86,6 +87,10 @@ impl Pauser {
         let ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
         let mut request = [b'P', 0, 0, 0, 0];
         request[1..].copy_from_slice(&ms.to_le_bytes());
+        if self.child.try_wait().is_ok_and(|status| status.is_some()) {
+            // Killed by its watchdog (or by anyone): a new helper serves this pause.
+            self.restart().map_err(helper_error)?;
+        }
         self.to.write_all(&request).map_err(helper_error)?;
         let mut answer = [0u8; 1];
         self.from.read_exact(&mut answer).map_err(helper_error)?;
@@ -124,6 +129,38 @@ impl Pauser {
     }
 }
 
+impl Pauser {
+    /// Replaces a helper that is gone.
+    fn restart(&mut self) -> std::io::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, to, from) = spawn_helper(self.pid)?;
+        (self.child, self.to, self.from) = (child, to, from);
+        Ok(())
+    }
+}
+
+/// Starts `hptop __pause-helper PID HPTOP_PID` in a process group of its own.
+fn spawn_helper(pid: u32) -> std::io::Result<(Child, ChildStdin, ChildStdout)> {
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .arg(HELPER_ARG)
+        .arg(pid.to_string())
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn()?;
+    let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(std::io::Error::other("helper pipes missing"));
+    };
+    Ok((child, to, from))
+}
+
 impl Drop for Pauser {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -154,6 +191,7 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
     let Ok(process) = remoteprocess::Process::new(pid) else {
         return 1;
     };
+    let watchdog = Watchdog::start();
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
     let mut request = [0u8; 5];
@@ -167,9 +205,12 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
                     return 0;
                 }
                 let ms = u32::from_le_bytes([request[1], request[2], request[3], request[4]]);
+                let deadline = Duration::from_millis(u64::from(ms));
+                watchdog.arm(deadline + WATCHDOG_GRACE);
                 let lock = match process.lock() {
                     Ok(lock) => lock,
                     Err(e) => {
+                        watchdog.disarm();
                         let text = e.to_string();
                         let bytes = &text.as_bytes()[..text.len().min(1000)];
                         let len = u16::try_from(bytes.len()).unwrap_or(0).to_le_bytes();
@@ -186,9 +227,10 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
                 {
                     return 0;
                 }
-                let in_time = wait_readable(&stdin, Duration::from_millis(u64::from(ms)));
+                let in_time = wait_readable(&stdin, deadline);
                 drop(lock); // resumes every thread
-                            // Late: the resume request came (or hptop went) after the deadline.
+                watchdog.disarm();
+                // Late: the resume request came (or hptop went) after the deadline.
                 if stdin.read_exact(&mut request[..1]).is_err() {
                     return 0;
                 }
@@ -198,6 +240,48 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
             _ => return 2,
         }
     }
+}
+
+/// The helper's watchdog: kills the helper when a pause outlasts the time it was armed with.
+struct Watchdog {
+    /// When the armed pause must be over, in ms since `epoch`; 0 when none is held.
+    due_ms: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Watchdog {
+    fn start() -> Self {
+        let due_ms = Arc::new(AtomicU64::new(0));
+        let epoch = Instant::now();
+        let watched = Arc::clone(&due_ms);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(WATCHDOG_PERIOD);
+            let due = watched.load(Ordering::Acquire);
+            if due != 0 && millis_since(epoch) > due {
+                // The kernel detaches a dead tracer's tracees and they run again.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::getpid(),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        });
+        Self { due_ms, epoch }
+    }
+
+    fn arm(&self, within: Duration) {
+        let due = millis_since(self.epoch)
+            .saturating_add(u64::try_from(within.as_millis()).unwrap_or(u64::MAX))
+            .max(1);
+        self.due_ms.store(due, Ordering::Release);
+    }
+
+    fn disarm(&self) {
+        self.due_ms.store(0, Ordering::Release);
+    }
+}
+
+fn millis_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Waits until `input` has data, at most `timeout`.

@@ -41,17 +41,44 @@ pub struct StatFields {
 /// so fields are counted from the last `)`.
 pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
     let close = text.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(text.get(close + 1..)?).ok()?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let num = |i: usize| -> Option<u64> { fields.get(i)?.parse().ok() };
+    // Read at every tick for every thread that ran: fields are sliced in place, with no
+    // allocation (the 20 after the name are all hptop needs).
+    let mut fields: [&[u8]; 20] = [&[]; 20];
+    let words = text
+        .get(close + 1..)?
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty());
+    let mut count = 0;
+    for (slot, word) in fields.iter_mut().zip(words) {
+        *slot = word;
+        count += 1;
+    }
+    if count < fields.len() {
+        return None;
+    }
+    let num = |i: usize| fields.get(i).and_then(|f| parse_decimal(f));
     Some(StatFields {
-        state: OsState::from_letter(*fields.first()?.as_bytes().first()?),
+        state: OsState::from_letter(*fields[0].first()?),
         ppid: u32::try_from(num(1)?).ok()?,
         minor_faults: num(7)?,
         major_faults: num(9)?,
         cpu_ticks: num(11)? + num(12)?,
         num_threads: num(17)?,
         start_ticks: num(19)?,
+    })
+}
+
+/// An unsigned decimal number of ASCII digits, as the kernel writes them.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        if d.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        } else {
+            None
+        }
     })
 }
 
@@ -64,20 +91,29 @@ pub fn age_s(start_ticks: u64) -> Option<f64> {
 
 /// Looks up `key:` in a `status`- or `io`-style text and returns its first number.
 pub fn field_value(text: &[u8], key: &str) -> Option<u64> {
-    let text = std::str::from_utf8(text).ok()?;
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(key)?.strip_prefix(':')?;
-        rest.split_ascii_whitespace().next()?.parse().ok()
+    text.split(|&b| b == b'\n').find_map(|line| {
+        let rest = line.strip_prefix(key.as_bytes())?.strip_prefix(b":")?;
+        let digits = rest.trim_ascii_start();
+        let end = digits
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(digits.len());
+        parse_decimal(&digits[..end])
     })
 }
 
 /// Parses `/proc/.../syscall`: `NR ARG0 ...` (hex arguments) when blocked in a system call;
 /// `running` or `-1 ...` (not in one) give `None`.
 pub fn parse_syscall(text: &[u8]) -> Option<Syscall> {
-    let text = std::str::from_utf8(text).ok()?;
-    let mut fields = text.split_ascii_whitespace();
-    let number = fields.next()?.parse::<u64>().ok()?;
-    let arg0 = u64::from_str_radix(fields.next()?.trim_start_matches("0x"), 16).ok()?;
+    let mut fields = text
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty());
+    let number = parse_decimal(fields.next()?)?;
+    let arg0 = fields.next()?.strip_prefix(b"0x")?;
+    let arg0 = arg0.iter().try_fold(0u64, |n, &d| {
+        let digit = char::from(d).to_digit(16)?;
+        n.checked_mul(16)?.checked_add(u64::from(digit))
+    })?;
     Some(Syscall { number, arg0 })
 }
 
@@ -640,8 +676,10 @@ impl Schedstat {
 }
 
 fn parse_schedstat(text: &[u8]) -> Option<Schedstat> {
-    let text = std::str::from_utf8(text).ok()?;
-    let mut fields = text.split_ascii_whitespace().map(|v| v.parse::<u64>().ok());
+    let mut fields = text
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+        .map(parse_decimal);
     Some(Schedstat {
         run_ns: fields.next()??,
         wait_ns: fields.next()??,

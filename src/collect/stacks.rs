@@ -37,8 +37,11 @@ pub struct StackReader {
     pauser: Option<Pauser>,
     tids: TidResolver,
     native: bool,
-    /// Frames last read of each Python thread, for threads that have not run since.
+    /// Frames last read of each Python thread, for threads that have not run since and for
+    /// stacks py-spy found repeated.
     last_frames: HashMap<u64, Arc<[Frame]>>,
+    /// Each Python thread's name as py-spy last gave it, and sanitised.
+    last_names: HashMap<u64, (String, String)>,
     /// Python thread id of each OS tid, as of the last read.
     thread_of_tid: HashMap<u32, u64>,
     /// Last OS tid each Python thread id was resolved to, kept while the id is unseen or
@@ -97,14 +100,18 @@ impl StackReader {
             ..py_spy::Config::default()
         };
         let pid = pid as py_spy::Pid;
-        let spy = py_spy::PythonSpy::retry_new(pid, &config, retries.max(1))
+        let mut spy = py_spy::PythonSpy::retry_new(pid, &config, retries.max(1))
             .map_err(|e| format!("{e:#}"))?;
+        // A busy loop reads the same stack sample after sample: py-spy then says so instead
+        // of building its frames again (native frames come from a live unwind: always built).
+        spy.reuse_repeated_stacks = !options.native;
         Ok(Self {
             spy,
             pauser,
             tids: TidResolver::default(),
             native: options.native,
             last_frames: HashMap::new(),
+            last_names: HashMap::new(),
             thread_of_tid: HashMap::new(),
             tid_of_thread: HashMap::new(),
             gil_search: GilSearch::default(),
@@ -194,17 +201,18 @@ impl StackReader {
             .into_iter()
             .map(|trace| {
                 seen.insert(trace.thread_id);
-                let frames = if self.spy.unchanged_threads.contains(&trace.thread_id) {
-                    self.last_frames
-                        .get(&trace.thread_id)
-                        .cloned()
-                        .unwrap_or_default()
+                let kept = self.spy.unchanged_threads.contains(&trace.thread_id) || trace.repeated;
+                let frames = if kept {
+                    self.kept_frames(trace.thread_id)
                 } else {
                     let frames: Arc<[Frame]> = trace.frames.iter().map(convert_frame).collect();
                     self.last_frames
                         .insert(trace.thread_id, Arc::clone(&frames));
                     frames
                 };
+                let name = trace
+                    .thread_name
+                    .map(|raw| self.sanitized_name(trace.thread_id, raw));
                 PythonThread {
                     thread_id: trace.thread_id,
                     tid: None,
@@ -213,14 +221,41 @@ impl StackReader {
                         .os_thread_id
                         .and_then(|t| u32::try_from(t).ok())
                         .filter(|&t| t != 0),
-                    name: trace.thread_name.as_deref().map(sanitize),
+                    name,
                     owns_gil: trace.owns_gil,
                     frames,
                 }
             })
             .collect();
         self.last_frames.retain(|id, _| seen.contains(id));
+        if self.last_names.len() > seen.len() {
+            self.last_names.retain(|id, _| seen.contains(id));
+        }
         Ok(threads)
+    }
+
+    /// The frames last read of `thread_id`, for a thread that did not run since or whose
+    /// stack py-spy found repeated.
+    fn kept_frames(&mut self, thread_id: u64) -> Arc<[Frame]> {
+        if let Some(frames) = self.last_frames.get(&thread_id) {
+            return Arc::clone(frames);
+        }
+        // Not expected (py-spy forgets its walks whenever a read fails, as this reader does):
+        // have every stack built again at the next read rather than keep a wrong one.
+        self.spy.code_cache.forget_walks();
+        Arc::from(Vec::new())
+    }
+
+    /// `raw` sanitised; a thread's name is sanitised once, not at every read.
+    fn sanitized_name(&mut self, thread_id: u64, raw: String) -> String {
+        match self.last_names.get(&thread_id) {
+            Some((last, clean)) if *last == raw => clean.clone(),
+            _ => {
+                let clean = sanitize(&raw);
+                self.last_names.insert(thread_id, (raw, clean.clone()));
+                clean
+            }
+        }
     }
 
     /// py-spy's stack traces, read while the helper holds the target paused with `--blocking`.

@@ -45,6 +45,10 @@ pub struct PythonSpy {
     /// hptop patch: Python thread ids whose frames the next `get_stack_traces` does not read
     /// (returned empty): the caller vouches that they have not changed.
     pub unchanged_threads: HashSet<u64>,
+    /// hptop patch: a thread whose walk finds the frames of its last walk again comes back
+    /// with `repeated` set and no frames (the caller keeps the last ones). Ignored with
+    /// native frames or local variables, which are not part of the comparison.
+    pub reuse_repeated_stacks: bool,
     /// hptop patch: most Python threads a sample walks before it gives up (a cycle in a torn
     /// read). 4096 while py-spy searches for the interpreter; the caller raises it to what the
     /// process really has (`/proc/PID/task`), so a pool of thousands of threads is sampled.
@@ -57,6 +61,9 @@ pub struct PythonSpy {
     /// again at the start of the next in one batched `process_vm_readv` (one system call for
     /// up to 1,024 threads instead of one each), and the walk takes them from that read.
     prev_threadstates: Vec<usize>,
+    /// hptop patch: the bytes of the thread states prefetched for the current sample (kept
+    /// across samples: thread states are read in place from it, never copied out in bulk).
+    prefetch_buf: Vec<u8>,
 }
 
 impl PythonSpy {
@@ -111,9 +118,11 @@ impl PythonSpy {
             max_threads: os_thread_count(pid).saturating_mul(2).saturating_add(64).max(4096),
             thread_name_identity: HashMap::new(),
             prev_threadstates: Vec::new(),
+            prefetch_buf: Vec::new(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::default(),
             unchanged_threads: HashSet::new(),
+            reuse_repeated_stacks: false,
         })
     }
 
@@ -146,6 +155,16 @@ impl PythonSpy {
 
     /// Gets a StackTrace for each thread in the current process
     pub fn get_stack_traces(&mut self) -> Result<Vec<StackTrace>, Error> {
+        let traces = self.get_stack_traces_of_version();
+        if traces.is_err() {
+            // hptop patch: the caller drops what it kept of this sample: so does the cache of
+            // walks, or the next sample could call a stack repeated that the caller no longer has.
+            self.code_cache.forget_walks();
+        }
+        traces
+    }
+
+    fn get_stack_traces_of_version(&mut self) -> Result<Vec<StackTrace>, Error> {
         match self.version {
             // ABI for 2.3/2.4/2.5/2.6/2.7 is compatible for our purpose
             Version {
@@ -255,13 +274,20 @@ impl PythonSpy {
                 .context("failed to get gil_thread_id")?;
 
         let mut did_thread_name_lookup = false;
+        self.code_cache.detect_repeats =
+            self.reuse_repeated_stacks && !self.config.native && self.config.dump_locals == 0;
+        self.code_cache.start_sample();
 
         let mut traces = Vec::new();
         let mut threads = threads_head;
         let mut visited = 0;
         // hptop patch: the thread states of the last sample, read at once.
         // The list is usually walked in the same order as last time: take them in order.
-        let prefetched = prefetch_structs::<I::ThreadState>(self.pid, &self.prev_threadstates);
+        let prefetched = prefetch_structs::<I::ThreadState>(
+            self.pid,
+            &self.prev_threadstates,
+            &mut self.prefetch_buf,
+        );
         let mut cursor = 0;
         let mut walked = Vec::with_capacity(self.prev_threadstates.len());
         while !threads.is_null() {
@@ -290,7 +316,7 @@ impl PythonSpy {
             let hit = prefetched
                 .get(cursor)
                 .filter(|(address, _)| *address == threadstate_address)
-                .map(|(_, thread)| *thread);
+                .and_then(|&(_, at)| struct_at::<I::ThreadState>(&self.prefetch_buf, at));
             if hit.is_some() {
                 cursor += 1;
             }
@@ -313,8 +339,10 @@ impl PythonSpy {
             // hptop patch: the caller knows these threads have not run since it last read
             // their stacks, so their frames cannot have changed: skip reading them again.
             let mut trace = if self.unchanged_threads.contains(&python_thread_id) {
+                self.code_cache.keep_walk(python_thread_id);
                 Ok(StackTrace {
                     pid: self.pid,
+                    repeated: false,
                     thread_id: python_thread_id,
                     thread_name: None,
                     os_thread_id: thread.native_thread_id(),
@@ -442,9 +470,16 @@ impl PythonSpy {
             }
         }
         self.prev_threadstates = walked;
+        self.code_cache.end_sample(traces.len());
         // hptop patch: forget the names of threads that are gone, so neither map grows with
-        // thread churn and a reused id starts afresh.
-        if self.config.collect_thread_names && !self.config.gil_only {
+        // thread churn. (Only when a map holds more threads than this sample saw: an id
+        // reused meanwhile is caught by `thread_name_identity`.)
+        let names_kept = self
+            .thread_name_identity
+            .len()
+            .max(self.python_thread_names.len());
+        if self.config.collect_thread_names && !self.config.gil_only && names_kept > traces.len()
+        {
             let seen: HashSet<u64> = traces.iter().map(|t| t.thread_id).collect();
             self.thread_name_identity.retain(|id, _| seen.contains(id));
             self.python_thread_names.retain(|id, _| seen.contains(id));
@@ -772,7 +807,7 @@ fn os_thread_count(pid: Pid) -> usize {
 /// Addresses whose read fails are left out; the caller reads those one by one. Not on Linux:
 /// nothing is prefetched.
 #[cfg(target_os = "linux")]
-fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
+fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
     const IOV_MAX: usize = 1024;
     const PAGE: usize = 4096;
     /// A merged range stays within this many bytes.
@@ -803,11 +838,8 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
     }
     // One buffer for all chunks, kept across calls: a fresh one of this size is mapped and
     // faulted in page by page at every sample.
-    thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     let total: usize = ranges.iter().map(|(s, e, _)| e - s).sum();
-    BUF.with_borrow_mut(|buf| {
+    {
     buf.clear();
     buf.resize(total, 0);
     let mut chunk_base = 0;
@@ -868,16 +900,22 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
     }
     for (&address, &at) in addresses.iter().zip(&offsets) {
         if at != usize::MAX {
-            // SAFETY: `buf[at..at + size]` was read whole; `T` is a plain-data binding (the
-            // same types `copy_struct` reads), valid for any bytes.
-            out.push((address, unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast::<T>()) }));
+            out.push((address, at));
         }
     }
-    });
+    }
     out
 }
 
+/// hptop patch: the `T` prefetched at `at` in `buf` (see `prefetch_structs`).
+fn struct_at<T: Copy>(buf: &[u8], at: usize) -> Option<T> {
+    let bytes = buf.get(at..at.checked_add(std::mem::size_of::<T>())?)?;
+    // SAFETY: `bytes` holds `size_of::<T>()` bytes read whole; `T` is a plain-data binding
+    // (the same types `copy_struct` reads), valid for any bytes.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
 #[cfg(not(target_os = "linux"))]
-fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize]) -> Vec<(usize, T)> {
+fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize], _buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
     Vec::new()
 }

@@ -296,6 +296,7 @@ mod tests {
         let trace = stack_trace::StackTrace {
             pid: 1,
             thread_id: 1,
+            repeated: false,
             thread_name: None,
             os_thread_id: None,
             active: true,

@@ -28,6 +28,10 @@ pub struct StackTrace {
     pub owns_gil: bool,
     /// The frames
     pub frames: Vec<Frame>,
+    /// hptop patch: the walk found exactly the frames of this thread's last walk, which
+    /// are not built again: `frames` is empty (see `CodeCache::detect_repeats`).
+    #[serde(skip)]
+    pub repeated: bool,
     /// process commandline / parent process info
     pub process_info: Option<Arc<ProcessInfo>>,
 }
@@ -79,6 +83,29 @@ pub struct CodeCache {
     entries: std::collections::HashMap<usize, CachedCode>,
     /// The data-stack chunk read for the current walk (kept to reuse its allocation).
     frames: Vec<u8>,
+    /// hptop patch: when set, a walk that finds exactly the frames of the thread's last walk
+    /// returns a trace with no frames and `repeated` set, instead of building them again (see
+    /// [`StackTrace::repeated`]). Not for traces with local variables.
+    pub detect_repeats: bool,
+    /// Each thread's last walk (by thread id) and the sample it was last seen in.
+    last_walks: std::collections::HashMap<u64, (u64, Vec<WalkedFrame>)>,
+    /// Bumped at every entry decoded: a frame's entry identifies what names it had.
+    generation: u64,
+    /// The current sample (see [`CodeCache::start_sample`]).
+    sample: u64,
+}
+
+/// hptop patch: one Python frame of a walk, before its names are copied out of the cache.
+#[derive(Debug, Clone, PartialEq)]
+struct WalkedFrame {
+    code_address: usize,
+    /// [`CachedCode::generation`] of the entry the names come from.
+    generation: u64,
+    line: i32,
+    first_line: i32,
+    is_entry: bool,
+    is_shim_entry: bool,
+    locals: Option<Vec<LocalVariable>>,
 }
 
 /// Largest data-stack chunk read at once (3.11+ frames); a larger one is read frame by frame.
@@ -103,7 +130,17 @@ struct CachedCode {
     filename: String,
     name: String,
     line_table: Option<Vec<u8>>,
+    /// Which decoding this is (see [`CodeCache::generation`]).
+    generation: u64,
+    /// hptop patch: the lines last decoded from `line_table`, by instruction offset: a busy
+    /// loop asks for the same few at every sample, and decoding walks the table from its start.
+    lines: [(i32, i32); LINES_KEPT],
+    /// Where the next decoded line goes in `lines` (round robin).
+    next_line: usize,
 }
+
+/// Decoded lines kept per code object.
+const LINES_KEPT: usize = 4;
 
 /// Entries kept at most; the cache is emptied when full (code objects are few in practice).
 const CODE_CACHE_CAPACITY: usize = 65536;
@@ -117,6 +154,35 @@ impl CodeCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Starts a sample: a full cache is emptied here, between walks, so the entries of a
+    /// walk stay until its frames are built.
+    pub fn start_sample(&mut self) {
+        self.sample += 1;
+        if self.entries.len() >= CODE_CACHE_CAPACITY {
+            self.entries.clear();
+        }
+    }
+
+    /// Keeps the last walk of `thread_id` (not walked in this sample, but not gone).
+    pub fn keep_walk(&mut self, thread_id: u64) {
+        if let Some(walk) = self.last_walks.get_mut(&thread_id) {
+            walk.0 = self.sample;
+        }
+    }
+
+    /// Ends a sample: forgets the walks of threads not seen in it.
+    pub fn end_sample(&mut self, threads_seen: usize) {
+        if self.last_walks.len() > threads_seen {
+            let sample = self.sample;
+            self.last_walks.retain(|_, (seen, _)| *seen == sample);
+        }
+    }
+
+    /// Forgets every thread's last walk: the next walk of each builds its frames.
+    pub fn forget_walks(&mut self) {
+        self.last_walks.clear();
     }
 }
 
@@ -189,8 +255,9 @@ where
     T: ThreadState,
     P: ProcessMemory,
 {
-    // TODO: just return frames here? everything else probably should be returned out of scope
-    let mut frames = Vec::new();
+    // hptop patch: the walk is kept as cache keys (`WalkedFrame`); frames are built from it
+    // at the end unless it repeats the thread's last walk.
+    let mut frames: Vec<WalkedFrame> = Vec::new();
 
     // python 3.11+ has an extra level of indirection to get the Frame from the threadstate
     let mut frame_address = thread.frame_address();
@@ -218,7 +285,7 @@ where
     // We are iterating in reverse, i.e. from last call to first call.
     // Since Python 3.12, there are shim frames inserted before a block
     // of Python frames. When we encounter one, update the last frame.
-    let set_last_frame_as_shim_entry = &mut |frames: &mut Vec<Frame>| {
+    let set_last_frame_as_shim_entry = &mut |frames: &mut Vec<WalkedFrame>| {
         if let Some(frame) = frames.last_mut() {
             frame.is_shim_entry = true;
         }
@@ -290,9 +357,7 @@ where
                 LineNo::LastInstruction => copy_bytes(code.line_table(), process).ok(),
                 _ => None,
             };
-            if cache.entries.len() >= CODE_CACHE_CAPACITY {
-                cache.entries.clear();
-            }
+            cache.generation += 1;
             cache.entries.insert(
                 code_address,
                 CachedCode {
@@ -300,10 +365,13 @@ where
                     filename,
                     name,
                     line_table,
+                    generation: cache.generation,
+                    lines: [(-1, 0); LINES_KEPT],
+                    next_line: 0,
                 },
             );
         }
-        let Some(entry) = cache.entries.get(&code_address) else {
+        let Some(entry) = cache.entries.get_mut(&code_address) else {
             frame_ptr = frame.back();
             continue;
         };
@@ -315,19 +383,29 @@ where
             set_last_frame_as_shim_entry(&mut frames);
             continue;
         }
-        let filename = entry.filename.clone();
-        let name = entry.name.clone();
+        let generation = entry.generation;
 
         let line = match lineno {
             LineNo::NoLine => 0,
             LineNo::First => code.first_lineno(),
             LineNo::LastInstruction => match &entry.line_table {
-                Some(table) => code.get_line_number(frame.lasti(), table),
+                Some(table) => {
+                    let lasti = frame.lasti();
+                    match entry.lines.iter().find(|(at, _)| *at == lasti && lasti >= 0) {
+                        Some(&(_, line)) => line,
+                        None => {
+                            let line = code.get_line_number(lasti, table);
+                            entry.lines[entry.next_line] = (lasti, line);
+                            entry.next_line = (entry.next_line + 1) % LINES_KEPT;
+                            line
+                        }
+                    }
+                }
                 None => {
                     // Failling to get the line number really shouldn't be fatal here, but
                     // can happen in extreme cases (https://github.com/benfred/py-spy/issues/164)
                     // Rather than fail set the linenumber to 0.
-                    warn!("Failed to get line number from {}.{}", filename, name);
+                    warn!("Failed to get line number from {}.{}", entry.filename, entry.name);
                     0
                 }
             },
@@ -344,13 +422,11 @@ where
 
         let is_entry = frame.is_entry();
 
-        frames.push(Frame {
-            name,
-            filename,
+        frames.push(WalkedFrame {
+            code_address,
+            generation,
             line,
             first_line: code.first_lineno(),
-            short_filename: None,
-            module: None,
             locals,
             is_entry,
             is_shim_entry: false,
@@ -363,16 +439,58 @@ where
     set_last_frame_as_shim_entry(&mut frames);
     cache.frames = chunk;
 
+    let thread_id = thread.thread_id();
+    let repeated = cache.detect_repeats
+        && cache
+            .last_walks
+            .get(&thread_id)
+            .is_some_and(|(_, last)| *last == frames);
+    let built = if repeated {
+        Vec::new()
+    } else {
+        build_frames(&cache.entries, &frames)?
+    };
+    if cache.detect_repeats {
+        cache.last_walks.insert(thread_id, (cache.sample, frames));
+    }
+
     Ok(StackTrace {
         pid: 0,
-        frames,
-        thread_id: thread.thread_id(),
+        frames: built,
+        repeated,
+        thread_id,
         thread_name: None,
         owns_gil: false,
         active: true,
         os_thread_id: thread.native_thread_id(),
         process_info: None,
     })
+}
+
+/// hptop patch: the frames of a walk, named from the cache entries the walk used (a full
+/// cache is emptied only between walks, so they are all there).
+fn build_frames(
+    entries: &std::collections::HashMap<usize, CachedCode>,
+    walk: &[WalkedFrame],
+) -> Result<Vec<Frame>, Error> {
+    walk.iter()
+        .map(|w| {
+            let entry = entries
+                .get(&w.code_address)
+                .ok_or_else(|| format_err!("code object left the cache during a walk"))?;
+            Ok(Frame {
+                name: entry.name.clone(),
+                filename: entry.filename.clone(),
+                line: w.line,
+                first_line: w.first_line,
+                short_filename: None,
+                module: None,
+                locals: w.locals.clone(),
+                is_entry: w.is_entry,
+                is_shim_entry: w.is_shim_entry,
+            })
+        })
+        .collect()
 }
 
 impl StackTrace {
