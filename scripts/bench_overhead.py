@@ -187,6 +187,9 @@ def profilers(args, s, pid):
         runs.append(("py-spy", [args.py_spy, "record", "--nonblocking", "--rate", "100", "--duration", str(int(s)), "--format", "raw", "-o", os.path.join(out, "py-spy.txt"), "--pid", pid]))
     if args.austin and os.path.exists(args.austin):
         runs.append(("austin", [args.austin, "-i", "10ms", "-x", str(int(s)), "-o", os.path.join(out, "austin.mojo"), "-p", pid]))
+        # austin's on-CPU mode reads each thread's /proc stat at every sample, as hptop reads
+        # /proc: the like-for-like row for a profiler that also knows who is on a CPU.
+        runs.append(("austin -c", [args.austin, "-c", "-i", "10ms", "-x", str(int(s)), "-o", os.path.join(out, "austin-c.mojo"), "-p", pid]))
     return out, runs
 
 
@@ -199,7 +202,7 @@ def bench_peers(args, s):
     ]
     sys.stdout.reconfigure(line_buffering=True)
     print("\nPeers, one after the other on the same target, %.0f s at 100 Hz, CPU s of the profiler (median of %d):" % (s, args.repeat))
-    print("| target | hptop | py-spy | austin |\n|---|---|---|---|")
+    print("| target | hptop | py-spy | austin | austin -c |\n|---|---|---|---|---|")
     for label, script, argv in targets:
         proc = workload(script, *argv)
         cpus = {}
@@ -209,7 +212,7 @@ def bench_peers(args, s):
                 out, runs = profilers(args, s, str(proc.pid))
                 for name, argv_ in runs:
                     # austin 4 exits 254 when its exposure ends: judge it by its output.
-                    cpu, _, _ = child_cpu(argv_, check=name != "austin")
+                    cpu, _, _ = child_cpu(argv_, check=not name.startswith("austin"))
                     output = argv_[argv_.index("-o") + 1]
                     if not os.path.getsize(output):
                         sys.exit("%s wrote nothing: %s" % (name, " ".join(argv_)))
@@ -219,7 +222,7 @@ def bench_peers(args, s):
             proc.kill()
             proc.wait()
         cells = []
-        for name in ("hptop", "py-spy", "austin"):
+        for name in ("hptop", "py-spy", "austin", "austin -c"):
             values = sorted(cpus.get(name, []))
             cells.append("%.3f (%s)" % (values[len(values) // 2], ", ".join("%.2f" % v for v in values)) if values else "—")
         print("| %s | %s |" % (label, " | ".join(cells)))
@@ -272,6 +275,8 @@ def bench_record(args, s):
                 sizes.setdefault("hptop", []).append(os.path.getsize(rec) / samples)
                 _, runs = profilers(args, s, pid)
                 for name, argv_ in runs[1:]:
+                    if name == "austin -c":
+                        continue  # sizes of austin's default (wall-time) output only
                     output = os.path.join(out, os.path.basename(argv_[argv_.index("-o") + 1]))
                     argv_[argv_.index("-o") + 1] = output
                     child_cpu(argv_, check=name != "austin")

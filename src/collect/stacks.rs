@@ -3,7 +3,7 @@
 //! `PythonSpy` is `!Send`, so a [`StackReader`] lives on the sampler thread. Strings read
 //! from the target are sanitised here, once.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use py_spy::config::LockingStrategy;
@@ -40,8 +40,8 @@ pub struct StackReader {
     /// Frames last read of each Python thread, for threads that have not run since and for
     /// stacks py-spy found repeated.
     last_frames: HashMap<u64, Arc<[Frame]>>,
-    /// Each Python thread's name as py-spy last gave it, and sanitised.
-    last_names: HashMap<u64, (String, String)>,
+    /// Each Python thread's name as py-spy last gave it.
+    last_names: HashMap<u64, LastName>,
     /// Python thread id of each OS tid, as of the last read.
     thread_of_tid: HashMap<u32, u64>,
     /// Last OS tid each Python thread id was resolved to, kept while the id is unseen or
@@ -49,6 +49,18 @@ pub struct StackReader {
     tid_of_thread: HashMap<u64, u32>,
     /// The search for the GIL state on 3.7–3.11.
     gil_search: GilSearch,
+}
+
+/// A thread's name as py-spy gave it, and its sanitised form when that differs.
+struct LastName {
+    raw: String,
+    escaped: Option<String>,
+}
+
+impl LastName {
+    fn sanitized(&self) -> String {
+        self.escaped.as_ref().unwrap_or(&self.raw).clone()
+    }
 }
 
 /// State of the search for the GIL on 3.7–3.11.
@@ -110,10 +122,10 @@ impl StackReader {
             pauser,
             tids: TidResolver::default(),
             native: options.native,
-            last_frames: HashMap::new(),
-            last_names: HashMap::new(),
-            thread_of_tid: HashMap::new(),
-            tid_of_thread: HashMap::new(),
+            last_frames: HashMap::default(),
+            last_names: HashMap::default(),
+            thread_of_tid: HashMap::default(),
+            tid_of_thread: HashMap::default(),
             gil_search: GilSearch::default(),
         })
     }
@@ -196,7 +208,7 @@ impl StackReader {
                 return Err(e);
             }
         };
-        let mut seen = std::collections::HashSet::with_capacity(traces.len());
+        let mut seen = rustc_hash::FxHashSet::default();
         let threads: Vec<PythonThread> = traces
             .into_iter()
             .map(|trace| {
@@ -210,9 +222,15 @@ impl StackReader {
                         .insert(trace.thread_id, Arc::clone(&frames));
                     frames
                 };
-                let name = trace
-                    .thread_name
-                    .map(|raw| self.sanitized_name(trace.thread_id, raw));
+                let name = if trace.name_unchanged {
+                    self.last_names
+                        .get(&trace.thread_id)
+                        .map(LastName::sanitized)
+                } else {
+                    trace
+                        .thread_name
+                        .map(|raw| self.sanitized_name(trace.thread_id, raw))
+                };
                 PythonThread {
                     thread_id: trace.thread_id,
                     tid: None,
@@ -249,10 +267,11 @@ impl StackReader {
     /// `raw` sanitised; a thread's name is sanitised once, not at every read.
     fn sanitized_name(&mut self, thread_id: u64, raw: String) -> String {
         match self.last_names.get(&thread_id) {
-            Some((last, clean)) if *last == raw => clean.clone(),
+            Some(last) if last.raw == raw => last.escaped.clone().unwrap_or(raw),
             _ => {
                 let clean = sanitize(&raw);
-                self.last_names.insert(thread_id, (raw, clean.clone()));
+                let escaped = (clean != raw).then(|| clean.clone());
+                self.last_names.insert(thread_id, LastName { raw, escaped });
                 clean
             }
         }
@@ -405,7 +424,7 @@ impl TidResolver {
         self.offset = calibrate(memory, pthread_ids, tids);
         match self.offset {
             Some(offset) => read_at_offset(memory, pthread_ids, tids, offset),
-            None => HashMap::new(),
+            None => HashMap::default(),
         }
     }
 }

@@ -1,5 +1,7 @@
-use std::collections::HashMap;
-use std::collections::HashSet;
+// hptop patch: these maps are looked up per thread per sample; SipHash cost more than the
+// reads on 1,000-thread targets.
+use rustc_hash::FxHashMap as HashMap;
+use rustc_hash::FxHashSet as HashSet;
 #[cfg(all(target_os = "linux", feature = "unwind"))]
 use std::iter::FromIterator;
 use std::path::Path;
@@ -111,17 +113,17 @@ impl PythonSpy {
             #[cfg(target_os = "linux")]
             dockerized: python_info.dockerized,
             config: config.clone(),
-            short_filenames: HashMap::new(),
-            python_thread_ids: HashMap::new(),
-            python_thread_names: HashMap::new(),
-            python_thread_native_ids: HashMap::new(),
+            short_filenames: HashMap::default(),
+            python_thread_ids: HashMap::default(),
+            python_thread_names: HashMap::default(),
+            python_thread_native_ids: HashMap::default(),
             max_threads: os_thread_count(pid).saturating_mul(2).saturating_add(64).max(4096),
-            thread_name_identity: HashMap::new(),
+            thread_name_identity: HashMap::default(),
             prev_threadstates: Vec::new(),
             prefetch_buf: Vec::new(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::default(),
-            unchanged_threads: HashSet::new(),
+            unchanged_threads: HashSet::default(),
             reuse_repeated_stacks: false,
         })
     }
@@ -234,7 +236,7 @@ impl PythonSpy {
     // implementation of get_stack_traces, where we have a type for the InterpreterState
     fn _get_stack_traces<I: InterpreterState>(&mut self) -> Result<Vec<StackTrace>, Error> {
         // Query the OS to get if each thread in the process is running or not
-        let mut thread_activity = HashMap::new();
+        let mut thread_activity = HashMap::default();
         if self.config.gil_only || self.config.skip_thread_activity {
             // hptop patch: `skip_thread_activity` for callers that read thread states themselves.
             // Don't need to collect thread activity if we're only getting the
@@ -343,6 +345,7 @@ impl PythonSpy {
                 Ok(StackTrace {
                     pid: self.pid,
                     repeated: false,
+                    name_unchanged: false,
                     thread_id: python_thread_id,
                     thread_name: None,
                     os_thread_id: thread.native_thread_id(),
@@ -400,7 +403,11 @@ impl PythonSpy {
                     self.python_thread_names.remove(&python_thread_id);
                 }
             }
-            trace.thread_name = if self.config.collect_thread_names {
+            // hptop patch: a thread that did not run keeps the name it had (not copied again).
+            trace.name_unchanged = self.config.collect_thread_names
+                && self.unchanged_threads.contains(&python_thread_id)
+                && matches!(self.python_thread_names.get(&python_thread_id), Some(Some(_)));
+            trace.thread_name = if self.config.collect_thread_names && !trace.name_unchanged {
                 self._get_python_thread_name(
                     &mut did_thread_name_lookup,
                     python_thread_id,
@@ -574,7 +581,7 @@ impl PythonSpy {
         }
 
         // Get a list of all the python thread ids
-        let mut all_python_threads = HashSet::new();
+        let mut all_python_threads = HashSet::default();
         let mut threads = interp_head;
         while !threads.is_null() {
             let thread = self
@@ -613,7 +620,7 @@ impl PythonSpy {
         // we can't get the python threadid for the main thread from registers,
         // so instead assign the main threadid (pid) to the missing python thread
         if !processed_os_threads.contains(&self.pid) {
-            let mut unknown_python_threadids = HashSet::new();
+            let mut unknown_python_threadids = HashSet::default();
             for python_thread_id in all_python_threads.iter() {
                 if !self.python_thread_ids.contains_key(python_thread_id) {
                     unknown_python_threadids.insert(*python_thread_id);

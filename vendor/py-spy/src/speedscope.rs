@@ -297,6 +297,7 @@ mod tests {
             pid: 1,
             thread_id: 1,
             repeated: false,
+            name_unchanged: false,
             thread_name: None,
             os_thread_id: None,
             active: true,

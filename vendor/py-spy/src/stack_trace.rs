@@ -32,6 +32,10 @@ pub struct StackTrace {
     /// are not built again: `frames` is empty (see `CodeCache::detect_repeats`).
     #[serde(skip)]
     pub repeated: bool,
+    /// hptop patch: a thread in `PythonSpy::unchanged_threads` whose name is known: the name
+    /// is not copied again (`thread_name` is `None`); the caller keeps the one it has.
+    #[serde(skip)]
+    pub name_unchanged: bool,
     /// process commandline / parent process info
     pub process_info: Option<Arc<ProcessInfo>>,
 }
@@ -80,7 +84,7 @@ pub struct ProcessInfo {
 /// are those the entry was decoded from (a freed and reused address then misses).
 #[derive(Debug, Default)]
 pub struct CodeCache {
-    entries: std::collections::HashMap<usize, CachedCode>,
+    entries: rustc_hash::FxHashMap<usize, CachedCode>,
     /// The data-stack chunk read for the current walk (kept to reuse its allocation).
     frames: Vec<u8>,
     /// hptop patch: when set, a walk that finds exactly the frames of the thread's last walk
@@ -88,7 +92,7 @@ pub struct CodeCache {
     /// [`StackTrace::repeated`]). Not for traces with local variables.
     pub detect_repeats: bool,
     /// Each thread's last walk (by thread id) and the sample it was last seen in.
-    last_walks: std::collections::HashMap<u64, (u64, Vec<WalkedFrame>)>,
+    last_walks: rustc_hash::FxHashMap<u64, (u64, Vec<WalkedFrame>)>,
     /// Bumped at every entry decoded: a frame's entry identifies what names it had.
     generation: u64,
     /// The current sample (see [`CodeCache::start_sample`]).
@@ -458,6 +462,7 @@ where
         pid: 0,
         frames: built,
         repeated,
+        name_unchanged: false,
         thread_id,
         thread_name: None,
         owns_gil: false,
@@ -470,7 +475,7 @@ where
 /// hptop patch: the frames of a walk, named from the cache entries the walk used (a full
 /// cache is emptied only between walks, so they are all there).
 fn build_frames(
-    entries: &std::collections::HashMap<usize, CachedCode>,
+    entries: &rustc_hash::FxHashMap<usize, CachedCode>,
     walk: &[WalkedFrame],
 ) -> Result<Vec<Frame>, Error> {
     walk.iter()
