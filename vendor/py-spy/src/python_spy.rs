@@ -122,7 +122,7 @@ impl PythonSpy {
             prev_threadstates: Vec::new(),
             prefetch_buf: Vec::new(),
             thread_name_lookup_time: Instant::now(),
-            code_cache: CodeCache::default(),
+            code_cache: CodeCache::of_process(pid),
             unchanged_threads: HashSet::default(),
             reuse_repeated_stacks: false,
         })

@@ -97,7 +97,13 @@ pub struct CodeCache {
     generation: u64,
     /// The current sample (see [`CodeCache::start_sample`]).
     sample: u64,
+    /// hptop patch: the process read, when it is a live one: the code objects of the frames
+    /// in a data-stack chunk are then read together, with one system call.
+    pub pid: Option<Pid>,
 }
+
+/// Most code objects read together for one walk.
+const MAX_BATCHED_CODES: usize = 64;
 
 /// hptop patch: one Python frame of a walk, before its names are copied out of the cache.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +164,14 @@ impl CodeCache {
     /// Whether nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// A cache for live process `pid` (its code objects can be read in batches).
+    pub fn of_process(pid: Pid) -> Self {
+        Self {
+            pid: Some(pid),
+            ..Self::default()
+        }
     }
 
     /// Starts a sample: a full cache is emptied here, between walks, so the entries of a
@@ -285,6 +299,12 @@ where
     let window = chunk_start.map(|start| (start, chunk.as_slice()));
     // Code objects already copied in this walk (a recursion repeats the same one).
     let mut walk_codes: Vec<(usize, <T::FrameObject as FrameObject>::CodeObject)> = Vec::new();
+    if let (Some(pid), Some(_)) = (cache.pid, window) {
+        // hptop patch: the code objects of the frames in the chunk, read with one system call
+        // instead of one each (the walk below reads those it still lacks on its own).
+        let addresses = chunk_code_addresses::<T::FrameObject>(window, frame_ptr as usize);
+        walk_codes = read_structs(pid, &addresses);
+    }
 
     // We are iterating in reverse, i.e. from last call to first call.
     // Since Python 3.12, there are shim frames inserted before a block
@@ -321,7 +341,7 @@ where
                 let code = process
                     .copy_pointer(frame.code())
                     .context("Failed to copy PyCodeObject")?;
-                if walk_codes.len() < 16 {
+                if walk_codes.len() < MAX_BATCHED_CODES + 16 {
                     walk_codes.push((frame.code() as usize, code));
                 }
                 code
@@ -470,6 +490,78 @@ where
         os_thread_id: thread.native_thread_id(),
         process_info: None,
     })
+}
+
+/// hptop patch: the distinct code object addresses of the Python frames that lie in `window`,
+/// from `frame` back (at most [`MAX_BATCHED_CODES`]), stopping at the first frame outside it.
+fn chunk_code_addresses<F: FrameObject>(window: Option<(usize, &[u8])>, frame: usize) -> Vec<usize> {
+    let mut addresses = Vec::new();
+    let mut at = frame;
+    let mut visited = 0;
+    while at != 0 && visited < 4096 && addresses.len() < MAX_BATCHED_CODES {
+        visited += 1;
+        let Some(f) = from_window::<F>(window, at) else {
+            break;
+        };
+        let code = f.code() as usize;
+        if f.is_python_frame() && code != 0 && !addresses.contains(&code) {
+            addresses.push(code);
+        }
+        at = f.back() as usize;
+    }
+    addresses
+}
+
+/// hptop patch: a `T` at each of `addresses` of process `pid`, read with one
+/// `process_vm_readv`; an address the kernel could not read is left out (the kernel stops at
+/// the first range it cannot read whole: the ones after it are left out too).
+#[cfg(target_os = "linux")]
+fn read_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
+    let size = std::mem::size_of::<T>();
+    if addresses.is_empty() || size == 0 {
+        return Vec::new();
+    }
+    let mut buf = vec![0u8; size * addresses.len()];
+    let local: Vec<libc::iovec> = buf
+        .chunks_exact_mut(size)
+        .map(|part| libc::iovec {
+            iov_base: part.as_mut_ptr().cast(),
+            iov_len: size,
+        })
+        .collect();
+    let remote: Vec<libc::iovec> = addresses
+        .iter()
+        .map(|&a| libc::iovec {
+            iov_base: a as *mut libc::c_void,
+            iov_len: size,
+        })
+        .collect();
+    // SAFETY: every local iovec points into `buf`, which outlives the call; the kernel checks
+    // the remote ranges.
+    let read = unsafe {
+        libc::process_vm_readv(
+            pid as libc::pid_t,
+            local.as_ptr(),
+            local.len() as libc::c_ulong,
+            remote.as_ptr(),
+            remote.len() as libc::c_ulong,
+            0,
+        )
+    };
+    let whole = if read > 0 { read as usize / size } else { 0 };
+    addresses
+        .iter()
+        .zip(buf.chunks_exact(size))
+        .take(whole)
+        // SAFETY: each chunk holds `size_of::<T>()` bytes read whole; `T` is a plain-data
+        // binding (the same types `copy_struct` reads), valid for any bytes.
+        .map(|(&a, bytes)| (a, unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }))
+        .collect()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_structs<T: Copy>(_pid: Pid, _addresses: &[usize]) -> Vec<(usize, T)> {
+    Vec::new()
 }
 
 /// hptop patch: the frames of a walk, named from the cache entries the walk used (a full
