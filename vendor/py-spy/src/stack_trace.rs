@@ -297,6 +297,8 @@ where
         _ => None,
     };
     let window = chunk_start.map(|start| (start, chunk.as_slice()));
+    // Older chunks, read when the walk reaches a frame in one (deep stacks span several).
+    let mut older = OlderChunks::after(window);
     // Code objects already copied in this walk (a recursion repeats the same one).
     let mut walk_codes: Vec<(usize, <T::FrameObject as FrameObject>::CodeObject)> = Vec::new();
     if let (Some(pid), Some(_)) = (cache.pid, window) {
@@ -322,7 +324,9 @@ where
             return Err(format_err!("Max frame recursion depth reached"));
         }
 
-        let frame = match from_window(window, frame_ptr as usize) {
+        let frame = match from_window(window, frame_ptr as usize)
+            .or_else(|| older.frame(frame_ptr as usize, process))
+        {
             Some(frame) => frame,
             None => process
                 .copy_pointer(frame_ptr)
@@ -490,6 +494,74 @@ where
         os_thread_id: thread.native_thread_id(),
         process_info: None,
     })
+}
+
+/// hptop patch: the data-stack chunks before the current one (`_PyStackChunk`: `previous`,
+/// `size`, `top` in words, then the frames), each read whole the first time the walk needs a
+/// frame that is not in the chunks read so far.
+struct OlderChunks {
+    /// The next older chunk not read yet (0: none).
+    previous: usize,
+    chunks: Vec<(usize, Vec<u8>)>,
+}
+
+/// Bytes of a `_PyStackChunk` header (`previous`, `size`, `top`).
+const CHUNK_HEADER: usize = 3 * std::mem::size_of::<usize>();
+/// Older chunks read at most per walk.
+const MAX_OLDER_CHUNKS: usize = 16;
+
+impl OlderChunks {
+    fn after(current: Option<(usize, &[u8])>) -> Self {
+        let previous = current
+            .and_then(|(start, bytes)| from_window::<usize>(Some((start, bytes)), start))
+            .unwrap_or(0);
+        Self {
+            previous,
+            chunks: Vec::new(),
+        }
+    }
+
+    /// The `T` at `address` if it lies in an older chunk, reading chunks as needed.
+    fn frame<T: Copy, P: ProcessMemory>(&mut self, address: usize, process: &P) -> Option<T> {
+        if let Some(found) = self
+            .chunks
+            .iter()
+            .find_map(|(start, bytes)| from_window(Some((*start, bytes.as_slice())), address))
+        {
+            return Some(found);
+        }
+        while self.previous != 0 && self.chunks.len() < MAX_OLDER_CHUNKS {
+            let start = std::mem::take(&mut self.previous);
+            let mut header = [0usize; 3];
+            process
+                .read(start, bytemuck_words(&mut header))
+                .ok()?;
+            let [previous, size, top] = header;
+            let used = top
+                .checked_mul(std::mem::size_of::<usize>())?
+                .checked_add(CHUNK_HEADER)?;
+            if used > size || used > MAX_DATASTACK_READ {
+                return None;
+            }
+            let mut bytes = vec![0u8; used];
+            process.read(start, &mut bytes).ok()?;
+            self.previous = previous;
+            let found = from_window(Some((start, bytes.as_slice())), address);
+            self.chunks.push((start, bytes));
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+}
+
+/// `words` as bytes, to read them from the target.
+fn bytemuck_words(words: &mut [usize; 3]) -> &mut [u8] {
+    // SAFETY: any bytes are a valid `usize`; the slice covers exactly the array.
+    unsafe {
+        std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(words))
+    }
 }
 
 /// hptop patch: the distinct code object addresses of the Python frames that lie in `window`,
