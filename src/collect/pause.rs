@@ -127,9 +127,7 @@ impl Pauser {
             Resumed::InTime
         })
     }
-}
 
-impl Pauser {
     /// Replaces a helper that is gone.
     fn restart(&mut self) -> std::io::Result<()> {
         let _ = self.child.kill();

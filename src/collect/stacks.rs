@@ -57,12 +57,6 @@ struct LastName {
     escaped: Option<String>,
 }
 
-impl LastName {
-    fn sanitized(&self) -> String {
-        self.escaped.as_ref().unwrap_or(&self.raw).clone()
-    }
-}
-
 /// State of the search for the GIL on 3.7–3.11.
 #[derive(Debug, Default)]
 struct GilSearch {
@@ -222,15 +216,22 @@ impl StackReader {
                         .insert(trace.thread_id, Arc::clone(&frames));
                     frames
                 };
-                let name = if trace.name_unchanged {
-                    self.last_names
-                        .get(&trace.thread_id)
-                        .map(LastName::sanitized)
+                // py-spy leaves out the name of a thread that did not run when it knows it:
+                // the one kept here, or (named by a lookup after this reader last saw it) its own.
+                let raw_name = if trace.name_unchanged {
+                    match self.last_names.get(&trace.thread_id) {
+                        Some(last) => Some(last.raw.clone()),
+                        None => self
+                            .spy
+                            .python_thread_names
+                            .get(&trace.thread_id)
+                            .cloned()
+                            .flatten(),
+                    }
                 } else {
-                    trace
-                        .thread_name
-                        .map(|raw| self.sanitized_name(trace.thread_id, raw))
+                    trace.thread_name
                 };
+                let name = raw_name.map(|raw| self.sanitized_name(trace.thread_id, raw));
                 PythonThread {
                     thread_id: trace.thread_id,
                     tid: None,

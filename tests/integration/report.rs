@@ -301,3 +301,33 @@ fn cpu_of_a_parked_worker_woken_for_a_job_goes_to_the_job_not_the_wait() {
         top_functions(p, 5)
     );
 }
+
+#[test]
+fn fresh_code_at_a_reused_address_is_named_afresh() {
+    // A new function every 50 ms, each likely at the freed address of the last one, with the
+    // same lines: its samples must go to its own name, not pile up on an earlier one (stacks
+    // that repeat are not built again, and a reused code address must not pass for a repeat).
+    let workload = Workload::start(&default_python(), "fresh_code.py", &["60"]);
+    let pid = workload.pid().to_string();
+    let report = report_json(&["--pid", &pid, "--duration", "4"]);
+    let p = process(&report);
+    let mut samples: Vec<u64> = p["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with("job_")))
+        .map(|f| f["own_samples"].as_u64().unwrap())
+        .collect();
+    samples.sort_unstable();
+    assert!(
+        samples.len() >= 20,
+        "{} job_ functions: {samples:?}",
+        samples.len()
+    );
+    let median = samples[samples.len() / 2];
+    let most = *samples.last().unwrap();
+    assert!(
+        most <= (median * 3).max(median + 10),
+        "one name holds {most} samples, the median function {median}: {samples:?}"
+    );
+}
