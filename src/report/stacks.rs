@@ -217,7 +217,9 @@ struct SpeedscopeBuilder {
     frame_ids: std::collections::HashMap<(String, String), usize>,
     /// (name, stacks, weights).
     profiles: Vec<(String, Vec<Vec<usize>>, Vec<u64>)>,
-    profile_ids: std::collections::HashMap<String, usize>,
+    /// Each thread's profile by (pid, tid) (`None`: the merged one): a thread whose name is
+    /// learned late keeps one timeline, named with its latest name.
+    profile_ids: std::collections::HashMap<Option<(u32, u32)>, usize>,
 }
 
 impl SpeedscopeBuilder {
@@ -229,11 +231,16 @@ impl SpeedscopeBuilder {
             (true, false) => format!("{thread} ({})", row.tid),
             (true, true) => format!("PID {pid} · {thread} ({})", row.tid),
         };
-        let index = if let Some(&i) = self.profile_ids.get(&name) {
+        let key = by_thread.then_some((pid, row.tid));
+        let index = if let Some(&i) = self.profile_ids.get(&key) {
+            // Stacks come in time order: a name seen now is the thread's latest.
+            if row.thread.is_some() {
+                self.profiles[i].0 = name;
+            }
             i
         } else {
-            self.profiles.push((name.clone(), Vec::new(), Vec::new()));
-            self.profile_ids.insert(name, self.profiles.len() - 1);
+            self.profiles.push((name, Vec::new(), Vec::new()));
+            self.profile_ids.insert(key, self.profiles.len() - 1);
             self.profiles.len() - 1
         };
         let stack: Vec<usize> = if row.frames.is_empty() {
@@ -286,5 +293,36 @@ pub fn render(
             super::pprof::encode(&super::pprof::profile(snapshot, output, window, title))
                 .map_err(|e| format!("cannot compress the pprof profile: {e}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpeedscopeBuilder;
+    use crate::model::snapshot::{StackFrame, StackRow};
+
+    fn row(tid: u32, thread: Option<&str>, function: &str) -> StackRow {
+        StackRow {
+            tid,
+            thread: thread.map(str::to_owned),
+            frames: vec![StackFrame {
+                name: function.into(),
+                file: "job.py".into(),
+                line: 1,
+            }],
+            samples: 1,
+            credited: crate::model::functions::Credited::default(),
+        }
+    }
+
+    #[test]
+    fn a_thread_named_late_keeps_one_timeline_under_its_latest_name() {
+        let mut builder = SpeedscopeBuilder::default();
+        builder.add(1, &row(7, None, "early"), 3, true, false);
+        builder.add(1, &row(7, Some("worker"), "late"), 2, true, false);
+        builder.add(1, &row(8, Some("other"), "early"), 1, true, false);
+        let names: Vec<&str> = builder.profiles.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(names, ["worker (7)", "other (8)"]);
+        assert_eq!(builder.profiles[0].2, [3, 2]);
     }
 }
