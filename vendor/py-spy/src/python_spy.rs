@@ -846,7 +846,6 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -
     // One buffer for all chunks, kept across calls: a fresh one of this size is mapped and
     // faulted in page by page at every sample.
     let total: usize = ranges.iter().map(|(s, e, _)| e - s).sum();
-    {
     buf.clear();
     buf.resize(total, 0);
     let mut chunk_base = 0;
@@ -909,7 +908,6 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -
         if at != usize::MAX {
             out.push((address, at));
         }
-    }
     }
     out
 }
