@@ -814,7 +814,7 @@ fn os_thread_count(pid: Pid) -> usize {
 /// Addresses whose read fails are left out; the caller reads those one by one. Not on Linux:
 /// nothing is prefetched.
 #[cfg(target_os = "linux")]
-fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
+pub(crate) fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
     const IOV_MAX: usize = 1024;
     const PAGE: usize = 4096;
     /// A merged range stays within this many bytes.
@@ -913,7 +913,7 @@ fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -
 }
 
 /// hptop patch: the `T` prefetched at `at` in `buf` (see `prefetch_structs`).
-fn struct_at<T: Copy>(buf: &[u8], at: usize) -> Option<T> {
+pub(crate) fn struct_at<T: Copy>(buf: &[u8], at: usize) -> Option<T> {
     let bytes = buf.get(at..at.checked_add(std::mem::size_of::<T>())?)?;
     // SAFETY: `bytes` holds `size_of::<T>()` bytes read whole; `T` is a plain-data binding
     // (the same types `copy_struct` reads), valid for any bytes.
@@ -921,6 +921,6 @@ fn struct_at<T: Copy>(buf: &[u8], at: usize) -> Option<T> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize], _buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
+pub(crate) fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize], _buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
     Vec::new()
 }

@@ -7,6 +7,7 @@ use serde_derive::Serialize;
 
 use crate::config::{Config, LineNo};
 use crate::python_data_access::{copy_bytes, copy_string};
+use crate::python_spy::{prefetch_structs, struct_at};
 use crate::python_interpreters::{
     CodeObject, FrameObject, InterpreterState, ThreadState, TupleObject,
 };
@@ -87,6 +88,8 @@ pub struct CodeCache {
     entries: rustc_hash::FxHashMap<usize, CachedCode>,
     /// The data-stack chunk read for the current walk (kept to reuse its allocation).
     frames: Vec<u8>,
+    /// The code objects read together for the current walk (kept likewise).
+    codes: Vec<u8>,
     /// hptop patch: when set, a walk that finds exactly the frames of the thread's last walk
     /// returns a trace with no frames and `repeated` set, instead of building them again (see
     /// [`StackTrace::repeated`]). Not for traces with local variables.
@@ -305,7 +308,14 @@ where
         // hptop patch: the code objects of the frames in the chunk, read with one system call
         // instead of one each (the walk below reads those it still lacks on its own).
         let addresses = chunk_code_addresses::<T::FrameObject>(window, frame_ptr as usize);
-        walk_codes = read_structs(pid, &addresses);
+        let mut buf = std::mem::take(&mut cache.codes);
+        walk_codes = prefetch_structs::<<T::FrameObject as FrameObject>::CodeObject>(
+            pid, &addresses, &mut buf,
+        )
+        .into_iter()
+        .filter_map(|(address, at)| Some((address, struct_at(&buf, at)?)))
+        .collect();
+        cache.codes = buf;
     }
 
     // We are iterating in reverse, i.e. from last call to first call.
@@ -512,8 +522,9 @@ const MAX_OLDER_CHUNKS: usize = 16;
 
 impl OlderChunks {
     fn after(current: Option<(usize, &[u8])>) -> Self {
+        // The chunk's header starts with `previous`.
         let previous = current
-            .and_then(|(start, bytes)| from_window::<usize>(Some((start, bytes)), start))
+            .and_then(|(start, _)| from_window::<usize>(current, start))
             .unwrap_or(0);
         Self {
             previous,
@@ -532,11 +543,7 @@ impl OlderChunks {
         }
         while self.previous != 0 && self.chunks.len() < MAX_OLDER_CHUNKS {
             let start = std::mem::take(&mut self.previous);
-            let mut header = [0usize; 3];
-            process
-                .read(start, bytemuck_words(&mut header))
-                .ok()?;
-            let [previous, size, top] = header;
+            let [previous, size, top] = process.copy_struct::<[usize; 3]>(start).ok()?;
             let used = top
                 .checked_mul(std::mem::size_of::<usize>())?
                 .checked_add(CHUNK_HEADER)?;
@@ -553,14 +560,6 @@ impl OlderChunks {
             }
         }
         None
-    }
-}
-
-/// `words` as bytes, to read them from the target.
-fn bytemuck_words(words: &mut [usize; 3]) -> &mut [u8] {
-    // SAFETY: any bytes are a valid `usize`; the slice covers exactly the array.
-    unsafe {
-        std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(words))
     }
 }
 
@@ -582,58 +581,6 @@ fn chunk_code_addresses<F: FrameObject>(window: Option<(usize, &[u8])>, frame: u
         at = f.back() as usize;
     }
     addresses
-}
-
-/// hptop patch: a `T` at each of `addresses` of process `pid`, read with one
-/// `process_vm_readv`; an address the kernel could not read is left out (the kernel stops at
-/// the first range it cannot read whole: the ones after it are left out too).
-#[cfg(target_os = "linux")]
-fn read_structs<T: Copy>(pid: Pid, addresses: &[usize]) -> Vec<(usize, T)> {
-    let size = std::mem::size_of::<T>();
-    if addresses.is_empty() || size == 0 {
-        return Vec::new();
-    }
-    let mut buf = vec![0u8; size * addresses.len()];
-    let local: Vec<libc::iovec> = buf
-        .chunks_exact_mut(size)
-        .map(|part| libc::iovec {
-            iov_base: part.as_mut_ptr().cast(),
-            iov_len: size,
-        })
-        .collect();
-    let remote: Vec<libc::iovec> = addresses
-        .iter()
-        .map(|&a| libc::iovec {
-            iov_base: a as *mut libc::c_void,
-            iov_len: size,
-        })
-        .collect();
-    // SAFETY: every local iovec points into `buf`, which outlives the call; the kernel checks
-    // the remote ranges.
-    let read = unsafe {
-        libc::process_vm_readv(
-            pid as libc::pid_t,
-            local.as_ptr(),
-            local.len() as libc::c_ulong,
-            remote.as_ptr(),
-            remote.len() as libc::c_ulong,
-            0,
-        )
-    };
-    let whole = if read > 0 { read as usize / size } else { 0 };
-    addresses
-        .iter()
-        .zip(buf.chunks_exact(size))
-        .take(whole)
-        // SAFETY: each chunk holds `size_of::<T>()` bytes read whole; `T` is a plain-data
-        // binding (the same types `copy_struct` reads), valid for any bytes.
-        .map(|(&a, bytes)| (a, unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) }))
-        .collect()
-}
-
-#[cfg(not(target_os = "linux"))]
-fn read_structs<T: Copy>(_pid: Pid, _addresses: &[usize]) -> Vec<(usize, T)> {
-    Vec::new()
 }
 
 /// hptop patch: the frames of a walk, named from the cache entries the walk used (a full
