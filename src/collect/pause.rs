@@ -87,11 +87,12 @@ impl Pauser {
         let ms = u32::try_from(deadline.as_millis()).unwrap_or(u32::MAX);
         let mut request = [b'P', 0, 0, 0, 0];
         request[1..].copy_from_slice(&ms.to_le_bytes());
-        if self.child.try_wait().is_ok_and(|status| status.is_some()) {
-            // Killed by its watchdog (or by anyone): a new helper serves this pause.
+        if self.to.write_all(&request).is_err() {
+            // The helper is gone (killed by its watchdog, or by anyone: its end of the pipe
+            // closed with it): a new one serves this pause.
             self.restart().map_err(helper_error)?;
+            self.to.write_all(&request).map_err(helper_error)?;
         }
-        self.to.write_all(&request).map_err(helper_error)?;
         let mut answer = [0u8; 1];
         self.from.read_exact(&mut answer).map_err(helper_error)?;
         match answer[0] {
