@@ -57,6 +57,13 @@ struct LastName {
     escaped: Option<String>,
 }
 
+impl LastName {
+    /// The name as shown.
+    fn sanitized(&self) -> String {
+        self.escaped.as_ref().unwrap_or(&self.raw).clone()
+    }
+}
+
 /// State of the search for the GIL on 3.7–3.11.
 #[derive(Debug, Default)]
 struct GilSearch {
@@ -218,20 +225,19 @@ impl StackReader {
                 };
                 // py-spy leaves out the name of a thread that did not run when it knows it:
                 // the one kept here, or (named by a lookup after this reader last saw it) its own.
-                let raw_name = if trace.name_unchanged {
-                    match self.last_names.get(&trace.thread_id) {
-                        Some(last) => Some(last.raw.clone()),
+                let name = match (trace.name_unchanged, trace.thread_name) {
+                    (true, _) => match self.last_names.get(&trace.thread_id) {
+                        Some(last) => Some(last.sanitized()),
                         None => self
                             .spy
                             .python_thread_names
                             .get(&trace.thread_id)
                             .cloned()
-                            .flatten(),
-                    }
-                } else {
-                    trace.thread_name
+                            .flatten()
+                            .map(|raw| self.sanitized_name(trace.thread_id, raw)),
+                    },
+                    (false, raw) => raw.map(|raw| self.sanitized_name(trace.thread_id, raw)),
                 };
-                let name = raw_name.map(|raw| self.sanitized_name(trace.thread_id, raw));
                 PythonThread {
                     thread_id: trace.thread_id,
                     tid: None,
