@@ -31,8 +31,8 @@ fn tick(index: u32) -> Tick {
                 .map(|d| {
                     let f = (t * 7 + d * 13 + index % 3) % FUNCTIONS;
                     Frame {
-                        name: format!("function_{f}"),
-                        filename: format!("/srv/app/module_{}.py", f % 40),
+                        name: format!("function_{f}").into(),
+                        filename: format!("/srv/app/module_{}.py", f % 40).into(),
                         short_filename: None,
                         line: 10 + (index + d) % 20,
                         first_line: 10,

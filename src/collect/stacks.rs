@@ -49,7 +49,21 @@ pub struct StackReader {
     tid_of_thread: HashMap<u64, u32>,
     /// The search for the GIL state on 3.7–3.11.
     gil_search: GilSearch,
+    /// Each function py-spy named by its code-cache generation (see [`py_spy::FrameKey`]),
+    /// sanitised once: a frame is then made without copying or scanning any text.
+    functions: HashMap<u64, FunctionNames>,
 }
+
+/// A function's names as frames show them (sanitised), shared by all its frames.
+struct FunctionNames {
+    name: Arc<str>,
+    filename: Arc<str>,
+    short_filename: Option<Arc<str>>,
+}
+
+/// Functions kept named at most; past it the map is emptied (each is named again when next
+/// seen), so code that keeps making fresh functions does not grow it without end.
+const FUNCTIONS_KEPT: usize = 65536;
 
 /// A thread's name as py-spy gave it, and its sanitised form when that differs.
 struct LastName {
@@ -118,6 +132,8 @@ impl StackReader {
         // A busy loop reads the same stack sample after sample: py-spy then says so instead
         // of building its frames again (native frames come from a live unwind: always built).
         spy.reuse_repeated_stacks = !options.native;
+        // Frames come as code-cache keys, named here once per function, not copied per sample.
+        spy.frame_keys = !options.native;
         Ok(Self {
             spy,
             pauser,
@@ -128,6 +144,7 @@ impl StackReader {
             thread_of_tid: HashMap::default(),
             tid_of_thread: HashMap::default(),
             gil_search: GilSearch::default(),
+            functions: HashMap::default(),
         })
     }
 
@@ -218,7 +235,11 @@ impl StackReader {
                 let frames = if kept {
                     self.kept_frames(trace.thread_id)
                 } else {
-                    let frames: Arc<[Frame]> = trace.frames.iter().map(convert_frame).collect();
+                    let frames: Arc<[Frame]> = if trace.keys.is_empty() {
+                        trace.frames.iter().map(convert_frame).collect()
+                    } else {
+                        trace.keys.iter().map(|key| self.frame_of(key)).collect()
+                    };
                     self.last_frames
                         .insert(trace.thread_id, Arc::clone(&frames));
                     frames
@@ -269,6 +290,31 @@ impl StackReader {
         // have every stack built again at the next read rather than keep a wrong one.
         self.spy.code_cache.forget_walks();
         Arc::from(Vec::new())
+    }
+
+    /// The frame `key` stands for, its function named on first sight.
+    fn frame_of(&mut self, key: &py_spy::FrameKey) -> Frame {
+        if self.functions.len() >= FUNCTIONS_KEPT && !self.functions.contains_key(&key.generation) {
+            self.functions.clear();
+        }
+        let spy = &mut self.spy;
+        let names = self
+            .functions
+            .entry(key.generation)
+            .or_insert_with(|| FunctionNames {
+                name: sanitized_shared(&key.name),
+                filename: sanitized_shared(&key.filename),
+                short_filename: spy
+                    .short_filename(&key.filename)
+                    .map(|short| Arc::from(sanitize(&short))),
+            });
+        Frame {
+            name: Arc::clone(&names.name),
+            filename: Arc::clone(&names.filename),
+            short_filename: names.short_filename.clone(),
+            line: u32::try_from(key.line).unwrap_or(0),
+            first_line: u32::try_from(key.first_line).unwrap_or(0),
+        }
     }
 
     /// `raw` sanitised; a thread's name is sanitised once, not at every read.
@@ -382,11 +428,21 @@ impl StackReader {
     }
 }
 
+/// `raw` as shown: the same shared text when it needs no escaping.
+fn sanitized_shared(raw: &Arc<str>) -> Arc<str> {
+    let clean = sanitize(raw);
+    if *clean == **raw {
+        Arc::clone(raw)
+    } else {
+        clean.into()
+    }
+}
+
 fn convert_frame(frame: &py_spy::Frame) -> Frame {
     Frame {
-        name: sanitize(&frame.name),
-        filename: sanitize(&frame.filename),
-        short_filename: frame.short_filename.as_deref().map(sanitize),
+        name: sanitize(&frame.name).into(),
+        filename: sanitize(&frame.filename).into(),
+        short_filename: frame.short_filename.as_deref().map(|s| sanitize(s).into()),
         line: u32::try_from(frame.line).unwrap_or(0),
         first_line: u32::try_from(frame.first_line).unwrap_or(0),
     }

@@ -3,6 +3,7 @@
 //! Counters travel cumulative (as the kernel reports them); the model turns them
 //! into deltas and rates using [`Tick::at`] and [`Tick::interval`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One sampling instant of one process.
@@ -266,20 +267,21 @@ pub struct ThreadTick {
     pub activity: Activity,
     /// Python frames, innermost first; empty for non-Python threads. Shared: a thread that
     /// has not run since the last tick carries the very same frames (see `Arc::ptr_eq`).
-    pub frames: std::sync::Arc<[Frame]>,
+    pub frames: Arc<[Frame]>,
     /// Kernel counters; `None` when the thread vanished while being read.
     pub counters: Option<ThreadCounters>,
 }
 
-/// One Python frame; strings are sanitised (see `collect::sanitize`).
+/// One Python frame; strings are sanitised (see `collect::sanitize`). They are shared: every
+/// frame of a function holds the same names, so a frame is copied without copying text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Frame {
     /// Function name (`co_name`).
-    pub name: String,
+    pub name: Arc<str>,
     /// Full file name as the interpreter knows it.
-    pub filename: String,
+    pub filename: Arc<str>,
     /// Shorter file name for display (package-relative), when one is known.
-    pub short_filename: Option<String>,
+    pub short_filename: Option<Arc<str>>,
     /// Line being executed; 0 when unknown.
     pub line: u32,
     /// The function's first line (`co_firstlineno`); 0 when unknown.

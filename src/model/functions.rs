@@ -300,9 +300,9 @@ impl FunctionTable {
         let id = self.functions.len();
         self.ids.insert(self.key_buf.clone(), id);
         self.functions.push(FunctionStats {
-            name: frame.name.clone(),
-            filename: frame.filename.clone(),
-            short_filename: frame.short_filename.clone(),
+            name: frame.name.to_string(),
+            filename: frame.filename.to_string(),
+            short_filename: frame.short_filename.as_deref().map(str::to_owned),
             first_line: frame.first_line,
             ..FunctionStats::default()
         });
@@ -485,9 +485,9 @@ impl FunctionTable {
     pub fn frame(&self, id: FunctionId, line: u32) -> Option<Frame> {
         let f = self.functions.get(id)?;
         Some(Frame {
-            name: f.name.clone(),
-            filename: f.filename.clone(),
-            short_filename: f.short_filename.clone(),
+            name: f.name.as_str().into(),
+            filename: f.filename.as_str().into(),
+            short_filename: f.short_filename.as_deref().map(std::sync::Arc::from),
             line,
             first_line: f.first_line,
         })

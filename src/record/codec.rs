@@ -238,11 +238,11 @@ impl Encoder {
     fn put_code(&mut self, frame: &Frame) {
         // Strings are written (defined) where first met, so look up by content first.
         let key = (
-            self.strings.get(&frame.name).copied(),
-            self.strings.get(&frame.filename).copied(),
+            self.strings.get(&*frame.name).copied(),
+            self.strings.get(&*frame.filename).copied(),
             frame
                 .short_filename
-                .as_ref()
+                .as_deref()
                 .map(|s| self.strings.get(s).copied()),
         );
         if let (Some(n), Some(f), short) = key {
@@ -605,9 +605,9 @@ impl Decoder {
             let line = r.u32()?;
             let (name, file, short, first_line) = &self.codes[code];
             frames.push(Frame {
-                name: name.to_string(),
-                filename: file.to_string(),
-                short_filename: short.as_ref().map(ToString::to_string),
+                name: Arc::clone(name),
+                filename: Arc::clone(file),
+                short_filename: short.clone(),
                 line,
                 first_line: *first_line,
             });
@@ -940,8 +940,8 @@ pub(crate) mod tests {
     pub(crate) fn sample_events(ticks: u32) -> Vec<SamplerEvent> {
         let frame = |name: &str, line| Frame {
             name: name.into(),
-            filename: format!("/app/{name}.py"),
-            short_filename: (line % 2 == 0).then(|| format!("{name}.py")),
+            filename: format!("/app/{name}.py").into(),
+            short_filename: (line % 2 == 0).then(|| format!("{name}.py").into()),
             line,
             first_line: line.saturating_sub(2),
         };

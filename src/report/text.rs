@@ -292,7 +292,10 @@ fn render_threads(out: &mut String, p: &ProcessSnapshot) {
         "TID", "THREAD", "SAMPLES", "CPU%", "RUNQ%", "GIL%", "WAIT%", "IDLE%", "STATE"
     );
     for t in p.threads.iter().filter(|t| t.is_python) {
-        let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
+        let now = t
+            .stack
+            .first()
+            .map_or_else(String::new, |f| f.name.to_string());
         let _ = writeln!(
             out,
             "{:>8}  {:<20} {:>7} {:>7.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1}  {:<5} {}",

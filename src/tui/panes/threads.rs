@@ -161,7 +161,10 @@ fn thread_row(
     per_s: &dyn Fn(u64) -> String,
     io_per_s: &dyn Fn(u64) -> String,
 ) -> Row<'static> {
-    let now = t.stack.first().map_or_else(String::new, |f| f.name.clone());
+    let now = t
+        .stack
+        .first()
+        .map_or_else(String::new, |f| f.name.to_string());
     // After the target exited, no thread runs or holds the GIL any more.
     let state = if t.alive && !exited {
         let gil = if t.gil == GilState::Held { "*" } else { "" };

@@ -55,4 +55,5 @@ pub use config::Config;
 pub use python_spy::PythonSpy;
 pub use remoteprocess::Pid;
 pub use stack_trace::Frame;
+pub use stack_trace::FrameKey;
 pub use stack_trace::StackTrace;

@@ -51,6 +51,10 @@ pub struct PythonSpy {
     /// with `repeated` set and no frames (the caller keeps the last ones). Ignored with
     /// native frames or local variables, which are not part of the comparison.
     pub reuse_repeated_stacks: bool,
+    /// hptop patch: traces carry their frames as `StackTrace::keys` (names shared with the
+    /// code cache) instead of built `frames`; the caller names them, once per function (see
+    /// `CodeCache::keys_only`). Ignored with native frames or local variables.
+    pub frame_keys: bool,
     /// hptop patch: most Python threads a sample walks before it gives up (a cycle in a torn
     /// read). 4096 while py-spy searches for the interpreter; the caller raises it to what the
     /// process really has (`/proc/PID/task`), so a pool of thousands of threads is sampled.
@@ -125,6 +129,7 @@ impl PythonSpy {
             code_cache: CodeCache::of_process(pid),
             unchanged_threads: HashSet::default(),
             reuse_repeated_stacks: false,
+            frame_keys: false,
         })
     }
 
@@ -278,6 +283,8 @@ impl PythonSpy {
         let mut did_thread_name_lookup = false;
         self.code_cache.detect_repeats =
             self.reuse_repeated_stacks && !self.config.native && self.config.dump_locals == 0;
+        self.code_cache.keys_only =
+            self.frame_keys && !self.config.native && self.config.dump_locals == 0;
         self.code_cache.start_sample();
 
         let mut traces = Vec::new();
@@ -346,6 +353,7 @@ impl PythonSpy {
                     pid: self.pid,
                     repeated: false,
                     name_unchanged: false,
+                    keys: Vec::new(),
                     thread_id: python_thread_id,
                     thread_name: None,
                     os_thread_id: thread.native_thread_id(),
@@ -739,6 +747,12 @@ impl PythonSpy {
                     .clone()
             }
         }
+    }
+
+    /// hptop patch: the short file name of `filename` (see [`crate::stack_trace::CodeCache::keys_only`],
+    /// where frames are not built and this is left to the caller).
+    pub fn short_filename(&mut self, filename: &str) -> Option<String> {
+        self.shorten_filename(filename)
     }
 
     /// We want to display filenames without the boilerplate of the python installation

@@ -298,6 +298,7 @@ mod tests {
             thread_id: 1,
             repeated: false,
             name_unchanged: false,
+            keys: Vec::new(),
             thread_name: None,
             os_thread_id: None,
             active: true,

@@ -37,8 +37,30 @@ pub struct StackTrace {
     /// is not copied again (`thread_name` is `None`); the caller keeps the one it has.
     #[serde(skip)]
     pub name_unchanged: bool,
+    /// hptop patch: with [`CodeCache::keys_only`], the walk's frames as cache identities
+    /// (innermost first) instead of built `frames`; empty when `repeated`.
+    #[serde(skip)]
+    pub keys: Vec<FrameKey>,
     /// process commandline / parent process info
     pub process_info: Option<Arc<ProcessInfo>>,
+}
+
+/// hptop patch: one frame of a walk as the code-cache entry its names come from, for a
+/// caller that keeps its own per-function data by [`FrameKey::generation`] (see
+/// [`CodeCache::keys_only`]): no strings are copied per frame.
+#[derive(Debug, Clone)]
+pub struct FrameKey {
+    /// The decoding of the code object the names come from: unique while the process is
+    /// sampled, so it names the same function for as long as it is seen.
+    pub generation: u64,
+    /// The function name (qualified where the interpreter knows it), shared with the cache.
+    pub name: Arc<str>,
+    /// The full file name, shared with the cache.
+    pub filename: Arc<str>,
+    /// The line being executed (0 when unknown).
+    pub line: i32,
+    /// The function's first line (`co_firstlineno`).
+    pub first_line: i32,
 }
 
 /// Information about a single function call in a stack trace
@@ -103,6 +125,10 @@ pub struct CodeCache {
     /// hptop patch: the process read, when it is a live one: the code objects of the frames
     /// in a data-stack chunk are then read together, with one system call.
     pub pid: Option<Pid>,
+    /// hptop patch: when set (and no local variables are asked for), a walk returns its frames
+    /// as [`StackTrace::keys`] and builds no [`Frame`]s: names are not copied per frame, and
+    /// `short_filename` is left for the caller (`PythonSpy::short_filename`).
+    pub keys_only: bool,
 }
 
 /// Most code objects read together for one walk.
@@ -140,8 +166,8 @@ fn from_window<T: Copy>(window: Option<(usize, &[u8])>, address: usize) -> Optio
 #[derive(Debug)]
 struct CachedCode {
     pointers: [usize; 4],
-    filename: String,
-    name: String,
+    filename: Arc<str>,
+    name: Arc<str>,
     line_table: Option<Vec<u8>>,
     /// Which decoding this is (see [`CodeCache::generation`]).
     generation: u64,
@@ -400,8 +426,8 @@ where
                 code_address,
                 CachedCode {
                     pointers,
-                    filename,
-                    name,
+                    filename: filename.into(),
+                    name: name.into(),
                     line_table,
                     generation: cache.generation,
                     lines: [(-1, 0); LINES_KEPT],
@@ -416,7 +442,7 @@ where
 
         // skip <shim> entries in python 3.13+
         // Unset file/function name in py3.13 means this is a shim.
-        if entry.filename.is_empty() || entry.filename == "<shim>" {
+        if entry.filename.is_empty() || &*entry.filename == "<shim>" {
             frame_ptr = frame.back();
             set_last_frame_as_shim_entry(&mut frames);
             continue;
@@ -483,10 +509,11 @@ where
             .last_walks
             .get(&thread_id)
             .is_some_and(|(_, last)| *last == frames);
-    let built = if repeated {
-        Vec::new()
-    } else {
-        build_frames(&cache.entries, &frames)?
+    let keys_only = cache.keys_only && !copy_locals;
+    let (built, keys) = match (repeated, keys_only) {
+        (true, _) => (Vec::new(), Vec::new()),
+        (false, true) => (Vec::new(), frame_keys(&cache.entries, &frames)?),
+        (false, false) => (build_frames(&cache.entries, &frames)?, Vec::new()),
     };
     if cache.detect_repeats {
         cache.last_walks.insert(thread_id, (cache.sample, frames));
@@ -497,6 +524,7 @@ where
         frames: built,
         repeated,
         name_unchanged: false,
+        keys,
         thread_id,
         thread_name: None,
         owns_gil: false,
@@ -595,8 +623,8 @@ fn build_frames(
                 .get(&w.code_address)
                 .ok_or_else(|| format_err!("code object left the cache during a walk"))?;
             Ok(Frame {
-                name: entry.name.clone(),
-                filename: entry.filename.clone(),
+                name: entry.name.to_string(),
+                filename: entry.filename.to_string(),
                 line: w.line,
                 first_line: w.first_line,
                 short_filename: None,
@@ -604,6 +632,27 @@ fn build_frames(
                 locals: w.locals.clone(),
                 is_entry: w.is_entry,
                 is_shim_entry: w.is_shim_entry,
+            })
+        })
+        .collect()
+}
+
+/// hptop patch: the walk as [`FrameKey`]s (names shared with the cache, not copied).
+fn frame_keys(
+    entries: &rustc_hash::FxHashMap<usize, CachedCode>,
+    walk: &[WalkedFrame],
+) -> Result<Vec<FrameKey>, Error> {
+    walk.iter()
+        .map(|w| {
+            let entry = entries
+                .get(&w.code_address)
+                .ok_or_else(|| format_err!("code object left the cache during a walk"))?;
+            Ok(FrameKey {
+                generation: w.generation,
+                name: Arc::clone(&entry.name),
+                filename: Arc::clone(&entry.filename),
+                line: w.line,
+                first_line: w.first_line,
             })
         })
         .collect()
