@@ -212,6 +212,24 @@ pub struct StackIds {
 /// Index of a function in its table.
 pub type FunctionId = usize;
 
+/// How many outermost frames of `frames` are those of `before` (whose ids are `ids`): the
+/// same names by pointer (so the same function) and the same line.
+fn shared_outer_frames(frames: &[Frame], before: &[Frame], ids: &[(FunctionId, u32)]) -> usize {
+    if ids.len() != before.len() {
+        return 0;
+    }
+    frames
+        .iter()
+        .rev()
+        .zip(before.iter().rev())
+        .take_while(|(now, was)| {
+            now.line == was.line
+                && std::sync::Arc::ptr_eq(&now.name, &was.name)
+                && std::sync::Arc::ptr_eq(&now.filename, &was.filename)
+        })
+        .count()
+}
+
 /// Samples in which one function called another (adjacent frames), once per stack.
 #[derive(Debug, Clone, Default)]
 pub struct EdgeStats {
@@ -323,20 +341,32 @@ impl FunctionTable {
     }
 
     /// Counts one thread-sample with `frames` (innermost first). `active` says whether the
-    /// thread was on CPU. Returns the id of the innermost function, if any; `out` receives
+    /// thread was on CPU. `before` is the thread's previous stack and its (function, line)
+    /// pairs, if known. Returns the id of the innermost function, if any; `out` receives
     /// each function on the stack once (with whether it was the innermost) and the stack as
     /// (function, line) pairs.
     pub fn add_stack(
         &mut self,
         frames: &[Frame],
+        before: Option<(&[Frame], &[(FunctionId, u32)])>,
         active: bool,
         held: bool,
         out: &mut StackIds,
     ) -> Option<FunctionId> {
+        // The outer frames a stack shares with the thread's previous one (the very same names,
+        // by pointer) keep their ids: a deep stack whose innermost frames moved is not looked
+        // up again whole.
+        let shared = before.map_or(0, |(frames_before, ids)| {
+            shared_outer_frames(frames, frames_before, ids)
+        });
+        let fresh = frames.len() - shared;
         out.frames.clear();
-        for frame in frames {
+        for frame in &frames[..fresh] {
             let id = self.intern(frame);
             out.frames.push((id, frame.line));
+        }
+        if let Some((_, ids)) = before {
+            out.frames.extend_from_slice(&ids[ids.len() - shared..]);
         }
         self.count_stack(active, held, out)
     }
@@ -524,6 +554,55 @@ mod tests {
     }
 
     #[test]
+    fn outer_frames_shared_with_the_last_stack_keep_their_ids_and_counts() {
+        let mut table = FunctionTable::default();
+        let mut out = StackIds::default();
+        let (main, descend) = (frame("main"), frame("descend"));
+        let at = |f: &Frame, line| Frame { line, ..f.clone() };
+        // A 3-deep recursion whose innermost line moves; its outer frames are the same names.
+        let first = vec![
+            at(&frame("leaf"), 5),
+            descend.clone(),
+            descend.clone(),
+            main.clone(),
+        ];
+        table.add_stack(&first, None, true, false, &mut out);
+        let ids = out.frames.clone();
+        let second = vec![
+            at(&first[0], 6),
+            descend.clone(),
+            descend.clone(),
+            main.clone(),
+        ];
+        table.add_stack(&second, Some((&first, &ids)), true, false, &mut out);
+        assert_eq!(out.frames[1..], ids[1..], "outer frames keep their ids");
+        // A new innermost function on the same outer frames; then equal names that are not
+        // shared (as from another reader): interned afresh, counted the same.
+        let third = vec![frame("other"), descend.clone(), main.clone()];
+        let ids = out.frames.clone();
+        table.add_stack(&third, Some((&second, &ids)), true, false, &mut out);
+        let fourth = vec![frame("leaf"), frame("descend"), frame("main")];
+        let ids = out.frames.clone();
+        table.add_stack(&fourth, Some((&third, &ids)), true, false, &mut out);
+        let row = |name: &str| table.all().iter().find(|f| f.name == name).unwrap();
+        assert_eq!(table.len(), 4);
+        assert_eq!(row("main").counts.active.total, 4);
+        assert_eq!(
+            row("descend").counts.active.total,
+            4,
+            "recursion counts once per stack"
+        );
+        assert_eq!(row("leaf").counts.active.own, 3);
+        assert_eq!(row("other").counts.active.own, 1);
+        let lines: Vec<u32> = {
+            let mut l: Vec<u32> = row("leaf").lines.keys().copied().collect();
+            l.sort_unstable();
+            l
+        };
+        assert_eq!(lines, vec![1, 5, 6]);
+    }
+
+    #[test]
     fn functions_past_the_budget_fold_into_one_row_and_totals_stay_exact() {
         fn row<'a>(table: &'a FunctionTable, name: &str) -> &'a FunctionStats {
             table.all().iter().find(|f| f.name == name).unwrap()
@@ -534,6 +613,7 @@ mod tests {
             // A fresh name every sample, called from one `main`.
             table.add_stack(
                 &[frame(&format!("gen_{i}")), frame("main")],
+                None,
                 true,
                 false,
                 &mut out,
@@ -548,7 +628,7 @@ mod tests {
         let own: u64 = table.all().iter().map(|f| f.counts.active.own).sum();
         assert_eq!(own, 10, "every sample counted once as own");
         // A function kept apart stays itself after the budget is reached.
-        table.add_stack(&[frame("gen_1")], true, false, &mut out);
+        table.add_stack(&[frame("gen_1")], None, true, false, &mut out);
         assert_eq!(row(&table, "gen_1").counts.active.own, 2);
     }
 }

@@ -256,9 +256,17 @@ impl ThreadTable {
                         functions.add_interned_stack(&stats.stack, active, held, &mut self.scratch)
                     }
                     _ => {
-                        stats.frames_seen = Some(Arc::clone(&t.frames));
+                        let before = stats.frames_seen.replace(Arc::clone(&t.frames));
                         self.scratch.slot = None;
-                        functions.add_stack(&t.frames, active, held, &mut self.scratch)
+                        functions.add_stack(
+                            &t.frames,
+                            before
+                                .as_deref()
+                                .map(|frames| (frames, stats.stack.as_slice())),
+                            active,
+                            held,
+                            &mut self.scratch,
+                        )
                     }
                 };
                 stats.stack_slot = self.scratch.slot;
