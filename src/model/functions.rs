@@ -212,6 +212,9 @@ pub struct StackIds {
 /// Index of a function in its table.
 pub type FunctionId = usize;
 
+/// A thread's previous stack: its frames and their (function, line) pairs.
+pub type StackBefore<'a> = (&'a [Frame], &'a [(FunctionId, u32)]);
+
 /// How many outermost frames of `frames` are those of `before` (whose ids are `ids`): the
 /// same names by pointer (so the same function) and the same line.
 fn shared_outer_frames(frames: &[Frame], before: &[Frame], ids: &[(FunctionId, u32)]) -> usize {
@@ -348,7 +351,7 @@ impl FunctionTable {
     pub fn add_stack(
         &mut self,
         frames: &[Frame],
-        before: Option<(&[Frame], &[(FunctionId, u32)])>,
+        before: Option<StackBefore<'_>>,
         active: bool,
         held: bool,
         out: &mut StackIds,

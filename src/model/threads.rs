@@ -249,31 +249,16 @@ impl ThreadTable {
                 stats.native_samples += u64::from(t.activity == Activity::Native);
                 stats.blocked_samples += u64::from(t.activity == Activity::Blocked);
                 stats.sleeping_samples += u64::from(t.activity == Activity::Sleeping);
-                // Frames shared with the last tick's are the same stack: no interning again.
-                let innermost = match &stats.frames_seen {
-                    Some(seen) if Arc::ptr_eq(seen, &t.frames) => {
-                        self.scratch.slot = stats.stack_slot;
-                        functions.add_interned_stack(&stats.stack, active, held, &mut self.scratch)
-                    }
-                    _ => {
-                        let before = stats.frames_seen.replace(Arc::clone(&t.frames));
-                        self.scratch.slot = None;
-                        functions.add_stack(
-                            &t.frames,
-                            before
-                                .as_deref()
-                                .map(|frames| (frames, stats.stack.as_slice())),
-                            active,
-                            held,
-                            &mut self.scratch,
-                        )
-                    }
-                };
-                stats.stack_slot = self.scratch.slot;
+                let innermost = add_thread_stack(
+                    functions,
+                    stats,
+                    &t.frames,
+                    SampleKind { active, held },
+                    &mut self.scratch,
+                );
                 if held {
                     holder_function = innermost;
                 }
-                stats.stack.clone_from(&self.scratch.frames);
                 self.partial_samples += u64::from(cut_short(stats));
                 for &(id, own) in &self.scratch.on_stack {
                     stats.functions.entry(id).or_default().add(
@@ -437,6 +422,39 @@ fn stats_of<'a>(
         last_slow: (!first_tick).then(SlowThreadCounters::default),
         ..ThreadStats::default()
     })
+}
+
+/// Counts a thread-sample of `frames` in `functions` and keeps them as the thread's stack;
+/// `scratch` receives what [`FunctionTable::add_stack`] gives.
+fn add_thread_stack(
+    functions: &mut FunctionTable,
+    stats: &mut ThreadStats,
+    frames: &Arc<[Frame]>,
+    kind: SampleKind,
+    scratch: &mut StackIds,
+) -> Option<FunctionId> {
+    let SampleKind { active, held } = kind;
+    // Frames shared with the last tick's are the same stack: no interning again.
+    let innermost = match &stats.frames_seen {
+        Some(seen) if Arc::ptr_eq(seen, frames) => {
+            scratch.slot = stats.stack_slot;
+            functions.add_interned_stack(&stats.stack, active, held, scratch)
+        }
+        _ => {
+            let before = stats.frames_seen.replace(Arc::clone(frames));
+            scratch.slot = None;
+            functions.add_stack(
+                frames,
+                before.as_deref().map(|f| (f, stats.stack.as_slice())),
+                active,
+                held,
+                scratch,
+            )
+        }
+    };
+    stats.stack_slot = scratch.slot;
+    stats.stack.clone_from(&scratch.frames);
+    innermost
 }
 
 /// Whether `stats.stack` (just read) stopped short of the thread's root: read without a pause,
