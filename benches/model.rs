@@ -19,7 +19,7 @@ fn tick(index: u32) -> Tick {
     let threads = (0..THREADS)
         .map(|t| ThreadTick {
             tid: 1000 + t,
-            name: Some(format!("worker-{t}")),
+            name: Some(format!("worker-{t}").into()),
             is_python: true,
             gil: if t == index % THREADS {
                 GilState::Held

@@ -23,7 +23,7 @@ pub struct PythonThread {
     /// The thread id the interpreter records (3.11+), in the target's own PID namespace.
     native_tid: Option<u32>,
     /// Python thread name, sanitised.
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// The interpreter's GIL holder is this thread.
     pub owns_gil: bool,
     /// Frames, innermost first, sanitised.
@@ -65,17 +65,10 @@ struct FunctionNames {
 /// seen), so code that keeps making fresh functions does not grow it without end.
 const FUNCTIONS_KEPT: usize = 65536;
 
-/// A thread's name as py-spy gave it, and its sanitised form when that differs.
+/// A thread's name as py-spy gave it, and as shown (sanitised, shared by every tick).
 struct LastName {
     raw: String,
-    escaped: Option<String>,
-}
-
-impl LastName {
-    /// The name as shown.
-    fn sanitized(&self) -> String {
-        self.escaped.as_ref().unwrap_or(&self.raw).clone()
-    }
+    shown: Arc<str>,
 }
 
 /// State of the search for the GIL on 3.7–3.11.
@@ -248,7 +241,7 @@ impl StackReader {
                 // the one kept here, or (named by a lookup after this reader last saw it) its own.
                 let name = match (trace.name_unchanged, trace.thread_name) {
                     (true, _) => match self.last_names.get(&trace.thread_id) {
-                        Some(last) => Some(last.sanitized()),
+                        Some(last) => Some(Arc::clone(&last.shown)),
                         None => self
                             .spy
                             .python_thread_names
@@ -318,14 +311,19 @@ impl StackReader {
     }
 
     /// `raw` sanitised; a thread's name is sanitised once, not at every read.
-    fn sanitized_name(&mut self, thread_id: u64, raw: String) -> String {
+    fn sanitized_name(&mut self, thread_id: u64, raw: String) -> Arc<str> {
         match self.last_names.get(&thread_id) {
-            Some(last) if last.raw == raw => last.escaped.clone().unwrap_or(raw),
+            Some(last) if last.raw == raw => Arc::clone(&last.shown),
             _ => {
-                let clean = sanitize(&raw);
-                let escaped = (clean != raw).then(|| clean.clone());
-                self.last_names.insert(thread_id, LastName { raw, escaped });
-                clean
+                let shown: Arc<str> = sanitize(&raw).into();
+                self.last_names.insert(
+                    thread_id,
+                    LastName {
+                        raw,
+                        shown: Arc::clone(&shown),
+                    },
+                );
+                shown
             }
         }
     }

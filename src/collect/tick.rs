@@ -258,7 +258,7 @@ pub struct ThreadTick {
     /// OS thread id, as in `/proc/PID/task`.
     pub tid: u32,
     /// Python thread name (`threading.current_thread().name`), sanitised.
-    pub name: Option<String>,
+    pub name: Option<Arc<str>>,
     /// Whether this thread is a Python thread whose stack was read at this tick.
     pub is_python: bool,
     /// GIL ownership at this tick.

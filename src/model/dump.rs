@@ -68,7 +68,7 @@ impl DumpSnapshot {
                 let slow = c.slow.unwrap_or_default();
                 DumpThread {
                     tid: t.tid,
-                    name: t.name.clone(),
+                    name: t.name.as_deref().map(str::to_owned),
                     is_python: t.is_python,
                     state: c.state,
                     gil: t.gil,

@@ -51,7 +51,7 @@ struct Counts {
 fn thread(tid: u32, running: bool, frames: Vec<Frame>, c: Counts) -> ThreadTick {
     ThreadTick {
         tid,
-        name: Some(format!("t{tid}")),
+        name: Some(format!("t{tid}").into()),
         is_python: true,
         gil: if running {
             GilState::Held

@@ -231,8 +231,12 @@ impl ThreadTable {
             }
             let innermost = if t.is_python && stacks_ok {
                 stats.is_python = true;
-                if t.name.is_some() {
-                    stats.name.clone_from(&t.name);
+                if let Some(name) = t
+                    .name
+                    .as_deref()
+                    .filter(|&n| stats.name.as_deref() != Some(n))
+                {
+                    stats.name = Some(name.to_owned());
                 }
                 stats.gil = t.gil;
                 let held = t.gil == GilState::Held;

@@ -70,7 +70,7 @@ const COLUMNS: usize = 10;
 /// What the previous tick of one thread carried (both sides keep the same).
 #[derive(Default, Clone)]
 struct ThreadPrev {
-    name: Option<String>,
+    name: Option<Arc<str>>,
     frames: Option<Arc<[Frame]>>,
     counters: Option<ThreadCounters>,
     slow: SlowThreadCounters,
@@ -728,7 +728,7 @@ impl Decoder {
         let name = match (flags & NAME != 0, flags & SAME_NAME != 0) {
             (false, _) => None,
             (true, true) => prev.name.clone(),
-            (true, false) => Some(self.string(r)?.to_string()),
+            (true, false) => Some(self.string(r)?),
         };
         let frames = match (flags & SAME_FRAMES != 0, &prev.frames) {
             (true, Some(frames)) => Arc::clone(frames),
@@ -961,7 +961,7 @@ pub(crate) mod tests {
                 .filter(|k| *k != 2 || i % 7 != 3)
                 .map(|k| ThreadTick {
                     tid: 40 + k * 3,
-                    name: (k != 1 || i > 2).then(|| format!("t{k}")),
+                    name: (k != 1 || i > 2).then(|| format!("t{k}").into()),
                     is_python: k != 2,
                     gil: [GilState::Held, GilState::Waiting, GilState::Unknown][k as usize],
                     activity: [Activity::HoldsGil, Activity::Sleeping, Activity::Unknown]
