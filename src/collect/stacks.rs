@@ -291,16 +291,21 @@ impl StackReader {
             self.functions.clear();
         }
         let spy = &mut self.spy;
-        let names = self
-            .functions
-            .entry(key.generation)
-            .or_insert_with(|| FunctionNames {
-                name: sanitized_shared(&key.name),
-                filename: sanitized_shared(&key.filename),
+        let names = self.functions.entry(key.generation).or_insert_with(|| {
+            // Always known for a key of this sample; empty names (never seen) otherwise.
+            let (name, filename) = spy
+                .code_cache
+                .names(key)
+                .map(|(n, f)| (Arc::clone(n), Arc::clone(f)))
+                .unwrap_or_default();
+            FunctionNames {
+                name: sanitized_shared(&name),
                 short_filename: spy
-                    .short_filename(&key.filename)
+                    .short_filename(&filename)
                     .map(|short| Arc::from(sanitize(&short))),
-            });
+                filename: sanitized_shared(&filename),
+            }
+        });
         Frame {
             name: Arc::clone(&names.name),
             filename: Arc::clone(&names.filename),

@@ -47,16 +47,15 @@ pub struct StackTrace {
 
 /// hptop patch: one frame of a walk as the code-cache entry its names come from, for a
 /// caller that keeps its own per-function data by [`FrameKey::generation`] (see
-/// [`CodeCache::keys_only`]): no strings are copied per frame.
-#[derive(Debug, Clone)]
+/// [`CodeCache::keys_only`]): nothing is copied per frame; [`CodeCache::names`] gives the
+/// names of a generation the caller has not seen yet.
+#[derive(Debug, Clone, Copy)]
 pub struct FrameKey {
+    /// The code object's address.
+    pub code_address: usize,
     /// The decoding of the code object the names come from: unique while the process is
     /// sampled, so it names the same function for as long as it is seen.
     pub generation: u64,
-    /// The function name (qualified where the interpreter knows it), shared with the cache.
-    pub name: Arc<str>,
-    /// The full file name, shared with the cache.
-    pub filename: Arc<str>,
     /// The line being executed (0 when unknown).
     pub line: i32,
     /// The function's first line (`co_firstlineno`).
@@ -129,6 +128,9 @@ pub struct CodeCache {
     /// as [`StackTrace::keys`] and builds no [`Frame`]s: names are not copied per frame, and
     /// `short_filename` is left for the caller (`PythonSpy::short_filename`).
     pub keys_only: bool,
+    /// Names of entries replaced or dropped during the current sample, by generation: the
+    /// keys of an earlier walk of the sample can still be named (see [`CodeCache::names`]).
+    retired: Vec<(u64, Arc<str>, Arc<str>)>,
 }
 
 /// Most code objects read together for one walk.
@@ -207,6 +209,7 @@ impl CodeCache {
     /// walk stay until its frames are built.
     pub fn start_sample(&mut self) {
         self.sample += 1;
+        self.retired.clear();
         if self.entries.len() >= CODE_CACHE_CAPACITY {
             self.entries.clear();
         }
@@ -224,6 +227,18 @@ impl CodeCache {
         if self.last_walks.len() > threads_seen {
             let sample = self.sample;
             self.last_walks.retain(|_, (seen, _)| *seen == sample);
+        }
+    }
+
+    /// The function and file names of `key`'s generation, for keys of the current sample.
+    pub fn names(&self, key: &FrameKey) -> Option<(&Arc<str>, &Arc<str>)> {
+        match self.entries.get(&key.code_address) {
+            Some(entry) if entry.generation == key.generation => Some((&entry.name, &entry.filename)),
+            _ => self
+                .retired
+                .iter()
+                .find(|(generation, _, _)| *generation == key.generation)
+                .map(|(_, name, filename)| (name, filename)),
         }
     }
 
@@ -304,7 +319,10 @@ where
 {
     // hptop patch: the walk is kept as cache keys (`WalkedFrame`); frames are built from it
     // at the end unless it repeats the thread's last walk.
-    let mut frames: Vec<WalkedFrame> = Vec::new();
+    // Room for as many frames as the thread's last walk had (a deep stack grows no vector).
+    let thread_id = thread.thread_id();
+    let mut frames: Vec<WalkedFrame> =
+        Vec::with_capacity(cache.last_walks.get(&thread_id).map_or(0, |(_, w)| w.len()));
 
     // python 3.11+ has an extra level of indirection to get the Frame from the threadstate
     let mut frame_address = thread.frame_address();
@@ -422,7 +440,7 @@ where
                 _ => None,
             };
             cache.generation += 1;
-            cache.entries.insert(
+            let replaced = cache.entries.insert(
                 code_address,
                 CachedCode {
                     pointers,
@@ -434,6 +452,12 @@ where
                     next_line: 0,
                 },
             );
+            // The keys of an earlier walk of this sample may name the entry replaced.
+            if let Some(old) = replaced {
+                if cache.keys_only {
+                    cache.retired.push((old.generation, old.name, old.filename));
+                }
+            }
         }
         let Some(entry) = cache.entries.get_mut(&code_address) else {
             frame_ptr = frame.back();
@@ -503,7 +527,6 @@ where
     set_last_frame_as_shim_entry(&mut frames);
     cache.frames = chunk;
 
-    let thread_id = thread.thread_id();
     let repeated = cache.detect_repeats
         && cache
             .last_walks
@@ -512,7 +535,7 @@ where
     let keys_only = cache.keys_only && !copy_locals;
     let (built, keys) = match (repeated, keys_only) {
         (true, _) => (Vec::new(), Vec::new()),
-        (false, true) => (Vec::new(), frame_keys(&cache.entries, &frames)?),
+        (false, true) => (Vec::new(), frame_keys(&frames)),
         (false, false) => (build_frames(&cache.entries, &frames)?, Vec::new()),
     };
     if cache.detect_repeats {
@@ -637,23 +660,14 @@ fn build_frames(
         .collect()
 }
 
-/// hptop patch: the walk as [`FrameKey`]s (names shared with the cache, not copied).
-fn frame_keys(
-    entries: &rustc_hash::FxHashMap<usize, CachedCode>,
-    walk: &[WalkedFrame],
-) -> Result<Vec<FrameKey>, Error> {
+/// hptop patch: the walk as [`FrameKey`]s.
+fn frame_keys(walk: &[WalkedFrame]) -> Vec<FrameKey> {
     walk.iter()
-        .map(|w| {
-            let entry = entries
-                .get(&w.code_address)
-                .ok_or_else(|| format_err!("code object left the cache during a walk"))?;
-            Ok(FrameKey {
-                generation: w.generation,
-                name: Arc::clone(&entry.name),
-                filename: Arc::clone(&entry.filename),
-                line: w.line,
-                first_line: w.first_line,
-            })
+        .map(|w| FrameKey {
+            code_address: w.code_address,
+            generation: w.generation,
+            line: w.line,
+            first_line: w.first_line,
         })
         .collect()
 }
