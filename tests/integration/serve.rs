@@ -132,6 +132,71 @@ fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
+/// Checks that the CPU seconds Prometheus scraped of `pid` over 20 s are what `/proc` says
+/// over the very same span; returns the end of the window.
+fn assert_scraped_cpu_matches_proc(query: &dyn Fn(&str, f64) -> Value, pid: u32) -> f64 {
+    // Truth: the target's CPU from /proc, read by the test every 250 ms for 20 s.
+    let stat = format!("/proc/{pid}/stat");
+    std::thread::sleep(Duration::from_secs(4));
+    let mut truth_series = vec![(unix_now(), cpu_ticks(&stat) / 100.0)];
+    let t1 = truth_series[0].0 + 20.0;
+    while unix_now() < t1 {
+        std::thread::sleep(Duration::from_millis(250));
+        truth_series.push((unix_now(), cpu_ticks(&stat) / 100.0));
+    }
+    let t1 = unix_now();
+    // Let Prometheus scrape past t1, then take its raw samples of the window ending at t1
+    // and compare their increase with /proc's over the very span between the first and the
+    // last sample (no extrapolation: under load scrapes come late and rate() extrapolates).
+    std::thread::sleep(Duration::from_secs(3));
+    let q = format!("hptop_process_cpu_seconds_total{{pid=\"{pid}\"}}[20s]");
+    let answer = query(&q, t1);
+    let result = &answer["data"]["result"];
+    assert_eq!(result.as_array().map(Vec::len), Some(1), "{answer}");
+    let samples: Vec<(f64, f64)> = result[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let value: f64 = v[1].as_str().unwrap().parse().unwrap();
+            (v[0].as_f64().unwrap(), value)
+        })
+        .collect();
+    assert!(samples.len() >= 10, "{answer}");
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    let at = |t: f64| interpolate(&truth_series, t);
+    let truth = at(last.0) - at(first.0);
+    let scraped = last.1 - first.1;
+    eprintln!(
+        "Prometheus {scraped:.3} CPU s, /proc {truth:.3} CPU s over the same {:.1} s",
+        last.0 - first.0
+    );
+    assert!(
+        (scraped - truth).abs() <= truth * 0.10,
+        "Prometheus {scraped:.3} CPU s vs /proc {truth:.3}"
+    );
+    let q = format!("rate(hptop_process_cpu_seconds_total{{pid=\"{pid}\"}}[20s])");
+    assert_eq!(
+        query(&q, t1)["data"]["result"].as_array().map(Vec::len),
+        Some(1)
+    );
+    t1
+}
+
+/// The value of the piecewise-linear `series` ((time, value), time ascending) at `t`,
+/// clamped to its ends.
+fn interpolate(series: &[(f64, f64)], t: f64) -> f64 {
+    let after = series.partition_point(|&(at, _)| at < t);
+    match (
+        after.checked_sub(1).and_then(|i| series.get(i)),
+        series.get(after),
+    ) {
+        (Some(&(t0, v0)), Some(&(t1, v1))) if t1 > t0 => v0 + (v1 - v0) * (t - t0) / (t1 - t0),
+        (Some(&(_, v)), _) | (None, Some(&(_, v))) => v,
+        (None, None) => 0.0,
+    }
+}
+
 #[test]
 fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
     let Ok(prometheus) = which("prometheus") else {
@@ -176,25 +241,7 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).unwrap()
     };
-    // Truth over the same 20 s: the target's CPU from /proc, read by the test.
-    let stat = format!("/proc/{pid}/stat");
-    std::thread::sleep(Duration::from_secs(4));
-    let (t0, cpu0) = (unix_now(), cpu_ticks(&stat));
-    std::thread::sleep(Duration::from_secs(20));
-    let (t1, cpu1) = (unix_now(), cpu_ticks(&stat));
-    let truth = (cpu1 - cpu0) / 100.0 / (t1 - t0);
-    // Let Prometheus scrape past t1, then ask for the rate over the window ending at t1.
-    std::thread::sleep(Duration::from_secs(3));
-    let q = format!("rate(hptop_process_cpu_seconds_total{{pid=\"{pid}\"}}[20s])");
-    let answer = query(&q, t1);
-    let result = &answer["data"]["result"];
-    assert_eq!(result.as_array().map(Vec::len), Some(1), "{answer}");
-    let rate: f64 = result[0]["value"][1].as_str().unwrap().parse().unwrap();
-    eprintln!("Prometheus rate {rate:.3} cores, /proc {truth:.3} cores over the same 20 s");
-    assert!(
-        (rate - truth).abs() <= truth * 0.10,
-        "Prometheus rate {rate:.3} cores vs /proc {truth:.3}"
-    );
+    let t1 = assert_scraped_cpu_matches_proc(&query, pid);
     // The two workers wait for the GIL: their series exist and grew.
     let q = format!(
         "increase(hptop_thread_gil_wait_seconds_total{{pid=\"{pid}\",thread=~\"worker-.*\"}}[15s])"
