@@ -21,7 +21,21 @@ fn dump_shows_every_thread_with_stack_and_counters_that_only_grow() {
     let threads = second["threads"].as_array().unwrap();
     assert_eq!(threads.iter().filter(|t| t["python"] == true).count(), 4);
     let worker = threads.iter().find(|t| t["name"] == "worker-0").unwrap();
-    assert_eq!(worker["frames"][0]["name"], "burn");
+    // In `burn`, or in the `stop.is_set()` it calls once per 1,000 iterations (a thread
+    // that lost the GIL often waits right at that call's start).
+    let innermost: Vec<&str> = worker["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .filter_map(|f| f["name"].as_str())
+        .collect();
+    assert!(
+        innermost.first() == Some(&"burn")
+            || innermost == ["Event.is_set", "burn"]
+            || innermost == ["is_set", "burn"],
+        "{innermost:?}"
+    );
     let main = threads.iter().find(|t| t["name"] == "MainThread").unwrap();
     assert_eq!(main["tid"], workload.pid());
     // The GIL has one holder at most.
