@@ -49,7 +49,7 @@ pub struct StackTrace {
 /// caller that keeps its own per-function data by [`FrameKey::generation`] (see
 /// [`CodeCache::keys_only`]): nothing is copied per frame; [`CodeCache::names`] gives the
 /// names of a generation the caller has not seen yet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameKey {
     /// The code object's address.
     pub code_address: usize,
@@ -139,11 +139,9 @@ const MAX_BATCHED_CODES: usize = 64;
 /// hptop patch: one Python frame of a walk, before its names are copied out of the cache.
 #[derive(Debug, Clone, PartialEq)]
 struct WalkedFrame {
-    code_address: usize,
-    /// [`CachedCode::generation`] of the entry the names come from.
-    generation: u64,
-    line: i32,
-    first_line: i32,
+    /// The code object, the [`CachedCode::generation`] of the entry the names come from, and
+    /// the lines.
+    key: FrameKey,
     is_entry: bool,
     is_shim_entry: bool,
     locals: Option<Vec<LocalVariable>>,
@@ -511,10 +509,12 @@ where
         let is_entry = frame.is_entry();
 
         frames.push(WalkedFrame {
-            code_address,
-            generation,
-            line,
-            first_line: code.first_lineno(),
+            key: FrameKey {
+                code_address,
+                generation,
+                line,
+                first_line: code.first_lineno(),
+            },
             locals,
             is_entry,
             is_shim_entry: false,
@@ -535,7 +535,7 @@ where
     let keys_only = cache.keys_only && !copy_locals;
     let (built, keys) = match (repeated, keys_only) {
         (true, _) => (Vec::new(), Vec::new()),
-        (false, true) => (Vec::new(), frame_keys(&frames)),
+        (false, true) => (Vec::new(), frames.iter().map(|w| w.key).collect()),
         (false, false) => (build_frames(&cache.entries, &frames)?, Vec::new()),
     };
     if cache.detect_repeats {
@@ -643,13 +643,13 @@ fn build_frames(
     walk.iter()
         .map(|w| {
             let entry = entries
-                .get(&w.code_address)
+                .get(&w.key.code_address)
                 .ok_or_else(|| format_err!("code object left the cache during a walk"))?;
             Ok(Frame {
                 name: entry.name.to_string(),
                 filename: entry.filename.to_string(),
-                line: w.line,
-                first_line: w.first_line,
+                line: w.key.line,
+                first_line: w.key.first_line,
                 short_filename: None,
                 module: None,
                 locals: w.locals.clone(),
@@ -660,17 +660,6 @@ fn build_frames(
         .collect()
 }
 
-/// hptop patch: the walk as [`FrameKey`]s.
-fn frame_keys(walk: &[WalkedFrame]) -> Vec<FrameKey> {
-    walk.iter()
-        .map(|w| FrameKey {
-            code_address: w.code_address,
-            generation: w.generation,
-            line: w.line,
-            first_line: w.first_line,
-        })
-        .collect()
-}
 
 impl StackTrace {
     pub fn status_str(&self) -> &str {
