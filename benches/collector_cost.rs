@@ -194,15 +194,20 @@ fn start(args: &[String]) -> Child {
         args.first().map_or("cpu_threads.py", String::as_str)
     );
     let mut child = Command::new("python3")
-        .arg(script)
+        .arg(&script)
         .args(args.get(1..).unwrap_or_default())
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 and the workload");
+    let mut line = String::new();
     if let Some(out) = child.stdout.take() {
-        let mut line = String::new();
         let _ = BufReader::new(out).read_line(&mut line);
     }
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "the workload {script} did not start (usage: collector_cost [SECONDS [WORKLOAD ARGS...]])"
+    );
     child
 }
 

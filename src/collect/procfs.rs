@@ -147,9 +147,12 @@ struct ThreadFiles {
     syscall: Option<File>,
     /// `io`, kept open for a thread that does I/O (read at every tick it runs).
     io: Option<File>,
-    /// The thread has read or written bytes (at the last slow read): its `io` is read at
-    /// every tick it ran, so its bytes are credited to the stack of that tick.
+    /// The thread has been seen reading or writing bytes (its `io` grew between two slow
+    /// reads): its `io` is read at every tick it ran, so its bytes are credited to the stack
+    /// of that tick.
     does_io: bool,
+    /// `read_bytes + write_bytes` at the last slow read.
+    io_moved: Option<u64>,
     /// `schedstat` at the previous read.
     last_sched: Option<Schedstat>,
     /// `schedstat` at the previous slow read.
@@ -638,10 +641,17 @@ impl ProcReader {
         } else {
             (&mut none, ThreadFile::Io)
         };
-        let (read_bytes, write_bytes) = self
+        let io = self
             .read_file(tid, slot, which)
-            .map_or((0, 0), |n| io_fields(&self.buf[..n]));
-        files.does_io = read_bytes + write_bytes > 0;
+            .map(|n| io_fields(&self.buf[..n]));
+        if let Some((read, written)) = io {
+            // Only bytes seen moving make an I/O thread: what a thread moved before it was
+            // first read (a main thread's imports at start-up) would cost a read per tick for
+            // the whole session.
+            files.does_io |= files.io_moved.is_some_and(|before| read + written > before);
+            files.io_moved = Some(read + written);
+        }
+        let (read_bytes, write_bytes) = io.unwrap_or((0, 0));
         Some(SlowThreadCounters {
             voluntary_ctxsw,
             involuntary_ctxsw,
