@@ -3,7 +3,8 @@
 //! hptop's `/proc` reader, of its stack reader, and of the whole sampler with the model.
 //!
 //! `cargo bench --bench collector_cost [-- SECONDS [WORKLOAD ARGS...]]` (default: 5 s per row
-//! against `tests/workloads/cpu_threads.py 4`). Each row runs at 100 Hz on this thread and
+//! against `tests/workloads/cpu_threads.py 4`). `COLLECTOR_COST_ROWS=proc,stacks` runs only
+//! those rows (of `files`, `taskstats`, `proc`, `stacks`, `sampler`; waking always runs). Each row runs at 100 Hz on this thread and
 //! reports its thread CPU (user + system, from `/proc/thread-self/schedstat`) per tick, so
 //! rows compare like for like; "above waking" subtracts the first row.
 
@@ -43,8 +44,18 @@ fn main() {
     println!("| what is read per tick | µs per tick | above waking |\n|---|---|---|");
     let wake = run(seconds, |_| {});
     row("nothing (waking 100 times a second)", wake, wake);
+    let rows = std::env::var("COLLECTOR_COST_ROWS").ok();
+    let wanted = |name: &str| {
+        rows.as_deref()
+            .is_none_or(|r| r.split(',').any(|w| w == name))
+    };
 
-    for file in ["schedstat", "stat", "syscall", "status", "io"] {
+    let files = if wanted("files") {
+        &["schedstat", "stat", "syscall", "status", "io"][..]
+    } else {
+        &[]
+    };
+    for file in files {
         let files: Vec<File> = tids
             .iter()
             .filter_map(|t| File::open(format!("/proc/{pid}/task/{t}/{file}")).ok())
@@ -62,49 +73,56 @@ fn main() {
         );
     }
 
-    match taskstats::Batch::new(&tids) {
-        Ok(mut batch) => {
-            let mut failed = None;
-            let cost = run(seconds, |_| {
-                if let Err(e) = batch.read_all() {
-                    failed.get_or_insert(e);
-                }
-            });
-            match failed {
-                None => row(
-                    &format!(
-                        "taskstats of each thread, one netlink batch ({} replies)",
-                        tids.len()
+    if wanted("taskstats") {
+        match taskstats::Batch::new(&tids) {
+            Ok(mut batch) => {
+                let mut failed = None;
+                let cost = run(seconds, |_| {
+                    if let Err(e) = batch.read_all() {
+                        failed.get_or_insert(e);
+                    }
+                });
+                match failed {
+                    None => row(
+                        &format!(
+                            "taskstats of each thread, one netlink batch ({} replies)",
+                            tids.len()
+                        ),
+                        cost,
+                        wake,
                     ),
-                    cost,
-                    wake,
-                ),
-                Some(e) => println!("| taskstats batch | failed: {e} | |"),
+                    Some(e) => println!("| taskstats batch | failed: {e} | |"),
+                }
             }
+            Err(e) => println!("| taskstats batch | unavailable: {e} | |"),
         }
-        Err(e) => println!("| taskstats batch | unavailable: {e} | |"),
     }
 
-    let mut procs = ProcReader::open(pid).expect("/proc of the target");
-    let mut listed = tids.clone();
-    let cost = run(seconds, |tick| {
-        let slow = tick % SLOW_EVERY == 0;
-        if slow {
-            listed = procs.list_tids().unwrap_or_default();
-        }
-        let _ = procs.read_threads(&listed, slow);
-    });
-    row("hptop's /proc reader (all it reads per tick)", cost, wake);
+    if wanted("proc") {
+        let mut procs = ProcReader::open(pid).expect("/proc of the target");
+        let mut listed = tids.clone();
+        let cost = run(seconds, |tick| {
+            let slow = tick % SLOW_EVERY == 0;
+            if slow {
+                listed = procs.list_tids().unwrap_or_default();
+            }
+            let _ = procs.read_threads(&listed, slow);
+        });
+        row("hptop's /proc reader (all it reads per tick)", cost, wake);
+    }
 
-    let mut stacks =
-        StackReader::attach(pid, StackOptions::default(), 3).expect("attach to the target");
-    let cost = run(seconds, |_| {
-        let _ = stacks.read(&[], tids.len());
-    });
-    row("hptop's stack reader (py-spy, patched)", cost, wake);
-    drop(stacks);
-
-    whole_sampler(pid, seconds, wake);
+    if wanted("stacks") {
+        let mut stacks =
+            StackReader::attach(pid, StackOptions::default(), 3).expect("attach to the target");
+        let cost = run(seconds, |_| {
+            let _ = stacks.read(&[], tids.len());
+        });
+        row("hptop's stack reader (py-spy, patched)", cost, wake);
+        drop(stacks);
+    }
+    if wanted("sampler") {
+        whole_sampler(pid, seconds, wake);
+    }
     let _ = target.kill();
     let _ = target.wait();
 }

@@ -18,12 +18,13 @@ pub const GIL_STATE_BYTES: u64 = 4 * 8 + 48 + 40 + 48 + 40;
 
 /// `futex` on `x86_64`.
 #[cfg(target_arch = "x86_64")]
-const SYS_FUTEX: u64 = 202;
+pub const SYS_FUTEX: u64 = 202;
 /// `futex` on aarch64.
 #[cfg(target_arch = "aarch64")]
-const SYS_FUTEX: u64 = 98;
+pub const SYS_FUTEX: u64 = 98;
+/// No `futex` number known on this architecture.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-const SYS_FUTEX: u64 = u64::MAX;
+pub const SYS_FUTEX: u64 = u64::MAX;
 
 /// System calls that mean sleeping or polling (`x86_64` numbers): `nanosleep`,
 /// `clock_nanosleep`, `select`, `pselect6`, `poll`, `ppoll`, `epoll_wait`, `epoll_pwait`,

@@ -163,6 +163,9 @@ struct ThreadFiles {
     ns_tid: Option<u32>,
     /// Reads in a row that found the thread had not run.
     idle_reads: u32,
+    /// The last state was told from `syscall` alone (see [`FAULT_GATE_MAX_THREADS`]): a
+    /// stopped thread looks like one asleep there, so the next slow tick reads `stat`.
+    state_from_syscall: bool,
 }
 
 impl ThreadFiles {
@@ -267,6 +270,29 @@ pub struct ProcReader {
     file_budget: usize,
     /// The thread list `threads` was last pruned to.
     listed: Vec<u32>,
+    /// The process's minor + major faults at the last tick that read them (the fault gate).
+    faults_at_last_tick: Option<u64>,
+    /// Threads that ran (were read in full) at the last tick.
+    ran_last_tick: usize,
+}
+
+/// The fault gate: at a tick where at least two threads ran at the last one, and the process
+/// has at most this many threads, the process's `stat` is read first. If its faults have not
+/// changed since the last tick, no thread faulted, so a thread that ran needs no `stat` of
+/// its own for its faults: its state comes from `syscall` (`running`, or asleep in a call
+/// that sleeps interruptibly), read anyway for a thread that is not running. One read of
+/// the process instead of one per thread that ran (the process's `stat` sums its threads in
+/// the kernel: hence the bound). Slow ticks read every `stat` as before.
+pub const FAULT_GATE_MAX_THREADS: usize = 64;
+
+/// What a thread's `syscall` file told, before (or instead of) its `stat`.
+enum SyscallRead {
+    /// The state and system call are known without `stat`.
+    Known(OsState, Option<Syscall>),
+    /// `stat` is needed; `syscall` was not read.
+    Unread,
+    /// `stat` is needed; `syscall` was read: the call the thread is in, if any.
+    Read(Option<Syscall>),
 }
 
 /// Reads in a row without running (0.5 s at 100 Hz) after which a thread counts as parked:
@@ -322,6 +348,8 @@ impl ProcReader {
             open_files: 0,
             file_budget: fd_budget(),
             listed: Vec::new(),
+            faults_at_last_tick: None,
+            ran_last_tick: 0,
         })
     }
 
@@ -438,17 +466,111 @@ impl ProcReader {
             self.open_files -= closed;
             tids.clone_into(&mut self.listed);
         }
-        let counters = tids
+        let faults_unchanged = self.fault_gate(tids.len(), slow);
+        let counters: Vec<Option<ThreadCounters>> = tids
             .iter()
             .map(
                 |&tid| match threads.get(&tid).and_then(|f| f.parked(slow)) {
                     Some(unchanged) => Some(unchanged),
-                    None => self.read_thread(&mut threads, tid, slow),
+                    None => self.read_thread(&mut threads, tid, slow, faults_unchanged),
                 },
             )
             .collect();
+        self.ran_last_tick = counters
+            .iter()
+            .flatten()
+            .filter(|c| !c.not_run_since_last_read)
+            .count();
         self.threads = threads;
         counters
+    }
+
+    /// Whether the process has not faulted since the last tick (see
+    /// [`FAULT_GATE_MAX_THREADS`]); false when that is not asked or not known.
+    fn fault_gate(&mut self, threads: usize, slow: bool) -> bool {
+        let before = self.faults_at_last_tick.take();
+        if slow || threads > FAULT_GATE_MAX_THREADS || self.ran_last_tick < 2 {
+            return false;
+        }
+        let now = pread_all(&self.stat, &mut self.buf)
+            .ok()
+            .and_then(|n| parse_stat(&self.buf[..n]))
+            .map(|stat| stat.minor_faults + stat.major_faults);
+        self.faults_at_last_tick = now;
+        now.is_some() && now == before
+    }
+
+    /// A thread's state from its `syscall` alone, where that tells it: `running` is `R`; a
+    /// call that sleeps interruptibly is `S`. Only when `faults_unchanged` (its faults are
+    /// then those of its last read), on a fast tick, and with schedstat for its CPU.
+    fn state_from_syscall(
+        &mut self,
+        tid: u32,
+        files: &mut ThreadFiles,
+        faults_unchanged: bool,
+        slow: bool,
+    ) -> SyscallRead {
+        // Without schedstat, `stat` is the thread's only CPU figure: always read then.
+        if !faults_unchanged || slow || files.last.is_none_or(|l| l.run_ns.is_none()) {
+            return SyscallRead::Unread;
+        }
+        let Some(n) = self.read_file(tid, &mut files.syscall, ThreadFile::Syscall) else {
+            return SyscallRead::Unread;
+        };
+        let text = &self.buf[..n];
+        if text.starts_with(b"running") {
+            return SyscallRead::Known(OsState::Running, None);
+        }
+        match parse_syscall(text) {
+            Some(call) if call.sleeps_interruptibly() => {
+                SyscallRead::Known(OsState::Sleeping, Some(call))
+            }
+            call => SyscallRead::Read(call),
+        }
+    }
+
+    /// The system call a thread is blocked in and its `stat` fields (state included): read,
+    /// or where the fault gate allows, the state told from `syscall` and the other fields
+    /// those of the last read.
+    fn state_and_stat(
+        &mut self,
+        tid: u32,
+        files: &mut ThreadFiles,
+        faults_unchanged: bool,
+        slow: bool,
+    ) -> Option<(Option<Syscall>, StatFields)> {
+        let read = match self.state_from_syscall(tid, files, faults_unchanged, slow) {
+            SyscallRead::Known(state, syscall) => {
+                files.state_from_syscall = true;
+                // No fault since the last read (the gate), and `start_ticks` never changes.
+                // Its `cpu_ticks` lag: schedstat's time is the CPU figure where it is read.
+                let last = files.last?;
+                let stat = StatFields {
+                    state,
+                    ppid: 0,
+                    minor_faults: last.minor_faults,
+                    major_faults: last.major_faults,
+                    cpu_ticks: last.cpu_ticks,
+                    num_threads: 0,
+                    start_ticks: last.start_ticks,
+                };
+                return Some((syscall, stat));
+            }
+            SyscallRead::Unread => None,
+            SyscallRead::Read(call) => Some(call),
+        };
+        files.state_from_syscall = false;
+        let n = self.read_file(tid, &mut files.stat, ThreadFile::Stat)?;
+        let stat = parse_stat(&self.buf[..n])?;
+        // Only a thread that is not running is in a system call worth naming.
+        let syscall = match (stat.state, read) {
+            (OsState::Running, _) => None,
+            (_, Some(read)) => read,
+            (_, None) => self
+                .read_file(tid, &mut files.syscall, ThreadFile::Syscall)
+                .and_then(|n| parse_syscall(&self.buf[..n])),
+        };
+        Some((syscall, stat))
     }
 
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
@@ -471,6 +593,7 @@ impl ProcReader {
         threads: &mut HashMap<u32, ThreadFiles>,
         tid: u32,
         slow: bool,
+        faults_unchanged: bool,
     ) -> Option<ThreadCounters> {
         // A kept-open file of a thread that exited fails; its tid may have been reused by a
         // new thread, so start afresh once before giving up.
@@ -482,7 +605,7 @@ impl ProcReader {
                 }
             }
             let files = threads.get_mut(&tid)?;
-            if let Some(counters) = self.read_thread_files(tid, files, slow) {
+            if let Some(counters) = self.read_thread_files(tid, files, slow, faults_unchanged) {
                 return Some(counters);
             }
         }
@@ -535,6 +658,7 @@ impl ProcReader {
         tid: u32,
         files: &mut ThreadFiles,
         slow: bool,
+        faults_unchanged: bool,
     ) -> Option<ThreadCounters> {
         let sched = self
             .read_file(tid, &mut files.schedstat, ThreadFile::Schedstat)
@@ -548,9 +672,10 @@ impl ProcReader {
         } else {
             0
         };
+        let confirm_state = slow && files.state_from_syscall;
         if let Some(last) = files
             .last
-            .filter(|l| not_run && l.state != OsState::Running)
+            .filter(|l| not_run && l.state != OsState::Running && !confirm_state)
         {
             let slow = match (slow, last.slow) {
                 (false, _) => None,
@@ -577,8 +702,7 @@ impl ProcReader {
             });
             return Some(counters);
         }
-        let n = self.read_file(tid, &mut files.stat, ThreadFile::Stat)?;
-        let stat = parse_stat(&self.buf[..n])?;
+        let (syscall, stat) = self.state_and_stat(tid, files, faults_unchanged, slow)?;
         let slow = if slow {
             files.slow_sched = sched;
             Some(self.read_slow(tid, files)?)
@@ -596,13 +720,6 @@ impl ProcReader {
                     let (read, written) = io_fields(&self.buf[..n]);
                     read + written
                 }),
-        };
-        // Only a thread that is not running is in a system call worth naming.
-        let syscall = if stat.state == OsState::Running {
-            None
-        } else {
-            self.read_file(tid, &mut files.syscall, ThreadFile::Syscall)
-                .and_then(|n| parse_syscall(&self.buf[..n]))
         };
         files.last_sched = sched;
         let counters = ThreadCounters {

@@ -197,6 +197,12 @@ impl Syscall {
     pub fn is_wait(self) -> bool {
         WAIT_CALLS.contains(&self.number)
     }
+
+    /// Whether a thread blocked in this call is in interruptible sleep (`S`), never in disk
+    /// sleep (`D`): `futex` and the calls that only wait sleep interruptibly.
+    pub fn sleeps_interruptibly(self) -> bool {
+        self.number == super::gil::SYS_FUTEX || self.is_wait()
+    }
 }
 
 impl SlowThreadCounters {

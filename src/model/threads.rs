@@ -642,8 +642,15 @@ fn account_counters(
             (Some(now), Some(last)) => now.saturating_sub(last),
             _ => 0,
         };
+        // Where schedstat is read, CPU is its nanoseconds, even 0: `stat`'s ticks may lag by
+        // several reads (procfs's fault gate reads no `stat` while nothing faults).
+        let schedstat = now.run_ns.is_some() && last.run_ns.is_some();
         let delta = CounterSums {
-            cpu_ticks: now.cpu_ticks.saturating_sub(last.cpu_ticks),
+            cpu_ticks: if schedstat {
+                0
+            } else {
+                now.cpu_ticks.saturating_sub(last.cpu_ticks)
+            },
             minor_faults: now.minor_faults.saturating_sub(last.minor_faults),
             major_faults: now.major_faults.saturating_sub(last.major_faults),
             run_ns: ns(now.run_ns, last.run_ns),

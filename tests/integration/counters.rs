@@ -103,6 +103,38 @@ fn switches_writes_and_process_totals_match_their_causes_and_proc() {
 }
 
 #[test]
+fn faults_in_bursts_between_quiet_spells_go_to_the_code_that_faults() {
+    // Between bursts nothing faults, and hptop reads no thread's `stat` then (procfs's fault
+    // gate: the state comes from `syscall`): every burst must still land on `touch_burst`,
+    // whole, and none on the threads that only compute.
+    let python = default_python();
+    let workload = Workload::start(&python, "fault_bursts.py", &["60"]);
+    let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "6"]);
+    let p = process(&report);
+    let window = f64_of(&report["duration_s"]);
+    let process_faults = p["minor_faults"].as_u64().unwrap() as f64;
+    assert!(
+        process_faults >= 3.0 * 16384.0,
+        "{process_faults} minor faults in {window:.1} s: fewer than 3 bursts"
+    );
+    let faults = credited_sum(p, "minor_faults");
+    let burst = function(p, "touch_burst").map_or(0.0, |f| f64_of(&f["minor_faults"]));
+    assert!(
+        burst >= 0.95 * faults,
+        "touch_burst got {burst} of {faults} credited minor faults"
+    );
+    let compute = function(p, "compute").map_or(0.0, |f| f64_of(&f["inclusive"]["minor_faults"]));
+    assert!(
+        compute <= 0.01 * faults,
+        "compute got {compute} of {faults}"
+    );
+    assert!(
+        within(faults, process_faults, 0.05),
+        "credited {faults} vs the process's {process_faults}"
+    );
+}
+
+#[test]
 fn steady_rss_growth_is_measured_and_hinted_as_a_leak() {
     // The leaker keeps 2 MiB/s; a leak hint needs 60 s of sustained growth.
     let python = default_python();
