@@ -297,6 +297,28 @@ impl PythonSpy {
             &self.prev_threadstates,
             &mut self.prefetch_buf,
         );
+        // hptop patch: the first reads of every walk, for all threads at once (`ReadAhead`).
+        if self.code_cache.pid.is_some() {
+            let at_of: HashMap<usize, usize> = prefetched.iter().copied().collect();
+            let mut to_walk = Vec::with_capacity(prefetched.len());
+            let mut next = threads_head as usize;
+            // The thread states as this sample's walk will take them: each from the prefetch.
+            for _ in 0..prefetched.len() {
+                let Some(thread) = at_of
+                    .get(&next)
+                    .and_then(|&at| struct_at::<I::ThreadState>(&self.prefetch_buf, at))
+                else {
+                    break;
+                };
+                next = thread.next() as usize;
+                if !self.unchanged_threads.contains(&thread.thread_id()) {
+                    to_walk.push(thread);
+                }
+            }
+            self.code_cache.read_ahead.read(self.pid, &to_walk);
+        } else {
+            self.code_cache.read_ahead.clear();
+        }
         let mut cursor = 0;
         let mut walked = Vec::with_capacity(self.prev_threadstates.len());
         while !threads.is_null() {
@@ -820,50 +842,64 @@ fn os_thread_count(pid: Pid) -> usize {
     }
 }
 
-/// hptop patch: reads a `T` at each of `addresses` of process `pid` with as few system calls
-/// as `process_vm_readv` allows (1,024 ranges each), and as few ranges as can be: structs that
-/// share a page are read as one range (the kernel pins pages per range, so a thousand thread
-/// states in a few dozen heap pages cost a few dozen pins, not a thousand). A range never
-/// covers a byte on a page that no struct touches, so it is as readable as its structs.
-/// Addresses whose read fails are left out; the caller reads those one by one. Not on Linux:
-/// nothing is prefetched.
-#[cfg(target_os = "linux")]
+/// hptop patch: reads a `T` at each of `addresses` of process `pid` (see `prefetch_ranges`);
+/// `(address, offset of its T in buf)` for each read whole. Not on Linux: nothing is prefetched.
 pub(crate) fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
+    let size = std::mem::size_of::<T>();
+    if size == 0 {
+        return Vec::new();
+    }
+    let ranges: Vec<(usize, usize)> = addresses.iter().map(|&a| (a, size)).collect();
+    prefetch_ranges(pid, &ranges, buf)
+        .into_iter()
+        .zip(addresses)
+        .filter_map(|(at, &address)| Some((address, at?)))
+        .collect()
+}
+
+/// hptop patch: reads each `(address, length)` of `ranges` of process `pid` into `buf` with as
+/// few system calls as `process_vm_readv` allows (1,024 ranges each), and as few ranges as can
+/// be: ranges that share a page are read as one (the kernel pins pages per range, so a
+/// thousand thread states in a few dozen heap pages cost a few dozen pins, not a thousand). A
+/// merged range never covers a byte on a page that no range touches, so it is as readable as
+/// its parts. Returns, in the callers' order, where each range lies in `buf`, or `None` where
+/// its read failed (the caller reads those on its own).
+#[cfg(target_os = "linux")]
+pub(crate) fn prefetch_ranges(pid: Pid, ranges: &[(usize, usize)], buf: &mut Vec<u8>) -> Vec<Option<usize>> {
     const IOV_MAX: usize = 1024;
     const PAGE: usize = 4096;
     /// A merged range stays within this many bytes.
     const MAX_RANGE: usize = 64 * 1024;
-    let size = std::mem::size_of::<T>();
-    let mut out = Vec::with_capacity(addresses.len());
-    if size == 0 {
-        return out;
-    }
-    // (address, index in `addresses`), by address; the values go back in the callers' order.
-    let mut sorted: Vec<(usize, usize)> = addresses.iter().copied().zip(0..).collect();
+    // (address, index in `ranges`), by address; the offsets go back in the callers' order.
+    let mut sorted: Vec<(usize, usize)> = ranges.iter().map(|&(a, _)| a).zip(0..).collect();
     sorted.sort_unstable();
-    // Where each struct lies in `buf` once read (`usize::MAX`: not read).
-    let mut offsets: Vec<usize> = vec![usize::MAX; addresses.len()];
-    // (start, end) of each range, and the structs in it.
-    let mut ranges: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
-    for (i, &(a, _)) in sorted.iter().enumerate() {
-        let Some(end) = a.checked_add(size) else { continue };
-        if let Some(last) = ranges.last_mut() {
+    let len_of = |index: usize| ranges[index].1;
+    // Where each range lies in `buf` once read (`None`: not read).
+    let mut offsets: Vec<Option<usize>> = vec![None; ranges.len()];
+    // (start, end) of each merged range, and the parts in it.
+    let mut merged: Vec<(usize, usize, std::ops::Range<usize>)> = Vec::new();
+    for (i, &(a, index)) in sorted.iter().enumerate() {
+        let Some(end) = a.checked_add(len_of(index)) else { continue };
+        if end == a {
+            continue;
+        }
+        if let Some(last) = merged.last_mut() {
             let last_page_end = (last.1 - 1) / PAGE * PAGE + PAGE;
-            if a >= last.0 && a < last_page_end && end - last.0 <= MAX_RANGE {
+            if a >= last.0 && a < last_page_end && end.max(last.1) - last.0 <= MAX_RANGE {
                 last.1 = last.1.max(end);
                 last.2.end = i + 1;
                 continue;
             }
         }
-        ranges.push((a, end, i..i + 1));
+        merged.push((a, end, i..i + 1));
     }
     // One buffer for all chunks, kept across calls: a fresh one of this size is mapped and
     // faulted in page by page at every sample.
-    let total: usize = ranges.iter().map(|(s, e, _)| e - s).sum();
+    let total: usize = merged.iter().map(|(s, e, _)| e - s).sum();
     buf.clear();
     buf.resize(total, 0);
     let mut chunk_base = 0;
-    for chunk in ranges.chunks(IOV_MAX) {
+    for chunk in merged.chunks(IOV_MAX) {
         let chunk_len: usize = chunk.iter().map(|(s, e, _)| e - s).sum();
         let buf = &mut buf[chunk_base..chunk_base + chunk_len];
         let mut local = Vec::with_capacity(chunk.len());
@@ -900,17 +936,17 @@ pub(crate) fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut
         if read <= 0 {
             continue;
         }
-        // The kernel stops at the first range it cannot read wholly: the structs that lie
+        // The kernel stops at the first range it cannot read wholly: the parts that lie
         // within the bytes read are good.
         let read = read as usize;
         let mut base = 0;
-        for (s, e, structs) in chunk {
-            for &(address, index) in &sorted[structs.clone()] {
+        for (s, e, parts) in chunk {
+            for &(address, index) in &sorted[parts.clone()] {
                 let at = base + (address - s);
-                if at + size > read {
+                if at + len_of(index) > read {
                     break;
                 }
-                offsets[index] = base_of_chunk + at;
+                offsets[index] = Some(base_of_chunk + at);
             }
             base += e - s;
             if base > read {
@@ -918,12 +954,7 @@ pub(crate) fn prefetch_structs<T: Copy>(pid: Pid, addresses: &[usize], buf: &mut
             }
         }
     }
-    for (&address, &at) in addresses.iter().zip(&offsets) {
-        if at != usize::MAX {
-            out.push((address, at));
-        }
-    }
-    out
+    offsets
 }
 
 /// hptop patch: the `T` prefetched at `at` in `buf` (see `prefetch_structs`).
@@ -935,6 +966,6 @@ pub(crate) fn struct_at<T: Copy>(buf: &[u8], at: usize) -> Option<T> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn prefetch_structs<T: Copy>(_pid: Pid, _addresses: &[usize], _buf: &mut Vec<u8>) -> Vec<(usize, usize)> {
-    Vec::new()
+pub(crate) fn prefetch_ranges(_pid: Pid, ranges: &[(usize, usize)], _buf: &mut Vec<u8>) -> Vec<Option<usize>> {
+    vec![None; ranges.len()]
 }

@@ -7,7 +7,7 @@ use serde_derive::Serialize;
 
 use crate::config::{Config, LineNo};
 use crate::python_data_access::{copy_bytes, copy_string};
-use crate::python_spy::{prefetch_structs, struct_at};
+use crate::python_spy::{prefetch_ranges, prefetch_structs, struct_at};
 use crate::python_interpreters::{
     CodeObject, FrameObject, InterpreterState, ThreadState, TupleObject,
 };
@@ -131,6 +131,110 @@ pub struct CodeCache {
     /// Names of entries replaced or dropped during the current sample, by generation: the
     /// keys of an earlier walk of the sample can still be named (see [`CodeCache::names`]).
     retired: Vec<(u64, Arc<str>, Arc<str>)>,
+    /// hptop patch: what the current sample read ahead for all its walks (see [`ReadAhead`]).
+    pub(crate) read_ahead: ReadAhead,
+}
+
+/// hptop patch: the reads every walk of a sample starts with, done for all threads at once
+/// at the start of the sample: each thread's frame pointer (3.11, 3.12) and current
+/// data-stack chunk with one `process_vm_readv`, then the code objects of the frames in
+/// those chunks with one more, instead of three system calls per thread. A walk takes what
+/// it needs from here and reads on its own what is missing.
+#[derive(Debug, Default)]
+pub(crate) struct ReadAhead {
+    /// Pointer-sized values by address (the frame pointers).
+    values: rustc_hash::FxHashMap<usize, usize>,
+    /// Chunks by (start, length): where they lie in `bytes`.
+    chunks: rustc_hash::FxHashMap<(usize, usize), usize>,
+    bytes: Vec<u8>,
+    /// Code objects by address: where they lie in `code_bytes`.
+    codes: rustc_hash::FxHashMap<usize, usize>,
+    code_bytes: Vec<u8>,
+}
+
+impl ReadAhead {
+    /// Forgets the last sample's reads.
+    pub(crate) fn clear(&mut self) {
+        self.values.clear();
+        self.chunks.clear();
+        self.codes.clear();
+    }
+
+    /// Reads, for each thread of a sample to walk, its frame pointer and current chunk, then
+    /// the code objects of the chunks' frames.
+    pub(crate) fn read<T: ThreadState>(&mut self, pid: Pid, threads: &[T]) {
+        self.clear();
+        let mut ranges = Vec::with_capacity(threads.len() * 2);
+        for thread in threads {
+            if let Some(address) = thread.frame_address() {
+                ranges.push((address, std::mem::size_of::<usize>()));
+            }
+            if let Some(chunk) = chunk_range(thread) {
+                ranges.push(chunk);
+            }
+        }
+        if ranges.is_empty() {
+            return;
+        }
+        let offsets = prefetch_ranges(pid, &ranges, &mut self.bytes);
+        for (&(address, len), at) in ranges.iter().zip(offsets) {
+            let Some(at) = at else { continue };
+            if len == std::mem::size_of::<usize>() {
+                if let Some(value) = struct_at::<usize>(&self.bytes, at) {
+                    self.values.insert(address, value);
+                }
+            }
+            self.chunks.insert((address, len), at);
+        }
+        let mut codes = Vec::new();
+        let mut seen = rustc_hash::FxHashSet::default();
+        for thread in threads {
+            let frame_value = match thread.frame_address() {
+                Some(address) => match self.values.get(&address) {
+                    Some(&value) => Some(value),
+                    None => continue,
+                },
+                None => None,
+            };
+            let Some((start, len)) = chunk_range(thread) else { continue };
+            let Some(window) = self.chunk(start, len) else { continue };
+            let frame = thread.frame(frame_value) as usize;
+            for code in chunk_code_addresses::<T::FrameObject>(Some((start, window)), frame) {
+                if seen.insert(code) {
+                    codes.push(code);
+                }
+            }
+        }
+        let read = prefetch_structs::<<T::FrameObject as FrameObject>::CodeObject>(
+            pid,
+            &codes,
+            &mut self.code_bytes,
+        );
+        self.codes.extend(read);
+    }
+
+    fn value(&self, address: usize) -> Option<usize> {
+        self.values.get(&address).copied()
+    }
+
+    fn chunk(&self, start: usize, len: usize) -> Option<&[u8]> {
+        let at = *self.chunks.get(&(start, len))?;
+        self.bytes.get(at..at + len)
+    }
+
+    fn code<C: Copy>(&self, address: usize) -> Option<C> {
+        struct_at(&self.code_bytes, *self.codes.get(&address)?)
+    }
+}
+
+/// `(start, length)` of a thread's current data-stack chunk, when it is read whole.
+fn chunk_range<T: ThreadState>(thread: &T) -> Option<(usize, usize)> {
+    match thread.datastack() {
+        Some((start, top)) if start != 0 && top > start && top - start <= MAX_DATASTACK_READ => {
+            Some((start, top - start))
+        }
+        _ => None,
+    }
 }
 
 /// Most code objects read together for one walk.
@@ -325,7 +429,10 @@ where
     // python 3.11+ has an extra level of indirection to get the Frame from the threadstate
     let mut frame_address = thread.frame_address();
     if let Some(addr) = frame_address {
-        frame_address = Some(process.copy_struct(addr)?);
+        frame_address = Some(match cache.read_ahead.value(addr) {
+            Some(value) => value,
+            None => process.copy_struct(addr)?,
+        });
     }
 
     let mut frame_ptr = thread.frame(frame_address);
@@ -334,12 +441,19 @@ where
     // stack: one read of the chunk serves them all (frames elsewhere, e.g. of generators or
     // in older chunks, are read one by one). Deep stacks cost a read per chunk, not per frame.
     let mut chunk = std::mem::take(&mut cache.frames);
-    let chunk_start = match thread.datastack() {
-        Some((start, top)) if start != 0 && top > start && top - start <= MAX_DATASTACK_READ => {
-            chunk.resize(top - start, 0);
-            process.read(start, &mut chunk).ok().map(|()| start)
-        }
-        _ => None,
+    let chunk_start = match chunk_range(thread) {
+        Some((start, len)) => match cache.read_ahead.chunk(start, len) {
+            Some(read) => {
+                chunk.clear();
+                chunk.extend_from_slice(read);
+                Some(start)
+            }
+            None => {
+                chunk.resize(len, 0);
+                process.read(start, &mut chunk).ok().map(|()| start)
+            }
+        },
+        None => None,
     };
     let window = chunk_start.map(|start| (start, chunk.as_slice()));
     // Older chunks, read when the walk reaches a frame in one (deep stacks span several).
@@ -349,15 +463,26 @@ where
     if let (Some(pid), Some(_)) = (cache.pid, window) {
         // hptop patch: the code objects of the frames in the chunk, read with one system call
         // instead of one each (the walk below reads those it still lacks on its own).
-        let addresses = chunk_code_addresses::<T::FrameObject>(window, frame_ptr as usize);
-        let mut buf = std::mem::take(&mut cache.codes);
-        walk_codes = prefetch_structs::<<T::FrameObject as FrameObject>::CodeObject>(
-            pid, &addresses, &mut buf,
-        )
-        .into_iter()
-        .filter_map(|(address, at)| Some((address, struct_at(&buf, at)?)))
-        .collect();
-        cache.codes = buf;
+        let mut addresses = chunk_code_addresses::<T::FrameObject>(window, frame_ptr as usize);
+        // Those the sample read ahead; the rest with one call of the walk's own.
+        addresses.retain(|&address| match cache.read_ahead.code(address) {
+            Some(code) => {
+                walk_codes.push((address, code));
+                false
+            }
+            None => true,
+        });
+        if !addresses.is_empty() {
+            let mut buf = std::mem::take(&mut cache.codes);
+            walk_codes.extend(
+                prefetch_structs::<<T::FrameObject as FrameObject>::CodeObject>(
+                    pid, &addresses, &mut buf,
+                )
+                .into_iter()
+                .filter_map(|(address, at)| Some((address, struct_at(&buf, at)?))),
+            );
+            cache.codes = buf;
+        }
     }
 
     // We are iterating in reverse, i.e. from last call to first call.
