@@ -544,10 +544,10 @@ impl ProcReader {
     ) -> Option<(Option<Syscall>, StatFields)> {
         let read = match self.state_from_syscall(tid, files, faults_unchanged, slow) {
             SyscallRead::Known(state, syscall) => {
-                files.state_from_syscall = true;
                 // No fault since the last read (the gate), and `start_ticks` never changes.
                 // Its `cpu_ticks` lag: schedstat's time is the CPU figure where it is read.
                 let last = files.last?;
+                files.state_from_syscall = true;
                 let stat = StatFields {
                     state,
                     ppid: 0,

@@ -164,27 +164,33 @@ impl ReadAhead {
     /// the code objects of the chunks' frames.
     pub(crate) fn read<T: ThreadState>(&mut self, pid: Pid, threads: &[T]) {
         self.clear();
-        let mut ranges = Vec::with_capacity(threads.len() * 2);
+        // (address, length, whether it is a pointer rather than a chunk)
+        let mut wanted = Vec::with_capacity(threads.len() * 2);
+        let mut chunk_bytes = 0;
         for thread in threads {
             if let Some(address) = thread.frame_address() {
-                ranges.push((address, std::mem::size_of::<usize>()));
+                wanted.push((address, std::mem::size_of::<usize>(), true));
             }
-            if let Some(chunk) = chunk_range(thread) {
-                ranges.push(chunk);
-            }
-        }
-        if ranges.is_empty() {
-            return;
-        }
-        let offsets = prefetch_ranges(pid, &ranges, &mut self.bytes);
-        for (&(address, len), at) in ranges.iter().zip(offsets) {
-            let Some(at) = at else { continue };
-            if len == std::mem::size_of::<usize>() {
-                if let Some(value) = struct_at::<usize>(&self.bytes, at) {
-                    self.values.insert(address, value);
+            // Past the bound, chunks are read by their walks, one at a time, as before.
+            if let Some((start, len)) = chunk_range(thread) {
+                if chunk_bytes + len <= MAX_READ_AHEAD {
+                    chunk_bytes += len;
+                    wanted.push((start, len, false));
                 }
             }
-            self.chunks.insert((address, len), at);
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let ranges: Vec<(usize, usize)> = wanted.iter().map(|&(a, len, _)| (a, len)).collect();
+        let offsets = prefetch_ranges(pid, &ranges, &mut self.bytes);
+        for (&(address, len, pointer), at) in wanted.iter().zip(offsets) {
+            let Some(at) = at else { continue };
+            if !pointer {
+                self.chunks.insert((address, len), at);
+            } else if let Some(value) = struct_at::<usize>(&self.bytes, at) {
+                self.values.insert(address, value);
+            }
         }
         let mut codes = Vec::new();
         let mut seen = rustc_hash::FxHashSet::default();
@@ -226,6 +232,10 @@ impl ReadAhead {
         struct_at(&self.code_bytes, *self.codes.get(&address)?)
     }
 }
+
+/// Most bytes of chunks read ahead in one sample (a pool of deep stacks would otherwise hold
+/// them all at once).
+const MAX_READ_AHEAD: usize = 4 << 20;
 
 /// `(start, length)` of a thread's current data-stack chunk, when it is read whole.
 fn chunk_range<T: ThreadState>(thread: &T) -> Option<(usize, usize)> {
