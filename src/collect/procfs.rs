@@ -273,7 +273,8 @@ pub struct ProcReader {
     file_budget: usize,
     /// The thread list `threads` was last pruned to.
     listed: Vec<u32>,
-    /// The process's minor + major faults at the last tick that read them (the fault gate).
+    /// The process's minor + major faults at the last tick that read them (the fault gate, or
+    /// a slow tick's `read_process`).
     faults_at_last_tick: Option<u64>,
     /// Threads that ran (were read in full) at the last tick.
     ran_last_tick: usize,
@@ -368,6 +369,11 @@ impl ProcReader {
     pub fn read_process(&mut self, slow: bool) -> io::Result<ProcessRead> {
         let n = pread_all(&self.stat, &mut self.buf)?;
         let stat = parse_stat(&self.buf[..n]).ok_or_else(gone)?;
+        if slow {
+            // The slow tick reads every thread's `stat` after this: the fault gate's baseline
+            // for the next tick, which then need not read the process's `stat` for nothing.
+            self.faults_at_last_tick = Some(stat.minor_faults + stat.major_faults);
+        }
         let n = pread_all(&self.statm, &mut self.buf)?;
         let rss_pages = std::str::from_utf8(&self.buf[..n])
             .ok()
@@ -491,8 +497,12 @@ impl ProcReader {
     /// Whether the process has not faulted since the last tick (see
     /// [`FAULT_GATE_MAX_THREADS`]); false when that is not asked or not known.
     fn fault_gate(&mut self, threads: usize, slow: bool) -> bool {
+        // A slow tick reads every thread's `stat`; the baseline stays (see `read_process`).
+        if slow {
+            return false;
+        }
         let before = self.faults_at_last_tick.take();
-        if slow || threads > FAULT_GATE_MAX_THREADS || self.ran_last_tick < 2 {
+        if threads > FAULT_GATE_MAX_THREADS || self.ran_last_tick < 2 {
             return false;
         }
         let now = pread_all(&self.stat, &mut self.buf)
