@@ -6,6 +6,7 @@
 pub mod discover;
 pub mod follow;
 pub mod gil;
+pub mod oncpu;
 pub mod pause;
 pub mod procfs;
 pub mod sanitize;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::HptopError;
 use discover::ProcessInfo;
+use oncpu::OnCpuProbe;
 use procfs::ProcReader;
 use stacks::{PythonThread, StackOptions, StackReader};
 use tick::{OsState, ProcessTick, ThreadTick, Tick};
@@ -359,25 +361,14 @@ fn sampler_thread(
     events: &SyncSender<SamplerEvent>,
     flags: &Flags,
 ) {
-    let stack_options = StackOptions {
-        blocking: options.blocking,
-        native: options.native,
-    };
-    let mut stacks = match StackReader::attach(options.pid, stack_options, options.attach_retries) {
-        Ok(reader) => reader,
+    let mut target = match Target::open(options) {
+        Ok(target) => target,
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let mut procs = match ProcReader::open(options.pid) {
-        Ok(reader) => reader,
-        Err(e) => {
-            let _ = ready.send(Err(format!("opening /proc/{}: {e}", options.pid)));
-            return;
-        }
-    };
-    let _ = ready.send(Ok(stacks.version()));
+    let _ = ready.send(Ok(target.stacks.version()));
     if go.recv().is_err() {
         return;
     }
@@ -386,7 +377,6 @@ fn sampler_thread(
     let start = flags.shared.epoch;
     let mut timer = Timer::new(Instant::now(), interval);
     let mut batch = TickBatch::new(events);
-    let mut tids = Vec::new();
     let mut resumed = false;
     let mut index: u64 = 0;
     let mut smaps = smaps::SmapsSchedule::default();
@@ -408,7 +398,7 @@ fn sampler_thread(
             // their window with the threads' instead of up to a slow interval earlier.
             if index > 0 && !flags.shared.paused.load(Ordering::Relaxed) {
                 let _guard = flags.shared.gate.read();
-                let process = sample(options.pid, &mut procs, &mut stacks, &mut tids, true);
+                let process = sample(options.pid, &mut target, true);
                 batch.push(
                     Tick {
                         at: start.elapsed(),
@@ -439,13 +429,13 @@ fn sampler_thread(
         index += 1;
         let guard = flags.shared.gate.read();
         let tick_started = Instant::now();
-        let mut process = sample(options.pid, &mut procs, &mut stacks, &mut tids, slow);
+        let mut process = sample(options.pid, &mut target, slow);
         let cost = tick_started.elapsed();
         rest_until = tick_started + cost * 4 / 3;
         drop(guard);
         if let (Some(memory), Some(counters)) = (process.memory.as_mut(), process.counters) {
             if smaps.due(Instant::now(), counters.rss_bytes) {
-                memory.rollup = procs.read_smaps_rollup();
+                memory.rollup = target.procs.read_smaps_rollup();
             }
         }
         let exited = process.exited;
@@ -560,13 +550,42 @@ impl<'a> TickBatch<'a> {
 /// the whole-process counters (cumulative, so reading them at ~10 Hz loses nothing of a
 /// window's deltas) and the thread list. Between slow ticks the thread list is reused, and
 /// read again at once when the stacks show a thread it lacks.
-fn sample(
-    pid: u32,
-    procs: &mut ProcReader,
-    stacks: &mut StackReader,
-    tids: &mut Vec<u32>,
-    slow: bool,
-) -> ProcessTick {
+/// What the sampler reads a target with.
+struct Target {
+    procs: ProcReader,
+    stacks: StackReader,
+    probe: OnCpuProbe,
+    /// The thread list, sorted, as of the last listing.
+    tids: Vec<u32>,
+}
+
+impl Target {
+    /// Attaches py-spy and opens `/proc` of the target.
+    fn open(options: &SamplerOptions) -> Result<Self, String> {
+        let stack_options = StackOptions {
+            blocking: options.blocking,
+            native: options.native,
+        };
+        let stacks = StackReader::attach(options.pid, stack_options, options.attach_retries)?;
+        let procs = ProcReader::open(options.pid)
+            .map_err(|e| format!("opening /proc/{}: {e}", options.pid))?;
+        Ok(Self {
+            procs,
+            stacks,
+            // A quarter of the per-thread file budget: only runnable threads need a clock.
+            probe: OnCpuProbe::new(procfs::fd_budget() / 4),
+            tids: Vec::new(),
+        })
+    }
+}
+
+fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
+    let Target {
+        procs,
+        stacks,
+        probe,
+        tids,
+    } = target;
     let gone = ProcessTick {
         pid,
         exited: true,
@@ -585,6 +604,7 @@ fn sample(
             Ok(list) => *tids = list,
             Err(_) => return gone,
         }
+        probe.retain(tids);
     }
     let mut counters = procs.read_threads(tids, slow);
     let unchanged: Vec<u32> = tids
@@ -593,6 +613,11 @@ fn sample(
         .filter(|(_, c)| c.is_some_and(|c| c.not_run_since_last_read))
         .map(|(tid, _)| *tid)
         .collect();
+    // Runnable threads' task clocks around the stack read: which of them ran during it.
+    probe.before(tids.iter().zip(&counters).filter_map(|(&tid, c)| {
+        c.filter(|c| c.state == OsState::Running)
+            .map(|c| (tid, c.start_ticks))
+    }));
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
@@ -605,6 +630,13 @@ fn sample(
             panic_message(payload.as_ref())
         ))
     });
+    for (tid, on_cpu) in probe.after() {
+        if let Ok(i) = tids.binary_search(&tid) {
+            if let Some(Some(c)) = counters.get_mut(i) {
+                c.on_cpu = Some(on_cpu);
+            }
+        }
+    }
     let (python, stack_error) = match read {
         Ok(mut threads) => {
             let namespace = procs.namespace_tids(tids);

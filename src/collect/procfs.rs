@@ -750,6 +750,7 @@ impl ProcReader {
             not_run_since_last_read: false,
             syscall,
             io_bytes,
+            on_cpu: None,
         };
         files.last = Some(ThreadCounters {
             slow: slow.or(files.last.and_then(|l| l.slow)),

@@ -862,3 +862,102 @@ fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
     let functions_cpu: f64 = p.functions.iter().map(|f| f.credited.cpu_s).sum();
     assert!((stacks_cpu - functions_cpu).abs() < 1e-9 && stacks_cpu > 0.0);
 }
+
+#[test]
+fn cpu_goes_to_stacks_seen_on_a_cpu_not_to_where_a_runnable_thread_waits() {
+    let mut s = session();
+    // One thread in state R at every tick, running 5 ms of each 10 ms interval. At odd ticks
+    // it waits for a CPU (its task clock stood still) at a system-call site; at even ticks it
+    // runs `crunch`. Samples count both; CPU goes to `crunch` only.
+    for i in 0..21u32 {
+        let waiting = i % 2 == 1;
+        let frames = if waiting {
+            stack(&[("syscall_site", 7), ("loop", 3)])
+        } else {
+            stack(&[("crunch", 12), ("loop", 4)])
+        };
+        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
+        let mut t = thread(
+            1,
+            true,
+            frames,
+            Counts {
+                slow,
+                ..Counts::default()
+            },
+        );
+        if let Some(c) = t.counters.as_mut() {
+            c.run_ns = Some(5_000_000 * u64::from(i));
+            c.on_cpu = Some(!waiting);
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let samples = s.snapshot(&SAMPLES);
+    assert!((find(&samples, "syscall_site").own_percent - 100.0 * 10.0 / 21.0).abs() < 1e-9);
+    let cpu = s.snapshot(&SnapshotQuery::default());
+    assert!((find(&cpu, "crunch").credited.cpu_s - 0.1).abs() < 1e-9);
+    assert!(cpu
+        .functions
+        .iter()
+        .all(|f| f.name == "crunch" || f.name == "loop" || f.credited.cpu_s == 0.0));
+    assert!((find(&cpu, "loop").credited_total.cpu_s - 0.1).abs() < 1e-9);
+    // Without the task clock (no perf events), state R stands for on a CPU, as before.
+    let mut s = session();
+    for i in 0..21u32 {
+        let frames = if i % 2 == 1 {
+            stack(&[("syscall_site", 7), ("loop", 3)])
+        } else {
+            stack(&[("crunch", 12), ("loop", 4)])
+        };
+        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
+        let mut t = thread(
+            1,
+            true,
+            frames,
+            Counts {
+                slow,
+                ..Counts::default()
+            },
+        );
+        if let Some(c) = t.counters.as_mut() {
+            c.run_ns = Some(5_000_000 * u64::from(i));
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let cpu = s.snapshot(&SnapshotQuery::default());
+    assert!((find(&cpu, "syscall_site").credited.cpu_s - 0.05).abs() < 1e-9);
+    assert!((find(&cpu, "crunch").credited.cpu_s - 0.05).abs() < 1e-9);
+}
+
+#[test]
+fn cpu_of_spans_without_a_stack_on_a_cpu_is_held_for_the_next_ones() {
+    let mut s = session();
+    // Ticks 0-19: runnable but never seen on a CPU (hptop's own wake-up preempts it) at
+    // `syscall_site`; it still runs 2 ms per interval. Ticks 20-40: seen on a CPU in `work`.
+    for i in 0..41u32 {
+        let early = i < 20;
+        let frames = if early {
+            stack(&[("syscall_site", 7)])
+        } else {
+            stack(&[("work", 2)])
+        };
+        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
+        let mut t = thread(
+            1,
+            true,
+            frames,
+            Counts {
+                slow,
+                ..Counts::default()
+            },
+        );
+        if let Some(c) = t.counters.as_mut() {
+            c.run_ns = Some(2_000_000 * u64::from(i));
+            c.on_cpu = Some(!early);
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let cpu = s.snapshot(&SnapshotQuery::default());
+    assert!((find(&cpu, "work").credited.cpu_s - 0.08).abs() < 1e-9);
+    assert_eq!(find(&cpu, "syscall_site").credited.cpu_s, 0.0);
+}

@@ -118,14 +118,27 @@ pub struct ThreadStats {
     last_slow: Option<SlowThreadCounters>,
     /// `stack` is the one the thread ran since the previous tick: credit the fast deltas to it.
     pending_fast: bool,
-    /// Fast counter deltas of a thread that was off CPU at the previous read: credited to
-    /// the stack read at this tick, once it is known (see `account_counters`).
-    woke_credit: Option<Credited>,
+    /// Faults of intervals that began with the thread off a CPU: held for the next stack
+    /// seen on one (see [`place_off_cpu`]).
+    off_cpu: HeldCredit,
     /// Stacks read since the last slow read (empty: no Python stack), to split the slow delta
     /// among; the first `pending_len` are live, the rest kept for their allocations.
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
     /// Where the thread was at each of `pending_slow`: on CPU, in a system call, in an I/O one.
     pending_call: Vec<InCall>,
+    /// Whether the thread was on a CPU at each of `pending_slow` (see [`on_cpu`]).
+    pending_on_cpu: Vec<bool>,
+    /// Spans since the thread was last seen runnable but waiting for a CPU.
+    spans_since_waiting: u32,
+    /// CPU seconds run since the last slow read (or held longer: see [`credit_span_cpu`]).
+    cpu_pool: f64,
+    /// Slow spans `cpu_pool` has been held through without a stack seen on a CPU.
+    cpu_pool_spans: u32,
+    /// CPU run since the last slow read, all of it (credited or pooled).
+    span_cpu: f64,
+    /// The last stacks seen on a CPU (at most [`RECENT_ON_CPU`]): where CPU still held goes
+    /// when the thread or the window ends.
+    recent_on_cpu: std::collections::VecDeque<Vec<(FunctionId, u32)>>,
     /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
     io_site: Vec<(FunctionId, u32)>,
     /// I/O bytes moved before the thread was first seen in an I/O call, by the stack they
@@ -150,6 +163,29 @@ pub struct ThreadStats {
     /// Thread-samples whose stack did not reach `root`.
     pub partial_samples: u64,
 }
+
+/// Faults of intervals that began with a thread off a CPU: asleep, blocked, or runnable but
+/// waiting for one (its stack then shows where the scheduler stopped it, often a system call,
+/// not where it runs). They go to the next stack the thread is seen on a CPU with.
+#[derive(Debug, Clone, Default)]
+struct HeldCredit {
+    credit: Credited,
+    /// Ticks the credit has been held.
+    ticks: u32,
+    /// Where it goes if the thread is never seen on a CPU again (exits, or the hold lasts
+    /// [`MAX_HELD_TICKS`]): the first Python stack read after it began holding.
+    fallback: Vec<(FunctionId, u32)>,
+}
+
+/// Ticks (1 s at 100 Hz) after which held faults go to their fallback stack: a thread that
+/// runs only between samples is still credited, and a live view lags by at most that.
+const MAX_HELD_TICKS: u32 = 100;
+/// Slow spans (~10 s) CPU is held through while no stack of the thread is seen on a CPU.
+/// Long: while hptop's sampler shares a CPU with a thread, its own wake-up preempts the
+/// thread at each tick, so for seconds the thread is never seen on a CPU.
+const MAX_HELD_SPANS: u32 = 100;
+/// Stacks seen on a CPU a thread keeps for the CPU it still holds at its end.
+const RECENT_ON_CPU: usize = 16;
 
 /// Stacks to split one slow-counter delta among, at most; more are dropped (the share of each
 /// is then slightly larger), which bounds memory if slow reads stop arriving.
@@ -275,10 +311,7 @@ impl ThreadTable {
             } else {
                 None
             };
-            // After waking: to this tick's stack (the last one when none was read).
-            if let Some(credited) = stats.woke_credit.take() {
-                functions.credit_stack(&stats.stack, &credited, 1.0);
-            }
+            place_off_cpu(stats, t.counters, innermost.is_some(), functions);
             stats.pending_fast = innermost.is_some();
             let call = match t.counters.and_then(|c| c.syscall) {
                 Some(s) if s.is_io() => InCall::Io,
@@ -286,7 +319,7 @@ impl ThreadTable {
                 Some(_) => InCall::Other,
                 None => InCall::None,
             };
-            remember_for_slow(stats, innermost.is_some(), call, functions);
+            remember_for_slow(stats, innermost.is_some(), t.counters, call, functions);
             credit_tick_io(stats, innermost.is_some(), call, functions);
         }
         for stats in self.threads.values_mut() {
@@ -294,6 +327,8 @@ impl ThreadTable {
                 stats.alive = false;
                 functions.thread_root = stats.tid;
                 place_held_io(stats, functions);
+                release_off_cpu(stats, functions);
+                credit_span_cpu(stats, true, functions);
             }
         }
         if let (true, Some(id)) = (gil_wanted, holder_function) {
@@ -340,6 +375,8 @@ impl ThreadTable {
         for stats in self.threads.values_mut() {
             functions.thread_root = stats.tid;
             place_held_io(stats, functions);
+            release_off_cpu(stats, functions);
+            credit_span_cpu(stats, true, functions);
         }
     }
 
@@ -492,15 +529,21 @@ fn cut_short(stats: &mut ThreadStats) -> bool {
 fn remember_for_slow(
     stats: &mut ThreadStats,
     has_stack: bool,
+    counters: Option<ThreadCounters>,
     call: InCall,
     functions: &mut FunctionTable,
 ) {
+    let seen_on_cpu = has_stack && counters.as_ref().is_some_and(on_cpu);
+    if counters.is_some_and(|c| c.state == OsState::Running && !on_cpu(&c)) {
+        stats.spans_since_waiting = 0;
+    }
     if stats.pending_len >= MAX_PENDING {
         return;
     }
     if stats.pending_len == stats.pending_slow.len() {
         stats.pending_slow.push(Vec::new());
         stats.pending_call.push(InCall::None);
+        stats.pending_on_cpu.push(false);
     }
     let slot = &mut stats.pending_slow[stats.pending_len];
     slot.clear();
@@ -508,11 +551,88 @@ fn remember_for_slow(
         slot.extend_from_slice(&stats.stack);
     }
     stats.pending_call[stats.pending_len] = if has_stack { call } else { InCall::None };
+    stats.pending_on_cpu[stats.pending_len] = seen_on_cpu;
+    if seen_on_cpu {
+        let mut kept = if stats.recent_on_cpu.len() >= RECENT_ON_CPU {
+            stats.recent_on_cpu.pop_front().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        kept.clone_from(&stats.stack);
+        stats.recent_on_cpu.push_back(kept);
+    }
     if call == InCall::Io && has_stack {
         stats.io_site.clone_from(&stats.stack);
         place_held_io(stats, functions);
     }
     stats.pending_len += 1;
+}
+
+/// Credits the CPU of intervals that began with the thread off a CPU (`cpu_pool`: what it
+/// ran after waking, or after waiting for a CPU) to the span's stacks seen on a CPU, split
+/// evenly: each is a sample of where the thread's CPU time goes. (Stacks of a thread waiting
+/// for a CPU are not such samples: they show where the scheduler stopped it.) In a span
+/// without one, the CPU is held for the next spans, up to [`MAX_HELD_SPANS`], and given back
+/// at most as fast as the thread runs; with `last` (the end of the window or of the thread)
+/// it goes to the last stacks seen on a CPU. A thread never seen on one, nor waiting for
+/// one, has its CPU go to all of the span's stacks.
+fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &mut FunctionTable) {
+    let span_cpu = std::mem::take(&mut stats.span_cpu);
+    stats.spans_since_waiting = stats.spans_since_waiting.saturating_add(1);
+    if stats.cpu_pool <= 0.0 {
+        return;
+    }
+    let pending = &stats.pending_slow[..stats.pending_len];
+    let seen = &stats.pending_on_cpu[..stats.pending_len];
+    let on_cpu = seen.iter().filter(|&&s| s).count();
+    let give_up = last || stats.cpu_pool_spans + 1 >= MAX_HELD_SPANS;
+    if on_cpu > 0 && !last {
+        // CPU held from spans without such a stack is given back at most as fast as the
+        // thread runs, so it lands on the stacks of many spans, not on the few of one.
+        let give = stats.cpu_pool.min(span_cpu.max(1e-3));
+        stats.cpu_pool -= give;
+        let cpu = Credited {
+            cpu_s: give,
+            ..Credited::default()
+        };
+        for (stack, _) in pending.iter().zip(seen).filter(|(_, &s)| s) {
+            functions.credit_stack(stack, &cpu, 1.0 / on_cpu as f64);
+        }
+        stats.cpu_pool_spans = 0;
+        return;
+    }
+    // The span's own stacks seen on a CPU join the recent ones for what is left.
+    let recent: Vec<&Vec<(FunctionId, u32)>> = pending
+        .iter()
+        .zip(seen)
+        .filter(|(_, &s)| s)
+        .map(|(stack, _)| stack)
+        .chain(stats.recent_on_cpu.iter())
+        .collect();
+    let with_stack: Vec<&Vec<(FunctionId, u32)>> =
+        pending.iter().filter(|s| !s.is_empty()).collect();
+    let targets = if give_up && !recent.is_empty() {
+        recent
+    } else if give_up || (stats.recent_on_cpu.is_empty() && stats.spans_since_waiting >= 10) {
+        // Never seen on a CPU, nor waiting for one for a second (it runs only between
+        // samples): its span's stacks.
+        with_stack
+    } else {
+        stats.cpu_pool_spans += 1;
+        return;
+    };
+    if !targets.is_empty() {
+        let cpu = Credited {
+            cpu_s: stats.cpu_pool,
+            ..Credited::default()
+        };
+        for stack in &targets {
+            functions.credit_stack(stack, &cpu, 1.0 / targets.len() as f64);
+        }
+    }
+    // Without any stack: as any interval without a Python frame, credited to none.
+    stats.cpu_pool = 0.0;
+    stats.cpu_pool_spans = 0;
 }
 
 /// Credits a slow span's I/O bytes. They go to the stacks seen blocked in an I/O system call
@@ -624,6 +744,52 @@ fn place_held_io(stats: &mut ThreadStats, functions: &mut FunctionTable) {
     }
 }
 
+/// Whether the thread was on a CPU when its stack was read: told by its task clock where
+/// hptop could read it (see `collect::oncpu`), else by state `R` (running or runnable).
+fn on_cpu(counters: &ThreadCounters) -> bool {
+    counters
+        .on_cpu
+        .unwrap_or(counters.state == OsState::Running)
+}
+
+/// After this tick's stack is known: CPU held from intervals that began off a CPU goes to it
+/// if the thread is on a CPU now; else it stays held, at most [`MAX_HELD_TICKS`].
+fn place_off_cpu(
+    stats: &mut ThreadStats,
+    counters: Option<ThreadCounters>,
+    read: bool,
+    functions: &mut FunctionTable,
+) {
+    let held = &mut stats.off_cpu;
+    if !held.credit.any() {
+        return;
+    }
+    if held.ticks == 0 {
+        held.fallback.clone_from(&stats.stack);
+    }
+    held.ticks += 1;
+    if read && counters.as_ref().is_some_and(on_cpu) {
+        functions.credit_stack(&stats.stack, &held.credit, 1.0);
+        *held = HeldCredit {
+            fallback: std::mem::take(&mut held.fallback),
+            ..HeldCredit::default()
+        };
+    } else if held.ticks >= MAX_HELD_TICKS {
+        release_off_cpu(stats, functions);
+    }
+}
+
+/// Credits held CPU to its fallback stack (the thread exits, the window ends, or it was held
+/// too long).
+fn release_off_cpu(stats: &mut ThreadStats, functions: &mut FunctionTable) {
+    let held = &mut stats.off_cpu;
+    if held.credit.any() {
+        functions.credit_stack(&held.fallback, &held.credit, 1.0);
+    }
+    held.credit = Credited::default();
+    held.ticks = 0;
+}
+
 /// (voluntary + involuntary) of this read's slow delta.
 fn account_counters(
     stats: &mut ThreadStats,
@@ -662,18 +828,21 @@ fn account_counters(
         if stats.pending_fast && changed {
             // On-CPU time in ns, not 10 ms ticks: a thread that ran 3 ms of a 10 ms interval
             // is credited 3 ms, not 0 or 10.
-            let credited = Credited {
-                cpu_s: delta.cpu_s(),
+            stats.span_cpu += delta.cpu_s();
+            let mut credited = Credited {
                 minor_faults: delta.minor_faults as f64,
                 major_faults: delta.major_faults as f64,
                 ..Credited::default()
             };
-            if last.state == OsState::Running {
+            if on_cpu(&last) {
+                credited.cpu_s = delta.cpu_s();
                 functions.credit_stack(&stats.stack, &credited, 1.0);
             } else {
-                // Off CPU at the previous read (blocked, sleeping, waiting for the GIL): its
-                // stack then spent nothing; what it ran after waking is the stack read now.
-                stats.woke_credit = Some(credited);
+                // Off a CPU at the previous read (blocked, sleeping, waiting for the GIL or
+                // for a CPU): its stack then spent nothing of what it ran since. Its CPU is
+                // shared among the span's stacks seen on a CPU (see `credit_span_cpu`).
+                stats.cpu_pool += delta.cpu_s();
+                stats.off_cpu.credit.add_scaled(&credited, 1.0);
             }
         }
     }
@@ -708,6 +877,7 @@ fn account_counters(
         };
         let share = 1.0 / stats.pending_len.max(1) as f64;
         credit_span_io(stats, span_io as f64, functions);
+        credit_span_cpu(stats, false, functions);
         let switch_credit = Credited {
             io_bytes: 0.0,
             ..credited

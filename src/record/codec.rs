@@ -51,6 +51,9 @@ const NOT_RUN: u64 = 2048;
 /// Run and wait times are stored in µs, with their ns remainders only when this is set (the
 /// sampler keeps them to the µs: see `collect::procfs`).
 const SUB_MICRO: u64 = 4096;
+/// `on_cpu` was told (see `collect::oncpu`); with [`ON_CPU`], the thread ran during the read.
+const ON_CPU_TOLD: u64 = 8192;
+const ON_CPU: u64 = 16384;
 
 /// Columns: like fields of all thread-samples are stored together (then compressed), which
 /// compresses far better than one record after the other. The payload is `uint` column
@@ -410,6 +413,11 @@ impl Encoder {
                 NOT_RUN
             } else {
                 0
+            };
+            flags |= match c.on_cpu {
+                Some(true) => ON_CPU_TOLD | ON_CPU,
+                Some(false) => ON_CPU_TOLD,
+                None => 0,
             };
         }
         put_u64(&mut self.cols[THREAD_FLAGS - 1], flags);
@@ -807,6 +815,7 @@ fn thread_counters(
         minor_faults: r.delta(b.minor_faults)?,
         major_faults: r.delta(b.major_faults)?,
         not_run_since_last_read: flags & NOT_RUN != 0,
+        on_cpu: (flags & ON_CPU_TOLD != 0).then_some(flags & ON_CPU != 0),
         ..ThreadCounters::default()
     };
     let sub_micro = flags & SUB_MICRO != 0;
@@ -955,8 +964,7 @@ pub(crate) mod tests {
         })];
         let mut batch = Vec::new();
         for i in 0..ticks {
-            let i64_ = u64::from(i);
-            let slow = i % 10 == 0;
+            let (i64_, slow) = (u64::from(i), i % 10 == 0);
             let threads = (0..3u32)
                 .filter(|k| *k != 2 || i % 7 != 3)
                 .map(|k| ThreadTick {
@@ -990,6 +998,7 @@ pub(crate) mod tests {
                         run_ns: (k != 2).then_some(i64_ * 9_999_937),
                         runqueue_wait_ns: (k == 0).then_some(i64_ * 17),
                         not_run_since_last_read: k == 1 && i % 2 == 0,
+                        on_cpu: (k == 0).then_some(i % 3 != 0),
                         syscall: (k == 1).then_some(Syscall {
                             number: 202,
                             arg0: 0x7f00_1234_5678 + u64::from(i % 2) * 8,
