@@ -5,11 +5,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use super::functions::Counts;
 use super::functions::Credited;
 use super::snapshot::{
-    FunctionRow, LineRow, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler, WorkerRow,
+    FunctionRow, LineRow, Mode, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler, WorkerRow,
 };
-use super::{percent, sort_functions, Session, SessionMeta};
+use super::{sort_functions, Session, SessionMeta, Shares};
 use crate::collect::tick::Tick;
 
 /// Exited processes kept; older ones are dropped (and counted) so a pool that replaces its
@@ -371,6 +372,8 @@ fn merged_functions(
                 Some(m) => {
                     m.own_samples += l.own_samples;
                     m.total_samples += l.total_samples;
+                    m.own_s += l.own_s;
+                    m.total_s += l.total_s;
                     add(&mut m.credited, &l.credited);
                     add(&mut m.credited_total, &l.credited_total);
                 }
@@ -378,11 +381,32 @@ fn merged_functions(
             }
         }
     }
+    // The same basis as each process's rows: on-CPU seconds in cpu mode (no thread focus),
+    // else samples.
+    let shares = if query.mode == Mode::Cpu && query.thread.is_none() {
+        Shares::CpuSeconds(functions.values().map(|f| f.credited.cpu_s).sum())
+    } else {
+        Shares::Samples {
+            counted,
+            seconds_per_sample: 0.0,
+        }
+    };
+    let counts = |own, total| Counts { own, total };
     let mut functions: Vec<FunctionRow> = functions
         .into_values()
         .map(|mut f| {
-            f.own_percent = percent(f.own_samples, counted);
-            f.total_percent = percent(f.total_samples, counted);
+            (f.own_percent, f.total_percent) = shares.percents(
+                counts(f.own_samples, f.total_samples),
+                &f.credited,
+                &f.credited_total,
+            );
+            for l in &mut f.lines {
+                (l.own_percent, l.total_percent) = shares.percents(
+                    counts(l.own_samples, l.total_samples),
+                    &l.credited,
+                    &l.credited_total,
+                );
+            }
             f.lines.sort_by(|a: &LineRow, b: &LineRow| {
                 b.total_samples
                     .cmp(&a.total_samples)
@@ -513,10 +537,18 @@ mod tests {
             filename: "w.py".into(),
             own_samples: own,
             total_samples: own,
+            credited: Credited {
+                cpu_s: own as f64 * 0.001,
+                ..Credited::default()
+            },
             lines: vec![LineRow {
                 line: 3,
                 own_samples: own,
                 total_samples: own,
+                credited: Credited {
+                    cpu_s: own as f64 * 0.001,
+                    ..Credited::default()
+                },
                 ..LineRow::default()
             }],
             ..FunctionRow::default()
@@ -536,7 +568,11 @@ mod tests {
                 p(3, vec![f("work", 60), f("main", 40)], 100),
             ],
         };
-        let m = merged(&snapshot, &SnapshotQuery::default());
+        let samples = SnapshotQuery {
+            mode: Mode::Samples,
+            ..SnapshotQuery::default()
+        };
+        let m = merged(&snapshot, &samples);
         assert_eq!(m.counted_samples, 200);
         assert_eq!(m.functions[0].name, "work");
         assert_eq!(m.functions[0].own_samples, 140);
@@ -544,5 +580,11 @@ mod tests {
         assert_eq!(m.functions[0].lines[0].own_samples, 140);
         assert_eq!(m.functions[1].own_samples, 50);
         assert!((m.cpu_percent - 150.0).abs() < 1e-9);
+        // In cpu mode the merged shares are of on-CPU seconds, as each process's are, and a
+        // function's line carries the same figure as the function.
+        let cpu = merged(&snapshot, &SnapshotQuery::default());
+        let work = &cpu.functions[0];
+        assert!((work.own_percent - 14.0 / 19.0 * 100.0).abs() < 1e-9);
+        assert!((work.lines[0].own_percent - work.own_percent).abs() < 1e-9);
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{MemoryCounters, ProcCounters, SmapsRollup, Tick};
-use functions::{Counts, FunctionStats, FunctionTable};
+use functions::{Counts, Credited, FunctionStats, FunctionTable};
 use snapshot::{
     CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot, Mode,
     ProcessSnapshot, SnapshotQuery, StackFrame, StackRow, ThreadRow,
@@ -232,7 +232,11 @@ impl Session {
         for list in [&mut called_by, &mut calls] {
             list.sort_by(|a, b| b.samples.cmp(&a.samples).then_with(|| a.name.cmp(&b.name)));
         }
-        let mut lines = line_rows(f, Mode::Samples, include_idle);
+        let shares = Shares::Samples {
+            counted: self.threads.counted_samples(include_idle),
+            seconds_per_sample: self.seconds_per_sample(),
+        };
+        let mut lines = line_rows(f, Mode::Samples, include_idle, shares);
         lines.sort_by_key(|l| l.line);
         Some(FunctionDetail {
             name: f.name.clone(),
@@ -375,11 +379,25 @@ impl Session {
             .collect()
     }
 
+    /// From the first tick to the last.
+    fn duration_s(&self) -> f64 {
+        self.ticks_at.map_or(0.0, |(first, last)| {
+            last.saturating_sub(first).as_secs_f64()
+        })
+    }
+
+    /// The achieved interval: the window over its ticks less one.
+    fn seconds_per_sample(&self) -> f64 {
+        if self.ticks > 1 {
+            self.duration_s() / (self.ticks - 1) as f64
+        } else {
+            0.0
+        }
+    }
+
     /// Rows for a view.
     pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
-        let duration_s = self.ticks_at.map_or(0.0, |(first, last)| {
-            last.saturating_sub(first).as_secs_f64()
-        });
+        let duration_s = self.duration_s();
         let counter_window_s = match (self.first, self.last) {
             (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),
             _ => 0.0,
@@ -388,11 +406,7 @@ impl Session {
             (Some((_, a)), Some((_, b))) => delta(&a, &b),
             _ => ProcCounters::default(),
         };
-        let seconds_per_sample = if self.ticks > 1 {
-            duration_s / (self.ticks - 1) as f64
-        } else {
-            0.0
-        };
+        let seconds_per_sample = self.seconds_per_sample();
         let thread_sums = self.threads.total();
         let threads = self.thread_rows(duration_s);
         let idle = query.include_idle || query.mode == Mode::Wall;
@@ -561,27 +575,33 @@ pub(crate) fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// The lines of `f` that have samples under the counting rule, in no order.
-fn line_rows(f: &FunctionStats, mode: Mode, include_idle: bool) -> Vec<LineRow> {
+/// The lines of `f` that have samples under the counting rule (or, in cpu mode, credited CPU),
+/// in no order; their figures on the same basis as their function's.
+fn line_rows(f: &FunctionStats, mode: Mode, include_idle: bool, shares: Shares) -> Vec<LineRow> {
     f.lines
         .iter()
-        .map(|(&line, stats)| {
+        .filter_map(|(&line, stats)| {
             let c = stats.counts.pick_for(mode, include_idle);
-            LineRow {
+            let cpu = matches!(shares, Shares::CpuSeconds(_)) && stats.credited_total.cpu_s > 0.0;
+            let figures = shares.figures(c, &stats.credited, &stats.credited_total);
+            (c.total > 0 || cpu).then_some(LineRow {
                 line,
                 own_samples: c.own,
                 total_samples: c.total,
+                own_percent: figures.0,
+                total_percent: figures.1,
+                own_s: figures.2,
+                total_s: figures.3,
                 credited: stats.credited,
                 credited_total: stats.credited_total,
-            }
+            })
         })
-        .filter(|l| l.total_samples > 0)
         .collect()
 }
 
 /// What a function row's shares are measured against.
 #[derive(Debug, Clone, Copy)]
-enum Shares {
+pub(crate) enum Shares {
     /// Thread-samples counted, and the seconds one stands for.
     Samples {
         counted: u64,
@@ -591,34 +611,48 @@ enum Shares {
     CpuSeconds(f64),
 }
 
+impl Shares {
+    /// (own %, total %, own s, total s) of a function or line with `counts` samples and
+    /// `own` / `total` credited counters: one computation for every grouping.
+    fn figures(self, counts: Counts, own: &Credited, total: &Credited) -> (f64, f64, f64, f64) {
+        let (own_percent, total_percent) = self.percents(counts, own, total);
+        match self {
+            Shares::Samples {
+                seconds_per_sample, ..
+            } => (
+                own_percent,
+                total_percent,
+                counts.own as f64 * seconds_per_sample,
+                counts.total as f64 * seconds_per_sample,
+            ),
+            Shares::CpuSeconds(_) => (own_percent, total_percent, own.cpu_s, total.cpu_s),
+        }
+    }
+
+    /// (own %, total %) alone: also for rows merged from several processes.
+    pub(crate) fn percents(self, counts: Counts, own: &Credited, total: &Credited) -> (f64, f64) {
+        match self {
+            Shares::Samples { counted, .. } => {
+                (percent(counts.own, counted), percent(counts.total, counted))
+            }
+            Shares::CpuSeconds(all) => {
+                let share = |s: f64| if all > 0.0 { s / all * 100.0 } else { 0.0 };
+                (share(own.cpu_s), share(total.cpu_s))
+            }
+        }
+    }
+}
+
 fn function_row(
     f: &FunctionStats,
     counts: Counts,
     (mode, include_idle): (Mode, bool),
     shares: Shares,
 ) -> FunctionRow {
-    let mut lines = line_rows(f, mode, include_idle);
+    let mut lines = line_rows(f, mode, include_idle, shares);
     lines.sort_by_key(|l| (Reverse(l.total_samples), Reverse(l.own_samples), l.line));
-    let (own_percent, total_percent, own_s, total_s) = match shares {
-        Shares::Samples {
-            counted,
-            seconds_per_sample,
-        } => (
-            percent(counts.own, counted),
-            percent(counts.total, counted),
-            counts.own as f64 * seconds_per_sample,
-            counts.total as f64 * seconds_per_sample,
-        ),
-        Shares::CpuSeconds(all) => {
-            let share = |s: f64| if all > 0.0 { s / all * 100.0 } else { 0.0 };
-            (
-                share(f.credited.cpu_s),
-                share(f.credited_total.cpu_s),
-                f.credited.cpu_s,
-                f.credited_total.cpu_s,
-            )
-        }
-    };
+    let (own_percent, total_percent, own_s, total_s) =
+        shares.figures(counts, &f.credited, &f.credited_total);
     FunctionRow {
         name: f.name.clone(),
         filename: f.filename.clone(),

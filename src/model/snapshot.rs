@@ -377,6 +377,14 @@ pub struct LineRow {
     pub own_samples: u64,
     /// Counted thread-samples where this line was on the stack.
     pub total_samples: u64,
+    /// Its own share, on its function's basis (the mode's: samples or on-CPU seconds).
+    pub own_percent: f64,
+    /// Its total share, likewise.
+    pub total_percent: f64,
+    /// Its own time in seconds, likewise (samples x interval, or on-CPU seconds).
+    pub own_s: f64,
+    /// Its total time in seconds, likewise.
+    pub total_s: f64,
     /// Counter deltas credited while this line was the innermost frame.
     pub credited: Credited,
     /// Counter deltas credited while this line was on the stack.

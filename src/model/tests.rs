@@ -961,3 +961,66 @@ fn cpu_of_spans_without_a_stack_on_a_cpu_is_held_for_the_next_ones() {
     assert!((find(&cpu, "work").credited.cpu_s - 0.08).abs() < 1e-9);
     assert_eq!(find(&cpu, "syscall_site").credited.cpu_s, 0.0);
 }
+
+#[test]
+fn a_functions_lines_add_up_to_the_function_in_every_mode() {
+    let mut s = session();
+    // One busy thread moving between two lines of `parse` (3 ms and 7 ms per interval), and
+    // a second that waits for a CPU at `sync` (no run time): samples and CPU disagree.
+    for i in 0..31u32 {
+        let line = if i % 3 == 0 { 5 } else { 6 };
+        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
+        let mut busy = thread(
+            1,
+            true,
+            stack(&[("parse", line), ("main", 9)]),
+            Counts {
+                slow,
+                ..Counts::default()
+            },
+        );
+        let mut waiter = thread(
+            2,
+            true,
+            stack(&[("sync", 3), ("main", 9)]),
+            Counts {
+                slow,
+                ..Counts::default()
+            },
+        );
+        if let Some(c) = busy.counters.as_mut() {
+            c.run_ns = Some(7_000_000 * u64::from(i));
+            c.on_cpu = Some(true);
+        }
+        if let Some(c) = waiter.counters.as_mut() {
+            c.run_ns = Some(0);
+            c.on_cpu = Some(false);
+        }
+        s.ingest(&tick(i, vec![busy, waiter], 0, 1));
+    }
+    for mode in [Mode::Cpu, Mode::Samples, Mode::Gil, Mode::Wall] {
+        let p = s.snapshot(&SnapshotQuery {
+            mode,
+            ..SnapshotQuery::default()
+        });
+        let f = find(&p, "parse");
+        let own_percent: f64 = f.lines.iter().map(|l| l.own_percent).sum();
+        let own_s: f64 = f.lines.iter().map(|l| l.own_s).sum();
+        assert!(
+            (own_percent - f.own_percent).abs() < 1e-9,
+            "{mode:?}: {own_percent} vs {}",
+            f.own_percent
+        );
+        assert!(
+            (own_s - f.own_s).abs() < 1e-9,
+            "{mode:?}: {own_s} vs {}",
+            f.own_s
+        );
+        assert!(f.own_percent > 0.0, "{mode:?}");
+        if mode == Mode::Cpu {
+            // On-CPU seconds, not samples x interval: `sync` ran nothing.
+            assert!((f.own_s - 0.21).abs() < 1e-9, "{}", f.own_s);
+            assert_eq!(find(&p, "sync").own_percent, 0.0);
+        }
+    }
+}

@@ -126,8 +126,10 @@ pub struct ThreadStats {
     pending_slow: Vec<Vec<(FunctionId, u32)>>,
     /// Where the thread was at each of `pending_slow`: on CPU, in a system call, in an I/O one.
     pending_call: Vec<InCall>,
-    /// Whether the thread was on a CPU at each of `pending_slow` (see [`on_cpu`]).
-    pending_on_cpu: Vec<bool>,
+    /// Stacks seen on a CPU (see [`on_cpu`]) since the last split of `cpu_pool`, this tick's
+    /// included; the first `cpu_span_len` are live, the rest kept for their allocations.
+    cpu_span: Vec<Vec<(FunctionId, u32)>>,
+    cpu_span_len: usize,
     /// Spans since the thread was last seen runnable but waiting for a CPU.
     spans_since_waiting: u32,
     /// CPU seconds run since the last slow read (or held longer: see [`credit_span_cpu`]).
@@ -320,6 +322,9 @@ impl ThreadTable {
                 None => InCall::None,
             };
             remember_for_slow(stats, innermost.is_some(), t.counters, call, functions);
+            if t.counters.is_some_and(|c| c.slow.is_some()) {
+                credit_span_cpu(stats, false, functions);
+            }
             credit_tick_io(stats, innermost.is_some(), call, functions);
         }
         for stats in self.threads.values_mut() {
@@ -537,13 +542,15 @@ fn remember_for_slow(
     if counters.is_some_and(|c| c.state == OsState::Running && !on_cpu(&c)) {
         stats.spans_since_waiting = 0;
     }
+    if seen_on_cpu {
+        keep_on_cpu(stats);
+    }
     if stats.pending_len >= MAX_PENDING {
         return;
     }
     if stats.pending_len == stats.pending_slow.len() {
         stats.pending_slow.push(Vec::new());
         stats.pending_call.push(InCall::None);
-        stats.pending_on_cpu.push(false);
     }
     let slot = &mut stats.pending_slow[stats.pending_len];
     slot.clear();
@@ -551,16 +558,6 @@ fn remember_for_slow(
         slot.extend_from_slice(&stats.stack);
     }
     stats.pending_call[stats.pending_len] = if has_stack { call } else { InCall::None };
-    stats.pending_on_cpu[stats.pending_len] = seen_on_cpu;
-    if seen_on_cpu {
-        let mut kept = if stats.recent_on_cpu.len() >= RECENT_ON_CPU {
-            stats.recent_on_cpu.pop_front().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        kept.clone_from(&stats.stack);
-        stats.recent_on_cpu.push_back(kept);
-    }
     if call == InCall::Io && has_stack {
         stats.io_site.clone_from(&stats.stack);
         place_held_io(stats, functions);
@@ -568,69 +565,73 @@ fn remember_for_slow(
     stats.pending_len += 1;
 }
 
-/// Credits the CPU of intervals that began with the thread off a CPU (`cpu_pool`: what it
-/// ran after waking, or after waiting for a CPU) to the span's stacks seen on a CPU, split
-/// evenly: each is a sample of where the thread's CPU time goes. (Stacks of a thread waiting
-/// for a CPU are not such samples: they show where the scheduler stopped it.) In a span
-/// without one, the CPU is held for the next spans, up to [`MAX_HELD_SPANS`], and given back
-/// at most as fast as the thread runs; with `last` (the end of the window or of the thread)
-/// it goes to the last stacks seen on a CPU. A thread never seen on one, nor waiting for
-/// one, has its CPU go to all of the span's stacks.
+/// Keeps the stack just read, seen on a CPU, for the span's CPU and among the recent ones.
+fn keep_on_cpu(stats: &mut ThreadStats) {
+    if stats.cpu_span_len < MAX_PENDING {
+        if stats.cpu_span_len == stats.cpu_span.len() {
+            stats.cpu_span.push(Vec::new());
+        }
+        stats.cpu_span[stats.cpu_span_len].clone_from(&stats.stack);
+        stats.cpu_span_len += 1;
+    }
+    let mut kept = if stats.recent_on_cpu.len() >= RECENT_ON_CPU {
+        stats.recent_on_cpu.pop_front().unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    kept.clone_from(&stats.stack);
+    stats.recent_on_cpu.push_back(kept);
+}
+
+/// At the thread's slow read, once this tick's stack is known: credits the CPU of intervals
+/// that began with the thread off a CPU (`cpu_pool`: what it ran after waking, or after
+/// waiting for a CPU) to the stacks seen on a CPU since the last such split, this tick's
+/// included, evenly: each is a sample of where the thread's CPU time goes. (Stacks of a
+/// thread waiting for a CPU are not such samples: they show where the scheduler stopped it.)
+/// Without one, a thread seen waiting for a CPU in the last second holds it for the next
+/// spans, up to [`MAX_HELD_SPANS`]; held CPU is given back at most as fast as the thread
+/// runs. Else (it ran only between samples), and with `last` (the end of the window or of
+/// the thread), it goes to the last stacks seen on a CPU, or to the stack read now.
 fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &mut FunctionTable) {
     let span_cpu = std::mem::take(&mut stats.span_cpu);
+    let on_cpu = std::mem::take(&mut stats.cpu_span_len);
     stats.spans_since_waiting = stats.spans_since_waiting.saturating_add(1);
     if stats.cpu_pool <= 0.0 {
         return;
     }
-    let pending = &stats.pending_slow[..stats.pending_len];
-    let seen = &stats.pending_on_cpu[..stats.pending_len];
-    let on_cpu = seen.iter().filter(|&&s| s).count();
-    let give_up = last || stats.cpu_pool_spans + 1 >= MAX_HELD_SPANS;
+    let credit = |functions: &mut FunctionTable, stacks: &[&Vec<(FunctionId, u32)>], cpu_s| {
+        let cpu = Credited {
+            cpu_s,
+            ..Credited::default()
+        };
+        for stack in stacks {
+            functions.credit_stack(stack, &cpu, 1.0 / stacks.len() as f64);
+        }
+    };
     if on_cpu > 0 && !last {
         // CPU held from spans without such a stack is given back at most as fast as the
         // thread runs, so it lands on the stacks of many spans, not on the few of one.
         let give = stats.cpu_pool.min(span_cpu.max(1e-3));
         stats.cpu_pool -= give;
-        let cpu = Credited {
-            cpu_s: give,
-            ..Credited::default()
-        };
-        for (stack, _) in pending.iter().zip(seen).filter(|(_, &s)| s) {
-            functions.credit_stack(stack, &cpu, 1.0 / on_cpu as f64);
-        }
+        let stacks: Vec<_> = stats.cpu_span[..on_cpu].iter().collect();
+        credit(functions, &stacks, give);
         stats.cpu_pool_spans = 0;
         return;
     }
-    // The span's own stacks seen on a CPU join the recent ones for what is left.
-    let recent: Vec<&Vec<(FunctionId, u32)>> = pending
-        .iter()
-        .zip(seen)
-        .filter(|(_, &s)| s)
-        .map(|(stack, _)| stack)
-        .chain(stats.recent_on_cpu.iter())
-        .collect();
-    let with_stack: Vec<&Vec<(FunctionId, u32)>> =
-        pending.iter().filter(|s| !s.is_empty()).collect();
-    let targets = if give_up && !recent.is_empty() {
-        recent
-    } else if give_up || (stats.recent_on_cpu.is_empty() && stats.spans_since_waiting >= 10) {
-        // Never seen on a CPU, nor waiting for one for a second (it runs only between
-        // samples): its span's stacks.
-        with_stack
-    } else {
+    let give_up = last || stats.cpu_pool_spans + 1 >= MAX_HELD_SPANS;
+    if !give_up && stats.spans_since_waiting <= 10 {
         stats.cpu_pool_spans += 1;
         return;
-    };
-    if !targets.is_empty() {
-        let cpu = Credited {
-            cpu_s: stats.cpu_pool,
-            ..Credited::default()
-        };
-        for stack in &targets {
-            functions.credit_stack(stack, &cpu, 1.0 / targets.len() as f64);
-        }
     }
+    let recent: Vec<_> = stats.recent_on_cpu.iter().collect();
+    let now = [&stats.stack];
+    let stacks: &[&Vec<(FunctionId, u32)>] = match (recent.is_empty(), give_up) {
+        (false, true) => &recent,
+        _ if !stats.stack.is_empty() => &now,
+        _ => &recent,
+    };
     // Without any stack: as any interval without a Python frame, credited to none.
+    credit(functions, stacks, stats.cpu_pool);
     stats.cpu_pool = 0.0;
     stats.cpu_pool_spans = 0;
 }
@@ -877,7 +878,6 @@ fn account_counters(
         };
         let share = 1.0 / stats.pending_len.max(1) as f64;
         credit_span_io(stats, span_io as f64, functions);
-        credit_span_cpu(stats, false, functions);
         let switch_credit = Credited {
             io_bytes: 0.0,
             ..credited

@@ -267,6 +267,10 @@ pub struct Line {
     pub line: u32,
     pub own_samples: u64,
     pub total_samples: u64,
+    /// Shares on the function's basis (the mode's): a function's lines' own shares add up
+    /// to its own.
+    pub own_percent: f64,
+    pub total_percent: f64,
     /// Counters credited while this line was innermost.
     #[serde(flatten)]
     pub credited: Counters,
@@ -455,6 +459,8 @@ fn function(f: &FunctionRow) -> Function {
                 line: l.line,
                 own_samples: l.own_samples,
                 total_samples: l.total_samples,
+                own_percent: l.own_percent,
+                total_percent: l.total_percent,
                 credited: Counters::from(&l.credited),
                 inclusive: Counters::from(&l.credited_total),
             })

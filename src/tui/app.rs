@@ -307,8 +307,6 @@ impl App {
     pub fn function_lines(&self) -> Vec<FunctionLine> {
         let filter = self.view.filter.to_lowercase();
         let mut rows: Vec<FunctionLine> = Vec::new();
-        let counted = self.snapshot.counted_samples.max(1) as f64;
-        let per = self.snapshot.seconds_per_sample;
         let kind = self.view.counter;
         let window_s = self.snapshot.duration_s;
         for f in &self.snapshot.functions {
@@ -327,10 +325,10 @@ impl App {
                         location: format!("{file}:{}", l.line),
                         own_samples: l.own_samples,
                         total_samples: l.total_samples,
-                        own_percent: l.own_samples as f64 * 100.0 / counted,
-                        total_percent: l.total_samples as f64 * 100.0 / counted,
-                        own_s: l.own_samples as f64 * per,
-                        total_s: l.total_samples as f64 * per,
+                        own_percent: l.own_percent,
+                        total_percent: l.total_percent,
+                        own_s: l.own_s,
+                        total_s: l.total_s,
                         counter_rate: kind.rate(&l.credited, window_s),
                     });
                 }
@@ -352,8 +350,15 @@ impl App {
         let sort = self.view.sort;
         rows.sort_by(|a, b| {
             let order = match sort {
-                SortColumn::Own => b.own_samples.cmp(&a.own_samples),
-                SortColumn::Total => b.total_samples.cmp(&a.total_samples),
+                // By the very figure the column shows (in cpu mode, CPU seconds, not samples).
+                SortColumn::Own => b
+                    .own_percent
+                    .total_cmp(&a.own_percent)
+                    .then(b.own_samples.cmp(&a.own_samples)),
+                SortColumn::Total => b
+                    .total_percent
+                    .total_cmp(&a.total_percent)
+                    .then(b.total_samples.cmp(&a.total_samples)),
                 SortColumn::Counter => b.counter_rate.total_cmp(&a.counter_rate),
                 SortColumn::Name => a.name.cmp(&b.name),
             }

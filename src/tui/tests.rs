@@ -28,6 +28,10 @@ fn function(name: &str, own: u64, total: u64, lines: &[(u32, u64)]) -> FunctionR
                 line,
                 own_samples: n,
                 total_samples: n,
+                own_percent: n as f64,
+                total_percent: n as f64,
+                own_s: n as f64 * 0.01,
+                total_s: n as f64 * 0.01,
                 ..LineRow::default()
             })
             .collect(),
@@ -182,6 +186,7 @@ fn selection_follows_the_function_when_rows_re_sort() {
     // New figures put `load` first: the selection stays on `load`.
     let mut next = snapshot();
     next.functions[1].own_samples = 99;
+    next.functions[1].own_percent = 99.0;
     app.set_snapshot(next);
     let rows = app.function_lines();
     assert_eq!(rows[0].name, "load");
@@ -554,4 +559,105 @@ fn the_footer_names_the_keys_of_the_focused_pane() {
     assert!(screen.contains("t its functions only"), "{screen}");
     app.apply(Action::ThreadFocus, 10);
     assert!(render(&app, 120, 30).contains("t all threads again"));
+}
+
+/// Issue 23: in cpu mode a function's shares are CPU seconds, not samples; the pane sorts by
+/// the very figure each column shows, in both directions, by function and by line.
+#[test]
+fn every_sort_column_orders_rows_by_the_figure_it_shows_in_both_directions() {
+    let cpu_row = |name: &str, samples: u64, own: f64, total: f64, cpu_s: f64| {
+        let mut f = function(name, samples, samples, &[]);
+        (f.own_percent, f.total_percent, f.own_s, f.total_s) = (own, total, cpu_s, cpu_s * 2.0);
+        f.credited.cpu_s = cpu_s;
+        f.lines = vec![
+            LineRow {
+                line: 1,
+                own_samples: samples,
+                total_samples: samples,
+                own_percent: own * 0.25,
+                total_percent: total * 0.25,
+                ..LineRow::default()
+            },
+            LineRow {
+                line: 2,
+                own_samples: 1,
+                total_samples: 1,
+                own_percent: own * 0.75,
+                total_percent: total * 0.75,
+                ..LineRow::default()
+            },
+        ];
+        f
+    };
+    let mut snap = snapshot();
+    // Samples and CPU disagree, as when runnable threads wait at system-call sites.
+    snap.functions = vec![
+        cpu_row("waits_often", 90, 4.1, 10.0, 0.4),
+        cpu_row("runs_most", 10, 86.6, 90.0, 8.6),
+        cpu_row("middling", 50, 7.2, 50.0, 0.7),
+        cpu_row("rare", 5, 0.9, 5.0, 0.1),
+    ];
+    let mut app = App::new(snap, 100.0, false, Mode::Cpu);
+    for by_line in [false, true] {
+        if by_line {
+            app.apply(Action::ToggleLines, 10);
+        }
+        for column in [
+            SortColumn::Own,
+            SortColumn::Total,
+            SortColumn::Counter,
+            SortColumn::Name,
+        ] {
+            for reverse in [false, true] {
+                app.view.sort = column;
+                app.view.reverse = reverse;
+                let rows = app.function_lines();
+                let ordered = rows.windows(2).all(|w| {
+                    let (a, b) = (&w[0], &w[1]);
+                    let down = match column {
+                        SortColumn::Own => a.own_percent >= b.own_percent,
+                        SortColumn::Total => a.total_percent >= b.total_percent,
+                        SortColumn::Counter => a.counter_rate >= b.counter_rate,
+                        SortColumn::Name => a.name <= b.name,
+                    };
+                    let up = match column {
+                        SortColumn::Own => a.own_percent <= b.own_percent,
+                        SortColumn::Total => a.total_percent <= b.total_percent,
+                        SortColumn::Counter => a.counter_rate <= b.counter_rate,
+                        SortColumn::Name => a.name >= b.name,
+                    };
+                    if reverse {
+                        up
+                    } else {
+                        down
+                    }
+                });
+                let shown: Vec<(&str, f64)> = rows
+                    .iter()
+                    .map(|r| (r.name.as_str(), r.own_percent))
+                    .collect();
+                assert!(
+                    ordered,
+                    "{column:?} reverse {reverse} by line {by_line}: {shown:?}"
+                );
+            }
+        }
+    }
+    // The screen says so too: %Own↓ over 86.6, 7.2, 4.1, 0.9.
+    app.apply(Action::ToggleLines, 10);
+    app.view.sort = SortColumn::Own;
+    app.view.reverse = false;
+    let screen = render(&app, 120, 30);
+    let mut order: Vec<(usize, &str)> = ["runs_most", "middling", "waits_often", "rare"]
+        .iter()
+        .filter_map(|n| Some((screen.find(&format!("{n} ("))?, *n)))
+        .collect();
+    order.sort_unstable();
+    let order: Vec<&str> = order.into_iter().map(|(_, n)| n).collect();
+    assert_eq!(
+        order,
+        ["runs_most", "middling", "waits_often", "rare"],
+        "{screen}"
+    );
+    assert!(screen.contains("%Own↓"));
 }
