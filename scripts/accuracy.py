@@ -9,12 +9,22 @@ Scenarios (each workload measures its own truth):
   thread_time_ns() system call between them, 3 sleepers; each function's own CPU share of the
   report's CPU (`report --mode cpu`) against the workload's thread_time over the same window.
   Run beside N busy loops (`--load`) on the machine's cores.
-Prints one row per (scenario, Python, load): each function's truth and hptop's figure, and the
-largest error in points.
+- torn: tests/workloads/alternate.py: one thread alternating loop>left>left_mid>left_leaf and
+  loop>right>right_mid>right_leaf; the share of samples whose stack the program can never have
+  (e.g. loop>left>right_mid), from hptop's JSON stacks (`--stacks`), py-spy's raw output and
+  austin's collapsed output.
+With --peers, py-spy (`record --nonblocking`: samples of active threads) and austin 4 (`-c`:
+on-CPU samples) run on the same target one after the other, each against its own truth window
+(../shared/tools/peer-profilers.sh installs both). --pythons all runs every installed
+interpreter (pyenv 3.8+, /opt/hptop-pythons 3.14/3.15).
+Prints one row per (scenario, Python, load, profiler): each function's truth and the
+profiler's figure, and the largest error in points.
 """
 import argparse
+import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +72,60 @@ def own_cpu_shares(report):
     return {f["name"].split(".")[-1]: f["cpu_s"] * 100.0 / total for f in p["functions"]}, total
 
 
+PY_SPY = shutil.which("py-spy")
+AUSTIN = shutil.which("austin") or "/opt/hptop-pythons/bin/austin"
+MOJO2AUSTIN = os.path.join(os.path.dirname(AUSTIN), "mojo2austin")
+
+
+def leaf_shares(stacks):
+    """{leaf function: share %} from [(frames outermost first, weight)]."""
+    totals = {}
+    for frames, weight in stacks:
+        if frames:
+            leaf = frames[-1].split(".")[-1]
+            totals[leaf] = totals.get(leaf, 0) + weight
+    whole = sum(totals.values()) or 1
+    return {k: v * 100.0 / whole for k, v in totals.items()}
+
+
+def py_spy_stacks(pid, seconds, tmp):
+    out = os.path.join(tmp, "py-spy.txt")
+    subprocess.run([PY_SPY, "record", "--nonblocking", "-r", "100", "-d", str(int(seconds)), "-f", "raw",
+                    "-o", out, "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    stacks = []
+    for line in open(out):
+        body, _, count = line.rstrip("\n").rpartition(" ")
+        frames = [f.split(" (")[0] for f in body.split(";")]
+        stacks.append((frames, int(count)))
+    return stacks
+
+
+def austin_stacks(pid, seconds, tmp):
+    mojo, text = os.path.join(tmp, "a.mojo"), os.path.join(tmp, "a.txt")
+    subprocess.run([AUSTIN, "-c", "-i", "10ms", "-x", str(int(seconds)), "-o", mojo, "-p", str(pid)],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run([MOJO2AUSTIN, mojo, text], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    stacks = []
+    for line in open(text):
+        if line.startswith("#") or not line.strip():
+            continue
+        body, _, metric = line.rstrip("\n").rpartition(" ")
+        frames = [f.rsplit(":", 2)[1] for f in body.split(";")[2:] if f.count(":") >= 2]
+        stacks.append((frames, int(metric)))
+    return stacks
+
+
+def hptop_stacks(hptop, pid, seconds, tmp, extra):
+    out = os.path.join(tmp, "h.json")
+    subprocess.run([hptop, "report", "--pid", str(pid), "--duration", str(seconds), "--mode", "samples",
+                    "--format", "json", "--stacks", "-o", out] + extra,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    report = json.load(open(out))
+    p = report["processes"][0]
+    stacks = [([f["name"] for f in s["frames"]], s["samples"]) for s in p.get("stacks", [])]
+    return stacks, report
+
+
 def contention(hptop, python, seconds, extra):
     with tempfile.TemporaryDirectory() as tmp:
         truth_path = os.path.join(tmp, "truth.json")
@@ -100,6 +164,85 @@ def contention(hptop, python, seconds, extra):
     return truth, measured, report
 
 
+def contention_peer(name, python, seconds):
+    """The contention workload's leaf shares by a peer profiler, against its own truth window."""
+    with tempfile.TemporaryDirectory() as tmp:
+        truth_path = os.path.join(tmp, "truth.json")
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "contention.py"), "2", str(seconds + 30), truth_path],
+                                stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(0.5)
+            first = truth_of(proc, truth_path)
+            stacks = (py_spy_stacks if name == "py-spy" else austin_stacks)(proc.pid, seconds, tmp)
+            last = truth_of(proc, truth_path)
+        finally:
+            proc.kill()
+            proc.wait()
+    delta = {k: last[k] - first[k] for k in first}
+    whole = sum(delta.values())
+    truth = {k: v * 100.0 / whole for k, v in delta.items()}
+    shares = leaf_shares([(f, w) for f, w in stacks if f and f[-1].split(".")[-1] in ("crunch", "blend", "worker", "is_set")])
+    measured = {"crunch": shares.get("crunch", 0.0), "blend": shares.get("blend", 0.0),
+                "worker": shares.get("worker", 0.0) + shares.get("is_set", 0.0)}
+    return truth, measured
+
+
+CHAINS = (["left", "left_mid", "left_leaf"], ["right", "right_mid", "right_leaf"])
+
+
+def torn_share(stacks):
+    """Share of the alternator's samples whose stack below `loop` is no prefix of a chain."""
+    possible = impossible = 0
+    for frames, weight in stacks:
+        names = [f.split(".")[-1] for f in frames]
+        if "loop" not in names:
+            continue
+        below = names[names.index("loop") + 1:]
+        below = [n for n in below if n not in ("is_set",)]
+        if any(chain[:len(below)] == below for chain in CHAINS):
+            possible += weight
+        else:
+            impossible += weight
+    total = possible + impossible
+    return (impossible * 100.0 / total if total else float("nan")), total
+
+
+def torn(name, hptop, python, seconds, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "alternate.py"), str(seconds + 30)],
+                                stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(0.3)
+            if name == "hptop":
+                stacks, report = hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
+            elif name == "py-spy":
+                stacks, report = py_spy_stacks(proc.pid, seconds, tmp), None
+            else:
+                stacks, report = austin_stacks(proc.pid, seconds, tmp), None
+        finally:
+            proc.kill()
+            proc.wait()
+    share, total = torn_share(stacks)
+    return share, total, report
+
+
+def pythons(which):
+    if which != "all":
+        return [sys.executable]
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.*/bin/python3")))
+    found = [p for p in found if not any(v in p for v in ("/3.6.", "/3.7."))]
+    found += sorted(glob.glob("/opt/hptop-pythons/root/usr/bin/python3.1[45]"))
+    return found
+
+
+def version_of(python):
+    out = subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                         stdout=subprocess.PIPE, check=False)
+    return out.stdout.decode().strip()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hptop", default=os.path.join(ROOT, "target", "release", "hptop"))
@@ -108,16 +251,41 @@ def main():
     ap.add_argument("--load", default="0,3")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--extra", default="")
+    ap.add_argument("--scenarios", default="contention,torn")
+    ap.add_argument("--pythons", default="default", help="default (this python3) or all")
+    ap.add_argument("--peers", action="store_true")
     args = ap.parse_args()
     extra = args.extra.split()
-    for load in [int(x) for x in args.load.split(",")]:
-        for _ in range(args.repeat):
-            with Load(load):
-                time.sleep(0.3)
-                truth, measured, _ = contention(args.hptop, args.python, args.seconds, extra)
-            err = max(abs(measured[k] - truth[k]) for k in truth)
-            cells = "  ".join("%s %.1f/%.1f" % (k, truth[k], measured[k]) for k in truth)
-            print("contention load=%d  %s  max err %.1f pts" % (load, cells, err), flush=True)
+    scenarios = args.scenarios.split(",")
+    profilers = ["hptop"]
+    if args.peers:
+        profilers += [n for n, path in (("py-spy", PY_SPY), ("austin", AUSTIN)) if path and os.path.exists(path)]
+    print("# %s, %d cores; %.0f s windows at 100 Hz" % (os.uname().release, os.cpu_count(), args.seconds))
+    for python in pythons(args.pythons) if args.pythons == "all" else [args.python]:
+        version = version_of(python)
+        if "contention" in scenarios:
+            for load in [int(x) for x in args.load.split(",")]:
+                for _ in range(args.repeat):
+                    for name in profilers:
+                        with Load(load):
+                            time.sleep(0.3)
+                            if name == "hptop":
+                                truth, measured, _ = contention(args.hptop, python, args.seconds, extra)
+                            else:
+                                truth, measured = contention_peer(name, python, args.seconds)
+                        err = max(abs(measured[k] - truth[k]) for k in truth)
+                        cells = "  ".join("%s %.1f/%.1f" % (k, truth[k], measured[k]) for k in truth)
+                        print("contention %s %s load=%d  %s  max err %.1f pts" % (version, name, load, cells, err), flush=True)
+        if "torn" in scenarios:
+            for name in profilers:
+                if name == "austin" and version.startswith("3.15"):
+                    print("torn %s austin: unsupported" % version)
+                    continue
+                share, total, report = torn(name, args.hptop, python, args.seconds, extra)
+                more = ""
+                if report is not None:
+                    more = "  (sample_errors %s)" % report.get("sample_errors")
+                print("torn %s %s  impossible %.2f%% of %d samples%s" % (version, name, share, total, more), flush=True)
 
 
 if __name__ == "__main__":

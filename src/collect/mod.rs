@@ -630,7 +630,7 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
-    for (tid, on_cpu) in probe.after() {
+    for (tid, on_cpu) in probe.after(|tid| procs.switched_in_since_read(tid)) {
         if let Ok(i) = tids.binary_search(&tid) {
             if let Some(Some(c)) = counters.get_mut(i) {
                 c.on_cpu = Some(on_cpu);

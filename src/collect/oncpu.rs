@@ -66,17 +66,18 @@ impl OnCpuProbe {
     }
 
     /// After the stacks were read: each thread read by [`OnCpuProbe::before`], and whether
-    /// it was on a CPU for at least half the time between its two reads. One on a CPU
-    /// throughout runs all of it; one waiting throughout none; one switched in or out during
-    /// the read, a part (told by where the larger part was).
-    pub fn after(&mut self) -> Vec<(u32, bool)> {
+    /// it was on a CPU while its stack was read. `switched_in` tells whether a thread was
+    /// switched in since its `before` read (see [`was_on_cpu`]).
+    pub fn after(&mut self, mut switched_in: impl FnMut(u32) -> Option<bool>) -> Vec<(u32, bool)> {
         let first = std::mem::take(&mut self.first);
         let told = first
             .iter()
             .filter_map(|&(tid, then, at)| {
                 let now = self.clocks.get_mut(&tid)?.counter.read().ok()?;
+                let window = at.elapsed().as_nanos();
                 let ran = u128::from(now.saturating_sub(then));
-                Some((tid, ran * 2 >= at.elapsed().as_nanos()))
+                let on = was_on_cpu(ran, window, || switched_in(tid));
+                Some((tid, on))
             })
             .collect();
         self.first = first;
@@ -135,5 +136,44 @@ impl OnCpuProbe {
                 None
             }
         }
+    }
+}
+
+/// Whether a thread whose task clock advanced `ran` ns over a window of `window` ns (its two
+/// reads, around the stack read) was on a CPU at the start of the window, where its stack is
+/// read (py-spy reads every thread's frame pointer and data-stack chunk first). A thread that
+/// did not run was waiting. One that ran without being switched in (`switched_in` says no)
+/// was running at the start; one that was switched in during the window was on a CPU at its
+/// start only if it ran most of it.
+pub fn was_on_cpu(ran: u128, window: u128, switched_in: impl FnOnce() -> Option<bool>) -> bool {
+    if ran == 0 {
+        return false;
+    }
+    if ran * 10 >= window * 9 {
+        return true;
+    }
+    match switched_in() {
+        Some(false) => true,
+        _ => ran * 2 >= window,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::was_on_cpu;
+
+    #[test]
+    fn a_thread_switched_in_during_the_read_was_waiting_at_its_start() {
+        // Ran throughout: on a CPU, without asking more.
+        assert!(was_on_cpu(100, 100, || unreachable!()));
+        // Did not run: waiting (or asleep).
+        assert!(!was_on_cpu(0, 100, || Some(false)));
+        // Ran a fifth, never switched in: it was running and was switched out.
+        assert!(was_on_cpu(20, 100, || Some(false)));
+        // Ran a fifth after being switched in: it waited at the start.
+        assert!(!was_on_cpu(20, 100, || Some(true)));
+        // Unknown: the larger part decides.
+        assert!(was_on_cpu(60, 100, || None));
+        assert!(!was_on_cpu(40, 100, || None));
     }
 }

@@ -586,6 +586,18 @@ impl ProcReader {
         Some((syscall, stat))
     }
 
+    /// Whether `tid` has been switched in since its `schedstat` was read at this tick (by
+    /// [`Self::read_threads`]): one more read of that file. `None` when it cannot be told.
+    pub fn switched_in_since_read(&mut self, tid: u32) -> Option<bool> {
+        let mut files = self.threads.remove(&tid)?;
+        let now = self
+            .read_file(tid, &mut files.schedstat, ThreadFile::Schedstat)
+            .and_then(|n| parse_schedstat(&self.buf[..n]));
+        let then = files.last_sched;
+        self.threads.insert(tid, files);
+        Some(now?.switched_in != then?.switched_in)
+    }
+
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
     /// `tids` whose files are open (read by [`Self::read_threads`]), sorted by the inner id;
     /// `None` when the target shares our namespace (the ids are the same).
