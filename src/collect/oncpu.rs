@@ -142,19 +142,21 @@ impl OnCpuProbe {
 /// Whether a thread whose task clock advanced `ran` ns over a window of `window` ns (its two
 /// reads, around the stack read) was on a CPU at the start of the window, where its stack is
 /// read (py-spy reads every thread's frame pointer and data-stack chunk first). A thread that
-/// did not run was waiting. One that ran without being switched in (`switched_in` says no)
-/// was running at the start; one that was switched in during the window was on a CPU at its
-/// start only if it ran most of it.
+/// did not run was waiting; one that ran nearly all of it (97 %) was running. Between the
+/// two, `switched_in` tells: a thread switched in during the window waited at its start (to
+/// run, be switched out and in again within ~100 µs is rare: slices are a millisecond or
+/// more); one that ran without being switched in was running at the start and was switched
+/// out. Where that cannot be told, the larger part decides.
 pub fn was_on_cpu(ran: u128, window: u128, switched_in: impl FnOnce() -> Option<bool>) -> bool {
     if ran == 0 {
         return false;
     }
-    if ran * 10 >= window * 9 {
+    if ran * 100 >= window * 97 {
         return true;
     }
     match switched_in() {
-        Some(false) => true,
-        _ => ran * 2 >= window,
+        Some(switched) => !switched,
+        None => ran * 2 >= window,
     }
 }
 
@@ -170,8 +172,9 @@ mod tests {
         assert!(!was_on_cpu(0, 100, || Some(false)));
         // Ran a fifth, never switched in: it was running and was switched out.
         assert!(was_on_cpu(20, 100, || Some(false)));
-        // Ran a fifth after being switched in: it waited at the start.
+        // Ran a fifth, or most, after being switched in: it waited at the start.
         assert!(!was_on_cpu(20, 100, || Some(true)));
+        assert!(!was_on_cpu(80, 100, || Some(true)));
         // Unknown: the larger part decides.
         assert!(was_on_cpu(60, 100, || None));
         assert!(!was_on_cpu(40, 100, || None));

@@ -141,6 +141,9 @@ pub struct ThreadStats {
     /// The last stacks seen on a CPU (at most [`RECENT_ON_CPU`]): where CPU still held goes
     /// when the thread or the window ends.
     recent_on_cpu: std::collections::VecDeque<Vec<(FunctionId, u32)>>,
+    /// The last stack seen runnable but waiting for a CPU: where held CPU goes for a thread
+    /// never seen on one (it wanted to run there, unlike where it sleeps).
+    last_runnable: Vec<(FunctionId, u32)>,
     /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
     io_site: Vec<(FunctionId, u32)>,
     /// I/O bytes moved before the thread was first seen in an I/O call, by the stack they
@@ -541,6 +544,9 @@ fn remember_for_slow(
     let seen_on_cpu = has_stack && counters.as_ref().is_some_and(on_cpu);
     if counters.is_some_and(|c| c.state == OsState::Running && !on_cpu(&c)) {
         stats.spans_since_waiting = 0;
+        if has_stack {
+            stats.last_runnable.clone_from(&stats.stack);
+        }
     }
     if seen_on_cpu {
         keep_on_cpu(stats);
@@ -590,8 +596,9 @@ fn keep_on_cpu(stats: &mut ThreadStats) {
 /// thread waiting for a CPU are not such samples: they show where the scheduler stopped it.)
 /// Without one, a thread seen waiting for a CPU in the last second holds it for the next
 /// spans, up to [`MAX_HELD_SPANS`]; held CPU is given back at most as fast as the thread
-/// runs. Else (it ran only between samples), and with `last` (the end of the window or of
-/// the thread), it goes to the last stacks seen on a CPU, or to the stack read now.
+/// runs. Else, and with `last` (the end of the window or of the thread), it goes to the
+/// last stacks seen on a CPU (a pool worker's job, not the queue it waits on again), or, for
+/// a thread never seen on one, to the stack read now.
 fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &mut FunctionTable) {
     let span_cpu = std::mem::take(&mut stats.span_cpu);
     let on_cpu = std::mem::take(&mut stats.cpu_span_len);
@@ -623,12 +630,19 @@ fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &mut Function
         stats.cpu_pool_spans += 1;
         return;
     }
+    // Where the thread was last seen running; for a thread never seen on a CPU, where it was
+    // last seen waiting for one, else (it runs only between samples: a sleeper that wakes
+    // for a millisecond) the stack read now.
     let recent: Vec<_> = stats.recent_on_cpu.iter().collect();
-    let now = [&stats.stack];
-    let stacks: &[&Vec<(FunctionId, u32)>] = match (recent.is_empty(), give_up) {
-        (false, true) => &recent,
-        _ if !stats.stack.is_empty() => &now,
-        _ => &recent,
+    let fallback = [if stats.last_runnable.is_empty() {
+        &stats.stack
+    } else {
+        &stats.last_runnable
+    }];
+    let stacks: &[&Vec<(FunctionId, u32)>] = if recent.is_empty() {
+        &fallback
+    } else {
+        &recent
     };
     // Without any stack: as any interval without a Python frame, credited to none.
     credit(functions, stacks, stats.cpu_pool);
