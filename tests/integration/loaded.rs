@@ -230,11 +230,15 @@ fn cpu_does_not_drift_toward_system_call_sites_under_contention() {
         let _load = Load::loops(loops);
         std::thread::sleep(std::time::Duration::from_millis(300));
         let first = contention_truth(pid, &truth_path);
+        // 200 Hz: beside busy loops a thread is seen on a CPU at few ticks (hptop's own
+        // wake-up preempts it on its CPU), and the figures are a sample of those.
         let report = report_json(&[
             "--pid",
             &pid.to_string(),
             "--duration",
             "8",
+            "--rate",
+            "200",
             "--mode",
             "cpu",
         ]);
@@ -243,14 +247,13 @@ fn cpu_does_not_drift_toward_system_call_sites_under_contention() {
         let all = spent("crunch") + spent("blend") + spent("worker");
         let truth = |k: &str| spent(k) * 100.0 / all;
         let p = process(&report);
-        let credited: f64 = p["functions"]
-            .as_array()
-            .unwrap()
+        // Over the worker threads' functions, as the truth is (the sleepers' CPU is not in it).
+        let cpu_of = |name: &str| function(p, name).map_or(0.0, |f| f64_of(&f["cpu_s"]));
+        let credited: f64 = ["crunch", "blend", "worker", "Event.is_set"]
             .iter()
-            .map(|f| f64_of(&f["cpu_s"]))
+            .map(|n| cpu_of(n))
             .sum();
-        let share =
-            |name: &str| function(p, name).map_or(0.0, |f| f64_of(&f["cpu_s"])) * 100.0 / credited;
+        let share = |name: &str| cpu_of(name) * 100.0 / credited;
         // The loop's own time includes the Event.is_set() it calls.
         let worker = share("worker") + share("Event.is_set");
         eprintln!(
@@ -262,10 +265,17 @@ fn cpu_does_not_drift_toward_system_call_sites_under_contention() {
             truth("worker"),
             f64_of(&p["runqueue_wait_percent"]),
         );
-        // A sample of ~100-600 on-CPU stacks: a few points of noise, not tens of bias.
-        assert!(worker <= truth("worker") + 5.0, "worker {worker}");
-        assert!((share("crunch") - truth("crunch")).abs() <= 10.0, "crunch");
-        assert!((share("blend") - truth("blend")).abs() <= 10.0, "blend");
+        // What drifted to the call sites is the bias this test is about; crunch and blend
+        // are a sample of ~150-1,200 on-CPU stacks: a few points of noise between them,
+        // more beside heavy load, not tens of points of bias.
+        assert!(worker <= truth("worker") + 6.0, "worker {worker}");
+        let work = share("crunch") + share("blend");
+        assert!(
+            work >= truth("crunch") + truth("blend") - 6.0,
+            "crunch + blend {work}"
+        );
+        assert!((share("crunch") - truth("crunch")).abs() <= 15.0, "crunch");
+        assert!((share("blend") - truth("blend")).abs() <= 15.0, "blend");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
