@@ -13,6 +13,8 @@ Scenarios (each workload measures its own truth):
   loop>right>right_mid>right_leaf; the share of samples whose stack the program can never have
   (e.g. loop>left>right_mid), from hptop's JSON stacks (`--stacks`), py-spy's raw output and
   austin's collapsed output.
+hptop runs twice on contention: as users run it, and with `--blocking` (the target paused
+per sample: exact stacks), the reference its non-blocking figures are compared with.
 With --peers, py-spy (`record --nonblocking`: samples of active threads) and austin 4 (`-c`:
 on-CPU samples) run on the same target one after the other, each against its own truth window
 (../shared/tools/peer-profilers.sh installs both). --pythons all runs every installed
@@ -215,7 +217,7 @@ def torn(name, hptop, python, seconds, extra):
         try:
             assert proc.stdout.readline().strip() == b"ready"
             time.sleep(0.3)
-            if name == "hptop":
+            if name.startswith("hptop"):
                 stacks, report = hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
             elif name == "py-spy":
                 stacks, report = py_spy_stacks(proc.pid, seconds, tmp), None
@@ -257,7 +259,7 @@ def main():
     args = ap.parse_args()
     extra = args.extra.split()
     scenarios = args.scenarios.split(",")
-    profilers = ["hptop"]
+    profilers = ["hptop", "hptop --blocking"]
     if args.peers:
         profilers += [n for n, path in (("py-spy", PY_SPY), ("austin", AUSTIN)) if path and os.path.exists(path)]
     print("# %s, %d cores; %.0f s windows at 100 Hz" % (os.uname().release, os.cpu_count(), args.seconds))
@@ -269,8 +271,9 @@ def main():
                     for name in profilers:
                         with Load(load):
                             time.sleep(0.3)
-                            if name == "hptop":
-                                truth, measured, _ = contention(args.hptop, python, args.seconds, extra)
+                            if name.startswith("hptop"):
+                                more = extra + (["--blocking"] if name.endswith("--blocking") else [])
+                                truth, measured, _ = contention(args.hptop, python, args.seconds, more)
                             else:
                                 truth, measured = contention_peer(name, python, args.seconds)
                         err = max(abs(measured[k] - truth[k]) for k in truth)
@@ -278,6 +281,8 @@ def main():
                         print("contention %s %s load=%d  %s  max err %.1f pts" % (version, name, load, cells, err), flush=True)
         if "torn" in scenarios:
             for name in profilers:
+                if name.endswith("--blocking"):
+                    continue  # paused: nothing can tear
                 if name == "austin" and version.startswith("3.15"):
                     print("torn %s austin: unsupported" % version)
                     continue
