@@ -67,27 +67,9 @@ def truth_of(proc, path):
     sys.exit("the workload did not write its truth")
 
 
-def own_cpu_shares(report):
-    """Each function's own CPU seconds over all functions' (report --mode cpu)."""
-    p = report["processes"][0]
-    total = sum(f["cpu_s"] for f in p["functions"])
-    return {f["name"].split(".")[-1]: f["cpu_s"] * 100.0 / total for f in p["functions"]}, total
-
-
 PY_SPY = shutil.which("py-spy")
 AUSTIN = shutil.which("austin") or "/opt/hptop-pythons/bin/austin"
 MOJO2AUSTIN = os.path.join(os.path.dirname(AUSTIN), "mojo2austin")
-
-
-def leaf_shares(stacks):
-    """{leaf function: share %} from [(frames outermost first, weight)]."""
-    totals = {}
-    for frames, weight in stacks:
-        if frames:
-            leaf = frames[-1].split(".")[-1]
-            totals[leaf] = totals.get(leaf, 0) + weight
-    whole = sum(totals.values()) or 1
-    return {k: v * 100.0 / whole for k, v in totals.items()}
 
 
 def py_spy_stacks(pid, seconds, tmp):
@@ -128,7 +110,20 @@ def hptop_stacks(hptop, pid, seconds, tmp, extra):
     return stacks, report
 
 
-def contention(hptop, python, seconds, extra):
+WORKER_FUNCTIONS = ("crunch", "blend", "worker", "is_set")
+
+
+def worker_shares(weights):
+    """{crunch, blend, worker} in % of the worker threads' functions (the truth's whole); the
+    loop's own time includes the Event.is_set() it calls."""
+    whole = sum(weights.get(k, 0.0) for k in WORKER_FUNCTIONS) or 1.0
+    share = {k: weights.get(k, 0.0) * 100.0 / whole for k in WORKER_FUNCTIONS}
+    return {"crunch": share["crunch"], "blend": share["blend"], "worker": share["worker"] + share["is_set"]}
+
+
+def contention(name, hptop, python, seconds, extra):
+    """(truth, measured) on the contention workload: hptop's `report --mode cpu` (own CPU
+    seconds per function), py-spy's or austin's leaf samples, over the profiler's window."""
     with tempfile.TemporaryDirectory() as tmp:
         truth_path = os.path.join(tmp, "truth.json")
         proc = subprocess.Popen(
@@ -138,56 +133,39 @@ def contention(hptop, python, seconds, extra):
         try:
             assert proc.stdout.readline().strip() == b"ready"
             time.sleep(0.5)
-            out_path = os.path.join(tmp, "report.json")
-            runner = subprocess.Popen(
-                [hptop, "report", "--pid", str(proc.pid), "--duration", str(seconds), "--mode", "cpu",
-                 "--format", "json", "-o", out_path] + extra,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            )
-            time.sleep(0.3)  # attach
-            first = truth_of(proc, truth_path)
-            runner.wait()
-            last = truth_of(proc, truth_path)
-            with open(out_path) as f:
-                report = json.load(f)
+            if name.startswith("hptop"):
+                out_path = os.path.join(tmp, "report.json")
+                runner = subprocess.Popen(
+                    [hptop, "report", "--pid", str(proc.pid), "--duration", str(seconds), "--mode", "cpu",
+                     "--format", "json", "-o", out_path] + extra,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                )
+                time.sleep(0.3)  # attach
+                first = truth_of(proc, truth_path)
+                runner.wait()
+                last = truth_of(proc, truth_path)
+                with open(out_path) as f:
+                    functions = json.load(f)["processes"][0]["functions"]
+                weights = {}
+                for f in functions:
+                    leaf = f["name"].split(".")[-1]
+                    weights[leaf] = weights.get(leaf, 0.0) + f["cpu_s"]
+            else:
+                first = truth_of(proc, truth_path)
+                stacks = (py_spy_stacks if name == "py-spy" else austin_stacks)(proc.pid, seconds, tmp)
+                last = truth_of(proc, truth_path)
+                weights = {}
+                for frames, weight in stacks:
+                    if frames:
+                        leaf = frames[-1].split(".")[-1]
+                        weights[leaf] = weights.get(leaf, 0.0) + weight
         finally:
             proc.kill()
             proc.wait()
     delta = {k: last[k] - first[k] for k in first}
     whole = sum(delta.values())
     truth = {k: v * 100.0 / whole for k, v in delta.items()}
-    shares, _ = own_cpu_shares(report)
-    # The loop's own time includes the Event.is_set() it calls.
-    measured = {
-        "crunch": shares.get("crunch", 0.0),
-        "blend": shares.get("blend", 0.0),
-        "worker": shares.get("worker", 0.0) + shares.get("is_set", 0.0),
-    }
-    return truth, measured, report
-
-
-def contention_peer(name, python, seconds):
-    """The contention workload's leaf shares by a peer profiler, against its own truth window."""
-    with tempfile.TemporaryDirectory() as tmp:
-        truth_path = os.path.join(tmp, "truth.json")
-        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "contention.py"), "2", str(seconds + 30), truth_path],
-                                stdout=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline().strip() == b"ready"
-            time.sleep(0.5)
-            first = truth_of(proc, truth_path)
-            stacks = (py_spy_stacks if name == "py-spy" else austin_stacks)(proc.pid, seconds, tmp)
-            last = truth_of(proc, truth_path)
-        finally:
-            proc.kill()
-            proc.wait()
-    delta = {k: last[k] - first[k] for k in first}
-    whole = sum(delta.values())
-    truth = {k: v * 100.0 / whole for k, v in delta.items()}
-    shares = leaf_shares([(f, w) for f, w in stacks if f and f[-1].split(".")[-1] in ("crunch", "blend", "worker", "is_set")])
-    measured = {"crunch": shares.get("crunch", 0.0), "blend": shares.get("blend", 0.0),
-                "worker": shares.get("worker", 0.0) + shares.get("is_set", 0.0)}
-    return truth, measured
+    return truth, worker_shares(weights)
 
 
 CHAINS = (["left", "left_mid", "left_leaf"], ["right", "right_mid", "right_leaf"])
@@ -271,11 +249,8 @@ def main():
                     for name in profilers:
                         with Load(load):
                             time.sleep(0.3)
-                            if name.startswith("hptop"):
-                                more = extra + (["--blocking"] if name.endswith("--blocking") else [])
-                                truth, measured, _ = contention(args.hptop, python, args.seconds, more)
-                            else:
-                                truth, measured = contention_peer(name, python, args.seconds)
+                            more = extra + (["--blocking"] if name.endswith("--blocking") else [])
+                            truth, measured = contention(name, args.hptop, python, args.seconds, more)
                         err = max(abs(measured[k] - truth[k]) for k in truth)
                         cells = "  ".join("%s %.1f/%.1f" % (k, truth[k], measured[k]) for k in truth)
                         print("contention %s %s load=%d  %s  max err %.1f pts" % (version, name, load, cells, err), flush=True)
@@ -290,7 +265,8 @@ def main():
                 more = ""
                 if report is not None:
                     more = "  (sample_errors %s)" % report.get("sample_errors")
-                print("torn %s %s  impossible %.2f%% of %d samples%s" % (version, name, share, total, more), flush=True)
+                unit = "µs on CPU" if name == "austin" else "samples"
+                print("torn %s %s  impossible %.2f%% of %d %s%s" % (version, name, share, total, unit, more), flush=True)
 
 
 if __name__ == "__main__":

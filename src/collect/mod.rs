@@ -557,6 +557,8 @@ struct Target {
     probe: OnCpuProbe,
     /// The thread list, sorted, as of the last listing.
     tids: Vec<u32>,
+    /// Stacks are read with the target paused (`--blocking`).
+    blocking: bool,
 }
 
 impl Target {
@@ -575,6 +577,7 @@ impl Target {
             // A quarter of the per-thread file budget: only runnable threads need a clock.
             probe: OnCpuProbe::new(procfs::fd_budget() / 4),
             tids: Vec::new(),
+            blocking: options.blocking,
         })
     }
 }
@@ -585,6 +588,7 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         stacks,
         probe,
         tids,
+        blocking,
     } = target;
     let gone = ProcessTick {
         pid,
@@ -618,6 +622,9 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         c.filter(|c| c.state == OsState::Running)
             .map(|c| (tid, c.start_ticks))
     }));
+    // Paused, the stacks are where the threads were when the pause began, right after these
+    // reads: the window ends there (a resumed thread is switched in again after it).
+    let paused_told = blocking.then(|| probe.after(|tid| procs.switched_in_since_read(tid)));
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
@@ -630,7 +637,8 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
-    for (tid, on_cpu) in probe.after(|tid| procs.switched_in_since_read(tid)) {
+    let told = paused_told.unwrap_or_else(|| probe.after(|tid| procs.switched_in_since_read(tid)));
+    for (tid, on_cpu) in told {
         if let Ok(i) = tids.binary_search(&tid) {
             if let Some(Some(c)) = counters.get_mut(i) {
                 c.on_cpu = Some(on_cpu);

@@ -5,9 +5,11 @@
 //! its CPU) that is disproportionately a system call that updates its run time (EEVDF preempts
 //! there): crediting CPU to such stacks drifts figures toward system-call sites. Each runnable
 //! thread's task clock (a perf software counter: its exact on-CPU time, brought up to date at
-//! every read) is read just before and just after the stacks are read; a clock that advanced
-//! means the thread ran during the read. The model credits CPU only to stacks seen on a CPU
-//! (docs/figures.md, "Counters credited to functions").
+//! every read) is read just before and just after the stacks are read (with `--blocking`,
+//! twice before the pause); how much of that window it ran, and whether it was switched in
+//! meanwhile, tell whether it was on a CPU where its stack was read (see [`was_on_cpu`]).
+//! The model credits CPU only to stacks seen on a CPU (docs/figures.md, "CPU credited to
+//! stacks seen on a CPU").
 //!
 //! Where perf events are not allowed (a container's seccomp profile, `perf_event_paranoid`
 //! for a non-root user on someone else's process), nothing is told and the model falls back

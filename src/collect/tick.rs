@@ -157,9 +157,9 @@ pub struct ThreadCounters {
     /// `read_bytes + write_bytes` of `io`, read at this tick: on slow reads, and at every tick
     /// a thread known to do I/O ran (so its bytes meet the stack of that tick).
     pub io_bytes: Option<u64>,
-    /// Whether the thread ran on a CPU while its stack was read (its task clock advanced);
-    /// `None` when not told: not runnable, or no perf events (see `collect::oncpu`). State `R`
-    /// alone also holds for a thread waiting for a CPU.
+    /// Whether the thread was on a CPU where its stack was read (its task clock ran), not
+    /// waiting for one; `None` when not told: not runnable, or no perf events (see
+    /// `collect::oncpu`). State `R` alone also holds for a thread waiting for a CPU.
     pub on_cpu: Option<bool>,
 }
 

@@ -863,12 +863,11 @@ fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
     assert!((stacks_cpu - functions_cpu).abs() < 1e-9 && stacks_cpu > 0.0);
 }
 
-#[test]
-fn cpu_goes_to_stacks_seen_on_a_cpu_not_to_where_a_runnable_thread_waits() {
+/// One thread in state R at every tick, running 5 ms of each 10 ms interval. At odd ticks it
+/// waits for a CPU at a system-call site; at even ticks it runs `crunch`. `told`: the task
+/// clock told which (else no perf events: state R stands for on a CPU).
+fn runnable_at_a_call_site(told: bool) -> Session {
     let mut s = session();
-    // One thread in state R at every tick, running 5 ms of each 10 ms interval. At odd ticks
-    // it waits for a CPU (its task clock stood still) at a system-call site; at even ticks it
-    // runs `crunch`. Samples count both; CPU goes to `crunch` only.
     for i in 0..21u32 {
         let waiting = i % 2 == 1;
         let frames = if waiting {
@@ -888,10 +887,17 @@ fn cpu_goes_to_stacks_seen_on_a_cpu_not_to_where_a_runnable_thread_waits() {
         );
         if let Some(c) = t.counters.as_mut() {
             c.run_ns = Some(5_000_000 * u64::from(i));
-            c.on_cpu = Some(!waiting);
+            c.on_cpu = told.then_some(!waiting);
         }
         s.ingest(&tick(i, vec![t], 0, 1));
     }
+    s
+}
+
+#[test]
+fn cpu_goes_to_stacks_seen_on_a_cpu_not_to_where_a_runnable_thread_waits() {
+    // Samples count both stacks; CPU goes to `crunch` only.
+    let s = runnable_at_a_call_site(true);
     let samples = s.snapshot(&SAMPLES);
     assert!((find(&samples, "syscall_site").own_percent - 100.0 * 10.0 / 21.0).abs() < 1e-9);
     let cpu = s.snapshot(&SnapshotQuery::default());
@@ -902,29 +908,7 @@ fn cpu_goes_to_stacks_seen_on_a_cpu_not_to_where_a_runnable_thread_waits() {
         .all(|f| f.name == "crunch" || f.name == "loop" || f.credited.cpu_s == 0.0));
     assert!((find(&cpu, "loop").credited_total.cpu_s - 0.1).abs() < 1e-9);
     // Without the task clock (no perf events), state R stands for on a CPU, as before.
-    let mut s = session();
-    for i in 0..21u32 {
-        let frames = if i % 2 == 1 {
-            stack(&[("syscall_site", 7), ("loop", 3)])
-        } else {
-            stack(&[("crunch", 12), ("loop", 4)])
-        };
-        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
-        let mut t = thread(
-            1,
-            true,
-            frames,
-            Counts {
-                slow,
-                ..Counts::default()
-            },
-        );
-        if let Some(c) = t.counters.as_mut() {
-            c.run_ns = Some(5_000_000 * u64::from(i));
-        }
-        s.ingest(&tick(i, vec![t], 0, 1));
-    }
-    let cpu = s.snapshot(&SnapshotQuery::default());
+    let cpu = runnable_at_a_call_site(false).snapshot(&SnapshotQuery::default());
     assert!((find(&cpu, "syscall_site").credited.cpu_s - 0.05).abs() < 1e-9);
     assert!((find(&cpu, "crunch").credited.cpu_s - 0.05).abs() < 1e-9);
 }
