@@ -9,7 +9,7 @@ import time
 
 def left_leaf():
     x = 0
-    for i in range(20):
+    for i in range(100):
         x += i
     return x
 
@@ -24,7 +24,7 @@ def left():
 
 def right_leaf():
     x = 0
-    for i in range(20):
+    for i in range(100):
         x -= i
     return x
 
