@@ -132,7 +132,8 @@ pub struct ThreadStats {
     cpu_span_len: usize,
     /// Spans since the thread was last seen runnable but waiting for a CPU.
     spans_since_waiting: u32,
-    /// CPU seconds run since the last slow read (or held longer: see [`credit_span_cpu`]).
+    /// CPU seconds of intervals that began with the thread off a CPU, not yet credited (see
+    /// [`credit_span_cpu`]).
     cpu_pool: f64,
     /// Slow spans `cpu_pool` has been held through without a stack seen on a CPU.
     cpu_pool_spans: u32,
