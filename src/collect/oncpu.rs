@@ -130,9 +130,17 @@ impl OnCpuProbe {
         match built {
             Ok(counter) => Some(counter),
             Err(e) => {
-                // The thread may have exited (ESRCH): try the next one. Anything else means
-                // perf events are not for us here.
-                if e.raw_os_error() != Some(libc::ESRCH) {
+                // Not allowed or not supported: perf events are not for us here. Anything
+                // else (the thread exited, no descriptor left) concerns this thread only.
+                let refused = [
+                    libc::EACCES,
+                    libc::EPERM,
+                    libc::ENOSYS,
+                    libc::ENOENT,
+                    libc::EINVAL,
+                    libc::EOPNOTSUPP,
+                ];
+                if e.raw_os_error().is_some_and(|code| refused.contains(&code)) {
                     self.unavailable = true;
                 }
                 None

@@ -328,7 +328,7 @@ fn render_threads(out: &mut String, p: &ProcessSnapshot) {
 fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
     let what = match header.mode {
         Mode::Cpu => {
-            "share of on-CPU time (schedstat); OWNTIME/TOTALTIME are CPU seconds".to_owned()
+            "share of on-CPU time (schedstat), credited where threads were seen running; OWNTIME/TOTALTIME are CPU seconds".to_owned()
         }
         Mode::Samples => format!(
             "share of {} thread-samples of threads in state R, as py-spy top; one sample ≈ {}",
