@@ -863,6 +863,28 @@ fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
     assert!((stacks_cpu - functions_cpu).abs() < 1e-9 && stacks_cpu > 0.0);
 }
 
+/// Thread 1 in state R at tick `i` with `frames`, `run_ns` of CPU so far, its task clock's
+/// verdict `on_cpu`, and slow counters every 10 ticks.
+fn runnable_thread(i: u32, frames: Vec<Frame>, run_ns: u64, on_cpu: Option<bool>) -> ThreadTick {
+    let slow = i
+        .is_multiple_of(10)
+        .then_some(SlowThreadCounters::default());
+    let mut t = thread(
+        1,
+        true,
+        frames,
+        Counts {
+            slow,
+            ..Counts::default()
+        },
+    );
+    if let Some(c) = t.counters.as_mut() {
+        c.run_ns = Some(run_ns);
+        c.on_cpu = on_cpu;
+    }
+    t
+}
+
 /// One thread in state R at every tick, running 5 ms of each 10 ms interval. At odd ticks it
 /// waits for a CPU at a system-call site; at even ticks it runs `crunch`. `told`: the task
 /// clock told which (else no perf events: state R stands for on a CPU).
@@ -875,20 +897,12 @@ fn runnable_at_a_call_site(told: bool) -> Session {
         } else {
             stack(&[("crunch", 12), ("loop", 4)])
         };
-        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
-        let mut t = thread(
-            1,
-            true,
+        let t = runnable_thread(
+            i,
             frames,
-            Counts {
-                slow,
-                ..Counts::default()
-            },
+            5_000_000 * u64::from(i),
+            told.then_some(!waiting),
         );
-        if let Some(c) = t.counters.as_mut() {
-            c.run_ns = Some(5_000_000 * u64::from(i));
-            c.on_cpu = told.then_some(!waiting);
-        }
         s.ingest(&tick(i, vec![t], 0, 1));
     }
     s
@@ -925,20 +939,7 @@ fn cpu_of_spans_without_a_stack_on_a_cpu_is_held_for_the_next_ones() {
         } else {
             stack(&[("work", 2)])
         };
-        let slow = (i % 10 == 0).then_some(SlowThreadCounters::default());
-        let mut t = thread(
-            1,
-            true,
-            frames,
-            Counts {
-                slow,
-                ..Counts::default()
-            },
-        );
-        if let Some(c) = t.counters.as_mut() {
-            c.run_ns = Some(2_000_000 * u64::from(i));
-            c.on_cpu = Some(!early);
-        }
+        let t = runnable_thread(i, frames, 2_000_000 * u64::from(i), Some(!early));
         s.ingest(&tick(i, vec![t], 0, 1));
     }
     let cpu = s.snapshot(&SnapshotQuery::default());
