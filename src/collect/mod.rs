@@ -546,10 +546,6 @@ impl<'a> TickBatch<'a> {
     }
 }
 
-/// Reads one tick of the process: each thread's counters, then the stacks, and on slow ticks
-/// the whole-process counters (cumulative, so reading them at ~10 Hz loses nothing of a
-/// window's deltas) and the thread list. Between slow ticks the thread list is reused, and
-/// read again at once when the stacks show a thread it lacks.
 /// What the sampler reads a target with.
 struct Target {
     procs: ProcReader,
@@ -582,6 +578,10 @@ impl Target {
     }
 }
 
+/// Reads one tick of the process: each thread's counters, then the stacks, and on slow ticks
+/// the whole-process counters (cumulative, so reading them at ~10 Hz loses nothing of a
+/// window's deltas) and the thread list. Between slow ticks the thread list is reused, and
+/// read again at once when the stacks show a thread it lacks.
 fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     let Target {
         procs,
@@ -622,9 +622,10 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         c.filter(|c| c.state == OsState::Running)
             .map(|c| (tid, c.start_ticks))
     }));
+    let mut tell = || probe.after(|tid| procs.switched_in_since_read(tid));
     // Paused, the stacks are where the threads were when the pause began, right after these
     // reads: the window ends there (a resumed thread is switched in again after it).
-    let paused_told = blocking.then(|| probe.after(|tid| procs.switched_in_since_read(tid)));
+    let paused_told = blocking.then(&mut tell);
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
@@ -637,7 +638,7 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
-    let told = paused_told.unwrap_or_else(|| probe.after(|tid| procs.switched_in_since_read(tid)));
+    let told = paused_told.unwrap_or_else(tell);
     for (tid, on_cpu) in told {
         if let Ok(i) = tids.binary_search(&tid) {
             if let Some(Some(c)) = counters.get_mut(i) {

@@ -768,8 +768,8 @@ fn on_cpu(counters: &ThreadCounters) -> bool {
         .unwrap_or(counters.state == OsState::Running)
 }
 
-/// After this tick's stack is known: CPU held from intervals that began off a CPU goes to it
-/// if the thread is on a CPU now; else it stays held, at most [`MAX_HELD_TICKS`].
+/// After this tick's stack is known: faults held from intervals that began off a CPU go to
+/// it if the thread is on a CPU now; else they stay held, at most [`MAX_HELD_TICKS`].
 fn place_off_cpu(
     stats: &mut ThreadStats,
     counters: Option<ThreadCounters>,
@@ -795,8 +795,8 @@ fn place_off_cpu(
     }
 }
 
-/// Credits held CPU to its fallback stack (the thread exits, the window ends, or it was held
-/// too long).
+/// Credits held faults to their fallback stack (the thread exits, the window ends, or they
+/// were held too long).
 fn release_off_cpu(stats: &mut ThreadStats, functions: &mut FunctionTable) {
     let held = &mut stats.off_cpu;
     if held.credit.any() {
