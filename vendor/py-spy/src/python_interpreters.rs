@@ -50,6 +50,24 @@ pub trait ThreadState: Copy {
     fn datastack(&self) -> Option<(usize, usize)> {
         None
     }
+    /// hptop patch (20): where, in this thread state read at `address`, the walk's starting
+    /// values lie, and where its current chunk ends; `None` where unknown (before 3.11).
+    fn live_fields(&self, _address: usize) -> Option<LiveFields> {
+        None
+    }
+}
+
+/// hptop patch (20): the fields read again with a thread's data-stack chunk, in the same
+/// system call, so the frame pointer, the top and the frames are of one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveFields {
+    /// Address of the current frame pointer (`cframe->current_frame` in 3.11 and 3.12, the
+    /// thread state's `current_frame` from 3.13).
+    pub frame_at: usize,
+    /// Address of `datastack_top`: frames at or above it are dead (popped, not cleared).
+    pub top_at: usize,
+    /// `datastack_limit`: the end of the current chunk (readable up to there).
+    pub limit: usize,
 }
 
 pub trait FrameObject: Copy {
@@ -59,6 +77,12 @@ pub trait FrameObject: Copy {
     fn lasti(&self) -> i32;
     fn back(&self) -> *mut Self;
     fn is_entry(&self) -> bool;
+    /// hptop patch 20: the function object this frame runs, its value stack's saved top
+    /// (`stacktop`) and the offset of `localsplus` in the frame, where known (3.11-3.13): a
+    /// Python call leaves the callee's function object at the caller's saved top.
+    fn call_site(&self) -> Option<(usize, i32, usize)> {
+        None
+    }
     fn is_python_frame(&self) -> bool {
         true
     }
@@ -463,6 +487,13 @@ impl ThreadState for v3_15_0::PyThreadState {
     fn datastack(&self) -> Option<(usize, usize)> {
         Some((self.datastack_chunk as usize, self.datastack_top as usize))
     }
+    fn live_fields(&self, address: usize) -> Option<LiveFields> {
+        Some(LiveFields {
+            frame_at: address + std::mem::offset_of!(Self, current_frame),
+            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            limit: self.datastack_limit as usize,
+        })
+    }
     fn frame_address(&self) -> Option<usize> {
         None
     }
@@ -554,6 +585,13 @@ impl ThreadState for v3_14_0::PyThreadState {
     type InterpreterState = v3_14_0::PyInterpreterState;
     fn datastack(&self) -> Option<(usize, usize)> {
         Some((self.datastack_chunk as usize, self.datastack_top as usize))
+    }
+    fn live_fields(&self, address: usize) -> Option<LiveFields> {
+        Some(LiveFields {
+            frame_at: address + std::mem::offset_of!(Self, current_frame),
+            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            limit: self.datastack_limit as usize,
+        })
     }
     fn frame_address(&self) -> Option<usize> {
         None
@@ -649,6 +687,13 @@ impl ThreadState for v3_13_0::PyThreadState {
     fn datastack(&self) -> Option<(usize, usize)> {
         Some((self.datastack_chunk as usize, self.datastack_top as usize))
     }
+    fn live_fields(&self, address: usize) -> Option<LiveFields> {
+        Some(LiveFields {
+            frame_at: address + std::mem::offset_of!(Self, current_frame),
+            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            limit: self.datastack_limit as usize,
+        })
+    }
     fn frame_address(&self) -> Option<usize> {
         None
     }
@@ -680,6 +725,9 @@ impl FrameObject for v3_13_0::_PyInterpreterFrame {
     }
     fn back(&self) -> *mut Self {
         self.previous
+    }
+    fn call_site(&self) -> Option<(usize, i32, usize)> {
+        Some((self.f_funcobj as usize, self.stacktop, std::mem::offset_of!(Self, localsplus)))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -741,6 +789,13 @@ impl ThreadState for v3_12_0::PyThreadState {
     fn datastack(&self) -> Option<(usize, usize)> {
         Some((self.datastack_chunk as usize, self.datastack_top as usize))
     }
+    fn live_fields(&self, address: usize) -> Option<LiveFields> {
+        Some(LiveFields {
+            frame_at: self.frame_address()?,
+            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            limit: self.datastack_limit as usize,
+        })
+    }
     fn frame_address(&self) -> Option<usize> {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_12_0::_PyCFrame = Default::default();
@@ -778,6 +833,9 @@ impl FrameObject for v3_12_0::_PyInterpreterFrame {
     }
     fn back(&self) -> *mut Self {
         self.previous
+    }
+    fn call_site(&self) -> Option<(usize, i32, usize)> {
+        Some((self.f_funcobj as usize, self.stacktop, std::mem::offset_of!(Self, localsplus)))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -837,6 +895,13 @@ impl ThreadState for v3_11_0::PyThreadState {
     fn datastack(&self) -> Option<(usize, usize)> {
         Some((self.datastack_chunk as usize, self.datastack_top as usize))
     }
+    fn live_fields(&self, address: usize) -> Option<LiveFields> {
+        Some(LiveFields {
+            frame_at: self.frame_address()?,
+            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            limit: self.datastack_limit as usize,
+        })
+    }
     fn frame_address(&self) -> Option<usize> {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_11_0::_PyCFrame = Default::default();
@@ -874,6 +939,9 @@ impl FrameObject for v3_11_0::_PyInterpreterFrame {
     }
     fn back(&self) -> *mut Self {
         self.previous
+    }
+    fn call_site(&self) -> Option<(usize, i32, usize)> {
+        Some((self.f_func as usize, self.stacktop, std::mem::offset_of!(Self, localsplus)))
     }
     fn is_entry(&self) -> bool {
         self.is_entry != 0

@@ -310,9 +310,10 @@ impl PythonSpy {
                 else {
                     break;
                 };
+                let address = next;
                 next = thread.next() as usize;
                 if !self.unchanged_threads.contains(&thread.thread_id()) {
-                    to_walk.push(thread);
+                    to_walk.push((address, thread));
                 }
             }
             self.code_cache.read_ahead.read(self.pid, &to_walk);
@@ -383,10 +384,13 @@ impl PythonSpy {
                     owns_gil,
                     frames: Vec::new(),
                     process_info: None,
+                    rereads: 0,
+                    torn: false,
                 })
             } else {
                 get_stack_trace_cached(
                     &thread,
+                    Some(threadstate_address),
                     &self.process,
                     self.config.dump_locals > 0,
                     self.config.lineno,

@@ -305,6 +305,8 @@ mod tests {
             owns_gil: false,
             frames: vec![frame],
             process_info: None,
+            rereads: 0,
+            torn: false,
         };
 
         stats.record(&trace).unwrap();

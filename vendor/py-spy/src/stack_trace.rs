@@ -7,7 +7,7 @@ use serde_derive::Serialize;
 
 use crate::config::{Config, LineNo};
 use crate::python_data_access::{copy_bytes, copy_string};
-use crate::python_spy::{prefetch_ranges, prefetch_structs, struct_at};
+use crate::python_spy::{prefetch_structs, struct_at};
 use crate::python_interpreters::{
     CodeObject, FrameObject, InterpreterState, ThreadState, TupleObject,
 };
@@ -43,6 +43,12 @@ pub struct StackTrace {
     pub keys: Vec<FrameKey>,
     /// process commandline / parent process info
     pub process_info: Option<Arc<ProcessInfo>>,
+    /// hptop patch 20: times the start of this walk was read again (it raced with the thread).
+    #[serde(skip)]
+    pub rereads: u32,
+    /// hptop patch 20: every read raced with the thread: no frames, the stack is unknown.
+    #[serde(skip)]
+    pub torn: bool,
 }
 
 /// hptop patch: one frame of a walk as the code-cache entry its names come from, for a
@@ -136,76 +142,97 @@ pub struct CodeCache {
 }
 
 /// hptop patch: the reads every walk of a sample starts with, done for all threads at once
-/// at the start of the sample: each thread's frame pointer (3.11, 3.12) and current
-/// data-stack chunk with one `process_vm_readv`, then the code objects of the frames in
-/// those chunks with one more, instead of three system calls per thread. A walk takes what
-/// it needs from here and reads on its own what is missing.
+/// at the start of the sample: each thread's start (see [`StartRead`]) with one
+/// `process_vm_readv`, then the code objects of the frames in those chunks with one more,
+/// instead of three system calls per thread. A walk takes what it needs from here and reads
+/// on its own what is missing.
 #[derive(Debug, Default)]
 pub(crate) struct ReadAhead {
-    /// Pointer-sized values by address (the frame pointers).
-    values: rustc_hash::FxHashMap<usize, usize>,
-    /// Chunks by (start, length): where they lie in `bytes`.
-    chunks: rustc_hash::FxHashMap<(usize, usize), usize>,
+    /// Starts by thread-state address; their chunks lie in `bytes`.
+    starts: rustc_hash::FxHashMap<usize, StartRead>,
     bytes: Vec<u8>,
     /// Code objects by address: where they lie in `code_bytes`.
     codes: rustc_hash::FxHashMap<usize, usize>,
     code_bytes: Vec<u8>,
 }
 
+/// hptop patch 20: where a thread's walk starts, read in one system call in this order: its
+/// frame pointer and data-stack top, its current chunk, then the frame pointer and top again.
+/// Equal before and after, they bracket the copy of the chunk: the frames were copied while
+/// the thread stayed at that frame (a thread that returned and came back to the very same
+/// frame within the copy aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StartRead {
+    /// (frame pointer, `datastack_top`) before the chunk was copied.
+    before: (usize, usize),
+    /// The same after.
+    after: (usize, usize),
+    /// The chunk's address and length, and where its copy lies in the buffer read into.
+    chunk: (usize, usize),
+    at: usize,
+}
+
+impl StartRead {
+    /// The ranges to read for `thread` (at `address`), in order, if it has a chunk.
+    fn ranges<T: ThreadState>(thread: &T, address: usize) -> Option<[(usize, usize); 5]> {
+        let live = thread.live_fields(address)?;
+        let chunk = chunk_range(thread)?;
+        let (frame, top) = ((live.frame_at, POINTER), (live.top_at, POINTER));
+        Some([frame, top, chunk, frame, top])
+    }
+
+    /// The start read from `offsets` (where each of `ranges`' parts lies in `buf`).
+    fn from_read(ranges: &[(usize, usize)], offsets: &[Option<usize>], buf: &[u8]) -> Option<Self> {
+        let value = |i: usize| struct_at::<usize>(buf, (*offsets.get(i)?)?);
+        Some(Self {
+            before: (value(0)?, value(1)?),
+            after: (value(3)?, value(4)?),
+            chunk: *ranges.get(2)?,
+            at: (*offsets.get(2)?)?,
+        })
+    }
+}
+
 impl ReadAhead {
     /// Forgets the last sample's reads.
     pub(crate) fn clear(&mut self) {
-        self.values.clear();
-        self.chunks.clear();
+        self.starts.clear();
         self.codes.clear();
     }
 
-    /// Reads, for each thread of a sample to walk, its frame pointer and current chunk, then
-    /// the code objects of the chunks' frames.
-    pub(crate) fn read<T: ThreadState>(&mut self, pid: Pid, threads: &[T]) {
+    /// Reads, for each thread of a sample to walk (`(address, thread state)`), where its walk
+    /// starts, then the code objects of the chunks' frames.
+    pub(crate) fn read<T: ThreadState>(&mut self, pid: Pid, threads: &[(usize, T)]) {
         self.clear();
-        // (address, length, whether it is a pointer rather than a chunk)
-        let mut wanted = Vec::with_capacity(threads.len() * 2);
+        let mut ranges = Vec::with_capacity(threads.len() * 5);
+        let mut of_thread = Vec::with_capacity(threads.len());
         let mut chunk_bytes = 0;
-        for thread in threads {
-            if let Some(address) = thread.frame_address() {
-                wanted.push((address, std::mem::size_of::<usize>(), true));
+        for &(address, ref thread) in threads {
+            // Past the bound, walks read their starts on their own, one at a time, as before.
+            let Some(parts) = StartRead::ranges(thread, address) else { continue };
+            if chunk_bytes + parts[2].1 > MAX_READ_AHEAD {
+                continue;
             }
-            // Past the bound, chunks are read by their walks, one at a time, as before.
-            if let Some((start, len)) = chunk_range(thread) {
-                if chunk_bytes + len <= MAX_READ_AHEAD {
-                    chunk_bytes += len;
-                    wanted.push((start, len, false));
-                }
-            }
+            chunk_bytes += parts[2].1;
+            of_thread.push((address, ranges.len()));
+            ranges.extend_from_slice(&parts);
         }
-        if wanted.is_empty() {
+        if ranges.is_empty() {
             return;
         }
-        let ranges: Vec<(usize, usize)> = wanted.iter().map(|&(a, len, _)| (a, len)).collect();
-        let offsets = prefetch_ranges(pid, &ranges, &mut self.bytes);
-        for (&(address, len, pointer), at) in wanted.iter().zip(offsets) {
-            let Some(at) = at else { continue };
-            if !pointer {
-                self.chunks.insert((address, len), at);
-            } else if let Some(value) = struct_at::<usize>(&self.bytes, at) {
-                self.values.insert(address, value);
+        let offsets = read_in_order(pid, &ranges, &mut self.bytes);
+        for (address, first) in of_thread {
+            let parts = first..first + 5;
+            if let Some(start) = StartRead::from_read(&ranges[parts.clone()], &offsets[parts], &self.bytes) {
+                self.starts.insert(address, start);
             }
         }
         let mut codes = Vec::new();
         let mut seen = rustc_hash::FxHashSet::default();
-        for thread in threads {
-            let frame_value = match thread.frame_address() {
-                Some(address) => match self.values.get(&address) {
-                    Some(&value) => Some(value),
-                    None => continue,
-                },
-                None => None,
-            };
-            let Some((start, len)) = chunk_range(thread) else { continue };
-            let Some(window) = self.chunk(start, len) else { continue };
-            let frame = thread.frame(frame_value) as usize;
-            for code in chunk_code_addresses::<T::FrameObject>(Some((start, window)), frame) {
+        for start in self.starts.values() {
+            let window = self.bytes.get(start.at..start.at + start.chunk.1);
+            let window = window.map(|bytes| (start.chunk.0, bytes));
+            for code in chunk_code_addresses::<T::FrameObject>(window, start.after.0) {
                 if seen.insert(code) {
                     codes.push(code);
                 }
@@ -219,13 +246,10 @@ impl ReadAhead {
         self.codes.extend(read);
     }
 
-    fn value(&self, address: usize) -> Option<usize> {
-        self.values.get(&address).copied()
-    }
-
-    fn chunk(&self, start: usize, len: usize) -> Option<&[u8]> {
-        let at = *self.chunks.get(&(start, len))?;
-        self.bytes.get(at..at + len)
+    /// The start read ahead for the thread state at `address`, with its chunk's copy.
+    fn start(&self, address: usize) -> Option<(StartRead, &[u8])> {
+        let start = *self.starts.get(&address)?;
+        Some((start, self.bytes.get(start.at..start.at + start.chunk.1)?))
     }
 
     fn code<C: Copy>(&self, address: usize) -> Option<C> {
@@ -233,15 +257,225 @@ impl ReadAhead {
     }
 }
 
+/// hptop patch 20: reads `ranges` of process `pid` into `buf` in the order given (the kernel
+/// copies iovecs in order), 1,024 ranges per system call. Returns where each range lies in
+/// `buf`, or `None` where it could not be read.
+#[cfg(target_os = "linux")]
+fn read_in_order(pid: Pid, ranges: &[(usize, usize)], buf: &mut Vec<u8>) -> Vec<Option<usize>> {
+    const IOV_MAX: usize = 1024;
+    let total: usize = ranges.iter().map(|&(_, len)| len).sum();
+    buf.clear();
+    buf.resize(total, 0);
+    let mut offsets = vec![None; ranges.len()];
+    let mut base = 0;
+    for (group, part) in ranges.chunks(IOV_MAX).enumerate() {
+        let group_len: usize = part.iter().map(|&(_, len)| len).sum();
+        let mut local = Vec::with_capacity(part.len());
+        let mut offset = base;
+        for &(_, len) in part {
+            local.push(libc::iovec {
+                // SAFETY: in bounds: the lengths add up to `total`.
+                iov_base: unsafe { buf.as_mut_ptr().add(offset) }.cast(),
+                iov_len: len,
+            });
+            offset += len;
+        }
+        let remote: Vec<libc::iovec> = part
+            .iter()
+            .map(|&(address, len)| libc::iovec { iov_base: address as *mut libc::c_void, iov_len: len })
+            .collect();
+        // SAFETY: every local iovec points into `buf`, which outlives the call; the kernel
+        // checks the remote ranges.
+        let read = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        // The kernel stops at the first range it cannot read wholly.
+        if read > 0 {
+            let read = read as usize;
+            let mut at = 0;
+            for (i, &(_, len)) in part.iter().enumerate() {
+                if at + len > read {
+                    break;
+                }
+                offsets[group * IOV_MAX + i] = Some(base + at);
+                at += len;
+            }
+        }
+        base += group_len;
+    }
+    offsets
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_in_order(_pid: Pid, ranges: &[(usize, usize)], _buf: &mut Vec<u8>) -> Vec<Option<usize>> {
+    vec![None; ranges.len()]
+}
+
+/// hptop patch 20: where a walk starts, as read: the frame pointer and, on 3.11+, the current
+/// chunk (its copy is the walk's `chunk` buffer) bracketed by the frame pointer and the data
+/// stack's top read before and after it (see [`StartRead`]).
+struct WalkStart {
+    frame: usize,
+    /// Start of the chunk copied, if one was.
+    chunk: Option<usize>,
+    /// The bracketing reads and the chunk's end (`datastack_limit`), on 3.11+.
+    live: Option<(StartRead, usize)>,
+}
+
+impl WalkStart {
+    /// `None` when the frames this start leads to in the chunk are of one instant as far as
+    /// can be told; else a fingerprint of the suspect chain. Suspect: the top lies outside
+    /// the chunk or past what was copied (another chunk is current, or frames were pushed
+    /// since the chunk's extent was read), a frame at or above the top (popped: its bytes are
+    /// stale), a frame whose caller does not lie below it, or (3.11-3.13) a frame whose
+    /// function object is not where its caller's call left it (a caller's slot reused by
+    /// another call since). Frames outside the chunk (generators', entry frames, older
+    /// chunks) are not checked.
+    fn suspect<F: FrameObject>(&self, chunk: &[u8]) -> Option<u64> {
+        let (Some(start), Some((read, limit))) = (self.chunk, self.live) else {
+            return None;
+        };
+        let top = read.after.1;
+        let in_chunk = |at: usize| at >= start && at < limit;
+        let mut fingerprint = rustc_hash::FxHasher::default();
+        std::hash::Hasher::write_usize(&mut fingerprint, top);
+        let suspect = |f: rustc_hash::FxHasher| Some(std::hash::Hasher::finish(&f) | 1);
+        if !in_chunk(top.saturating_sub(1)) || top > start + chunk.len() {
+            return suspect(fingerprint);
+        }
+        let window = Some((start, chunk));
+        let mut at = self.frame;
+        let mut callee: Option<F> = None;
+        let mut visited = 0;
+        let mut fits = true;
+        while in_chunk(at) && visited < 4096 {
+            visited += 1;
+            if at >= top {
+                return suspect(fingerprint);
+            }
+            let Some(frame) = from_window::<F>(window, at) else {
+                return suspect(fingerprint);
+            };
+            std::hash::Hasher::write_usize(&mut fingerprint, at);
+            std::hash::Hasher::write_usize(&mut fingerprint, frame.code() as usize);
+            if let Some(callee) = callee.filter(|c| !c.is_entry()) {
+                fits &= made_call(&frame, at, &callee, window);
+            }
+            let back = frame.back() as usize;
+            if in_chunk(back) && back >= at {
+                return suspect(fingerprint);
+            }
+            callee = Some(frame);
+            at = back;
+        }
+        if fits {
+            None
+        } else {
+            suspect(fingerprint)
+        }
+    }
+}
+
+/// Whether `callee`'s function object lies where a call from `caller` (at `address`, in
+/// `window`) leaves it: at the caller's saved value-stack top, give or take the method
+/// and self slots. True where the layout is unknown.
+fn made_call<F: FrameObject>(caller: &F, address: usize, callee: &F, window: Option<(usize, &[u8])>) -> bool {
+    let (Some((_, top, localsplus)), Some((function, _, _))) = (caller.call_site(), callee.call_site()) else {
+        return true;
+    };
+    if !(0..=1 << 20).contains(&top) {
+        return false;
+    }
+    let slot = |i: i64| {
+        let i = usize::try_from(i).ok()?;
+        from_window::<usize>(window, address + localsplus + i * POINTER)
+    };
+    (i64::from(top) - 1..=i64::from(top) + 2).any(|i| slot(i) == Some(function))
+}
+
+/// Times a walk's start is read again before the thread's stack is dropped for this sample.
+const MAX_REREADS: u32 = 3;
+
+/// Bytes read past a chunk's top (within the chunk): frames the thread pushed between the
+/// read of its thread state and the read of the chunk are in the copy too.
+const CHUNK_SLACK: usize = 1024;
+
+/// hptop patch 20: reads where a walk of `thread` (at `tstate_address`) starts into `chunk`:
+/// from the sample's read-ahead when `ahead` and it has it, else with one system call of its
+/// own (see [`StartRead`]), else (no live process, before 3.11) as unpatched py-spy did.
+fn walk_start<T: ThreadState, P: ProcessMemory>(
+    thread: &T,
+    tstate_address: Option<usize>,
+    process: &P,
+    cache: &mut CodeCache,
+    chunk: &mut Vec<u8>,
+    ahead: bool,
+) -> Result<WalkStart, Error> {
+    if let Some(address) = tstate_address {
+        let limit = thread.live_fields(address).map(|live| live.limit);
+        let from = |read: StartRead, bytes: &[u8], chunk: &mut Vec<u8>| {
+            chunk.clear();
+            chunk.extend_from_slice(bytes);
+            WalkStart { frame: read.after.0, chunk: Some(read.chunk.0), live: limit.map(|l| (read, l)) }
+        };
+        if ahead {
+            if let Some((read, bytes)) = cache.read_ahead.start(address) {
+                return Ok(from(read, bytes, chunk));
+            }
+        }
+        if let (Some(pid), Some(ranges)) = (cache.pid, StartRead::ranges(thread, address)) {
+            let mut buf = std::mem::take(&mut cache.codes);
+            let offsets = read_in_order(pid, &ranges, &mut buf);
+            let start = StartRead::from_read(&ranges, &offsets, &buf).and_then(|read| {
+                let bytes = buf.get(read.at..read.at + read.chunk.1)?;
+                Some(from(read, bytes, chunk))
+            });
+            cache.codes = buf;
+            if let Some(start) = start {
+                return Ok(start);
+            }
+        }
+    }
+    // As unpatched py-spy: python 3.11+ has an extra level of indirection to get the frame.
+    let mut frame_address = thread.frame_address();
+    if let Some(addr) = frame_address {
+        frame_address = Some(process.copy_struct(addr)?);
+    }
+    let frame = thread.frame(frame_address) as usize;
+    let chunk_start = match chunk_range(thread) {
+        Some((start, len)) => {
+            chunk.resize(len, 0);
+            process.read(start, chunk).ok().map(|()| start)
+        }
+        None => None,
+    };
+    Ok(WalkStart { frame, chunk: chunk_start, live: None })
+}
+
+/// Bytes of a pointer.
+const POINTER: usize = std::mem::size_of::<usize>();
+
 /// Most bytes of chunks read ahead in one sample (a pool of deep stacks would otherwise hold
 /// them all at once).
 const MAX_READ_AHEAD: usize = 4 << 20;
 
 /// `(start, length)` of a thread's current data-stack chunk, when it is read whole.
+/// From patch 20, up to [`CHUNK_SLACK`] past the top (never past the chunk's end).
 fn chunk_range<T: ThreadState>(thread: &T) -> Option<(usize, usize)> {
     match thread.datastack() {
         Some((start, top)) if start != 0 && top > start && top - start <= MAX_DATASTACK_READ => {
-            Some((start, top - start))
+            let end = match thread.live_fields(0) {
+                Some(live) if live.limit > top => live.limit.min(top + CHUNK_SLACK),
+                _ => top,
+            };
+            Some((start, end - start))
         }
         _ => None,
     }
@@ -414,12 +648,15 @@ where
     T: ThreadState,
     P: ProcessMemory,
 {
-    get_stack_trace_cached(thread, process, copy_locals, lineno, &mut CodeCache::default())
+    get_stack_trace_cached(thread, None, process, copy_locals, lineno, &mut CodeCache::default())
 }
 
-/// hptop patch: [`get_stack_trace`] reusing what `cache` decoded of code objects.
+/// hptop patch: [`get_stack_trace`] reusing what `cache` decoded of code objects. With the
+/// thread state's address (`tstate_address`), a walk that raced with the thread is read
+/// again (patch 20).
 pub fn get_stack_trace_cached<T, P>(
     thread: &T,
+    tstate_address: Option<usize>,
     process: &P,
     copy_locals: bool,
     lineno: LineNo,
@@ -436,35 +673,55 @@ where
     let mut frames: Vec<WalkedFrame> =
         Vec::with_capacity(cache.last_walks.get(&thread_id).map_or(0, |(_, w)| w.len()));
 
-    // python 3.11+ has an extra level of indirection to get the Frame from the threadstate
-    let mut frame_address = thread.frame_address();
-    if let Some(addr) = frame_address {
-        frame_address = Some(match cache.read_ahead.value(addr) {
-            Some(value) => value,
-            None => process.copy_struct(addr)?,
-        });
-    }
-
-    let mut frame_ptr = thread.frame(frame_address);
-
-    // hptop patch: 3.11-3.14 keep a thread's newest frames in the current chunk of its data
-    // stack: one read of the chunk serves them all (frames elsewhere, e.g. of generators or
-    // in older chunks, are read one by one). Deep stacks cost a read per chunk, not per frame.
+    // hptop patch 20: the frame pointer, the data stack's top and its current chunk, read in
+    // one system call; a start whose frames were not all live in that copy (the thread
+    // returned, or called deeper than the copy reaches, while it was read) is read again, up
+    // to `MAX_REREADS` times, then dropped: a torn stack is never returned.
     let mut chunk = std::mem::take(&mut cache.frames);
-    let chunk_start = match chunk_range(thread) {
-        Some((start, len)) => match cache.read_ahead.chunk(start, len) {
-            Some(read) => {
-                chunk.clear();
-                chunk.extend_from_slice(read);
-                Some(start)
+    let mut current = *thread;
+    let mut rereads = 0;
+    let mut last_suspect = None;
+    let (frame_address, chunk_start) = loop {
+        let start = match walk_start(&current, tstate_address, process, cache, &mut chunk, rereads == 0) {
+            Ok(start) => start,
+            Err(e) => {
+                cache.frames = chunk;
+                return Err(e);
             }
-            None => {
-                chunk.resize(len, 0);
-                process.read(start, &mut chunk).ok().map(|()| start)
-            }
-        },
-        None => None,
+        };
+        let suspect = start.suspect::<T::FrameObject>(&chunk);
+        // A chain suspect twice alike is what the thread really runs (a call the check does
+        // not know, e.g. through `__getitem__` or a property): a torn read does not repeat.
+        if suspect.is_none() || (suspect == last_suspect && rereads > 0) {
+            break (start.frame, start.chunk);
+        }
+        last_suspect = suspect;
+        if rereads == MAX_REREADS {
+            cache.frames = chunk;
+            cache.last_walks.remove(&thread_id);
+            return Ok(StackTrace {
+                pid: 0,
+                frames: Vec::new(),
+                repeated: false,
+                name_unchanged: false,
+                keys: Vec::new(),
+                thread_id,
+                thread_name: None,
+                owns_gil: false,
+                active: true,
+                os_thread_id: thread.native_thread_id(),
+                process_info: None,
+                rereads,
+                torn: true,
+            });
+        }
+        rereads += 1;
+        // The thread state too: the thread may have moved to another chunk.
+        if let Some(address) = tstate_address {
+            current = process.copy_struct(address).context("Failed to copy PyThreadState")?;
+        }
     };
+    let mut frame_ptr = frame_address as *mut T::FrameObject;
     let window = chunk_start.map(|start| (start, chunk.as_slice()));
     // Older chunks, read when the walk reaches a frame in one (deep stacks span several).
     let mut older = OlderChunks::after(window);
@@ -689,6 +946,8 @@ where
         active: true,
         os_thread_id: thread.native_thread_id(),
         process_info: None,
+        rereads,
+        torn: false,
     })
 }
 
