@@ -733,6 +733,7 @@ fn join_threads(
             activity,
             frames: py.frames,
             counters: None,
+            stack_read: py.read,
         };
         match slot {
             Some(thread) => {

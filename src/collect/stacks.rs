@@ -11,7 +11,7 @@ use remoteprocess::ProcessMemory;
 
 use super::pause::{Pauser, Resumed};
 use super::sanitize::sanitize;
-use super::tick::Frame;
+use super::tick::{Frame, StackRead};
 
 /// One Python thread's stack as read at one instant.
 #[derive(Debug, Clone)]
@@ -28,6 +28,8 @@ pub struct PythonThread {
     pub owns_gil: bool,
     /// Frames, innermost first, sanitised.
     pub frames: Arc<[Frame]>,
+    /// Whether the read raced with the thread (see `ThreadTick::stack_read`).
+    pub read: StackRead,
 }
 
 /// Attached py-spy reader of one process.
@@ -227,7 +229,11 @@ impl StackReader {
             .map(|trace| {
                 seen.insert(trace.thread_id);
                 let kept = self.spy.unchanged_threads.contains(&trace.thread_id) || trace.repeated;
-                let frames = if kept {
+                let frames = if trace.torn {
+                    // Unknown this tick: walked again next time, whether it runs or not.
+                    self.last_frames.remove(&trace.thread_id);
+                    Arc::from(Vec::new())
+                } else if kept {
                     self.kept_frames(trace.thread_id)
                 } else {
                     let frames: Arc<[Frame]> = if trace.keys.is_empty() {
@@ -265,6 +271,10 @@ impl StackReader {
                     name,
                     owns_gil: trace.owns_gil,
                     frames,
+                    read: StackRead {
+                        rereads: u8::try_from(trace.rereads).unwrap_or(u8::MAX),
+                        dropped: trace.torn,
+                    },
                 }
             })
             .collect();

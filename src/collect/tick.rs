@@ -280,6 +280,18 @@ pub struct ThreadTick {
     pub frames: Arc<[Frame]>,
     /// Kernel counters; `None` when the thread vanished while being read.
     pub counters: Option<ThreadCounters>,
+    /// How its stack read went (Python threads).
+    pub stack_read: StackRead,
+}
+
+/// How one thread's stack read went: a walk that raced with the thread (its frames were not
+/// all live at one instant) is read again; one that raced at every read is dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StackRead {
+    /// Times the stack was read again at this tick.
+    pub rereads: u8,
+    /// Every read raced: `frames` is empty and the stack unknown (never credited).
+    pub dropped: bool,
 }
 
 /// One Python frame; strings are sanitised (see `collect::sanitize`). They are shared: every

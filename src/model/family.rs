@@ -309,6 +309,8 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
         partial_stacks: sum(|p| p.partial_stacks),
         partial_stacks_percent: weighted(|p| p.partial_stacks_percent),
+        stacks_reread: sum(|p| p.stacks_reread),
+        stacks_dropped: sum(|p| p.stacks_dropped),
         skipped_ticks: sum(|p| p.skipped_ticks),
         rate_hz: first.rate_hz,
         counted_samples: counted,

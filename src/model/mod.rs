@@ -439,6 +439,8 @@ impl Session {
                 self.threads.partial_samples(),
                 self.threads.counted_samples(true),
             ),
+            stacks_reread: self.threads.reread_samples(),
+            stacks_dropped: self.threads.dropped_samples(),
             skipped_ticks: self.skipped,
             rate_hz: self.achieved_rate_hz(duration_s),
             counted_samples,

@@ -115,6 +115,11 @@ pub struct ProcessSnapshot {
     pub partial_stacks: u64,
     /// `partial_stacks` over all thread-samples with a Python stack, in percent.
     pub partial_stacks_percent: f64,
+    /// Thread-samples whose stack was read again: the walk raced with the thread (its
+    /// frames were not all live at one instant), so it was read once more (docs/figures.md).
+    pub stacks_reread: u64,
+    /// Thread-samples whose stack raced at every read: dropped, credited to no function.
+    pub stacks_dropped: u64,
     /// Deadlines skipped because a tick ran late.
     pub skipped_ticks: u64,
     /// Ticks per second achieved: (samples + errors - 1) / (duration - time paused).

@@ -1009,3 +1009,28 @@ fn a_functions_lines_add_up_to_the_function_in_every_mode() {
         }
     }
 }
+
+#[test]
+fn a_dropped_stack_is_counted_and_credited_to_no_function() {
+    use crate::collect::tick::StackRead;
+    let mut s = session();
+    for i in 0..10 {
+        let mut t = thread(1, true, stack(&[("f", 1), ("main", 9)]), Counts::default());
+        // Every third read raced once; tick 4's raced at every read (no frames, as read).
+        t.stack_read.rereads = u8::from(i % 3 == 0);
+        if i == 4 {
+            t.frames = Vec::new().into();
+            t.stack_read = StackRead {
+                rereads: 3,
+                dropped: true,
+            };
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    let p = s.snapshot(&SAMPLES);
+    assert_eq!((p.stacks_reread, p.stacks_dropped), (5, 1));
+    // Nine stacks counted, all of `f`: the dropped one is in no function's count.
+    let f = find(&p, "f");
+    assert_eq!((f.own_samples, f.total_samples), (9, 9));
+    assert_eq!(p.counted_samples, 9);
+}

@@ -232,6 +232,10 @@ pub struct ThreadTable {
     samples_all: u64,
     /// Thread-samples whose stack did not reach the thread's root (see [`cut_short`]).
     partial_samples: u64,
+    /// Thread-samples whose stack was read again (the walk raced with the thread), and
+    /// those dropped (every read raced): see `collect::tick::StackRead`.
+    reread_samples: u64,
+    dropped_samples: u64,
     samples_active: u64,
     /// Thread-samples whose thread held the GIL.
     samples_gil: u64,
@@ -271,7 +275,12 @@ impl ThreadTable {
             if resumed {
                 stats.tick_io = 0;
             }
-            let innermost = if t.is_python && stacks_ok {
+            if t.is_python && stacks_ok {
+                self.reread_samples += u64::from(t.stack_read.rereads > 0);
+                self.dropped_samples += u64::from(t.stack_read.dropped);
+            }
+            // A dropped stack is unknown: its thread-sample counts for no function.
+            let innermost = if t.is_python && stacks_ok && !t.stack_read.dropped {
                 stats.is_python = true;
                 if let Some(name) = t
                     .name
@@ -414,6 +423,16 @@ impl ThreadTable {
     /// Thread-samples whose stack did not reach the thread's root (cut short while read).
     pub fn partial_samples(&self) -> u64 {
         self.partial_samples
+    }
+
+    /// Thread-samples whose stack was read again because the walk raced with the thread.
+    pub fn reread_samples(&self) -> u64 {
+        self.reread_samples
+    }
+
+    /// Thread-samples whose stack raced at every read: dropped, credited to no function.
+    pub fn dropped_samples(&self) -> u64 {
+        self.dropped_samples
     }
 
     /// Thread-samples whose thread held the GIL (the denominator of `--mode gil`).

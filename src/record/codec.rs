@@ -10,7 +10,7 @@ use super::wire::{put_delta, put_str, put_u64, Reader};
 use super::RecordError;
 use crate::collect::tick::{
     Activity, Frame, GilState, MemoryCounters, OsState, ProcCounters, ProcessTick,
-    SlowThreadCounters, SmapsRollup, Syscall, ThreadCounters, ThreadTick, Tick,
+    SlowThreadCounters, SmapsRollup, StackRead, Syscall, ThreadCounters, ThreadTick, Tick,
 };
 use crate::collect::{SamplerEvent, TargetInfo};
 
@@ -54,6 +54,10 @@ const SUB_MICRO: u64 = 4096;
 /// `on_cpu` was told (see `collect::oncpu`); with [`ON_CPU`], the thread ran during the read.
 const ON_CPU_TOLD: u64 = 8192;
 const ON_CPU: u64 = 16384;
+/// The stack was read again (`StackRead::rereads`, a byte after the GIL/activity codes).
+const REREAD: u64 = 32768;
+/// Every read of the stack raced: dropped (`StackRead::dropped`).
+const DROPPED: u64 = 65536;
 
 /// Columns: like fields of all thread-samples are stored together (then compressed), which
 /// compresses far better than one record after the other. The payload is `uint` column
@@ -420,8 +424,17 @@ impl Encoder {
                 None => 0,
             };
         }
+        if t.stack_read.rereads > 0 {
+            flags |= REREAD;
+        }
+        if t.stack_read.dropped {
+            flags |= DROPPED;
+        }
         put_u64(&mut self.cols[THREAD_FLAGS - 1], flags);
         self.cols[THREAD_FLAGS - 1].push(gil_code(t.gil) | (activity_code(t.activity) << 2));
+        if t.stack_read.rereads > 0 {
+            self.cols[THREAD_FLAGS - 1].push(t.stack_read.rereads);
+        }
         if let (Some(name), false) = (&t.name, flags & SAME_NAME != 0) {
             self.put_string(name);
         }
@@ -733,6 +746,14 @@ impl Decoder {
         let codes = c[THREAD_FLAGS - 1].u8()?;
         let gil = gil_of(codes & 3);
         let activity = activity_of(codes >> 2)?;
+        let stack_read = StackRead {
+            rereads: if flags & REREAD != 0 {
+                c[THREAD_FLAGS - 1].u8()?
+            } else {
+                0
+            },
+            dropped: flags & DROPPED != 0,
+        };
         let name = match (flags & NAME != 0, flags & SAME_NAME != 0) {
             (false, _) => None,
             (true, true) => prev.name.clone(),
@@ -767,6 +788,7 @@ impl Decoder {
             activity,
             frames,
             counters,
+            stack_read,
         })
     }
 }
@@ -1005,6 +1027,10 @@ pub(crate) mod tests {
                         }),
                         io_bytes: (k == 0).then_some(i64_ * 100),
                     }),
+                    stack_read: StackRead {
+                        rereads: u8::from(k == 0 && i % 4 == 1) * 3,
+                        dropped: k == 0 && i % 9 == 5,
+                    },
                 })
                 .collect();
             batch.push(Tick {

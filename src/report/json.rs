@@ -31,6 +31,11 @@ pub struct Report {
     pub sample_errors: u64,
     /// Why the first failed read failed (added to the contract); `null` without failures.
     pub first_sample_error: Option<String>,
+    /// Thread-samples whose stack was read again because the walk raced with the thread,
+    /// over all processes (see docs/figures.md).
+    pub stacks_reread: u64,
+    /// Thread-samples whose stack raced at every read: dropped, credited to no function.
+    pub stacks_dropped: u64,
     /// Deadlines not sampled: a tick ran late, or hptop lowered its rate to stay under half a
     /// core on a target with many threads (added to the contract).
     pub skipped_ticks: u64,
@@ -150,6 +155,9 @@ pub struct Process {
     pub partial_stacks: u64,
     /// Their share of the thread-samples, percent (added).
     pub partial_stacks_percent: f64,
+    /// This process's share of the top-level `stacks_reread` and `stacks_dropped` (added).
+    pub stacks_reread: u64,
+    pub stacks_dropped: u64,
     /// Memory split, PSS/USS, growth, leak hint, per-second history (added to the contract).
     pub memory: Memory,
     pub threads: Vec<Thread>,
@@ -293,6 +301,8 @@ impl Report {
             samples: procs.iter().map(|p| p.samples).sum(),
             sample_errors: procs.iter().map(|p| p.sample_errors).sum(),
             first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
+            stacks_reread: procs.iter().map(|p| p.stacks_reread).sum(),
+            stacks_dropped: procs.iter().map(|p| p.stacks_dropped).sum(),
             skipped_ticks: procs.iter().map(|p| p.skipped_ticks).sum(),
             hptop_cpu_s: header.hptop_cpu_s,
             mode: header.mode.name(),
@@ -338,6 +348,8 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
         runqueue_verdict: crate::model::verdict::runqueue(p),
         partial_stacks: p.partial_stacks,
         partial_stacks_percent: p.partial_stacks_percent,
+        stacks_reread: p.stacks_reread,
+        stacks_dropped: p.stacks_dropped,
         memory: memory(p),
         threads: p
             .threads

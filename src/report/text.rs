@@ -51,6 +51,17 @@ fn render_sampling_notes(out: &mut String, p: &ProcessSnapshot) {
             fmt::count(p.partial_stacks),
         );
     }
+    if p.stacks_reread > 0 || p.stacks_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "Stacks read again: {} of the thread-samples raced with their thread (frames not all \
+             live at one instant) and were read again; {} raced at every read and {} credited \
+             to no function.",
+            fmt::count(p.stacks_reread),
+            fmt::count(p.stacks_dropped),
+            if p.stacks_dropped == 1 { "is" } else { "are" },
+        );
+    }
     if p.skipped_ticks * 10 > p.samples + p.sample_errors {
         let _ = writeln!(
             out,

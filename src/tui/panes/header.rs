@@ -125,6 +125,14 @@ fn cpu_items(app: &App) -> Vec<Vec<Span<'static>>> {
             fmt::percent(p.partial_stacks_percent)
         )));
     }
+    if p.stacks_reread > 0 {
+        // Walks that raced with their thread: read again, or dropped (docs/figures.md).
+        cpu.push(item(format!(
+            "stacks re-read {}, dropped {}",
+            fmt::count(p.stacks_reread),
+            fmt::count(p.stacks_dropped)
+        )));
+    }
     cpu.push(item(fmt::counted(
         p.threads.iter().filter(|t| t.alive).count() as u64,
         "thread",

@@ -77,10 +77,11 @@ pub trait FrameObject: Copy {
     fn lasti(&self) -> i32;
     fn back(&self) -> *mut Self;
     fn is_entry(&self) -> bool;
-    /// hptop patch 20: the function object this frame runs, its value stack's saved top
-    /// (`stacktop`) and the offset of `localsplus` in the frame, where known (3.11-3.13): a
-    /// Python call leaves the callee's function object at the caller's saved top.
-    fn call_site(&self) -> Option<(usize, i32, usize)> {
+    /// hptop patch 20: for this frame read at `address`, the function object it runs, its
+    /// value stack's saved top (an index into `localsplus`; negative while it runs) and the
+    /// offset of `localsplus` in the frame, where known (3.11+): a Python call leaves the
+    /// callee's function object at the caller's saved top.
+    fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
         None
     }
     fn is_python_frame(&self) -> bool {
@@ -527,6 +528,13 @@ impl FrameObject for v3_15_0::_PyInterpreterFrame {
     fn back(&self) -> *mut Self {
         self.previous
     }
+    fn call_site(&self, address: usize) -> Option<(usize, i64, usize)> {
+        // Stack references carry tag bits; the saved top is a pointer (NULL while it runs).
+        let function = unsafe { self.f_funcobj.bits } & !(v3_15_0::Py_TAG_BITS as usize);
+        let localsplus = std::mem::offset_of!(Self, localsplus);
+        let top = (self.stackpointer as usize).wrapping_sub(address + localsplus) as i64;
+        Some((function, top.div_euclid(std::mem::size_of::<usize>() as i64), localsplus))
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_15_0::_frameowner == v3_15_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -625,6 +633,13 @@ impl FrameObject for v3_14_0::_PyInterpreterFrame {
     }
     fn back(&self) -> *mut Self {
         self.previous
+    }
+    fn call_site(&self, address: usize) -> Option<(usize, i64, usize)> {
+        // Stack references carry tag bits; the saved top is a pointer (NULL while it runs).
+        let function = unsafe { self.f_funcobj.bits } & !(v3_14_0::Py_TAG_BITS as usize);
+        let localsplus = std::mem::offset_of!(Self, localsplus);
+        let top = (self.stackpointer as usize).wrapping_sub(address + localsplus) as i64;
+        Some((function, top.div_euclid(std::mem::size_of::<usize>() as i64), localsplus))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -726,8 +741,9 @@ impl FrameObject for v3_13_0::_PyInterpreterFrame {
     fn back(&self) -> *mut Self {
         self.previous
     }
-    fn call_site(&self) -> Option<(usize, i32, usize)> {
-        Some((self.f_funcobj as usize, self.stacktop, std::mem::offset_of!(Self, localsplus)))
+    fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
+        let localsplus = std::mem::offset_of!(Self, localsplus);
+        Some((self.f_funcobj as usize, i64::from(self.stacktop), localsplus))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -834,8 +850,9 @@ impl FrameObject for v3_12_0::_PyInterpreterFrame {
     fn back(&self) -> *mut Self {
         self.previous
     }
-    fn call_site(&self) -> Option<(usize, i32, usize)> {
-        Some((self.f_funcobj as usize, self.stacktop, std::mem::offset_of!(Self, localsplus)))
+    fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
+        let localsplus = std::mem::offset_of!(Self, localsplus);
+        Some((self.f_funcobj as usize, i64::from(self.stacktop), localsplus))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -940,8 +957,9 @@ impl FrameObject for v3_11_0::_PyInterpreterFrame {
     fn back(&self) -> *mut Self {
         self.previous
     }
-    fn call_site(&self) -> Option<(usize, i32, usize)> {
-        Some((self.f_func as usize, self.stacktop, std::mem::offset_of!(Self, localsplus)))
+    fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
+        let localsplus = std::mem::offset_of!(Self, localsplus);
+        Some((self.f_func as usize, i64::from(self.stacktop), localsplus))
     }
     fn is_entry(&self) -> bool {
         self.is_entry != 0

@@ -352,7 +352,7 @@ impl WalkStart {
         }
         let window = Some((start, chunk));
         let mut at = self.frame;
-        let mut callee: Option<F> = None;
+        let mut callee: Option<(F, usize)> = None;
         let mut visited = 0;
         let mut fits = true;
         while in_chunk(at) && visited < 4096 {
@@ -365,14 +365,14 @@ impl WalkStart {
             };
             std::hash::Hasher::write_usize(&mut fingerprint, at);
             std::hash::Hasher::write_usize(&mut fingerprint, frame.code() as usize);
-            if let Some(callee) = callee.filter(|c| !c.is_entry()) {
-                fits &= made_call(&frame, at, &callee, window);
+            if let Some((callee, callee_at)) = callee.filter(|(c, _)| !c.is_entry()) {
+                fits &= made_call(&frame, at, &callee, callee_at, window);
             }
             let back = frame.back() as usize;
             if in_chunk(back) && back >= at {
                 return suspect(fingerprint);
             }
-            callee = Some(frame);
+            callee = Some((frame, at));
             at = back;
         }
         if fits {
@@ -383,21 +383,27 @@ impl WalkStart {
     }
 }
 
-/// Whether `callee`'s function object lies where a call from `caller` (at `address`, in
-/// `window`) leaves it: at the caller's saved value-stack top, give or take the method
-/// and self slots. True where the layout is unknown.
-fn made_call<F: FrameObject>(caller: &F, address: usize, callee: &F, window: Option<(usize, &[u8])>) -> bool {
-    let (Some((_, top, localsplus)), Some((function, _, _))) = (caller.call_site(), callee.call_site()) else {
+/// Whether `callee` (at `callee_at`)'s function object lies where a call from `caller` (at
+/// `address`, in `window`) leaves it: at the caller's saved value-stack top or the slot
+/// after (3.11 keeps a method's NULL below the function). True where the layout is unknown.
+fn made_call<F: FrameObject>(
+    caller: &F,
+    address: usize,
+    callee: &F,
+    callee_at: usize,
+    window: Option<(usize, &[u8])>,
+) -> bool {
+    let (Some((_, top, localsplus)), Some((function, _, _))) =
+        (caller.call_site(address), callee.call_site(callee_at))
+    else {
         return true;
     };
-    if !(0..=1 << 20).contains(&top) {
-        return false;
-    }
     let slot = |i: i64| {
         let i = usize::try_from(i).ok()?;
         from_window::<usize>(window, address + localsplus + i * POINTER)
     };
-    (i64::from(top) - 1..=i64::from(top) + 2).any(|i| slot(i) == Some(function))
+    // Low bits: 3.14+ tag stack references.
+    (top..=top + 1).any(|i| slot(i).map(|v| v & !7) == Some(function & !7))
 }
 
 /// Times a walk's start is read again before the thread's stack is dropped for this sample.
