@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hptop::collect::tick::{
-    Activity, Frame, GilState, OsState, ProcCounters, ProcessTick, SlowThreadCounters,
+    Activity, Frame, GilState, OsState, ProcCounters, ProcessTick, SlowThreadCounters, StackRead,
     ThreadCounters, ThreadTick, Tick,
 };
 use hptop::model::snapshot::SnapshotQuery;
@@ -18,6 +18,7 @@ const FUNCTIONS: u32 = 500;
 fn tick(index: u32) -> Tick {
     let threads = (0..THREADS)
         .map(|t| ThreadTick {
+            stack_read: StackRead::default(),
             tid: 1000 + t,
             name: Some(format!("worker-{t}").into()),
             is_python: true,

@@ -264,7 +264,8 @@ def main():
                 share, total, report = torn(name, args.hptop, python, args.seconds, extra)
                 more = ""
                 if report is not None:
-                    more = "  (sample_errors %s)" % report.get("sample_errors")
+                    more = "  (read again %s, dropped %s, sample_errors %s)" % (
+                        report.get("stacks_reread"), report.get("stacks_dropped"), report.get("sample_errors"))
                 unit = "µs on CPU" if name == "austin" else "samples"
                 print("torn %s %s  impossible %.2f%% of %d %s%s" % (version, name, share, total, unit, more), flush=True)
 

@@ -340,15 +340,7 @@ impl ThreadTable {
             }
             credit_tick_io(stats, innermost.is_some(), call, functions);
         }
-        for stats in self.threads.values_mut() {
-            if stats.last_seen != tick {
-                stats.alive = false;
-                functions.thread_root = stats.tid;
-                place_held_io(stats, functions);
-                release_off_cpu(stats, functions);
-                credit_span_cpu(stats, true, functions);
-            }
-        }
+        self.settle_departed(tick, functions);
         if let (true, Some(id)) = (gil_wanted, holder_function) {
             functions.credit_gil_hold(id);
         }
@@ -357,6 +349,19 @@ impl ThreadTable {
             gil_held,
             gil_wanted,
             switches,
+        }
+    }
+
+    /// Threads not seen at `tick` have exited: what they held is placed now.
+    fn settle_departed(&mut self, tick: u64, functions: &mut FunctionTable) {
+        for stats in self.threads.values_mut() {
+            if stats.last_seen != tick {
+                stats.alive = false;
+                functions.thread_root = stats.tid;
+                place_held_io(stats, functions);
+                release_off_cpu(stats, functions);
+                credit_span_cpu(stats, true, functions);
+            }
         }
     }
 

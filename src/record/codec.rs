@@ -396,33 +396,7 @@ impl Encoder {
             flags |= SAME_FRAMES;
         }
         if let Some(c) = t.counters {
-            flags |= COUNTERS;
-            if prev.counters == Some(c) {
-                flags |= SAME_COUNTERS;
-            }
-            flags |= if c.slow.is_some() { SLOW } else { 0 };
-            flags |= if c.run_ns.is_some() { RUN_NS } else { 0 };
-            flags |= if c.runqueue_wait_ns.is_some() {
-                WAIT_NS
-            } else {
-                0
-            };
-            flags |= if c.syscall.is_some() { SYSCALL } else { 0 };
-            flags |= if c.io_bytes.is_some() { IO_BYTES } else { 0 };
-            let sub_micro = |v: Option<u64>| v.is_some_and(|v| v % 1000 != 0);
-            if sub_micro(c.run_ns) || sub_micro(c.runqueue_wait_ns) {
-                flags |= SUB_MICRO;
-            }
-            flags |= if c.not_run_since_last_read {
-                NOT_RUN
-            } else {
-                0
-            };
-            flags |= match c.on_cpu {
-                Some(true) => ON_CPU_TOLD | ON_CPU,
-                Some(false) => ON_CPU_TOLD,
-                None => 0,
-            };
+            flags |= counter_flags(&c, prev.counters == Some(c));
         }
         if t.stack_read.rereads > 0 {
             flags |= REREAD;
@@ -793,6 +767,32 @@ impl Decoder {
     }
 }
 
+/// The thread flags that say which counters `c` has (`same`: equal to the last ones).
+fn counter_flags(c: &ThreadCounters, same: bool) -> u64 {
+    let mut flags = COUNTERS;
+    if same {
+        flags |= SAME_COUNTERS;
+    }
+    let bit = |present: bool, flag: u64| if present { flag } else { 0 };
+    flags |= bit(c.slow.is_some(), SLOW);
+    flags |= bit(c.run_ns.is_some(), RUN_NS);
+    flags |= bit(c.runqueue_wait_ns.is_some(), WAIT_NS);
+    flags |= bit(c.syscall.is_some(), SYSCALL);
+    flags |= bit(c.io_bytes.is_some(), IO_BYTES);
+    let sub_micro = |v: Option<u64>| v.is_some_and(|v| v % 1000 != 0);
+    flags |= bit(
+        sub_micro(c.run_ns) || sub_micro(c.runqueue_wait_ns),
+        SUB_MICRO,
+    );
+    flags |= bit(c.not_run_since_last_read, NOT_RUN);
+    flags
+        | match c.on_cpu {
+            Some(true) => ON_CPU_TOLD | ON_CPU,
+            Some(false) => ON_CPU_TOLD,
+            None => 0,
+        }
+}
+
 /// The column readers after the control one (index - 1).
 type Cols<'a> = [Reader<'a>; COLUMNS - 1];
 
@@ -968,6 +968,10 @@ pub(crate) mod tests {
     use super::*;
 
     /// Events exercising every optional field, repeated stacks and a thread that vanishes.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one hand-made recording that sets every field"
+    )]
     pub(crate) fn sample_events(ticks: u32) -> Vec<SamplerEvent> {
         let frame = |name: &str, line| Frame {
             name: name.into(),
