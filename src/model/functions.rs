@@ -198,7 +198,7 @@ pub struct FunctionStats {
 }
 
 /// What `FunctionTable::add_stack` reports of one stack, in buffers reused across calls.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StackIds {
     /// The whole stack's entry (see [`FunctionTable::stacks`]): given back with an unchanged
     /// stack, it spares looking the stack up again.
@@ -270,7 +270,7 @@ pub struct StackStats {
 pub type StackKey = Box<[usize]>;
 
 /// All functions seen, interned by (file, name).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct FunctionTable {
     /// The thread (tid) the stacks counted and credited next belong to: whole stacks are kept
     /// per thread, which is their root in flame graphs.

@@ -41,7 +41,7 @@ pub struct SessionMeta {
 }
 
 /// Everything aggregated from one process's Ticks.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Session {
     meta: SessionMeta,
     functions: FunctionTable,
@@ -397,6 +397,19 @@ impl Session {
 
     /// Rows for a view.
     pub fn snapshot(&self, query: &SnapshotQuery) -> ProcessSnapshot {
+        // Figures held back for a better placement (CPU of threads seen waiting, faults,
+        // I/O) are shown where the window's end would credit them: every view of a window
+        // (live, replay, report, exports) then shows the same figures (issue 23).
+        if self.threads.holds_back() {
+            let mut settled = self.clone();
+            settled.settle();
+            return settled.snapshot_settled(query);
+        }
+        self.snapshot_settled(query)
+    }
+
+    /// [`Self::snapshot`] of a session with nothing held back.
+    fn snapshot_settled(&self, query: &SnapshotQuery) -> ProcessSnapshot {
         let duration_s = self.duration_s();
         let counter_window_s = match (self.first, self.last) {
             (Some((a, _)), Some((b, _))) => b.saturating_sub(a).as_secs_f64(),

@@ -220,7 +220,7 @@ const MAX_UNPLACED_STACKS: usize = 64;
 const MAX_DEAD_THREADS: usize = 1024;
 
 /// Every thread seen in the session.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ThreadTable {
     threads: HashMap<ThreadKey, ThreadStats>,
     /// Start time of the newest thread seen with each tid: a stack that comes without
@@ -401,6 +401,14 @@ impl ThreadTable {
             release_off_cpu(stats, functions);
             credit_span_cpu(stats, true, functions);
         }
+    }
+
+    /// Whether any thread holds figures back for a later placement ([`Self::settle`] would
+    /// credit them).
+    pub fn holds_back(&self) -> bool {
+        self.threads
+            .values()
+            .any(|s| s.cpu_pool > 0.0 || s.off_cpu.credit.any() || !s.unplaced_io.is_empty())
     }
 
     /// Threads, in no particular order.

@@ -73,7 +73,7 @@ struct Bucket {
 pub const TIMELINE_CAPACITY: usize = 3600;
 
 /// Ring buffer of the last [`TIMELINE_CAPACITY`] seconds.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Timeline {
     points: VecDeque<TimelinePoint>,
     bucket: Option<Bucket>,

@@ -510,3 +510,143 @@ fn e_exports_the_view_as_a_json_report_and_a_flame_graph() {
     assert_eq!(default_type, "cpu");
     tmux.keys(&["q"]);
 }
+
+/// Rows of a functions table in `screen` (text report or TUI), after its header line (the one
+/// containing `header`), until a line with no function: (first tokens, function label).
+fn function_rows(screen: &str, header: &str) -> Vec<(Vec<String>, String)> {
+    screen
+        .lines()
+        .skip_while(|l| !l.contains(header))
+        .skip(1)
+        .map_while(|l| {
+            let at = l.find(" (")?;
+            let start = l[..at].rfind("  ")? + 2;
+            let figures = l[..start].split_whitespace().map(str::to_owned).collect();
+            Some((figures, l[start..].trim_end().to_owned()))
+        })
+        .collect()
+}
+
+/// Issue 23: one window, one set of figures. The whole window of one recording (a pool that
+/// overloads the machine, so CPU is held back for placement while threads wait) shows each
+/// function's own and total share, in the same order, and its own CPU time alike in the JSON
+/// report, the text report, the collapsed export and the replay TUI, in each mode.
+#[test]
+fn every_view_of_one_window_shows_the_same_figures() {
+    use crate::common::{hptop, report_json, stderr};
+    let dir = std::env::temp_dir().join(format!("hptop-it-views-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r.hptop");
+    let path = file.to_str().unwrap();
+    let workload = Workload::start(&default_python(), "mixed_pool.py", &["60"]);
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &workload.pid().to_string(),
+        "-d",
+        "3",
+        "-o",
+        path,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(workload);
+    let json_of = |mode: &str| {
+        let report = report_json(&["--input", path, "--mode", mode]);
+        report["processes"][0]["functions"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let label = |f: &serde_json::Value| format!("{} (", f["name"].as_str().unwrap());
+    let pct = |f: &serde_json::Value, key: &str| format!("{:.1}", f[key].as_f64().unwrap());
+    for mode in ["cpu", "samples", "wall"] {
+        let functions = json_of(mode);
+        let out = hptop(&["report", "--input", path, "--mode", mode]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = String::from_utf8(out.stdout).unwrap();
+        let rows = function_rows(&text, "%OWN  %TOTAL");
+        assert_eq!(rows.len(), functions.len(), "{mode}:\n{text}");
+        for (f, (figures, name)) in functions.iter().zip(&rows) {
+            assert!(name.starts_with(&label(f)), "{mode}: {name} vs {f}");
+            assert_eq!(
+                figures[0],
+                format!("{}%", pct(f, "own_percent")),
+                "{mode}: {name}"
+            );
+            assert_eq!(
+                figures[1],
+                format!("{}%", pct(f, "total_percent")),
+                "{mode}: {name}"
+            );
+        }
+    }
+    // The collapsed export weighs each leaf as the report counts its function.
+    let cpu = json_of("cpu");
+    let out = hptop(&[
+        "report",
+        "--input",
+        path,
+        "-f",
+        "collapsed",
+        "--weight",
+        "cpu",
+    ]);
+    let folded = String::from_utf8(out.stdout).unwrap();
+    for f in cpu.iter().take(3) {
+        let leaf = format!(";{}", label(f));
+        let (credited_us, lines) = folded
+            .lines()
+            .filter(|l| {
+                l.rsplit_once(' ').is_some_and(|(stack, _)| {
+                    stack
+                        .rsplit_once(';')
+                        .is_some_and(|(_, last)| format!(";{last}").starts_with(&leaf))
+                })
+            })
+            .fold((0.0, 0.0), |(sum, n), l| {
+                (
+                    sum + l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap(),
+                    n + 1.0,
+                )
+            });
+        let cpu_us = f["cpu_s"].as_f64().unwrap() * 1e6;
+        assert!(
+            (credited_us - cpu_us).abs() <= lines + 1.0,
+            "{f}: {credited_us} µs"
+        );
+    }
+    // The replay TUI over the whole recording, in cpu mode (its default) and samples mode.
+    if !tmux_available() {
+        return;
+    }
+    let command = format!("{} replay {path}; sleep 60", env!("CARGO_BIN_EXE_hptop"));
+    let Some(tmux) = Tmux::start_sized(&command, 140, 45) else {
+        return;
+    };
+    for (mode, functions) in [("cpu", cpu), ("samples", json_of("samples"))] {
+        let screen = tmux.wait_for(&format!("mode {mode} (M)"));
+        let rows = function_rows(&screen, "%Own");
+        for f in functions
+            .iter()
+            .filter(|f| f["own_percent"].as_f64().unwrap() >= 0.1)
+            .take(4)
+        {
+            let (figures, name) = rows
+                .iter()
+                .find(|(_, name)| name.starts_with(&label(f)))
+                .unwrap_or_else(|| panic!("{mode}: {f} not shown:\n{screen}"));
+            assert_eq!(
+                figures[0],
+                pct(f, "own_percent"),
+                "{mode}: {name}\n{screen}"
+            );
+            assert_eq!(
+                figures[1],
+                pct(f, "total_percent"),
+                "{mode}: {name}\n{screen}"
+            );
+        }
+        tmux.keys(&["M"]);
+    }
+}
