@@ -270,7 +270,10 @@ fn cpu_does_not_drift_toward_system_call_sites_under_contention() {
         // 1-9 beside 3 loops while the rest of the suite runs (a residue of the bias under
         // heavy load, and a sample of few on-CPU stacks). Crunch and blend are a sample of
         // ~150-1,200 on-CPU stacks: a few points of noise between them.
-        let drift = if loops == 0 { 9.0 } else { 15.0 };
+        // The load is what the kernel says, not only the loops this test starts: the rest of
+        // the suite (or anything else on the machine) can overload it as much.
+        let loaded = loops > 0 || f64_of(&p["runqueue_wait_percent"]) >= 30.0;
+        let drift = if loaded { 15.0 } else { 9.0 };
         assert!(worker <= truth("worker") + drift, "worker {worker}");
         let work = share("crunch") + share("blend");
         assert!(

@@ -527,6 +527,41 @@ fn function_rows(screen: &str, header: &str) -> Vec<(Vec<String>, String)> {
         .collect()
 }
 
+/// Each of the report's three hottest functions (`cpu`, the JSON report's in cpu mode) is
+/// credited as much CPU in the collapsed export (`--weight cpu`, µs) where it is the leaf.
+fn collapsed_leaves_weigh_the_reports_cpu(path: &str, cpu: &[serde_json::Value]) {
+    let out = crate::common::hptop(&[
+        "report",
+        "--input",
+        path,
+        "-f",
+        "collapsed",
+        "--weight",
+        "cpu",
+    ]);
+    let folded = String::from_utf8(out.stdout).unwrap();
+    for f in cpu.iter().take(3) {
+        let leaf = format!("{} (", f["name"].as_str().unwrap());
+        let (credited_us, lines) = folded
+            .lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .filter(|(stack, _)| {
+                stack
+                    .rsplit(';')
+                    .next()
+                    .is_some_and(|last| last.starts_with(&leaf))
+            })
+            .fold((0.0, 0.0), |(sum, n), (_, weight)| {
+                (sum + weight.parse::<f64>().unwrap(), n + 1.0)
+            });
+        let cpu_us = f["cpu_s"].as_f64().unwrap() * 1e6;
+        assert!(
+            (credited_us - cpu_us).abs() <= lines + 1.0,
+            "{f}: {credited_us} µs"
+        );
+    }
+}
+
 /// Issue 23: one window, one set of figures. The whole window of one recording (a pool that
 /// overloads the machine, so CPU is held back for placement while threads wait) shows each
 /// function's own and total share, in the same order, and its own CPU time alike in the JSON
@@ -583,39 +618,7 @@ fn every_view_of_one_window_shows_the_same_figures() {
     }
     // The collapsed export weighs each leaf as the report counts its function.
     let cpu = json_of("cpu");
-    let out = hptop(&[
-        "report",
-        "--input",
-        path,
-        "-f",
-        "collapsed",
-        "--weight",
-        "cpu",
-    ]);
-    let folded = String::from_utf8(out.stdout).unwrap();
-    for f in cpu.iter().take(3) {
-        let leaf = format!(";{}", label(f));
-        let (credited_us, lines) = folded
-            .lines()
-            .filter(|l| {
-                l.rsplit_once(' ').is_some_and(|(stack, _)| {
-                    stack
-                        .rsplit_once(';')
-                        .is_some_and(|(_, last)| format!(";{last}").starts_with(&leaf))
-                })
-            })
-            .fold((0.0, 0.0), |(sum, n), l| {
-                (
-                    sum + l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap(),
-                    n + 1.0,
-                )
-            });
-        let cpu_us = f["cpu_s"].as_f64().unwrap() * 1e6;
-        assert!(
-            (credited_us - cpu_us).abs() <= lines + 1.0,
-            "{f}: {credited_us} µs"
-        );
-    }
+    collapsed_leaves_weigh_the_reports_cpu(path, &cpu);
     // The replay TUI over the whole recording, in cpu mode (its default) and samples mode.
     if !tmux_available() {
         return;
