@@ -9,12 +9,22 @@ Scenarios (each workload measures its own truth):
   thread_time_ns() system call between them, 3 sleepers; each function's own CPU share of the
   report's CPU (`report --mode cpu`) against the workload's thread_time over the same window.
   Run beside N busy loops (`--load`) on the machine's cores.
+- gil: tests/workloads/gil_storm.py: four CPU-bound threads on one GIL, two looping light()
+  and two heavy() (3x the work per call), each call timed with thread_time_ns: each
+  function's share against that truth, as for contention.
+- deep: tests/workloads/deep_recursion.py: CPU-bound at the bottom of a 400-deep recursion:
+  the leaf's share of the samples (truth 100 %) and the share whose stack was read whole.
+- counters: tests/workloads/counters.py (a thread that faults 4 MiB every 20 ms, one that
+  writes 8 MiB/s): hptop only (the peers do not count faults or I/O): the process's minor
+  faults and write_bytes over the window (/proc), the share hptop credits to functions, and
+  the share of that on the function that causes them.
 - torn: tests/workloads/alternate.py: one thread alternating loop>left>left_mid>left_leaf and
   loop>right>right_mid>right_leaf; the share of samples whose stack the program can never have
   (e.g. loop>left>right_mid), from hptop's JSON stacks (`--stacks`), py-spy's raw output and
   austin's collapsed output.
-hptop runs twice on contention: as users run it, and with `--blocking` (the target paused
-per sample: exact stacks), the reference its non-blocking figures are compared with.
+hptop runs twice on contention, gil and deep: as users run it, and with `--blocking` (the
+target paused per sample: exact stacks), the reference its non-blocking figures are compared
+with.
 With --peers, py-spy (`record --nonblocking`: samples of active threads) and austin 4 (`-c`:
 on-CPU samples) run on the same target one after the other, each against its own truth window
 (../shared/tools/peer-profilers.sh installs both). --pythons all runs every installed
@@ -110,26 +120,36 @@ def hptop_stacks(hptop, pid, seconds, tmp, extra):
     return stacks, report
 
 
-WORKER_FUNCTIONS = ("crunch", "blend", "worker", "is_set")
+def leaf_weights(name, hptop_functions=None, stacks=None, weight_key="cpu_s"):
+    """Weights by innermost function (last dotted part of its name): hptop's functions'
+    `weight_key`, or a peer's stacks."""
+    weights = {}
+    for f in hptop_functions or []:
+        leaf = f["name"].split(".")[-1]
+        weights[leaf] = weights.get(leaf, 0.0) + f[weight_key]
+    for frames, weight in stacks or []:
+        if frames:
+            leaf = frames[-1].split(".")[-1]
+            weights[leaf] = weights.get(leaf, 0.0) + weight
+    return weights
 
 
-def worker_shares(weights):
-    """{crunch, blend, worker} in % of the worker threads' functions (the truth's whole); the
-    loop's own time includes the Event.is_set() it calls."""
-    whole = sum(weights.get(k, 0.0) for k in WORKER_FUNCTIONS) or 1.0
-    share = {k: weights.get(k, 0.0) * 100.0 / whole for k in WORKER_FUNCTIONS}
-    return {"crunch": share["crunch"], "blend": share["blend"], "worker": share["worker"] + share["is_set"]}
+def shares(weights, parts):
+    """{part: % of the parts' whole}; `parts` maps a figure to the leaves it counts (a loop's
+    own time includes the Event.is_set() it calls)."""
+    got = {k: sum(weights.get(leaf, 0.0) for leaf in leaves) for k, leaves in parts.items()}
+    whole = sum(got.values()) or 1.0
+    return {k: v * 100.0 / whole for k, v in got.items()}
 
 
-def contention(name, hptop, python, seconds, extra):
-    """(truth, measured) on the contention workload: hptop's `report --mode cpu` (own CPU
-    seconds per function), py-spy's or austin's leaf samples, over the profiler's window."""
+def truth_run(name, hptop, python, seconds, extra, script, args, parts):
+    """(truth, measured) on a workload that writes its functions' thread time on SIGUSR1:
+    hptop's `report --mode cpu` (own CPU seconds per function), py-spy's or austin's leaf
+    samples, each against the truth over its own window."""
     with tempfile.TemporaryDirectory() as tmp:
         truth_path = os.path.join(tmp, "truth.json")
-        proc = subprocess.Popen(
-            [python, os.path.join(WORKLOADS, "contention.py"), "2", str(seconds + 30), truth_path],
-            stdout=subprocess.PIPE,
-        )
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, script)] + args(seconds + 30, truth_path),
+                                stdout=subprocess.PIPE)
         try:
             assert proc.stdout.readline().strip() == b"ready"
             time.sleep(0.5)
@@ -145,27 +165,101 @@ def contention(name, hptop, python, seconds, extra):
                 runner.wait()
                 last = truth_of(proc, truth_path)
                 with open(out_path) as f:
-                    functions = json.load(f)["processes"][0]["functions"]
-                weights = {}
-                for f in functions:
-                    leaf = f["name"].split(".")[-1]
-                    weights[leaf] = weights.get(leaf, 0.0) + f["cpu_s"]
+                    weights = leaf_weights(name, hptop_functions=json.load(f)["processes"][0]["functions"])
             else:
                 first = truth_of(proc, truth_path)
                 stacks = (py_spy_stacks if name == "py-spy" else austin_stacks)(proc.pid, seconds, tmp)
                 last = truth_of(proc, truth_path)
-                weights = {}
-                for frames, weight in stacks:
-                    if frames:
-                        leaf = frames[-1].split(".")[-1]
-                        weights[leaf] = weights.get(leaf, 0.0) + weight
+                weights = leaf_weights(name, stacks=stacks)
         finally:
             proc.kill()
             proc.wait()
     delta = {k: last[k] - first[k] for k in first}
     whole = sum(delta.values())
     truth = {k: v * 100.0 / whole for k, v in delta.items()}
-    return truth, worker_shares(weights)
+    return truth, shares(weights, parts)
+
+
+def contention(name, hptop, python, seconds, extra):
+    """The contention workload: crunch / blend / the loop making the calls."""
+    return truth_run(name, hptop, python, seconds, extra, "contention.py",
+                     lambda secs, truth: ["2", str(secs), truth],
+                     {"crunch": ["crunch"], "blend": ["blend"], "worker": ["worker", "is_set"]})
+
+
+def gil_storm(name, hptop, python, seconds, extra):
+    """The GIL storm: light / heavy / the loops timing them, four threads on one GIL."""
+    return truth_run(name, hptop, python, seconds, extra, "gil_storm.py",
+                     lambda secs, truth: [str(secs), truth],
+                     {"light": ["light"], "heavy": ["heavy"], "storm": ["storm", "is_set"]})
+
+
+def deep(name, hptop, python, seconds, extra):
+    """400-deep recursion, CPU-bound at its leaf: the leaf's share of the samples (truth:
+    all of them; a stack cut short or torn puts its sample elsewhere), and for hptop the share
+    of stacks it counted as cut short."""
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "deep_recursion.py"), "400", str(seconds + 30)],
+                                stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(0.5)
+            partial = None
+            if name.startswith("hptop"):
+                stacks, report = hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
+                partial = report["processes"][0]["partial_stacks_percent"]
+            elif name == "py-spy":
+                stacks = py_spy_stacks(proc.pid, seconds, tmp)
+            else:
+                stacks = austin_stacks(proc.pid, seconds, tmp)
+        finally:
+            proc.kill()
+            proc.wait()
+    main = [(f, w) for f, w in stacks if any(x.split(".")[-1] == "descend" for x in f) or
+            (f and f[-1].split(".")[-1] == "leaf")]
+    whole = sum(w for _, w in main) or 1
+    leaf = sum(w for f, w in main if f and f[-1].split(".")[-1] == "leaf")
+    full = sum(w for f, w in main if sum(1 for x in f if x.split(".")[-1] == "descend") >= 401)
+    return leaf * 100.0 / whole, full * 100.0 / whole, partial
+
+
+def proc_counters(pid):
+    """(minor faults, write_bytes) of the process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        minflt = int(f.read().rsplit(")", 1)[1].split()[7])
+    with open("/proc/%d/io" % pid) as f:
+        io = dict(line.split(": ") for line in f.read().splitlines())
+    return minflt, int(io["write_bytes"])
+
+
+def kernel_counters(hptop, python, seconds, extra):
+    """Faults and I/O with one known cause each (tests/workloads/counters.py: a toucher that
+    faults 4 MiB every 20 ms, a writer of 8 MiB/s): of the process's minor faults and
+    write_bytes over hptop's window (/proc, read right before and after), the share hptop
+    credits to any function, and the share of that credited to the function that causes them."""
+    with tempfile.TemporaryDirectory(dir=os.path.expanduser("~")) as tmp:
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "counters.py"), tmp, str(seconds + 30)],
+                                stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(0.5)
+            out = os.path.join(tmp, "h.json")
+            before = proc_counters(proc.pid)
+            subprocess.run([hptop, "report", "--pid", str(proc.pid), "--duration", str(seconds), "--format", "json",
+                            "-o", out] + extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            after = proc_counters(proc.pid)
+            with open(out) as f:
+                functions = json.load(f)["processes"][0]["functions"]
+        finally:
+            proc.kill()
+            proc.wait()
+    rows = []
+    for i, (key, cause) in enumerate((("minor_faults", "toucher"), ("io_bytes", "writer"))):
+        truth = after[i] - before[i]
+        credited = sum(f[key] for f in functions)
+        by_cause = sum(f[key] for f in functions if f["name"].split(".")[-1] == cause)
+        rows.append((key, truth, credited, by_cause))
+    return rows
 
 
 CHAINS = (["left", "left_mid", "left_leaf"], ["right", "right_mid", "right_leaf"])
@@ -231,7 +325,7 @@ def main():
     ap.add_argument("--load", default="0,3")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--extra", default="")
-    ap.add_argument("--scenarios", default="contention,torn")
+    ap.add_argument("--scenarios", default="contention,gil,deep,counters,torn")
     ap.add_argument("--pythons", default="default", help="default (this python3) or all")
     ap.add_argument("--peers", action="store_true")
     args = ap.parse_args()
@@ -254,6 +348,29 @@ def main():
                         err = max(abs(measured[k] - truth[k]) for k in truth)
                         cells = "  ".join("%s %.1f/%.1f" % (k, truth[k], measured[k]) for k in truth)
                         print("contention %s %s load=%d  %s  max err %.1f pts" % (version, name, load, cells, err), flush=True)
+        if "gil" in scenarios:
+            for name in profilers:
+                if name == "austin" and version.startswith("3.15"):
+                    continue
+                more = extra + (["--blocking"] if name.endswith("--blocking") else [])
+                truth, measured = gil_storm(name, args.hptop, python, args.seconds, more)
+                err = max(abs(measured[k] - truth[k]) for k in truth)
+                cells = "  ".join("%s %.1f/%.1f" % (k, truth[k], measured[k]) for k in truth)
+                print("gil %s %s  %s  max err %.1f pts" % (version, name, cells, err), flush=True)
+        if "deep" in scenarios:
+            for name in profilers:
+                if name == "austin" and version.startswith("3.15"):
+                    continue
+                more = extra + (["--blocking"] if name.endswith("--blocking") else [])
+                leaf, full, partial = deep(name, args.hptop, python, args.seconds, more)
+                cut = "" if partial is None else "  (counted as cut short %.1f%%)" % partial
+                print("deep %s %s  leaf %.1f%% of samples (truth 100), whole 401-deep stack %.1f%%%s"
+                      % (version, name, leaf, full, cut), flush=True)
+        if "counters" in scenarios:
+            for key, truth, credited, by_cause in kernel_counters(args.hptop, python, args.seconds, extra):
+                print("counters %s hptop %s: /proc %.0f, credited to functions %.1f%%, to its cause %.1f%% of that"
+                      % (version, key, truth, credited * 100.0 / (truth or 1), by_cause * 100.0 / (credited or 1)),
+                      flush=True)
         if "torn" in scenarios:
             for name in profilers:
                 if name.endswith("--blocking"):
