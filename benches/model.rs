@@ -19,6 +19,7 @@ fn tick(index: u32) -> Tick {
     let threads = (0..THREADS)
         .map(|t| ThreadTick {
             stack_read: StackRead::default(),
+            running_task: None,
             tid: 1000 + t,
             name: Some(format!("worker-{t}").into()),
             is_python: true,

@@ -13,6 +13,7 @@ pub mod sanitize;
 pub mod smaps;
 pub mod source;
 pub mod stacks;
+pub mod tasks;
 pub mod tick;
 pub mod timer;
 
@@ -555,6 +556,8 @@ struct Target {
     tids: Vec<u32>,
     /// Stacks are read with the target paused (`--blocking`).
     blocking: bool,
+    /// Slow ticks until the asyncio task list is read again.
+    tasks_in: u32,
 }
 
 impl Target {
@@ -574,6 +577,7 @@ impl Target {
             probe: OnCpuProbe::new(procfs::fd_budget() / 4),
             tids: Vec::new(),
             blocking: options.blocking,
+            tasks_in: 0,
         })
     }
 }
@@ -589,6 +593,7 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         probe,
         tids,
         blocking,
+        tasks_in,
     } = target;
     let gone = ProcessTick {
         pid,
@@ -679,14 +684,43 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     };
     // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
     let gil = stacks.gil_location();
+    let tasks = (slow && stack_error.is_none())
+        .then(|| read_tasks(stacks, tasks_in))
+        .flatten();
+    let mut threads = join_threads(tids, counters, python, gil);
+    mark_running_tasks(&mut threads, &stacks.running_tasks());
     ProcessTick {
         pid,
         counters: process.as_ref().map(|p| p.counters),
         memory: process.and_then(|p| p.memory),
-        threads: join_threads(tids, counters, python, gil),
+        threads,
         stack_error,
         exited: false,
         gil_switches: stacks.gil_switches(gil),
+        tasks,
+    }
+}
+
+/// The asyncio task list on one slow tick in [`tasks::TASKS_EVERY_SLOW_TICKS`] (about once
+/// a second); each loop thread's running task is read at every tick.
+fn read_tasks(
+    stacks: &mut StackReader,
+    tasks_in: &mut u32,
+) -> Option<std::sync::Arc<[tick::TaskTick]>> {
+    *tasks_in = tasks_in.saturating_sub(1);
+    if *tasks_in > 0 {
+        return None;
+    }
+    *tasks_in = tasks::TASKS_EVERY_SLOW_TICKS;
+    stacks.tasks()
+}
+
+/// Sets each thread's running task from `running` ((OS tid, task id) pairs).
+fn mark_running_tasks(threads: &mut [ThreadTick], running: &[(u32, u64)]) {
+    for &(tid, task) in running {
+        if let Some(t) = threads.iter_mut().find(|t| t.tid == tid) {
+            t.running_task = Some(task);
+        }
     }
 }
 
@@ -734,6 +768,7 @@ fn join_threads(
             frames: py.frames,
             counters: None,
             stack_read: py.read,
+            running_task: None,
         };
         match slot {
             Some(thread) => {

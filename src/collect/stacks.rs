@@ -185,6 +185,21 @@ impl StackReader {
         self.spy.process.copy_struct::<u64>(address).ok()
     }
 
+    /// The asyncio task list (Python 3.14+, once the target imported asyncio).
+    pub fn tasks(&mut self) -> Option<Arc<[super::tick::TaskTick]>> {
+        super::tasks::convert(self.spy.asyncio_tasks())
+    }
+
+    /// The task each event-loop thread runs now: (OS tid, task id).
+    pub fn running_tasks(&self) -> Vec<(u32, u64)> {
+        self.spy
+            .asyncio_running_tasks()
+            .into_iter()
+            .filter(|&(_, task)| task != 0)
+            .filter_map(|(tid, task)| Some((u32::try_from(tid).ok()?, task as u64)))
+            .collect()
+    }
+
     /// The interpreter's version, e.g. `3.11.7`.
     pub fn version(&self) -> String {
         self.spy.version.to_string()

@@ -39,6 +39,28 @@ pub struct ProcessTick {
     pub exited: bool,
     /// The GIL's `switch_number` (cumulative hand-offs), where the GIL state is located.
     pub gil_switches: Option<u64>,
+    /// The asyncio tasks, on the ticks the list was read (about once a second, Python 3.14+
+    /// after the target imported asyncio).
+    pub tasks: Option<Arc<[TaskTick]>>,
+}
+
+/// One asyncio task as listed (see py-spy patch 21).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTick {
+    /// The task object's address, as `python -m asyncio ps` prints it.
+    pub id: u64,
+    /// `Task.get_name()`, sanitised.
+    pub name: Arc<str>,
+    /// OS thread id of its event loop's thread (`None`: that thread exited).
+    pub tid: Option<u32>,
+    /// Its thread ran it when the list was read.
+    pub running: bool,
+    /// Its coroutine finished; the task is still listed.
+    pub done: bool,
+    /// Where it is: its coroutine chain down to what it awaits, outermost first.
+    pub frames: Vec<Frame>,
+    /// Ids of the tasks and futures awaiting it.
+    pub awaited_by: Vec<u64>,
 }
 
 /// Cumulative whole-process counters from `/proc/PID/stat` and `/proc/PID/io`.
@@ -282,6 +304,8 @@ pub struct ThreadTick {
     pub counters: Option<ThreadCounters>,
     /// How its stack read went (Python threads).
     pub stack_read: StackRead,
+    /// The asyncio task this thread's event loop runs at this tick (its id), if any.
+    pub running_task: Option<u64>,
 }
 
 /// How one thread's stack read went: a walk that raced with the thread (its frames were not

@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use super::functions::Counts;
 use super::functions::Credited;
 use super::snapshot::{
-    FunctionRow, LineRow, Mode, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler, WorkerRow,
+    FunctionRow, LineRow, Mode, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler, TaskRow,
+    WorkerRow,
 };
+use super::tasks::TaskFigures;
 use super::{sort_functions, Session, SessionMeta, Shares};
 use crate::collect::tick::Tick;
 
@@ -311,6 +313,14 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         partial_stacks_percent: weighted(|p| p.partial_stacks_percent),
         stacks_reread: sum(|p| p.stacks_reread),
         stacks_dropped: sum(|p| p.stacks_dropped),
+        tasks: merged_tasks(procs),
+        tasks_finished: procs
+            .iter()
+            .fold((0, TaskFigures::default()), |(n, mut f), p| {
+                f.samples += p.tasks_finished.1.samples;
+                f.cpu_s += p.tasks_finished.1.cpu_s;
+                (n + p.tasks_finished.0, f)
+            }),
         skipped_ticks: sum(|p| p.skipped_ticks),
         rate_hz: first.rate_hz,
         counted_samples: counted,
@@ -428,6 +438,21 @@ fn merged_functions(
 
 fn add(into: &mut Credited, other: &Credited) {
     into.add_scaled(other, 1.0);
+}
+
+/// Every process's tasks, hottest first; `None` when no process listed any.
+fn merged_tasks(procs: &[ProcessSnapshot]) -> Option<Vec<TaskRow>> {
+    let mut all: Option<Vec<TaskRow>> = None;
+    for p in procs {
+        if let Some(tasks) = &p.tasks {
+            all.get_or_insert_with(Vec::new)
+                .extend(tasks.iter().cloned());
+        }
+    }
+    if let Some(all) = all.as_mut() {
+        all.sort_by(|a, b| b.figures.cpu_s.total_cmp(&a.figures.cpu_s));
+    }
+    all
 }
 
 #[cfg(test)]

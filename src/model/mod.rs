@@ -7,6 +7,7 @@ pub mod family;
 pub mod functions;
 pub mod memory;
 pub mod snapshot;
+pub mod tasks;
 pub mod threads;
 pub mod timeline;
 pub mod verdict;
@@ -46,6 +47,7 @@ pub struct Session {
     meta: SessionMeta,
     functions: FunctionTable,
     threads: ThreadTable,
+    tasks: tasks::TaskTable,
     timeline: Timeline,
     /// Time of the first and the latest tick.
     ticks_at: Option<(Duration, Duration)>,
@@ -102,6 +104,7 @@ impl Session {
         let summary = self
             .threads
             .ingest(&p.threads, stacks_ok, tick.resumed, &mut self.functions);
+        self.tasks.ingest(&p.threads, p.tasks.as_ref());
         let gil_held = summary.gil_held;
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         self.gil_wanted_ticks += u64::from(stacks_ok && summary.gil_wanted);
@@ -408,6 +411,34 @@ impl Session {
         self.snapshot_settled(query)
     }
 
+    /// The tasks of the latest list with their figures, hottest first (CPU, then samples).
+    fn task_rows(&self) -> Option<Vec<snapshot::TaskRow>> {
+        let listed = self.tasks.listed()?;
+        let mut rows: Vec<snapshot::TaskRow> = listed
+            .iter()
+            .map(|t| snapshot::TaskRow {
+                id: t.id,
+                name: t.name.to_string(),
+                state: match (t.done, t.running) {
+                    (true, _) => "done",
+                    (false, true) => "running",
+                    (false, false) => "waiting",
+                },
+                tid: t.tid,
+                frames: t.frames.clone(),
+                awaited_by: t.awaited_by.clone(),
+                figures: self.tasks.figures(t.id),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            b.figures
+                .cpu_s
+                .total_cmp(&a.figures.cpu_s)
+                .then(b.figures.samples.cmp(&a.figures.samples))
+        });
+        Some(rows)
+    }
+
     /// [`Self::snapshot`] of a session with nothing held back.
     fn snapshot_settled(&self, query: &SnapshotQuery) -> ProcessSnapshot {
         let duration_s = self.duration_s();
@@ -490,6 +521,8 @@ impl Session {
             },
             memory,
             timeline,
+            tasks: self.task_rows(),
+            tasks_finished: self.tasks.not_listed(),
         };
         snapshot.verdict = verdict::gil(&snapshot);
         snapshot.gil_mean_hold_ms = snapshot

@@ -176,6 +176,11 @@ pub struct ProcessSnapshot {
     pub functions: Vec<FunctionRow>,
     /// Whole stacks, when the query asks for them.
     pub stacks: Vec<StackRow>,
+    /// asyncio tasks as last listed, hottest first; `None` when no task list was read
+    /// (Python before 3.14, or a program that never imported asyncio).
+    pub tasks: Option<Vec<TaskRow>>,
+    /// Tasks no longer listed (finished): how many, and their figures.
+    pub tasks_finished: (u64, crate::model::tasks::TaskFigures),
     /// Per-second history, oldest first.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -420,4 +425,22 @@ pub struct CallRow {
     pub file: String,
     /// Counted thread-samples with this call on the stack.
     pub samples: u64,
+}
+
+/// One asyncio task: where it is, and its figures over the window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskRow {
+    /// The task object's address (as `python -m asyncio ps` prints it).
+    pub id: u64,
+    pub name: String,
+    /// `running` (its thread ran it when listed), `waiting`, or `done`.
+    pub state: &'static str,
+    /// OS thread id of its event loop (`None`: that thread exited).
+    pub tid: Option<u32>,
+    /// Its coroutine chain, outermost first, down to what it awaits.
+    pub frames: Vec<Frame>,
+    /// Ids of the tasks and futures awaiting it.
+    pub awaited_by: Vec<u64>,
+    /// Ticks at which its thread ran it, and the CPU of the intervals they began.
+    pub figures: crate::model::tasks::TaskFigures,
 }

@@ -703,6 +703,7 @@ impl Decoder {
                 stack_error,
                 exited: flags & PROC_EXITED != 0,
                 gil_switches,
+                tasks: None,
             },
         })
     }
@@ -763,6 +764,8 @@ impl Decoder {
             frames,
             counters,
             stack_read,
+            // Recordings do not carry asyncio tasks yet (issue 24).
+            running_task: None,
         })
     }
 }
@@ -1035,6 +1038,8 @@ pub(crate) mod tests {
                         rereads: u8::from(k == 0 && i % 4 == 1) * 3,
                         dropped: k == 0 && i % 9 == 5,
                     },
+                    // Not recorded yet (issue 24).
+                    running_task: None,
                 })
                 .collect();
             batch.push(Tick {
@@ -1044,6 +1049,7 @@ pub(crate) mod tests {
                 resumed: i == 4,
                 process: ProcessTick {
                     pid: 40,
+                    tasks: None,
                     counters: slow.then_some(ProcCounters {
                         cpu_ticks: i64_,
                         minor_faults: i64_ * 2,

@@ -165,6 +165,12 @@ pub struct Process {
     /// Whole stacks with their samples and credited counters, with `--stacks` (added).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stacks: Option<Vec<Stack>>,
+    /// asyncio tasks as last listed (Python 3.14+; absent when no task list was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<super::tasks::TaskJson>>,
+    /// Tasks no longer listed, with their figures (beside `tasks`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tasks_finished: Option<super::tasks::TasksFinishedJson>,
 }
 
 /// One whole stack of one thread (`--stacks`): what collapsed and flame graph outputs are
@@ -378,6 +384,8 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
                 })
                 .collect()
         }),
+        tasks: super::tasks::json(p),
+        tasks_finished: super::tasks::finished_json(p),
     }
 }
 

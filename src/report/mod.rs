@@ -6,6 +6,7 @@ pub mod pprof;
 pub mod ps;
 pub mod slices;
 pub mod stacks;
+pub mod tasks;
 pub mod text;
 
 /// Output format of `report`, `dump` and `ps`.

@@ -161,6 +161,7 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     render_memory(out, p);
     render_threads(out, p);
     render_functions(out, p, header);
+    super::tasks::render_text(out, p);
     render_counters(out, p);
 }
 

@@ -313,3 +313,26 @@ pub fn credited_sum(p: &serde_json::Value, key: &str) -> f64 {
         .map(|f| f64_of(&f[key]))
         .sum()
 }
+
+/// A workload's own truth (cumulative thread CPU ns of what it measures), asked for with
+/// SIGUSR1 and read from the JSON file it writes (tests/workloads/contention.py,
+/// `async_tasks.py`).
+pub fn workload_truth(pid: u32, path: &std::path::Path) -> serde_json::Value {
+    let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
+        nix::sys::signal::Signal::SIGUSR1,
+    )
+    .unwrap();
+    for _ in 0..500 {
+        let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if now.is_some() && now != before {
+            if let Ok(v) = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default())
+            {
+                return v;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the workload did not write its truth");
+}

@@ -189,28 +189,6 @@ fn cpu_mode_shares_match_the_kernels_on_cpu_time_under_load() {
     );
 }
 
-/// The contention workload's own truth (each function's thread CPU ns, cumulative), asked
-/// for with SIGUSR1 (see tests/workloads/contention.py).
-fn contention_truth(pid: u32, path: &std::path::Path) -> serde_json::Value {
-    let before = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()),
-        nix::sys::signal::Signal::SIGUSR1,
-    )
-    .unwrap();
-    for _ in 0..500 {
-        let now = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if now.is_some() && now != before {
-            if let Ok(v) = serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default())
-            {
-                return v;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("the workload did not write its truth");
-}
-
 /// Issue 23: threads that make a system call between their functions (`thread_time_ns()`,
 /// where an overloaded kernel preempts them) are seen waiting there for a CPU. `--mode cpu`
 /// must credit CPU where it runs, not where threads wait: each function's share against the
@@ -229,7 +207,7 @@ fn cpu_does_not_drift_toward_system_call_sites_under_contention() {
         let pid = workload.pid();
         let _load = Load::loops(loops);
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let first = contention_truth(pid, &truth_path);
+        let first = crate::common::workload_truth(pid, &truth_path);
         // 200 Hz: beside busy loops a thread is seen on a CPU at few ticks (hptop's own
         // wake-up preempts it on its CPU), and the figures are a sample of those.
         let report = report_json(&[
@@ -242,7 +220,7 @@ fn cpu_does_not_drift_toward_system_call_sites_under_contention() {
             "--mode",
             "cpu",
         ]);
-        let last = contention_truth(pid, &truth_path);
+        let last = crate::common::workload_truth(pid, &truth_path);
         let spent = |k: &str| f64_of(&last[k]) - f64_of(&first[k]);
         let all = spent("crunch") + spent("blend") + spent("worker");
         let truth = |k: &str| spent(k) * 100.0 / all;

@@ -5,6 +5,7 @@
     clippy::unwrap_used,
     reason = "test helpers outside #[test] fns: a failed unwrap is a failed test"
 )]
+mod asyncio;
 mod bounded;
 mod common;
 mod container;

@@ -29,6 +29,8 @@ extern crate anyhow;
 #[macro_use]
 extern crate log;
 
+// hptop patch 21: asyncio tasks (3.14+).
+mod asyncio_tasks;
 pub mod binary_parser;
 pub mod config;
 #[cfg(all(target_os = "linux", feature = "cli"))]
@@ -51,6 +53,7 @@ pub mod timer;
 mod utils;
 mod version;
 
+pub use asyncio_tasks::{AsyncTask, AsyncioTasks, TaskFrame};
 pub use config::Config;
 pub use python_spy::PythonSpy;
 pub use remoteprocess::Pid;

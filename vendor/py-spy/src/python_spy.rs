@@ -44,6 +44,8 @@ pub struct PythonSpy {
     pub dockerized: bool,
     /// hptop patch: what was decoded of code objects (see `CodeCache`).
     pub code_cache: CodeCache,
+    /// hptop patch 21: where the target's asyncio task lists are (see `asyncio_tasks`).
+    asyncio: crate::asyncio_tasks::AsyncioReader,
     /// hptop patch: Python thread ids whose frames the next `get_stack_traces` does not read
     /// (returned empty): the caller vouches that they have not changed.
     pub unchanged_threads: HashSet<u64>,
@@ -127,6 +129,7 @@ impl PythonSpy {
             prefetch_buf: Vec::new(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::of_process(pid),
+            asyncio: Default::default(),
             unchanged_threads: HashSet::default(),
             reuse_repeated_stacks: false,
             frame_keys: false,
@@ -239,6 +242,34 @@ impl PythonSpy {
     }
 
     // implementation of get_stack_traces, where we have a type for the InterpreterState
+    /// hptop patch 21: the target's asyncio tasks (3.14+), read through the offsets the
+    /// interpreter and its `_asyncio` module publish; `None` on older Pythons or before the
+    /// target imports asyncio (looked for again every few calls).
+    pub fn asyncio_tasks(&mut self) -> Result<Option<crate::AsyncioTasks>, Error> {
+        let interpreter = self.addresses.interpreter_address;
+        match self.version {
+            Version { major: 3, minor: 14, .. } => self.asyncio.read::<v3_14_0::_is, _>(
+                self.pid,
+                &self.process,
+                interpreter,
+                14,
+            ),
+            Version { major: 3, minor: 15, .. } => self.asyncio.read::<v3_15_0::_is, _>(
+                self.pid,
+                &self.process,
+                interpreter,
+                15,
+            ),
+            _ => Ok(None),
+        }
+    }
+
+    /// hptop patch 21: the asyncio task each event-loop thread runs now, by OS thread id
+    /// (threads that ran a loop at the last [`Self::asyncio_tasks`]); 0: none.
+    pub fn asyncio_running_tasks(&self) -> Vec<(u64, usize)> {
+        self.asyncio.running(&self.process)
+    }
+
     fn _get_stack_traces<I: InterpreterState>(&mut self) -> Result<Vec<StackTrace>, Error> {
         // Query the OS to get if each thread in the process is running or not
         let mut thread_activity = HashMap::default();

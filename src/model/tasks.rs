@@ -1,0 +1,117 @@
+//! Per-task figures of asyncio programs (Python 3.14+): which task each event-loop thread ran
+//! at each tick, and the task list read about once a second (see `collect::tasks`).
+//!
+//! A task's `samples` are the ticks at which its thread ran it; its `cpu_s` is its thread's
+//! on-CPU time (schedstat run time) over each interval that began with the task running:
+//! the same rule that credits a thread's CPU to the stack seen at an interval's start.
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::collect::tick::{TaskTick, ThreadTick};
+
+/// Tasks with figures kept at most; past it, tasks no longer listed are folded into
+/// [`TaskTable::finished`] (totals stay exact).
+const TASKS_KEPT: usize = 4096;
+
+/// What one task accumulated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFigures {
+    /// Ticks at which its thread ran it.
+    pub samples: u64,
+    /// CPU seconds of the intervals that began with it running.
+    pub cpu_s: f64,
+}
+
+impl TaskFigures {
+    fn add(&mut self, other: &Self) {
+        self.samples += other.samples;
+        self.cpu_s += other.cpu_s;
+    }
+}
+
+/// Per-task figures over a session.
+#[derive(Debug, Clone, Default)]
+pub struct TaskTable {
+    /// The latest task list read, if one was.
+    listed: Option<Arc<[TaskTick]>>,
+    figures: HashMap<u64, TaskFigures>,
+    /// Tasks folded away (no longer listed, past [`TASKS_KEPT`]): how many and their sums.
+    finished: (u64, TaskFigures),
+    /// Per thread: its run time at the last tick it ran a task, and that task.
+    open: HashMap<u32, (u64, u64)>,
+}
+
+impl TaskTable {
+    /// Folds one tick in: its task list, if read, and each thread's running task.
+    pub fn ingest(&mut self, threads: &[ThreadTick], tasks: Option<&Arc<[TaskTick]>>) {
+        if let Some(list) = tasks {
+            self.listed = Some(Arc::clone(list));
+        }
+        for t in threads {
+            let run_ns = t.counters.and_then(|c| c.run_ns);
+            if let Some(now) = run_ns {
+                if let Some((before, task)) = self.open.remove(&t.tid) {
+                    self.figures.entry(task).or_default().cpu_s +=
+                        now.saturating_sub(before) as f64 / 1e9;
+                }
+            }
+            if let Some(task) = t.running_task {
+                self.figures.entry(task).or_default().samples += 1;
+                if let Some(now) = run_ns {
+                    self.open.insert(t.tid, (now, task));
+                }
+            }
+        }
+        if self.figures.len() > TASKS_KEPT {
+            self.fold_unlisted();
+        }
+    }
+
+    /// Folds the figures of tasks no longer listed into [`Self::finished`].
+    fn fold_unlisted(&mut self) {
+        let listed: rustc_hash::FxHashSet<u64> = self
+            .listed
+            .iter()
+            .flat_map(|l| l.iter().map(|t| t.id))
+            .collect();
+        let open: rustc_hash::FxHashSet<u64> = self.open.values().map(|&(_, t)| t).collect();
+        let finished = &mut self.finished;
+        self.figures.retain(|id, f| {
+            let keep = listed.contains(id) || open.contains(id);
+            if !keep {
+                finished.0 += 1;
+                finished.1.add(f);
+            }
+            keep
+        });
+    }
+
+    /// The latest list read, if any (`None`: no task list was ever read).
+    pub fn listed(&self) -> Option<&Arc<[TaskTick]>> {
+        self.listed.as_ref()
+    }
+
+    /// A task's figures (zero if it never ran at a tick).
+    pub fn figures(&self, id: u64) -> TaskFigures {
+        self.figures.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// The figures of every task not in the latest list (finished, or folded away), and
+    /// how many they are.
+    pub fn not_listed(&self) -> (u64, TaskFigures) {
+        let listed: rustc_hash::FxHashSet<u64> = self
+            .listed
+            .iter()
+            .flat_map(|l| l.iter().map(|t| t.id))
+            .collect();
+        let mut out = self.finished.clone();
+        for (id, f) in &self.figures {
+            if !listed.contains(id) {
+                out.0 += 1;
+                out.1.add(f);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,124 @@
+//! asyncio tasks (issue 24): what hptop lists against the interpreter's own reader
+//! (`python -m asyncio ps`, 3.14+) of the same process, and per-task CPU against the
+//! workload's own thread time.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::common::{all_pythons, process, report_json, workload_truth, Workload};
+
+/// `asyncio ps` rows of `pid`: task name -> (task id, awaiter id). Names in the workload are
+/// single words.
+fn asyncio_ps(python: &std::path::Path, pid: u32) -> HashMap<String, (String, String)> {
+    let out = Command::new(python)
+        .args(["-m", "asyncio", "ps", &pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip_while(|l| !l.starts_with("----"))
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let (id, name, awaiter) = (cols.get(1)?, cols.get(2)?, cols.last()?);
+            Some((
+                (*name).to_owned(),
+                ((*id).to_owned(), (*awaiter).to_owned()),
+            ))
+        })
+        .collect()
+}
+
+fn task<'a>(tasks: &'a [Value], name: &str) -> &'a Value {
+    tasks
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name}: {tasks:?}"))
+}
+
+/// On 3.14 and 3.15: the same tasks as the interpreter's own listing (names, ids, who
+/// awaits whom), a waiting task's await point, and two tasks running one coroutine function
+/// (1 and 3 units of work per step) told apart, each task's CPU within 5 points of its
+/// thread time. Older Pythons have no task list: no `tasks` in the report.
+#[test]
+fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
+    let dir = std::env::temp_dir().join(format!("hptop-asyncio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tested = 0;
+    for python in all_pythons() {
+        let newer = python.minor().is_some_and(|m| m >= 14);
+        if !newer && python.minor() != Some(13) {
+            continue;
+        }
+        let truth_path = dir.join(format!("truth-{}.json", python.label));
+        let truth_arg = truth_path.to_string_lossy().into_owned();
+        let workload = Workload::start(&python, "async_tasks.py", &["60", &truth_arg]);
+        let pid = workload.pid();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let first = workload_truth(pid, &truth_path);
+        let report = report_json(&["--pid", &pid.to_string(), "--duration", "3"]);
+        let last = workload_truth(pid, &truth_path);
+        let p = process(&report);
+        if !newer {
+            assert!(p.get("tasks").is_none(), "{}: {p}", python.label);
+            continue;
+        }
+        tested += 1;
+        let tasks = p["tasks"].as_array().unwrap();
+        let ps = asyncio_ps(&python.path, pid);
+        let names = |it: &mut dyn Iterator<Item = String>| {
+            let mut v: Vec<String> = it.collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            names(&mut tasks.iter().map(|t| t["name"].as_str().unwrap().to_owned())),
+            names(&mut ps.keys().cloned()),
+            "{}",
+            python.label
+        );
+        for t in tasks {
+            let (id, _) = &ps[t["name"].as_str().unwrap()];
+            assert_eq!(t["id"].as_str().unwrap(), id, "{}: {t}", python.label);
+            assert_eq!(t["thread"].as_u64(), Some(u64::from(pid)), "{t}");
+        }
+        let fan_out = task(tasks, "fan-out")["id"].clone();
+        for worker in ["worker-a", "worker-b"] {
+            assert_eq!(
+                task(tasks, worker)["awaited_by"],
+                serde_json::json!([fan_out])
+            );
+            assert_eq!(ps[worker].1, fan_out.as_str().unwrap(), "{}", python.label);
+        }
+        let waiter = task(tasks, "waiter")["frames"].as_array().unwrap().clone();
+        let chain: Vec<&str> = waiter.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(chain, ["wait_forever", "Event.wait"], "{}", python.label);
+        assert_eq!(task(tasks, "waiter")["state"], "waiting");
+        // Per-task CPU: worker-b's share of the two workers' CPU against thread time.
+        let spent = |k: &str| last[k].as_f64().unwrap() - first[k].as_f64().unwrap();
+        let truth_b = spent("worker-b") * 100.0 / (spent("worker-a") + spent("worker-b"));
+        let cpu = |k: &str| task(tasks, k)["cpu_s"].as_f64().unwrap();
+        let b = cpu("worker-b") * 100.0 / (cpu("worker-a") + cpu("worker-b"));
+        eprintln!(
+            "{}: worker-b {b:.1}% of the workers' CPU (truth {truth_b:.1}%)",
+            python.label
+        );
+        assert!(
+            (b - truth_b).abs() <= 5.0,
+            "{}: {b} vs {truth_b}",
+            python.label
+        );
+        assert!(task(tasks, "waiter")["samples"].as_u64() == Some(0));
+    }
+    if tested == 0 {
+        eprintln!("skipped: no Python 3.14+ (../shared/tools/newer-pythons.sh installs them)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

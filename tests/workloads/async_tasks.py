@@ -1,0 +1,74 @@
+"""Workload: an asyncio service on one event-loop thread. Tasks (names are asyncio's):
+- `main` (Task-1) runs a TaskGroup `fan-out` that starts `worker-a` and `worker-b`, both
+  running the coroutine function `crunch_loop`: worker-a does 1 unit of pure-Python work per
+  step, worker-b 3 units, each step then yields (`await asyncio.sleep(0)`). Each step is timed
+  with time.thread_time_ns, so each task's CPU is known exactly.
+- `waiter` waits on an asyncio.Event that is never set (await point: Event.wait);
+- `flusher` sleeps 50 ms in a loop (await point: sleep, in flush_loop).
+Usage: async_tasks.py SECONDS [TRUTH_FILE]
+On SIGUSR1 the loop writes each worker task's cumulative thread CPU ns to TRUTH_FILE as JSON:
+{"worker-a": ns, "worker-b": ns}."""
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+
+SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 60
+TRUTH = sys.argv[2] if len(sys.argv) > 2 else None
+spent = {"worker-a": 0, "worker-b": 0}
+
+
+def work(units):
+    x = 0
+    for _ in range(units):
+        for i in range(2000):
+            x += i * i
+    return x
+
+
+async def crunch_loop(name, units):
+    t = time.thread_time_ns
+    while True:
+        a = t()
+        work(units)
+        spent[name] += t() - a
+        await asyncio.sleep(0)
+
+
+async def flush_loop():
+    while True:
+        await asyncio.sleep(0.05)
+
+
+async def wait_forever(event):
+    await event.wait()
+
+
+def write_truth():
+    with open(TRUTH + ".tmp", "w") as f:
+        json.dump(spent, f)
+    os.replace(TRUTH + ".tmp", TRUTH)
+
+
+async def fan_out():
+    async with asyncio.TaskGroup() as group:
+        group.create_task(crunch_loop("worker-a", 1), name="worker-a")
+        group.create_task(crunch_loop("worker-b", 3), name="worker-b")
+
+
+async def main():
+    if TRUTH:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, write_truth)
+    event = asyncio.Event()
+    waiter = asyncio.create_task(wait_forever(event), name="waiter")
+    flusher = asyncio.create_task(flush_loop(), name="flusher")
+    fan = asyncio.create_task(fan_out(), name="fan-out")
+    print("ready", flush=True)
+    await asyncio.sleep(SECONDS)
+    for task in (waiter, flusher, fan):
+        task.cancel()
+
+
+asyncio.run(main())

@@ -1,0 +1,548 @@
+//! hptop patch 21: the asyncio tasks of a CPython 3.14+ target, read from outside as
+//! `python -m asyncio ps` reads them (Lib/asyncio/tools.py over `_remote_debugging`).
+//!
+//! The interpreter publishes its layout in `_Py_DebugOffsets` (section `.PyRuntime`) and the
+//! `_asyncio` module the layout of its task objects and of the per-thread task lists in
+//! `_Py_AsyncioModuleDebugOffsets` (section `.AsyncioDebug` of the module's shared library,
+//! or of the interpreter when the module is built in; absent until asyncio is imported).
+//! Every field is read through those offsets, so patch releases that move fields are read as
+//! published. Tasks come and go while they are read: a task that does not read soundly (a
+//! name that is neither a string nor an int, a list that does not close) is left out, never
+//! shown wrong.
+use std::collections::HashSet;
+
+use anyhow::{format_err, Context, Error, Result};
+use remoteprocess::{Pid, ProcessMemory};
+
+use crate::python_data_access::{copy_bytes, copy_string};
+use crate::python_interpreters::{CodeObject, FrameObject, InterpreterState, ThreadState};
+
+/// One asyncio task as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsyncTask {
+    /// The task object's address: its id, as `asyncio ps` prints it.
+    pub id: usize,
+    /// `Task.get_name()`: its name, or `Task-N` for an unnamed task.
+    pub name: String,
+    /// The OS thread id of the thread whose list holds it (its loop's thread); `None` for a
+    /// task of a thread that exited.
+    pub native_thread_id: Option<u64>,
+    /// The thread runs this task right now (`asyncio_running_task`).
+    pub running: bool,
+    /// The task finished (its coroutine completed or was cleared) but is still listed.
+    pub done: bool,
+    /// Where the task is: its coroutine chain down to what it awaits, innermost first (as
+    /// `asyncio ps`'s `sleep -> main`).
+    pub frames: Vec<TaskFrame>,
+    /// Ids of the tasks (or futures) that await this one.
+    pub awaited_by: Vec<usize>,
+}
+
+/// One frame of a task's coroutine chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFrame {
+    /// Qualified function name (`co_qualname`).
+    pub name: String,
+    pub filename: String,
+    /// Line being executed (the await point of a suspended coroutine).
+    pub line: i32,
+}
+
+/// Tasks of the target at one instant, with the running task of each loop thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AsyncioTasks {
+    pub tasks: Vec<AsyncTask>,
+}
+
+/// `_Py_AsyncioModuleDebugOffsets` (Modules/_asynciomodule.c, 3.14 and 3.15: 13 words).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct AsyncioOffsets {
+    task_size: u64,
+    task_name: u64,
+    task_awaited_by: u64,
+    task_is_task: u64,
+    task_awaited_by_is_set: u64,
+    task_coro: u64,
+    task_node: u64,
+    interp_size: u64,
+    interp_tasks_head: u64,
+    thread_size: u64,
+    thread_running_loop: u64,
+    thread_running_task: u64,
+    thread_tasks_head: u64,
+}
+
+impl AsyncioOffsets {
+    fn from_words(w: [u64; 13]) -> Option<Self> {
+        let offsets = Self {
+            task_size: w[0],
+            task_name: w[1],
+            task_awaited_by: w[2],
+            task_is_task: w[3],
+            task_awaited_by_is_set: w[4],
+            task_coro: w[5],
+            task_node: w[6],
+            interp_size: w[7],
+            interp_tasks_head: w[8],
+            thread_size: w[9],
+            thread_running_loop: w[10],
+            thread_running_task: w[11],
+            thread_tasks_head: w[12],
+        };
+        // Garbage (a section read from the wrong place) fails these.
+        let task_fields = [w[1], w[2], w[3], w[4], w[5], w[6]];
+        let sound = offsets.task_size > 0
+            && offsets.task_size < 4096
+            && task_fields.iter().all(|&f| f < offsets.task_size)
+            && offsets.thread_size > 0
+            && offsets.thread_size < 1 << 16
+            && [w[10], w[11], w[12]].iter().all(|&f| f < offsets.thread_size)
+            && offsets.interp_tasks_head < offsets.interp_size.max(1 << 20);
+        sound.then_some(offsets)
+    }
+}
+
+/// The parts of `_Py_DebugOffsets` the walk needs (version-neutral).
+#[derive(Debug, Clone, Copy, Default)]
+struct Layout {
+    gi_iframe: usize,
+    gi_frame_state: usize,
+    frame_stackpointer: usize,
+    ob_type: usize,
+    tp_name: usize,
+    set_used: usize,
+    set_table: usize,
+    set_mask: usize,
+    lv_tag: usize,
+    ob_digit: usize,
+    native_thread_id: usize,
+    next_thread: usize,
+    threads_head: usize,
+    /// `gi_frame_state` of a coroutine suspended in `await` (3.14: -1, 3.15: 2) and of one
+    /// cleared (3.14: 4, 3.15: 5): Include/internal/pycore_frame.h, renumbered in 3.15.
+    suspended_yield_from: i8,
+    cleared: i8,
+    /// Slots below the saved stack top where the awaited object sits (3.14: 1; 3.15: 2,
+    /// as `SEND` takes a NULL above the receiver).
+    awaited_slot: usize,
+}
+
+/// Most tasks read per list (a list longer than this is read up to here).
+const MAX_TASKS: usize = 100_000;
+/// Most coroutines followed down one task's await chain.
+const MAX_CHAIN: usize = 64;
+/// Low bits of a `_PyStackRef` that tag it (deferred references).
+const STACKREF_TAG: usize = 0b11;
+
+/// Where the asyncio debug offsets of a target were found, once they were.
+#[derive(Debug, Default)]
+pub(crate) struct AsyncioReader {
+    located: Option<(AsyncioOffsets, Layout)>,
+    /// (thread state, OS thread id) of the threads that ran an event loop at the last read.
+    loop_threads: Vec<(usize, u64)>,
+    /// Samples left before looking for the module again (it appears when imported).
+    retry_in: u32,
+}
+
+impl AsyncioReader {
+    /// The tasks of process `pid`, or `None` when it has no readable task list (asyncio not
+    /// imported yet, or a Python before 3.14).
+    pub(crate) fn read<I: InterpreterState, P: ProcessMemory>(
+        &mut self,
+        pid: Pid,
+        process: &P,
+        interpreter_address: usize,
+        minor: u64,
+    ) -> Result<Option<AsyncioTasks>, Error> {
+        if self.located.is_none() {
+            if self.retry_in > 0 {
+                self.retry_in -= 1;
+                return Ok(None);
+            }
+            self.located = locate::<I, P>(pid, process, minor)?;
+            if self.located.is_none() {
+                self.retry_in = 10;
+                return Ok(None);
+            }
+        }
+        let Some((offsets, layout)) = self.located else {
+            return Ok(None);
+        };
+        let (tasks, loop_threads) = read_tasks::<I, P>(process, interpreter_address, &offsets, &layout)?;
+        self.loop_threads = loop_threads;
+        Ok(Some(tasks))
+    }
+
+    /// The task each event-loop thread (as of the last [`Self::read`]) runs right now, by OS
+    /// thread id: one pointer read per loop thread.
+    pub(crate) fn running<P: ProcessMemory>(&self, process: &P) -> Vec<(u64, usize)> {
+        let Some((offsets, _)) = self.located else {
+            return Vec::new();
+        };
+        self.loop_threads
+            .iter()
+            .filter_map(|&(tstate, native)| {
+                let task: usize = process
+                    .copy_struct(tstate + offsets.thread_running_task as usize)
+                    .ok()?;
+                Some((native, task))
+            })
+            .collect()
+    }
+}
+
+/// Finds `_Py_AsyncioModuleDebugOffsets` and `_Py_DebugOffsets` in the target's mapped files.
+fn locate<I: InterpreterState, P: ProcessMemory>(
+    pid: Pid,
+    process: &P,
+    minor: u64,
+) -> Result<Option<(AsyncioOffsets, Layout)>, Error> {
+    let maps = proc_maps::get_process_maps(pid).context("Failed to read the target's maps")?;
+    let mut files: Vec<String> = Vec::new();
+    for map in &maps {
+        if let Some(name) = map.filename().and_then(|f| f.to_str()) {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            if (base.contains("python") || base.starts_with("_asyncio"))
+                && !files.iter().any(|f| f == name)
+            {
+                files.push(name.to_owned());
+            }
+        }
+    }
+    let mut asyncio = None;
+    let mut runtime = None;
+    for file in &files {
+        for (section, address) in sections(pid, &maps, file, &[".AsyncioDebug", ".PyRuntime"]) {
+            match section {
+                0 if asyncio.is_none() => asyncio = Some(address),
+                1 if runtime.is_none() => runtime = Some(address),
+                _ => {}
+            }
+        }
+    }
+    let (Some(asyncio), Some(runtime)) = (asyncio, runtime) else {
+        return Ok(None);
+    };
+    let words: [u64; 13] = process
+        .copy_struct(asyncio)
+        .context("Failed to copy the asyncio debug offsets")?;
+    let Some(offsets) = AsyncioOffsets::from_words(words) else {
+        return Err(format_err!("the asyncio debug offsets do not read soundly"));
+    };
+    let Some(layout) = layout_of(process, runtime, minor)? else {
+        return Ok(None);
+    };
+    Ok(Some((offsets, layout)))
+}
+
+/// Runtime addresses of the ELF sections named in `wanted` (by index) in `file` as mapped in
+/// process `pid`.
+fn sections(pid: Pid, maps: &[proc_maps::MapRange], file: &str, wanted: &[&str]) -> Vec<(usize, usize)> {
+    // The target's own view of the file (a container's root), else the path as is.
+    let bytes = std::fs::read(format!("/proc/{pid}/root{file}")).or_else(|_| std::fs::read(file));
+    let Ok(bytes) = bytes else { return Vec::new() };
+    let Ok(elf) = goblin::elf::Elf::parse(&bytes) else {
+        return Vec::new();
+    };
+    // Load bias: where the first loadable segment (file offset 0) is mapped, less its address.
+    let Some(first) = elf
+        .program_headers
+        .iter()
+        .find(|h| h.p_type == goblin::elf::program_header::PT_LOAD)
+    else {
+        return Vec::new();
+    };
+    let Some(start) = maps
+        .iter()
+        .filter(|m| m.filename().and_then(|f| f.to_str()) == Some(file) && m.offset == 0)
+        .map(|m| m.start())
+        .min()
+    else {
+        return Vec::new();
+    };
+    let bias = start.wrapping_sub((first.p_vaddr as usize) & !0xfff);
+    elf.section_headers
+        .iter()
+        .filter_map(|h| {
+            let name = elf.shdr_strtab.get_at(h.sh_name)?;
+            let index = wanted.iter().position(|w| *w == name)?;
+            Some((index, bias.wrapping_add(h.sh_addr as usize)))
+        })
+        .collect()
+}
+
+/// The [`Layout`] from the `_Py_DebugOffsets` at `runtime` (checked by its cookie).
+fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Result<Option<Layout>, Error> {
+    macro_rules! layout {
+        ($py:ident, $yield_from:expr, $cleared:expr, $slot:expr) => {{
+            let o: crate::python_bindings::$py::_Py_DebugOffsets = process
+                .copy_struct(runtime)
+                .context("Failed to copy _Py_DebugOffsets")?;
+            let cookie: Vec<u8> = o.cookie.iter().map(|&c| c as u8).collect();
+            if &cookie[..] != b"xdebugpy" || o.free_threaded != 0 {
+                return Ok(None);
+            }
+            Layout {
+                gi_iframe: o.gen_object.gi_iframe as usize,
+                gi_frame_state: o.gen_object.gi_frame_state as usize,
+                frame_stackpointer: o.interpreter_frame.stackpointer as usize,
+                ob_type: o.pyobject.ob_type as usize,
+                tp_name: o.type_object.tp_name as usize,
+                set_used: o.set_object.used as usize,
+                set_table: o.set_object.table as usize,
+                set_mask: o.set_object.mask as usize,
+                lv_tag: o.long_object.lv_tag as usize,
+                ob_digit: o.long_object.ob_digit as usize,
+                native_thread_id: o.thread_state.native_thread_id as usize,
+                next_thread: o.thread_state.next as usize,
+                threads_head: o.interpreter_state.threads_head as usize,
+                suspended_yield_from: $yield_from,
+                cleared: $cleared,
+                awaited_slot: $slot,
+            }
+        }};
+    }
+    let layout = match minor {
+        14 => layout!(v3_14_0, -1, 4, 1),
+        15 => layout!(v3_15_0, 2, 5, 2),
+        _ => return Ok(None),
+    };
+    Ok(Some(layout))
+}
+
+/// Reads every task of every thread of the interpreter at `interpreter_address`, then the
+/// interpreter's list (tasks of threads that exited).
+fn read_tasks<I: InterpreterState, P: ProcessMemory>(
+    process: &P,
+    interpreter_address: usize,
+    offsets: &AsyncioOffsets,
+    layout: &Layout,
+) -> Result<(AsyncioTasks, Vec<(usize, u64)>), Error> {
+    let mut tasks = Vec::new();
+    let mut loop_threads = Vec::new();
+    let mut seen = HashSet::new();
+    let mut thread: usize = process
+        .copy_struct(interpreter_address + layout.threads_head)
+        .context("Failed to copy the interpreter's threads")?;
+    let mut threads = 0;
+    while thread != 0 && threads < 1 << 16 {
+        threads += 1;
+        let native: u64 = process.copy_struct(thread + layout.native_thread_id)?;
+        let running: usize = process.copy_struct(thread + offsets.thread_running_task as usize)?;
+        let event_loop: usize = process.copy_struct(thread + offsets.thread_running_loop as usize)?;
+        if event_loop != 0 {
+            loop_threads.push((thread, native));
+        }
+        let head = thread + offsets.thread_tasks_head as usize;
+        for task in list(process, head, offsets.task_node as usize)? {
+            if seen.insert(task) {
+                if let Some(t) = read_task::<I, P>(process, task, offsets, layout, Some(native), running) {
+                    tasks.push(t);
+                }
+            }
+        }
+        thread = process.copy_struct(thread + layout.next_thread)?;
+    }
+    let head = interpreter_address + offsets.interp_tasks_head as usize;
+    for task in list(process, head, offsets.task_node as usize)? {
+        if seen.insert(task) {
+            if let Some(t) = read_task::<I, P>(process, task, offsets, layout, None, 0) {
+                tasks.push(t);
+            }
+        }
+    }
+    Ok((AsyncioTasks { tasks }, loop_threads))
+}
+
+/// Task addresses of the intrusive list (`llist_node { next, prev }`) whose head is at
+/// `head`; each node lies `node_offset` into its task.
+fn list<P: ProcessMemory>(process: &P, head: usize, node_offset: usize) -> Result<Vec<usize>, Error> {
+    let mut out = Vec::new();
+    let mut node: usize = process.copy_struct(head)?;
+    while node != head && node != 0 && out.len() < MAX_TASKS {
+        out.push(node.wrapping_sub(node_offset));
+        node = match process.copy_struct(node) {
+            Ok(next) => next,
+            // Freed while read: what was read so far stands.
+            Err(_) => break,
+        };
+    }
+    Ok(out)
+}
+
+/// One task, or `None` if it does not read soundly.
+fn read_task<I: InterpreterState, P: ProcessMemory>(
+    process: &P,
+    task: usize,
+    offsets: &AsyncioOffsets,
+    layout: &Layout,
+    native_thread_id: Option<u64>,
+    running_task: usize,
+) -> Option<AsyncTask> {
+    let bytes = process.copy(task, offsets.task_size as usize).ok()?;
+    let word = |at: u64| -> Option<usize> {
+        let at = at as usize;
+        Some(usize::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
+    let byte = |at: u64| bytes.get(at as usize).copied();
+    if byte(offsets.task_is_task)? == 0 {
+        return None;
+    }
+    let name = object_name::<I, P>(process, word(offsets.task_name)?, layout)?;
+    let coro = word(offsets.task_coro)?;
+    let awaited_by = match word(offsets.task_awaited_by)? {
+        0 => Vec::new(),
+        by if byte(offsets.task_awaited_by_is_set)? != 0 => set_members(process, by, layout)?,
+        by => vec![by],
+    };
+    let (frames, done) = if coro == 0 {
+        (Vec::new(), true)
+    } else {
+        coroutine_chain::<I, P>(process, coro, layout)
+    };
+    Some(AsyncTask {
+        id: task,
+        name,
+        native_thread_id,
+        running: task == running_task,
+        done,
+        frames,
+        awaited_by,
+    })
+}
+
+/// A task's name: a `str`, or an `int` N (an unnamed task, named `Task-N` when asked).
+fn object_name<I: InterpreterState, P: ProcessMemory>(process: &P, object: usize, layout: &Layout) -> Option<String> {
+    if object == 0 {
+        return None;
+    }
+    let type_name = type_name(process, object, layout)?;
+    match type_name.as_str() {
+        "str" => copy_string(object as *const I::StringObject, process).ok(),
+        "int" => {
+            let tag: usize = process.copy_struct(object + layout.lv_tag).ok()?;
+            // Compact ints: sign in the low 2 bits, digit count above bit 3.
+            let digits = tag >> 3;
+            if tag & 3 == 2 || digits > 2 {
+                return None;
+            }
+            let mut value: u64 = 0;
+            for i in (0..digits).rev() {
+                let digit: u32 = process.copy_struct(object + layout.ob_digit + i * 4).ok()?;
+                value = (value << 30) | u64::from(digit);
+            }
+            Some(format!("Task-{value}"))
+        }
+        _ => None,
+    }
+}
+
+/// The `tp_name` of `object`'s type.
+fn type_name<P: ProcessMemory>(process: &P, object: usize, layout: &Layout) -> Option<String> {
+    let ty: usize = process.copy_struct(object + layout.ob_type).ok()?;
+    let name: usize = process.copy_struct(ty + layout.tp_name).ok()?;
+    let bytes = process.copy(name, 64).ok()?;
+    let end = bytes.iter().position(|&b| b == 0)?;
+    String::from_utf8(bytes[..end].to_vec()).ok()
+}
+
+/// The members of the `set` at `set` (keys of its hash table, dummies left out).
+fn set_members<P: ProcessMemory>(process: &P, set: usize, layout: &Layout) -> Option<Vec<usize>> {
+    let mask: usize = process.copy_struct(set + layout.set_mask).ok()?;
+    let used: usize = process.copy_struct(set + layout.set_used).ok()?;
+    if mask > 1 << 16 || used > mask + 1 {
+        return None;
+    }
+    let table: usize = process.copy_struct(set + layout.set_table).ok()?;
+    // setentry { key, hash }: two words.
+    let bytes = process.copy(table, (mask + 1) * 16).ok()?;
+    let mut members = Vec::new();
+    for entry in bytes.chunks_exact(16) {
+        let key = usize::from_ne_bytes(entry[..8].try_into().ok()?);
+        let hash = isize::from_ne_bytes(entry[8..].try_into().ok()?);
+        // A deleted entry keeps hash -1.
+        if hash == -1 {
+            continue;
+        }
+        // A dummy's key is the set's shared dummy object; members are tasks or futures,
+        // which have a type named like one.
+        if key != 0 && members.len() < used {
+            match type_name(process, key, layout).as_deref() {
+                Some(name) if name.contains("Task") || name.contains("Future") => members.push(key),
+                _ => {}
+            }
+        }
+    }
+    Some(members)
+}
+
+/// The frames of coroutine `coro` and of the coroutines it awaits, innermost first, and
+/// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`).
+fn coroutine_chain<I: InterpreterState, P: ProcessMemory>(
+    process: &P,
+    coro: usize,
+    layout: &Layout,
+) -> (Vec<TaskFrame>, bool) {
+    let mut chain = Vec::new();
+    let mut at = coro;
+    for depth in 0..MAX_CHAIN {
+        let Some(gen) = coro_like(process, at, layout) else { break };
+        let Ok(state) = process.copy_struct::<i8>(gen + layout.gi_frame_state) else { break };
+        if state == layout.cleared {
+            return (Vec::new(), depth == 0);
+        }
+        let frame_at = gen + layout.gi_iframe;
+        let Some(frame) = frame_of::<I, P>(process, frame_at) else { break };
+        chain.push(frame);
+        if state != layout.suspended_yield_from {
+            // Running (its frames are the thread's), or suspended at a plain `yield`.
+            break;
+        }
+        // Suspended in `await`: the awaited object is on the frame's value stack.
+        let Ok(top) = process.copy_struct::<usize>(frame_at + layout.frame_stackpointer) else { break };
+        let top = top & !STACKREF_TAG;
+        let slot = top.wrapping_sub(8 * layout.awaited_slot);
+        let Ok(awaited) = process.copy_struct::<usize>(slot) else { break };
+        at = awaited & !STACKREF_TAG;
+        if top == 0 || at == 0 {
+            break;
+        }
+    }
+    chain.reverse();
+    (chain, false)
+}
+
+/// The generator-like object behind `object` when the chain goes on through it: a
+/// coroutine, or the async generator an `asend`/`athrow` awaits; `None` for anything else (a
+/// future's iterator, a plain generator: the chain ends).
+fn coro_like<P: ProcessMemory>(process: &P, object: usize, layout: &Layout) -> Option<usize> {
+    match type_name(process, object, layout)?.as_str() {
+        "coroutine" => Some(object),
+        // `ags_gen` / `agt_gen`: the first field after the object header.
+        "async_generator_asend" | "async_generator_athrow" => {
+            let gen: usize = process.copy_struct(object + 16).ok()?;
+            Some(gen & !STACKREF_TAG).filter(|&g| g != 0)
+        }
+        "async_generator" => Some(object),
+        _ => None,
+    }
+}
+
+/// The function, file and line of the interpreter frame at `frame_at`.
+fn frame_of<I: InterpreterState, P: ProcessMemory>(process: &P, frame_at: usize) -> Option<TaskFrame> {
+    let frame: <I::ThreadState as ThreadState>::FrameObject = process.copy_struct(frame_at).ok()?;
+    let code_at = frame.code();
+    if code_at.is_null() {
+        return None;
+    }
+    let code = process.copy_pointer(code_at).ok()?;
+    let name = code
+        .qualname()
+        .and_then(|q| copy_string(q, process).ok())
+        .or_else(|| copy_string(code.name(), process).ok())?;
+    let filename = copy_string(code.filename(), process).ok()?;
+    let line = copy_bytes(code.line_table(), process)
+        .ok()
+        .map_or(0, |table| code.get_line_number(frame.lasti(), &table));
+    Some(TaskFrame { name, filename, line })
+}
