@@ -9,7 +9,7 @@
 //! published. Tasks come and go while they are read: a task that does not read soundly (a
 //! name that is neither a string nor an int, a list that does not close) is left out, never
 //! shown wrong.
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::{format_err, Context, Error, Result};
 use remoteprocess::{Pid, ProcessMemory};
@@ -142,6 +142,7 @@ pub(crate) struct AsyncioReader {
     loop_threads: Vec<(usize, u64)>,
     /// Samples left before looking for the module again (it appears when imported).
     retry_in: u32,
+    caches: Caches,
 }
 
 impl AsyncioReader {
@@ -168,7 +169,8 @@ impl AsyncioReader {
         let Some((offsets, layout)) = self.located else {
             return Ok(None);
         };
-        let (tasks, loop_threads) = read_tasks::<I, P>(process, interpreter_address, &offsets, &layout)?;
+        let (tasks, loop_threads) =
+            read_tasks::<I, P>(process, interpreter_address, &offsets, &layout, &mut self.caches)?;
         self.loop_threads = loop_threads;
         Ok(Some(tasks))
     }
@@ -310,14 +312,55 @@ fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Resul
     Ok(Some(layout))
 }
 
+/// What a list read keeps across reads: type names by type address (types outlive their
+/// objects) and what was decoded of code objects (checked against the code object's own
+/// pointers at every use, as py-spy's code cache does).
+#[derive(Debug, Default)]
+pub(crate) struct Caches {
+    types: HashMap<usize, Option<String>>,
+    codes: HashMap<usize, CachedCode>,
+}
+
+#[derive(Debug)]
+struct CachedCode {
+    /// The code object's file name, name, qualified name and line table pointers.
+    pointers: [usize; 4],
+    name: String,
+    filename: String,
+    table: Vec<u8>,
+}
+
+/// Entries each cache keeps at most (emptied when full).
+const CACHE_CAPACITY: usize = 8192;
+
+/// One read of the task lists of a process.
+struct Walk<'a, I, P> {
+    process: &'a P,
+    offsets: &'a AsyncioOffsets,
+    layout: &'a Layout,
+    caches: &'a mut Caches,
+    interpreter: std::marker::PhantomData<I>,
+}
+
 /// Reads every task of every thread of the interpreter at `interpreter_address`, then the
-/// interpreter's list (tasks of threads that exited).
+/// interpreter's list (tasks of threads that exited); also the threads that run a loop.
 fn read_tasks<I: InterpreterState, P: ProcessMemory>(
     process: &P,
     interpreter_address: usize,
     offsets: &AsyncioOffsets,
     layout: &Layout,
+    caches: &mut Caches,
 ) -> Result<(AsyncioTasks, Vec<(usize, u64)>), Error> {
+    if caches.types.len() > CACHE_CAPACITY || caches.codes.len() > CACHE_CAPACITY {
+        *caches = Caches::default();
+    }
+    let mut walk = Walk::<I, P> {
+        process,
+        offsets,
+        layout,
+        caches,
+        interpreter: std::marker::PhantomData,
+    };
     let mut tasks = Vec::new();
     let mut loop_threads = Vec::new();
     let mut seen = HashSet::new();
@@ -334,215 +377,244 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
             loop_threads.push((thread, native));
         }
         let head = thread + offsets.thread_tasks_head as usize;
-        for task in list(process, head, offsets.task_node as usize)? {
-            if seen.insert(task) {
-                if let Some(t) = read_task::<I, P>(process, task, offsets, layout, Some(native), running) {
-                    tasks.push(t);
-                }
-            }
-        }
+        walk.list(head, Some(native), running, &mut seen, &mut tasks)?;
         thread = process.copy_struct(thread + layout.next_thread)?;
     }
     let head = interpreter_address + offsets.interp_tasks_head as usize;
-    for task in list(process, head, offsets.task_node as usize)? {
-        if seen.insert(task) {
-            if let Some(t) = read_task::<I, P>(process, task, offsets, layout, None, 0) {
-                tasks.push(t);
-            }
-        }
-    }
+    walk.list(head, None, 0, &mut seen, &mut tasks)?;
     Ok((AsyncioTasks { tasks }, loop_threads))
 }
 
-/// Task addresses of the intrusive list (`llist_node { next, prev }`) whose head is at
-/// `head`; each node lies `node_offset` into its task.
-fn list<P: ProcessMemory>(process: &P, head: usize, node_offset: usize) -> Result<Vec<usize>, Error> {
-    let mut out = Vec::new();
-    let mut node: usize = process.copy_struct(head)?;
-    while node != head && node != 0 && out.len() < MAX_TASKS {
-        out.push(node.wrapping_sub(node_offset));
-        node = match process.copy_struct(node) {
-            Ok(next) => next,
+impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
+    /// The tasks of the intrusive list (`llist_node { next, prev }`) whose head is at `head`,
+    /// each node `task_node` into its task: each task's bytes are read once, its next node
+    /// taken from them.
+    fn list(
+        &mut self,
+        head: usize,
+        native_thread_id: Option<u64>,
+        running: usize,
+        seen: &mut HashSet<usize>,
+        out: &mut Vec<AsyncTask>,
+    ) -> Result<(), Error> {
+        let node_offset = self.offsets.task_node as usize;
+        let mut node: usize = self.process.copy_struct(head)?;
+        let mut visited = 0;
+        while node != head && node != 0 && visited < MAX_TASKS {
+            visited += 1;
+            let task = node.wrapping_sub(node_offset);
             // Freed while read: what was read so far stands.
-            Err(_) => break,
+            let Ok(bytes) = self.process.copy(task, self.offsets.task_size as usize) else { break };
+            let Some(next) = word(&bytes, node_offset as u64) else { break };
+            if seen.insert(task) {
+                if let Some(t) = self.task(task, &bytes, native_thread_id, running) {
+                    out.push(t);
+                }
+            }
+            node = next;
+        }
+        Ok(())
+    }
+
+    /// One task from its bytes, or `None` if it does not read soundly.
+    fn task(&mut self, task: usize, bytes: &[u8], native_thread_id: Option<u64>, running: usize) -> Option<AsyncTask> {
+        let offsets = self.offsets;
+        let byte = |at: u64| bytes.get(at as usize).copied();
+        if byte(offsets.task_is_task)? == 0 {
+            return None;
+        }
+        let name = self.object_name(word(bytes, offsets.task_name)?)?;
+        let coro = word(bytes, offsets.task_coro)?;
+        let awaited_by = match word(bytes, offsets.task_awaited_by)? {
+            0 => Vec::new(),
+            by if byte(offsets.task_awaited_by_is_set)? != 0 => self.set_members(by)?,
+            by => vec![by],
         };
+        let (frames, done) = if coro == 0 {
+            (Vec::new(), true)
+        } else {
+            self.coroutine_chain(coro)
+        };
+        Some(AsyncTask {
+            id: task,
+            name,
+            native_thread_id,
+            running: task == running,
+            done,
+            frames,
+            awaited_by,
+        })
     }
-    Ok(out)
-}
 
-/// One task, or `None` if it does not read soundly.
-fn read_task<I: InterpreterState, P: ProcessMemory>(
-    process: &P,
-    task: usize,
-    offsets: &AsyncioOffsets,
-    layout: &Layout,
-    native_thread_id: Option<u64>,
-    running_task: usize,
-) -> Option<AsyncTask> {
-    let bytes = process.copy(task, offsets.task_size as usize).ok()?;
-    let word = |at: u64| -> Option<usize> {
-        let at = at as usize;
-        Some(usize::from_ne_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
-    };
-    let byte = |at: u64| bytes.get(at as usize).copied();
-    if byte(offsets.task_is_task)? == 0 {
-        return None;
-    }
-    let name = object_name::<I, P>(process, word(offsets.task_name)?, layout)?;
-    let coro = word(offsets.task_coro)?;
-    let awaited_by = match word(offsets.task_awaited_by)? {
-        0 => Vec::new(),
-        by if byte(offsets.task_awaited_by_is_set)? != 0 => set_members(process, by, layout)?,
-        by => vec![by],
-    };
-    let (frames, done) = if coro == 0 {
-        (Vec::new(), true)
-    } else {
-        coroutine_chain::<I, P>(process, coro, layout)
-    };
-    Some(AsyncTask {
-        id: task,
-        name,
-        native_thread_id,
-        running: task == running_task,
-        done,
-        frames,
-        awaited_by,
-    })
-}
-
-/// A task's name: a `str`, or an `int` N (an unnamed task, named `Task-N` when asked).
-fn object_name<I: InterpreterState, P: ProcessMemory>(process: &P, object: usize, layout: &Layout) -> Option<String> {
-    if object == 0 {
-        return None;
-    }
-    let type_name = type_name(process, object, layout)?;
-    match type_name.as_str() {
-        "str" => copy_string(object as *const I::StringObject, process).ok(),
-        "int" => {
-            let tag: usize = process.copy_struct(object + layout.lv_tag).ok()?;
-            // Compact ints: sign in the low 2 bits, digit count above bit 3.
-            let digits = tag >> 3;
-            if tag & 3 == 2 || digits > 2 {
-                return None;
-            }
-            let mut value: u64 = 0;
-            for i in (0..digits).rev() {
-                let digit: u32 = process.copy_struct(object + layout.ob_digit + i * 4).ok()?;
-                value = (value << 30) | u64::from(digit);
-            }
-            Some(format!("Task-{value}"))
+    /// A task's name: a `str`, or an `int` N (an unnamed task, named `Task-N` when asked).
+    fn object_name(&mut self, object: usize) -> Option<String> {
+        if object == 0 {
+            return None;
         }
-        _ => None,
-    }
-}
-
-/// The `tp_name` of `object`'s type.
-fn type_name<P: ProcessMemory>(process: &P, object: usize, layout: &Layout) -> Option<String> {
-    let ty: usize = process.copy_struct(object + layout.ob_type).ok()?;
-    let name: usize = process.copy_struct(ty + layout.tp_name).ok()?;
-    let bytes = process.copy(name, 64).ok()?;
-    let end = bytes.iter().position(|&b| b == 0)?;
-    String::from_utf8(bytes[..end].to_vec()).ok()
-}
-
-/// The members of the `set` at `set` (keys of its hash table, dummies left out).
-fn set_members<P: ProcessMemory>(process: &P, set: usize, layout: &Layout) -> Option<Vec<usize>> {
-    let mask: usize = process.copy_struct(set + layout.set_mask).ok()?;
-    let used: usize = process.copy_struct(set + layout.set_used).ok()?;
-    if mask > 1 << 16 || used > mask + 1 {
-        return None;
-    }
-    let table: usize = process.copy_struct(set + layout.set_table).ok()?;
-    // setentry { key, hash }: two words.
-    let bytes = process.copy(table, (mask + 1) * 16).ok()?;
-    let mut members = Vec::new();
-    for entry in bytes.chunks_exact(16) {
-        let key = usize::from_ne_bytes(entry[..8].try_into().ok()?);
-        let hash = isize::from_ne_bytes(entry[8..].try_into().ok()?);
-        // A deleted entry keeps hash -1.
-        if hash == -1 {
-            continue;
+        let process = self.process;
+        let layout = self.layout;
+        match self.type_name(object)?.as_str() {
+            "str" => copy_string(object as *const I::StringObject, process).ok(),
+            "int" => {
+                let tag: usize = process.copy_struct(object + layout.lv_tag).ok()?;
+                // Compact ints: sign in the low 2 bits, digit count above bit 3.
+                let digits = tag >> 3;
+                if tag & 3 == 2 || digits > 2 {
+                    return None;
+                }
+                let mut value: u64 = 0;
+                for i in (0..digits).rev() {
+                    let digit: u32 = process.copy_struct(object + layout.ob_digit + i * 4).ok()?;
+                    value = (value << 30) | u64::from(digit);
+                }
+                Some(format!("Task-{value}"))
+            }
+            _ => None,
         }
-        // A dummy's key is the set's shared dummy object; members are tasks or futures,
-        // which have a type named like one.
-        if key != 0 && members.len() < used {
-            match type_name(process, key, layout).as_deref() {
-                Some(name) if name.contains("Task") || name.contains("Future") => members.push(key),
-                _ => {}
+    }
+
+    /// The `tp_name` of `object`'s type (cached by type address).
+    fn type_name(&mut self, object: usize) -> Option<String> {
+        let ty: usize = self.process.copy_struct(object + self.layout.ob_type).ok()?;
+        if let Some(name) = self.caches.types.get(&ty) {
+            return name.clone();
+        }
+        let name = (|| {
+            let name: usize = self.process.copy_struct(ty + self.layout.tp_name).ok()?;
+            let bytes = self.process.copy(name, 64).ok()?;
+            let end = bytes.iter().position(|&b| b == 0)?;
+            String::from_utf8(bytes[..end].to_vec()).ok()
+        })();
+        // A type that could not be read is not remembered: it may read next time.
+        if name.is_some() {
+            self.caches.types.insert(ty, name.clone());
+        }
+        name
+    }
+
+    /// The members of the `set` at `set` (keys of its hash table; deleted entries skipped).
+    fn set_members(&mut self, set: usize) -> Option<Vec<usize>> {
+        let layout = self.layout;
+        let mask: usize = self.process.copy_struct(set + layout.set_mask).ok()?;
+        let used: usize = self.process.copy_struct(set + layout.set_used).ok()?;
+        if mask > 1 << 16 || used > mask + 1 {
+            return None;
+        }
+        let table: usize = self.process.copy_struct(set + layout.set_table).ok()?;
+        // setentry { key, hash }: two words.
+        let bytes = self.process.copy(table, (mask + 1) * 16).ok()?;
+        let mut members = Vec::new();
+        for entry in bytes.chunks_exact(16) {
+            let key = usize::from_ne_bytes(entry[..8].try_into().ok()?);
+            let hash = isize::from_ne_bytes(entry[8..].try_into().ok()?);
+            // A deleted entry keeps hash -1; members are tasks or futures.
+            if key == 0 || hash == -1 || members.len() >= used {
+                continue;
+            }
+            if self
+                .type_name(key)
+                .is_some_and(|name| name.contains("Task") || name.contains("Future"))
+            {
+                members.push(key);
             }
         }
+        Some(members)
     }
-    Some(members)
+
+    /// The frames of coroutine `coro` and of the coroutines it awaits, innermost first, and
+    /// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`).
+    fn coroutine_chain(&mut self, coro: usize) -> (Vec<TaskFrame>, bool) {
+        let layout = *self.layout;
+        let mut chain = Vec::new();
+        let mut at = coro;
+        for depth in 0..MAX_CHAIN {
+            let Some(gen) = self.coro_like(at) else { break };
+            let Ok(state) = self.process.copy_struct::<i8>(gen + layout.gi_frame_state) else { break };
+            if state == layout.cleared {
+                return (Vec::new(), depth == 0);
+            }
+            let frame_at = gen + layout.gi_iframe;
+            let Some(frame) = self.frame(frame_at) else { break };
+            chain.push(frame);
+            if state != layout.suspended_yield_from {
+                // Running (its frames are the thread's), or suspended at a plain `yield`.
+                break;
+            }
+            // Suspended in `await`: the awaited object is on the frame's value stack.
+            let Ok(top) = self.process.copy_struct::<usize>(frame_at + layout.frame_stackpointer) else { break };
+            let top = top & !STACKREF_TAG;
+            let slot = top.wrapping_sub(8 * layout.awaited_slot);
+            let Ok(awaited) = self.process.copy_struct::<usize>(slot) else { break };
+            at = awaited & !STACKREF_TAG;
+            if top == 0 || at == 0 {
+                break;
+            }
+        }
+        chain.reverse();
+        (chain, false)
+    }
+
+    /// The generator-like object behind `object` when the chain goes on through it: a
+    /// coroutine, or the async generator an `asend`/`athrow` awaits; `None` for anything else
+    /// (a future's iterator, a plain generator: the chain ends).
+    fn coro_like(&mut self, object: usize) -> Option<usize> {
+        match self.type_name(object)?.as_str() {
+            "coroutine" | "async_generator" => Some(object),
+            // `ags_gen` / `agt_gen`: the first field after the object header.
+            "async_generator_asend" | "async_generator_athrow" => {
+                let gen: usize = self.process.copy_struct(object + 16).ok()?;
+                Some(gen & !STACKREF_TAG).filter(|&g| g != 0)
+            }
+            _ => None,
+        }
+    }
+
+    /// The function, file and line of the interpreter frame at `frame_at`.
+    fn frame(&mut self, frame_at: usize) -> Option<TaskFrame> {
+        let process = self.process;
+        let frame: <I::ThreadState as ThreadState>::FrameObject = process.copy_struct(frame_at).ok()?;
+        let code_at = frame.code();
+        if code_at.is_null() {
+            return None;
+        }
+        let code = process.copy_pointer(code_at).ok()?;
+        let pointers = [
+            code.filename() as usize,
+            code.name() as usize,
+            code.qualname().map_or(0, |q| q as usize),
+            code.line_table() as usize,
+        ];
+        let fresh = self
+            .caches
+            .codes
+            .get(&(code_at as usize))
+            .is_none_or(|c| c.pointers != pointers);
+        if fresh {
+            let name = code
+                .qualname()
+                .and_then(|q| copy_string(q, process).ok())
+                .or_else(|| copy_string(code.name(), process).ok())?;
+            let filename = copy_string(code.filename(), process).ok()?;
+            let table = copy_bytes(code.line_table(), process).ok().unwrap_or_default();
+            let entry = CachedCode { pointers, name, filename, table };
+            self.caches.codes.insert(code_at as usize, entry);
+        }
+        let cached = self.caches.codes.get(&(code_at as usize))?;
+        let line = if cached.table.is_empty() {
+            0
+        } else {
+            code.get_line_number(frame.lasti(), &cached.table)
+        };
+        Some(TaskFrame {
+            name: cached.name.clone(),
+            filename: cached.filename.clone(),
+            line,
+        })
+    }
 }
 
-/// The frames of coroutine `coro` and of the coroutines it awaits, innermost first, and
-/// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`).
-fn coroutine_chain<I: InterpreterState, P: ProcessMemory>(
-    process: &P,
-    coro: usize,
-    layout: &Layout,
-) -> (Vec<TaskFrame>, bool) {
-    let mut chain = Vec::new();
-    let mut at = coro;
-    for depth in 0..MAX_CHAIN {
-        let Some(gen) = coro_like(process, at, layout) else { break };
-        let Ok(state) = process.copy_struct::<i8>(gen + layout.gi_frame_state) else { break };
-        if state == layout.cleared {
-            return (Vec::new(), depth == 0);
-        }
-        let frame_at = gen + layout.gi_iframe;
-        let Some(frame) = frame_of::<I, P>(process, frame_at) else { break };
-        chain.push(frame);
-        if state != layout.suspended_yield_from {
-            // Running (its frames are the thread's), or suspended at a plain `yield`.
-            break;
-        }
-        // Suspended in `await`: the awaited object is on the frame's value stack.
-        let Ok(top) = process.copy_struct::<usize>(frame_at + layout.frame_stackpointer) else { break };
-        let top = top & !STACKREF_TAG;
-        let slot = top.wrapping_sub(8 * layout.awaited_slot);
-        let Ok(awaited) = process.copy_struct::<usize>(slot) else { break };
-        at = awaited & !STACKREF_TAG;
-        if top == 0 || at == 0 {
-            break;
-        }
-    }
-    chain.reverse();
-    (chain, false)
-}
-
-/// The generator-like object behind `object` when the chain goes on through it: a
-/// coroutine, or the async generator an `asend`/`athrow` awaits; `None` for anything else (a
-/// future's iterator, a plain generator: the chain ends).
-fn coro_like<P: ProcessMemory>(process: &P, object: usize, layout: &Layout) -> Option<usize> {
-    match type_name(process, object, layout)?.as_str() {
-        "coroutine" => Some(object),
-        // `ags_gen` / `agt_gen`: the first field after the object header.
-        "async_generator_asend" | "async_generator_athrow" => {
-            let gen: usize = process.copy_struct(object + 16).ok()?;
-            Some(gen & !STACKREF_TAG).filter(|&g| g != 0)
-        }
-        "async_generator" => Some(object),
-        _ => None,
-    }
-}
-
-/// The function, file and line of the interpreter frame at `frame_at`.
-fn frame_of<I: InterpreterState, P: ProcessMemory>(process: &P, frame_at: usize) -> Option<TaskFrame> {
-    let frame: <I::ThreadState as ThreadState>::FrameObject = process.copy_struct(frame_at).ok()?;
-    let code_at = frame.code();
-    if code_at.is_null() {
-        return None;
-    }
-    let code = process.copy_pointer(code_at).ok()?;
-    let name = code
-        .qualname()
-        .and_then(|q| copy_string(q, process).ok())
-        .or_else(|| copy_string(code.name(), process).ok())?;
-    let filename = copy_string(code.filename(), process).ok()?;
-    let line = copy_bytes(code.line_table(), process)
-        .ok()
-        .map_or(0, |table| code.get_line_number(frame.lasti(), &table));
-    Some(TaskFrame { name, filename, line })
+/// The word at byte `at` of `bytes`.
+fn word(bytes: &[u8], at: u64) -> Option<usize> {
+    let at = usize::try_from(at).ok()?;
+    Some(usize::from_ne_bytes(bytes.get(at..at.checked_add(8)?)?.try_into().ok()?))
 }
