@@ -131,3 +131,38 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// 1,000 waiting tasks beside 1,000 tasks created and finished a second: every waiting task
+/// listed once, and no task under a name the program never gave.
+#[test]
+fn a_thousand_tasks_and_a_thousand_a_second_are_listed_without_a_wrong_name() {
+    let Some(python) = all_pythons()
+        .into_iter()
+        .find(|p| p.minor().is_some_and(|m| m >= 14))
+    else {
+        eprintln!("skipped: no Python 3.14+ (../shared/tools/newer-pythons.sh installs them)");
+        return;
+    };
+    let workload = Workload::start(&python, "many_tasks.py", &["1000", "1000", "60"]);
+    let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "3"]);
+    let tasks = process(&report)["tasks"].as_array().unwrap().clone();
+    let mut live: Vec<u64> = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for t in &tasks {
+        let name = t["name"].as_str().unwrap();
+        assert!(ids.insert(t["id"].as_str().unwrap().to_owned()), "{t}");
+        let known = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(n) = known("live-") {
+            live.push(n);
+        } else {
+            let expected =
+                known("churn-").is_some() || name == "spawner" || known("Task-").is_some();
+            assert!(expected, "a name the program never gave: {name:?}");
+        }
+    }
+    live.sort_unstable();
+    assert_eq!(live, (0..1000).collect::<Vec<u64>>());
+}
