@@ -93,7 +93,23 @@ const TEXT_ROWS: usize = 30;
 
 /// The text report's Tasks section; nothing when no task list was read.
 pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
-    let Some(tasks) = &p.tasks else { return };
+    let Some(tasks) = &p.tasks else {
+        // An asyncio program on an interpreter that publishes no task list: say so once.
+        let older = p
+            .python_version
+            .split('.')
+            .nth(1)
+            .and_then(|m| m.parse::<u32>().ok())
+            .is_some_and(|m| m < 14);
+        if older && p.functions.iter().any(|f| f.filename.contains("asyncio")) {
+            let _ = writeln!(
+                out,
+                "\nTasks: the per-task view needs Python 3.14+ (this is {}), whose interpreter publishes its task list.",
+                p.python_version
+            );
+        }
+        return;
+    };
     let cpu: f64 = tasks.iter().map(|t| t.figures.cpu_s).sum::<f64>() + p.tasks_finished.1.cpu_s;
     let _ = writeln!(
         out,

@@ -165,6 +165,8 @@ pub struct ViewState {
     pub paused: bool,
     /// One row per line instead of per function.
     pub by_line: bool,
+    /// The functions pane shows asyncio tasks.
+    pub show_tasks: bool,
     /// The help overlay is shown.
     pub show_help: bool,
     /// Key of the selected function row.
@@ -467,6 +469,7 @@ impl App {
                 return Effect::Requery;
             }
             Action::ToggleLines => self.view.by_line = !self.view.by_line,
+            Action::ToggleTasks => self.view.show_tasks = !self.view.show_tasks,
             Action::Window => {
                 self.view.windowed = !self.view.windowed;
                 return Effect::Requery;

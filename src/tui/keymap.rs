@@ -41,6 +41,8 @@ pub enum Action {
     ThreadFocus,
     /// Functions or lines.
     ToggleLines,
+    /// The functions pane shows asyncio tasks instead (again: functions).
+    ToggleTasks,
     /// Figures of the last second, or of the whole session.
     Window,
     /// Timeline: the last minutes, or the whole session.
@@ -105,6 +107,11 @@ pub const BINDINGS: &[Binding] = &[
         keys: "L",
         action: Action::ToggleLines,
         help: "functions or single lines",
+    },
+    Binding {
+        keys: "a",
+        action: Action::ToggleTasks,
+        help: "asyncio tasks instead of functions (Python 3.14+)",
     },
     Binding {
         keys: "Enter",
@@ -199,6 +206,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('t') => Action::ThreadFocus,
         KeyCode::Char('m') => Action::Merge,
         KeyCode::Char('L' | 'l') => Action::ToggleLines,
+        KeyCode::Char('a' | 'A') => Action::ToggleTasks,
         KeyCode::Char('w') => Action::Window,
         KeyCode::Enter => Action::Detail,
         KeyCode::Char('z') => Action::Zoom,

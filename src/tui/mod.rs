@@ -52,7 +52,11 @@ pub fn draw(frame: &mut Frame, app: &App) {
     if let Some(workers) = areas.workers {
         panes::workers::draw(frame, workers, app);
     }
-    panes::functions::draw(frame, areas.functions, app);
+    if app.view.show_tasks {
+        panes::tasks::draw(frame, areas.functions, app);
+    } else {
+        panes::functions::draw(frame, areas.functions, app);
+    }
     if let Some(detail) = areas.detail {
         panes::detail::draw(frame, detail, app);
     }
@@ -226,6 +230,9 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
 /// The keys that matter in the focused pane (all keys: `?`).
 fn footer(app: &App) -> &'static str {
     match app.view.focus {
+        app::Pane::Functions if app.view.show_tasks => {
+            "a functions · Tab pane · M mode · ? help · q quit"
+        }
         app::Pane::Functions if app.view.show_detail => {
             "Esc close detail · ↑↓ function · L lines · Tab pane · ? help · q quit"
         }

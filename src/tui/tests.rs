@@ -661,3 +661,72 @@ fn every_sort_column_orders_rows_by_the_figure_it_shows_in_both_directions() {
     );
     assert!(screen.contains("%Own↓"));
 }
+
+#[test]
+fn the_tasks_view_shows_each_task_or_why_there_is_none() {
+    use crate::model::snapshot::TaskRow;
+    use crate::model::tasks::TaskFigures;
+    let frame = |name: &str, line: u32| Frame {
+        name: name.into(),
+        line,
+        ..Frame::default()
+    };
+    let mut snap = snapshot();
+    snap.python_version = "3.14.10".into();
+    snap.tasks = Some(vec![
+        TaskRow {
+            id: 0x7f00_0010,
+            name: "worker-b".into(),
+            state: "running",
+            tid: Some(4242),
+            frames: vec![frame("crunch_loop", 35)],
+            awaited_by: vec![0x7f00_0030],
+            figures: TaskFigures {
+                samples: 300,
+                cpu_s: 3.0,
+            },
+        },
+        TaskRow {
+            id: 0x7f00_0020,
+            name: "waiter".into(),
+            state: "waiting",
+            tid: Some(4242),
+            frames: vec![frame("wait_forever", 46), frame("Event.wait", 213)],
+            awaited_by: Vec::new(),
+            figures: TaskFigures::default(),
+        },
+    ]);
+    snap.tasks_finished = (
+        3,
+        TaskFigures {
+            samples: 10,
+            cpu_s: 1.0,
+        },
+    );
+    let mut app = App::new(snap, 100.0, false, Mode::Samples);
+    app.apply(Action::ToggleTasks, 10);
+    let screen = render(&app, 120, 40);
+    for needle in [
+        "Tasks · 2 listed, 3 finished",
+        "worker-b",
+        "75.0",
+        "running",
+        "Event.wait:213 <- wait_forever:46",
+        "a functions",
+    ] {
+        assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
+    }
+    // Back to functions.
+    app.apply(Action::ToggleTasks, 10);
+    assert!(render(&app, 120, 40).contains("parse_row (jobs.py:12)"));
+    // A Python without a task list says so, and which it is.
+    let mut old = snapshot();
+    old.python_version = "3.12.1".into();
+    let mut app = App::new(old, 100.0, false, Mode::Samples);
+    app.apply(Action::ToggleTasks, 10);
+    let screen = render(&app, 120, 40);
+    assert!(
+        screen.contains("needs Python 3.14+ (this is 3.12.1)"),
+        "{screen}"
+    );
+}

@@ -4,6 +4,7 @@ pub mod detail;
 pub mod functions;
 pub mod header;
 pub mod help;
+pub mod tasks;
 pub mod threads;
 pub mod timeline;
 pub mod workers;
