@@ -702,7 +702,8 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
 }
 
 /// The asyncio task list on one slow tick in [`tasks::TASKS_EVERY_SLOW_TICKS`] (about once
-/// a second); each loop thread's running task is read at every tick.
+/// a second), less often when a list takes long to read (see [`tasks::slow_ticks_after`]);
+/// each loop thread's running task is read at every tick.
 fn read_tasks(
     stacks: &mut StackReader,
     tasks_in: &mut u32,
@@ -711,8 +712,10 @@ fn read_tasks(
     if *tasks_in > 0 {
         return None;
     }
-    *tasks_in = tasks::TASKS_EVERY_SLOW_TICKS;
-    stacks.tasks()
+    let started = std::time::Instant::now();
+    let tasks = stacks.tasks();
+    *tasks_in = tasks::slow_ticks_after(started.elapsed());
+    tasks
 }
 
 /// Sets each thread's running task from `running` ((OS tid, task id) pairs).

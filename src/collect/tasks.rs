@@ -8,6 +8,15 @@ use super::tick::{Frame, TaskTick};
 /// Tasks read at most once per this many slow ticks (~10 Hz): about once a second.
 pub const TASKS_EVERY_SLOW_TICKS: u32 = 10;
 
+/// Slow ticks to wait after a task-list read that took `spent`: so that reading lists takes
+/// at most ~1 % of the time (a list of thousands that takes 30 ms is read every 3 s), and
+/// never more often than [`TASKS_EVERY_SLOW_TICKS`].
+pub fn slow_ticks_after(spent: std::time::Duration) -> u32 {
+    // 100 x the read's time, in slow ticks of ~100 ms.
+    let ticks = (spent.as_secs_f64() * 1000.0).ceil().min(6000.0);
+    TASKS_EVERY_SLOW_TICKS.max(ticks as u32)
+}
+
 /// py-spy's task list as ticks carry it; `None` when there is none to read.
 pub fn convert(
     read: Result<Option<py_spy::AsyncioTasks>, anyhow::Error>,

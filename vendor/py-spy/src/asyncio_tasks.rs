@@ -16,6 +16,7 @@ use remoteprocess::{Pid, ProcessMemory};
 
 use crate::python_data_access::{copy_bytes, copy_string};
 use crate::python_interpreters::{CodeObject, FrameObject, InterpreterState, ThreadState};
+use crate::python_spy::struct_at;
 
 /// One asyncio task as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,9 +474,14 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
         }
     }
 
-    /// The `tp_name` of `object`'s type (cached by type address).
+    /// The `tp_name` of `object`'s type.
     fn type_name(&mut self, object: usize) -> Option<String> {
         let ty: usize = self.process.copy_struct(object + self.layout.ob_type).ok()?;
+        self.type_named(ty)
+    }
+
+    /// The `tp_name` of the type at `ty` (cached: types outlive their objects).
+    fn type_named(&mut self, ty: usize) -> Option<String> {
         if let Some(name) = self.caches.types.get(&ty) {
             return name.clone();
         }
@@ -522,31 +528,37 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
     }
 
     /// The frames of coroutine `coro` and of the coroutines it awaits, innermost first, and
-    /// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`).
+    /// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`). Each
+    /// coroutine's header, state and embedded frame are read with one copy.
     fn coroutine_chain(&mut self, coro: usize) -> (Vec<TaskFrame>, bool) {
         let layout = *self.layout;
+        let span = layout.gi_iframe + std::mem::size_of::<<I::ThreadState as ThreadState>::FrameObject>();
         let mut chain = Vec::new();
         let mut at = coro;
         for depth in 0..MAX_CHAIN {
-            let Some(gen) = self.coro_like(at) else { break };
-            let Ok(state) = self.process.copy_struct::<i8>(gen + layout.gi_frame_state) else { break };
+            let Some((gen, bytes)) = self.coro_like(at, span) else { break };
+            let Some(&state) = bytes.get(layout.gi_frame_state) else { break };
+            let state = state as i8;
             if state == layout.cleared {
                 return (Vec::new(), depth == 0);
             }
-            let frame_at = gen + layout.gi_iframe;
-            let Some(frame) = self.frame(frame_at) else { break };
-            chain.push(frame);
+            let Some(frame) = struct_at::<<I::ThreadState as ThreadState>::FrameObject>(&bytes, layout.gi_iframe)
+            else {
+                break;
+            };
+            let Some(info) = self.frame(&frame) else { break };
+            chain.push(info);
             if state != layout.suspended_yield_from {
                 // Running (its frames are the thread's), or suspended at a plain `yield`.
                 break;
             }
             // Suspended in `await`: the awaited object is on the frame's value stack.
-            let Ok(top) = self.process.copy_struct::<usize>(frame_at + layout.frame_stackpointer) else { break };
+            let top = word(&bytes, (layout.gi_iframe + layout.frame_stackpointer) as u64).unwrap_or(0);
             let top = top & !STACKREF_TAG;
             let slot = top.wrapping_sub(8 * layout.awaited_slot);
             let Ok(awaited) = self.process.copy_struct::<usize>(slot) else { break };
             at = awaited & !STACKREF_TAG;
-            if top == 0 || at == 0 {
+            if top == 0 || gen == 0 || at == 0 {
                 break;
             }
         }
@@ -554,25 +566,33 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
         (chain, false)
     }
 
-    /// The generator-like object behind `object` when the chain goes on through it: a
-    /// coroutine, or the async generator an `asend`/`athrow` awaits; `None` for anything else
-    /// (a future's iterator, a plain generator: the chain ends).
-    fn coro_like(&mut self, object: usize) -> Option<usize> {
-        match self.type_name(object)?.as_str() {
-            "coroutine" | "async_generator" => Some(object),
+    /// The generator-like object behind `object` when the chain goes on through it, with the
+    /// first `span` bytes of it: a coroutine, or the async generator an `asend`/`athrow`
+    /// awaits; `None` for anything else (a future's iterator, a plain generator: the chain
+    /// ends).
+    fn coro_like(&mut self, object: usize, span: usize) -> Option<(usize, Vec<u8>)> {
+        // Objects the chain meets are at least as large as a coroutine, but a read past a
+        // small one's mapping fails: then only its type is read.
+        let bytes = self.process.copy(object, span).ok();
+        let ty = match &bytes {
+            Some(b) => word(b, self.layout.ob_type as u64)?,
+            None => self.process.copy_struct(object + self.layout.ob_type).ok()?,
+        };
+        match self.type_named(ty)?.as_str() {
+            "coroutine" | "async_generator" => Some((object, bytes?)),
             // `ags_gen` / `agt_gen`: the first field after the object header.
             "async_generator_asend" | "async_generator_athrow" => {
-                let gen: usize = self.process.copy_struct(object + 16).ok()?;
-                Some(gen & !STACKREF_TAG).filter(|&g| g != 0)
+                let gen = word(bytes.as_deref()?, 16)? & !STACKREF_TAG;
+                let gen_bytes = self.process.copy(gen, span).ok()?;
+                (gen != 0).then_some((gen, gen_bytes))
             }
             _ => None,
         }
     }
 
-    /// The function, file and line of the interpreter frame at `frame_at`.
-    fn frame(&mut self, frame_at: usize) -> Option<TaskFrame> {
+    /// The function, file and line of an interpreter frame as read.
+    fn frame(&mut self, frame: &<I::ThreadState as ThreadState>::FrameObject) -> Option<TaskFrame> {
         let process = self.process;
-        let frame: <I::ThreadState as ThreadState>::FrameObject = process.copy_struct(frame_at).ok()?;
         let code_at = frame.code();
         if code_at.is_null() {
             return None;
