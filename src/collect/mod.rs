@@ -684,11 +684,9 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     };
     // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
     let gil = stacks.gil_location();
-    let tasks = (slow && stack_error.is_none())
-        .then(|| read_tasks(stacks, tasks_in))
-        .flatten();
     let mut threads = join_threads(tids, counters, python, gil);
-    mark_running_tasks(&mut threads, &stacks.running_tasks());
+    let due = slow && stack_error.is_none();
+    let tasks = asyncio_of_tick(stacks, procs, tids, &mut threads, due, tasks_in);
     ProcessTick {
         pid,
         counters: process.as_ref().map(|p| p.counters),
@@ -718,13 +716,32 @@ fn read_tasks(
     tasks
 }
 
-/// Sets each thread's running task from `running` ((OS tid, task id) pairs).
-fn mark_running_tasks(threads: &mut [ThreadTick], running: &[(u32, u64)]) {
-    for &(tid, task) in running {
-        if let Some(t) = threads.iter_mut().find(|t| t.tid == tid) {
+/// The tick's asyncio figures: each event-loop thread's running task, marked on `threads`,
+/// and the task list when `due` (see [`read_tasks`]). The interpreter gives thread ids in the
+/// target's PID namespace: they are mapped to ours, as the threads' are.
+fn asyncio_of_tick(
+    stacks: &mut StackReader,
+    procs: &ProcReader,
+    tids: &[u32],
+    threads: &mut [ThreadTick],
+    due: bool,
+    tasks_in: &mut u32,
+) -> Option<std::sync::Arc<[tick::TaskTick]>> {
+    let tasks = due.then(|| read_tasks(stacks, tasks_in)).flatten();
+    let namespace = procs.namespace_tids(tids);
+    let ours = |tid: u32| match &namespace {
+        Some(pairs) => pairs
+            .binary_search_by_key(&tid, |&(inner, _)| inner)
+            .ok()
+            .map(|i| pairs[i].1),
+        None => Some(tid),
+    };
+    for (tid, task) in stacks.running_tasks() {
+        if let Some(t) = ours(tid).and_then(|tid| threads.iter_mut().find(|t| t.tid == tid)) {
             t.running_task = Some(task);
         }
     }
+    tasks.map(|list| tasks::in_our_namespace(&list, ours))
 }
 
 /// Joins OS threads with Python threads by tid. A Python thread whose tid could not be

@@ -49,3 +49,23 @@ fn task(t: &py_spy::AsyncTask) -> TaskTick {
         awaited_by: t.awaited_by.iter().map(|&a| a as u64).collect(),
     }
 }
+
+/// `list` with each task's thread id mapped by `ours` (the target's PID namespace to
+/// hptop's; a thread not mapped is shown as exited).
+pub fn in_our_namespace(
+    list: &Arc<[TaskTick]>,
+    ours: impl Fn(u32) -> Option<u32>,
+) -> Arc<[TaskTick]> {
+    if list
+        .iter()
+        .all(|t| t.tid.is_none_or(|tid| ours(tid) == Some(tid)))
+    {
+        return Arc::clone(list);
+    }
+    list.iter()
+        .map(|t| TaskTick {
+            tid: t.tid.and_then(&ours),
+            ..t.clone()
+        })
+        .collect()
+}
