@@ -14,6 +14,9 @@ use crate::collect::tick::{
 };
 use crate::collect::{SamplerEvent, TargetInfo};
 
+/// asyncio tasks (format 3).
+mod tasks;
+
 /// Longest string a segment may hold (names are cut far shorter by the sampler).
 const MAX_STRING: usize = 64 * 1024;
 
@@ -34,6 +37,8 @@ const PROC_EXITED: u64 = 32;
 const GIL_SWITCHES: u64 = 64;
 const PROC_READ: u64 = 128;
 const PROC_WRITE: u64 = 256;
+/// The asyncio task list follows (format 3; see `tasks`).
+const TASKS: u64 = 512;
 
 // Thread flags.
 const PYTHON: u64 = 1;
@@ -58,6 +63,8 @@ const ON_CPU: u64 = 16384;
 const REREAD: u64 = 32768;
 /// Every read of the stack raced: dropped (`StackRead::dropped`).
 const DROPPED: u64 = 65536;
+/// The thread ran an asyncio task (its id follows in the thread-flags column; format 3).
+const RUNNING_TASK: u64 = 131_072;
 
 /// Columns: like fields of all thread-samples are stored together (then compressed), which
 /// compresses far better than one record after the other. The payload is `uint` column
@@ -322,6 +329,7 @@ impl Encoder {
         } else {
             0
         };
+        flags |= if p.tasks.is_some() { TASKS } else { 0 };
         self.out.push(TICK);
         put_delta(&mut self.out, at, self.base.at_ns);
         put_delta(&mut self.out, interval, self.base.interval_ns);
@@ -367,6 +375,9 @@ impl Encoder {
             put_delta(&mut self.cols[PROC - 1], n, prev.gil_switches);
             prev.gil_switches = n;
         }
+        if let Some(tasks) = &p.tasks {
+            self.put_tasks(tasks);
+        }
         self.base.procs.insert(p.pid, prev);
         put_u64(&mut self.out, p.threads.len() as u64);
         let mut last_tid = 0;
@@ -404,10 +415,16 @@ impl Encoder {
         if t.stack_read.dropped {
             flags |= DROPPED;
         }
+        if t.running_task.is_some() {
+            flags |= RUNNING_TASK;
+        }
         put_u64(&mut self.cols[THREAD_FLAGS - 1], flags);
         self.cols[THREAD_FLAGS - 1].push(gil_code(t.gil) | (activity_code(t.activity) << 2));
         if t.stack_read.rereads > 0 {
             self.cols[THREAD_FLAGS - 1].push(t.stack_read.rereads);
+        }
+        if let Some(task) = t.running_task {
+            put_u64(&mut self.cols[THREAD_FLAGS - 1], task);
         }
         if let (Some(name), false) = (&t.name, flags & SAME_NAME != 0) {
             self.put_string(name);
@@ -675,6 +692,11 @@ impl Decoder {
         } else {
             None
         };
+        let tasks = if flags & TASKS != 0 {
+            Some(self.tasks(r)?)
+        } else {
+            None
+        };
         self.base.procs.insert(pid, prev);
         // Each thread has at least two bytes in the thread-flags column.
         let n = r.u64()?;
@@ -703,7 +725,7 @@ impl Decoder {
                 stack_error,
                 exited: flags & PROC_EXITED != 0,
                 gil_switches,
-                tasks: None,
+                tasks,
             },
         })
     }
@@ -728,6 +750,11 @@ impl Decoder {
                 0
             },
             dropped: flags & DROPPED != 0,
+        };
+        let running_task = if flags & RUNNING_TASK != 0 {
+            Some(c[THREAD_FLAGS - 1].u64()?)
+        } else {
+            None
         };
         let name = match (flags & NAME != 0, flags & SAME_NAME != 0) {
             (false, _) => None,
@@ -764,8 +791,7 @@ impl Decoder {
             frames,
             counters,
             stack_read,
-            // Recordings do not carry asyncio tasks yet (issue 24).
-            running_task: None,
+            running_task,
         })
     }
 }
@@ -969,6 +995,7 @@ fn os_of(code: u8) -> Result<OsState, RecordError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::collect::tick::TaskTick;
 
     /// Events exercising every optional field, repeated stacks and a thread that vanishes.
     #[expect(
@@ -1038,8 +1065,7 @@ pub(crate) mod tests {
                         rereads: u8::from(k == 0 && i % 4 == 1) * 3,
                         dropped: k == 0 && i % 9 == 5,
                     },
-                    // Not recorded yet (issue 24).
-                    running_task: None,
+                    running_task: (k == 0 && i % 3 == 1).then_some(0x7f00_0000 + u64::from(i % 2)),
                 })
                 .collect();
             batch.push(Tick {
@@ -1049,7 +1075,18 @@ pub(crate) mod tests {
                 resumed: i == 4,
                 process: ProcessTick {
                     pid: 40,
-                    tasks: None,
+                    tasks: (i % 10 == 2).then(|| {
+                        vec![TaskTick {
+                            id: 0x7f00_0000,
+                            name: format!("worker-{}", i % 3).into(),
+                            tid: (i % 20 == 2).then_some(40),
+                            running: i % 20 == 12,
+                            done: false,
+                            frames: vec![frame("crunch_loop", 35), frame("sleep", 704 + i % 2)],
+                            awaited_by: vec![0x7f00_0100, 0x7f00_0200],
+                        }]
+                        .into()
+                    }),
                     counters: slow.then_some(ProcCounters {
                         cpu_ticks: i64_,
                         minor_faults: i64_ * 2,

@@ -12,7 +12,7 @@ pub use file::{RecordingHeader, RecordingReader, RecordingWriter, Segment, Write
 /// The file's first bytes.
 pub const MAGIC: &[u8; 8] = b"HPTOPREC";
 /// Format written by this hptop; it reads this and every older one.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// A segment's first bytes.
 pub const SEGMENT_MAGIC: &[u8; 4] = b"HSEG";
 

@@ -166,3 +166,52 @@ fn a_thousand_tasks_and_a_thousand_a_second_are_listed_without_a_wrong_name() {
     live.sort_unstable();
     assert_eq!(live, (0..1000).collect::<Vec<u64>>());
 }
+
+/// Recordings carry the tasks (format 3): a report of a recording lists the same tasks, and
+/// the per-task figures are those of the live report of the same samples.
+#[test]
+fn a_recording_carries_the_tasks_and_their_figures() {
+    let Some(python) = all_pythons()
+        .into_iter()
+        .find(|p| p.minor().is_some_and(|m| m >= 14))
+    else {
+        eprintln!("skipped: no Python 3.14+ (../shared/tools/newer-pythons.sh installs them)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("hptop-asyncio-rec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("r.hptop");
+    let workload = Workload::start(&python, "async_tasks.py", &["60"]);
+    let path = file.to_str().unwrap();
+    let live = report_json(&[
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "3",
+        "--record",
+        path,
+    ]);
+    let replayed = report_json(&["--input", path]);
+    let figures = |report: &Value| {
+        let mut v: Vec<(String, u64, String)> = process(report)["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let name = t["name"].as_str().unwrap().to_owned();
+                let cpu = format!("{:.4}", t["cpu_s"].as_f64().unwrap());
+                (name, t["samples"].as_u64().unwrap(), cpu)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (figures(&live), figures(&replayed));
+    assert_eq!(a, b);
+    assert!(
+        a.iter()
+            .any(|(name, samples, _)| name == "worker-b" && *samples > 0),
+        "{a:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
