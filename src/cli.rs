@@ -69,6 +69,10 @@ struct ServeArgs {
     /// Follow each watched process's Python children too.
     #[arg(long, short = 's')]
     subprocesses: bool,
+    /// asyncio programs (Python 3.14+): profiles root the stacks of code that runs in a task
+    /// at the task and the tasks awaiting it.
+    #[arg(long = "async")]
+    async_stacks: bool,
     /// Address to listen on. Another than loopback exposes function names, file paths and
     /// command lines to whoever can reach it.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9464")]
@@ -121,6 +125,10 @@ struct SamplingArgs {
     /// Include native (C) frames; needs hptop built with `--features unwind`.
     #[arg(long)]
     native: bool,
+    /// asyncio programs (Python 3.14+): root the stacks of code that runs in a task at the
+    /// task and the tasks awaiting it, instead of the event loop's own frames.
+    #[arg(long = "async")]
+    async_stacks: bool,
     /// Follow the target's Python child processes (multiprocessing pools, workers) as they
     /// come and go.
     #[arg(long, short = 's')]
@@ -443,6 +451,7 @@ fn sampling(args: &SamplingArgs) -> Result<SamplingOptions, HptopError> {
         include_idle: args.idle || args.mode == ModeArg::Wall,
         mode: share_mode(args.idle, args.mode),
         native: args.native,
+        async_stacks: args.async_stacks,
         subprocesses: args.subprocesses,
         log: args.log.clone(),
         record: None,
@@ -477,6 +486,7 @@ fn serve(args: ServeArgs) -> Result<Mode, HptopError> {
         mode: ModeArg::Cpu,
         idle: false,
         native: false,
+        async_stacks: args.async_stacks,
         subprocesses: args.subprocesses,
         log: None,
     })?;

@@ -33,6 +33,10 @@ use timer::Timer;
 
 /// How the sampler samples.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line flags"
+)]
 pub struct SamplerOptions {
     /// Target process.
     pub pid: u32,
@@ -42,6 +46,8 @@ pub struct SamplerOptions {
     pub blocking: bool,
     /// Native frames (needs the `unwind` feature).
     pub native: bool,
+    /// Root the stacks of code running in an asyncio task at the task (see `tasks`).
+    pub async_stacks: bool,
     /// Read the costlier counters (`status`, `io`) every this many ticks.
     pub slow_every: u32,
     /// Attach attempts, 20 ms apart, while a new interpreter starts.
@@ -58,6 +64,7 @@ impl SamplerOptions {
             rate_hz,
             blocking: false,
             native: false,
+            async_stacks: false,
             slow_every: ((rate_hz / 10.0).round() as u32).max(1),
             attach_retries: 3,
             subprocesses: false,
@@ -556,8 +563,8 @@ struct Target {
     tids: Vec<u32>,
     /// Stacks are read with the target paused (`--blocking`).
     blocking: bool,
-    /// Slow ticks until the asyncio task list is read again.
-    tasks_in: u32,
+    /// asyncio task reading.
+    tasks: tasks::TaskReading,
 }
 
 impl Target {
@@ -577,7 +584,7 @@ impl Target {
             probe: OnCpuProbe::new(procfs::fd_budget() / 4),
             tids: Vec::new(),
             blocking: options.blocking,
-            tasks_in: 0,
+            tasks: tasks::TaskReading::new(options.async_stacks),
         })
     }
 }
@@ -593,7 +600,7 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         probe,
         tids,
         blocking,
-        tasks_in,
+        tasks: task_reading,
     } = target;
     let gone = ProcessTick {
         pid,
@@ -686,7 +693,7 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     let gil = stacks.gil_location();
     let mut threads = join_threads(tids, counters, python, gil);
     let due = slow && stack_error.is_none();
-    let tasks = asyncio_of_tick(stacks, procs, tids, &mut threads, due, tasks_in);
+    let tasks = asyncio_of_tick(stacks, procs, tids, &mut threads, due, task_reading);
     ProcessTick {
         pid,
         counters: process.as_ref().map(|p| p.counters),
@@ -725,9 +732,11 @@ fn asyncio_of_tick(
     tids: &[u32],
     threads: &mut [ThreadTick],
     due: bool,
-    tasks_in: &mut u32,
+    reading: &mut tasks::TaskReading,
 ) -> Option<std::sync::Arc<[tick::TaskTick]>> {
-    let tasks = due.then(|| read_tasks(stacks, tasks_in)).flatten();
+    let tasks = due
+        .then(|| read_tasks(stacks, &mut reading.due_in))
+        .flatten();
     let namespace = procs.namespace_tids(tids);
     let ours = |tid: u32| match &namespace {
         Some(pairs) => pairs
@@ -741,7 +750,14 @@ fn asyncio_of_tick(
             t.running_task = Some(task);
         }
     }
-    tasks.map(|list| tasks::in_our_namespace(&list, ours))
+    let tasks = tasks.map(|list| tasks::in_our_namespace(&list, ours));
+    if let Some(list) = &tasks {
+        reading.last = Some(std::sync::Arc::clone(list));
+    }
+    if reading.rooted {
+        reading.root_stacks(threads);
+    }
+    tasks
 }
 
 /// Joins OS threads with Python threads by tid. A Python thread whose tid could not be

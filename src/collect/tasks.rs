@@ -69,3 +69,88 @@ pub fn in_our_namespace(
         })
         .collect()
 }
+
+/// What the sampler keeps of asyncio tasks between ticks.
+#[derive(Debug, Default)]
+pub struct TaskReading {
+    /// Slow ticks until the list is read again.
+    pub due_in: u32,
+    /// The last list read.
+    pub last: Option<Arc<[TaskTick]>>,
+    /// Root the stacks of code running in a task at the task (`--async`).
+    pub rooted: bool,
+}
+
+impl TaskReading {
+    /// Reading for a sampler; `rooted`: `--async`.
+    pub fn new(rooted: bool) -> Self {
+        Self {
+            rooted,
+            ..Self::default()
+        }
+    }
+
+    /// Roots each thread's stack at the task it runs, where the last list knows the task.
+    pub fn root_stacks(&self, threads: &mut [super::tick::ThreadTick]) {
+        let Some(list) = &self.last else { return };
+        for t in threads {
+            if let Some(frames) = t
+                .running_task
+                .and_then(|task| rooted_at_task(&t.frames, task, list))
+            {
+                t.frames = frames;
+            }
+        }
+    }
+}
+
+/// Most tasks of an awaiter chain shown above a task's coroutine.
+const MAX_AWAITERS: usize = 32;
+
+/// `frames` (innermost first) of a thread running task `running`, rooted at the task: the
+/// frames outside the task's outermost coroutine (the event loop's: `run_forever`,
+/// `_run_once`, `Handle._run`, `Task.__step`) give way to the task and the tasks awaiting
+/// it, outermost last (`Task-1 > fan-out > worker-b > crunch_loop > ...` read outermost
+/// first). `None` (left as read) when the task or its coroutine's frame is not found: a task
+/// newer than the last list.
+pub fn rooted_at_task(
+    frames: &Arc<[Frame]>,
+    running: u64,
+    list: &[TaskTick],
+) -> Option<Arc<[Frame]>> {
+    let task = list.iter().find(|t| t.id == running)?;
+    let coroutine = task.frames.first()?;
+    let cut = frames
+        .iter()
+        .rposition(|f| f.name == coroutine.name && f.filename == coroutine.filename)?;
+    let mut out: Vec<Frame> = frames[..=cut].to_vec();
+    let mut at = task;
+    let mut seen = vec![task.id];
+    loop {
+        out.push(task_frame(at));
+        let Some(parent) = at
+            .awaited_by
+            .first()
+            .and_then(|by| list.iter().find(|t| t.id == *by))
+        else {
+            break;
+        };
+        if seen.contains(&parent.id) || seen.len() >= MAX_AWAITERS {
+            break;
+        }
+        seen.push(parent.id);
+        at = parent;
+    }
+    Some(out.into())
+}
+
+/// A task as a frame of a rooted stack: its name, in the file `<task>`.
+fn task_frame(task: &TaskTick) -> Frame {
+    Frame {
+        name: Arc::clone(&task.name),
+        filename: Arc::from("<task>"),
+        short_filename: None,
+        line: 0,
+        first_line: 0,
+    }
+}

@@ -50,6 +50,8 @@ pub struct SamplingOptions {
     pub mode: crate::model::snapshot::Mode,
     /// Native frames.
     pub native: bool,
+    /// Stacks rooted at asyncio tasks (`--async`).
+    pub async_stacks: bool,
     /// Follow Python descendants.
     pub subprocesses: bool,
     /// Where a launched command's output goes (`None`: the mode's default).
@@ -287,6 +289,7 @@ pub(crate) fn sampler_options(
     SamplerOptions {
         blocking: sampling.blocking,
         native: sampling.native,
+        async_stacks: sampling.async_stacks,
         attach_retries: if launched {
             LAUNCH_ATTACH_RETRIES
         } else {

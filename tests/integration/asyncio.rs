@@ -215,3 +215,50 @@ fn a_recording_carries_the_tasks_and_their_figures() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--async`: a flame graph shows tasks, not the event loop: the samples of the workers'
+/// coroutine are rooted at `fan-out > worker-a|b`, each under its own task.
+#[test]
+fn async_stacks_are_rooted_at_the_task_and_its_awaiters() {
+    let Some(python) = all_pythons()
+        .into_iter()
+        .find(|p| p.minor().is_some_and(|m| m >= 14))
+    else {
+        eprintln!("skipped: no Python 3.14+ (../shared/tools/newer-pythons.sh installs them)");
+        return;
+    };
+    let workload = Workload::start(&python, "async_tasks.py", &["60"]);
+    let out = crate::common::hptop(&[
+        "report",
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "3",
+        "--async",
+        "-f",
+        "collapsed",
+    ]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    let folded = String::from_utf8(out.stdout).unwrap();
+    let (mut rooted, mut all) = (0u64, 0u64);
+    for line in folded.lines() {
+        let Some((stack, n)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let n: u64 = n.parse().unwrap();
+        if stack.contains(";crunch_loop (") {
+            all += n;
+            let ok = stack.contains(";fan-out (<task>);worker-a (<task>);crunch_loop (")
+                || stack.contains(";fan-out (<task>);worker-b (<task>);crunch_loop (");
+            if ok {
+                assert!(!stack.contains("_run_once"), "{stack}");
+                rooted += n;
+            }
+        }
+    }
+    // Only the ticks before the first task list (read at once) are left unrooted.
+    assert!(
+        all > 100 && rooted * 100 >= all * 95,
+        "{rooted} of {all}:\n{folded}"
+    );
+}
