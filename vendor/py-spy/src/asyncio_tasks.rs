@@ -335,13 +335,18 @@ struct CachedCode {
 const CACHE_CAPACITY: usize = 8192;
 
 /// One read of the task lists of a process.
-struct Walk<'a, I, P> {
+struct Walk<'a, I: InterpreterState, P> {
     process: &'a P,
     offsets: &'a AsyncioOffsets,
     layout: &'a Layout,
     caches: &'a mut Caches,
-    interpreter: std::marker::PhantomData<I>,
+    /// Code objects copied during this read, by address: a thousand tasks suspended in the
+    /// same functions share a handful (code objects do not change while alive).
+    code_structs: HashMap<usize, CodeOf<I>>,
 }
+
+/// The code-object binding of interpreter `I`.
+type CodeOf<I> = <<<I as InterpreterState>::ThreadState as ThreadState>::FrameObject as FrameObject>::CodeObject;
 
 /// Reads every task of every thread of the interpreter at `interpreter_address`, then the
 /// interpreter's list (tasks of threads that exited); also the threads that run a loop.
@@ -360,7 +365,7 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
         offsets,
         layout,
         caches,
-        interpreter: std::marker::PhantomData,
+        code_structs: HashMap::new(),
     };
     let mut tasks = Vec::new();
     let mut loop_threads = Vec::new();
@@ -597,7 +602,14 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
         if code_at.is_null() {
             return None;
         }
-        let code = process.copy_pointer(code_at).ok()?;
+        let code = match self.code_structs.get(&(code_at as usize)) {
+            Some(code) => *code,
+            None => {
+                let code: CodeOf<I> = process.copy_pointer(code_at).ok()?;
+                self.code_structs.insert(code_at as usize, code);
+                code
+            }
+        };
         let pointers = [
             code.filename() as usize,
             code.name() as usize,
