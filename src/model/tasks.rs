@@ -2,13 +2,14 @@
 //! at each tick, and the task list read about once a second (see `collect::tasks`).
 //!
 //! A task's `samples` are the ticks at which its thread ran it; its `cpu_s` is its thread's
-//! on-CPU time (schedstat run time) over each interval that began with the task running:
-//! the same rule that credits a thread's CPU to the stack seen at an interval's start.
+//! on-CPU time (schedstat run time) over each interval that began with the task running on
+//! a CPU (seen running by the task-clock probe, or in state R without it): the rule that
+//! credits CPU to stacks seen on a CPU (docs/figures.md).
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::collect::tick::{TaskTick, ThreadTick};
+use crate::collect::tick::{OsState, TaskTick, ThreadTick};
 
 /// Tasks with figures kept at most; past it, tasks no longer listed are folded into
 /// [`TaskTable::finished`] (totals stay exact).
@@ -58,7 +59,13 @@ impl TaskTable {
             }
             if let Some(task) = t.running_task {
                 self.figures.entry(task).or_default().samples += 1;
-                if let Some(now) = run_ns {
+                // Only an interval that begins with the thread on a CPU is the task's: one
+                // preempted mid-step waits there, and the CPU it gets later runs whatever
+                // comes next (the bias `--mode cpu` avoids for functions, collect::oncpu).
+                let on_cpu = t
+                    .counters
+                    .is_some_and(|c| c.on_cpu.unwrap_or(c.state == OsState::Running));
+                if let (Some(now), true) = (run_ns, on_cpu) {
                     self.open.insert(t.tid, (now, task));
                 }
             }

@@ -16,7 +16,10 @@ use remoteprocess::{Pid, ProcessMemory};
 
 use crate::python_data_access::{copy_bytes, copy_string};
 use crate::python_interpreters::{CodeObject, FrameObject, InterpreterState, ThreadState};
-use crate::python_spy::struct_at;
+use crate::python_spy::{prefetch_ranges, struct_at};
+
+/// Bytes of a pointer.
+const POINTER: usize = std::mem::size_of::<usize>();
 
 /// One asyncio task as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +174,7 @@ impl AsyncioReader {
             return Ok(None);
         };
         let (tasks, loop_threads) =
-            read_tasks::<I, P>(process, interpreter_address, &offsets, &layout, &mut self.caches)?;
+            read_tasks::<I, P>(pid, process, interpreter_address, &offsets, &layout, &mut self.caches)?;
         self.loop_threads = loop_threads;
         Ok(Some(tasks))
     }
@@ -343,6 +346,19 @@ struct Walk<'a, I: InterpreterState, P> {
     /// Code objects copied during this read, by address: a thousand tasks suspended in the
     /// same functions share a handful (code objects do not change while alive).
     code_structs: HashMap<usize, CodeOf<I>>,
+    /// The process read, for batched reads ([`Walk::prefetch`]).
+    pid: Pid,
+    /// Ranges read together ahead of the walk: where each (address, length) lies in `ahead`.
+    ahead_at: HashMap<(usize, usize), usize>,
+    ahead: Vec<u8>,
+}
+
+/// A task as its list gave it, before it is read further.
+struct Listed {
+    task: usize,
+    bytes: Vec<u8>,
+    native_thread_id: Option<u64>,
+    running: usize,
 }
 
 /// The code-object binding of interpreter `I`.
@@ -351,6 +367,7 @@ type CodeOf<I> = <<<I as InterpreterState>::ThreadState as ThreadState>::FrameOb
 /// Reads every task of every thread of the interpreter at `interpreter_address`, then the
 /// interpreter's list (tasks of threads that exited); also the threads that run a loop.
 fn read_tasks<I: InterpreterState, P: ProcessMemory>(
+    pid: Pid,
     process: &P,
     interpreter_address: usize,
     offsets: &AsyncioOffsets,
@@ -366,8 +383,12 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
         layout,
         caches,
         code_structs: HashMap::new(),
+        pid,
+        ahead_at: HashMap::new(),
+        ahead: Vec::new(),
     };
     let mut tasks = Vec::new();
+    let mut listed = Vec::new();
     let mut loop_threads = Vec::new();
     let mut seen = HashSet::new();
     let mut thread: usize = process
@@ -383,11 +404,23 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
             loop_threads.push((thread, native));
         }
         let head = thread + offsets.thread_tasks_head as usize;
-        walk.list(head, Some(native), running, &mut seen, &mut tasks)?;
+        walk.list(head, Some(native), running, &mut seen, &mut listed)?;
         thread = process.copy_struct(thread + layout.next_thread)?;
     }
     let head = interpreter_address + offsets.interp_tasks_head as usize;
-    walk.list(head, None, 0, &mut seen, &mut tasks)?;
+    walk.list(head, None, 0, &mut seen, &mut listed)?;
+    // The coroutines of all tasks, and what they await, read together before each task is.
+    let coros: Vec<usize> = listed
+        .iter()
+        .filter_map(|l| word(&l.bytes, offsets.task_coro))
+        .filter(|&c| c != 0)
+        .collect();
+    walk.prefetch_chains(&coros);
+    for l in &listed {
+        if let Some(t) = walk.task(l.task, &l.bytes, l.native_thread_id, l.running) {
+            tasks.push(t);
+        }
+    }
     Ok((AsyncioTasks { tasks }, loop_threads))
 }
 
@@ -401,7 +434,7 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
         native_thread_id: Option<u64>,
         running: usize,
         seen: &mut HashSet<usize>,
-        out: &mut Vec<AsyncTask>,
+        out: &mut Vec<Listed>,
     ) -> Result<(), Error> {
         let node_offset = self.offsets.task_node as usize;
         let mut node: usize = self.process.copy_struct(head)?;
@@ -413,13 +446,69 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
             let Ok(bytes) = self.process.copy(task, self.offsets.task_size as usize) else { break };
             let Some(next) = word(&bytes, node_offset as u64) else { break };
             if seen.insert(task) {
-                if let Some(t) = self.task(task, &bytes, native_thread_id, running) {
-                    out.push(t);
-                }
+                out.push(Listed {
+                    task,
+                    bytes,
+                    native_thread_id,
+                    running,
+                });
             }
             node = next;
         }
         Ok(())
+    }
+
+    /// Reads `ranges` together (one `process_vm_readv` per 1,024, merged by page); later
+    /// reads of exactly these ranges come from here.
+    fn prefetch(&mut self, ranges: &[(usize, usize)]) {
+        let mut buf = Vec::new();
+        let offsets = prefetch_ranges(self.pid, ranges, &mut buf);
+        let base = self.ahead.len();
+        self.ahead.extend_from_slice(&buf);
+        for (&range, at) in ranges.iter().zip(offsets) {
+            if let Some(at) = at {
+                self.ahead_at.insert(range, base + at);
+            }
+        }
+    }
+
+    /// `len` bytes at `address`: read ahead, or read now.
+    fn bytes(&self, address: usize, len: usize) -> Option<Vec<u8>> {
+        match self.ahead_at.get(&(address, len)) {
+            Some(&at) => self.ahead.get(at..at + len).map(<[u8]>::to_vec),
+            None => self.process.copy(address, len).ok(),
+        }
+    }
+
+    /// Reads ahead the first two levels of every task's await chain: the coroutines, the
+    /// stack slots holding what they await, and those objects (three batched reads in all
+    /// where each coroutine cost three reads of its own).
+    fn prefetch_chains(&mut self, coros: &[usize]) {
+        let layout = *self.layout;
+        let span = layout.gi_iframe + std::mem::size_of::<<I::ThreadState as ThreadState>::FrameObject>();
+        let ranges: Vec<(usize, usize)> = coros.iter().map(|&c| (c, span)).collect();
+        self.prefetch(&ranges);
+        let slots: Vec<(usize, usize)> = coros
+            .iter()
+            .filter_map(|&c| {
+                let b = self.ahead_at.get(&(c, span)).and_then(|&at| self.ahead.get(at..at + span))?;
+                if *b.get(layout.gi_frame_state)? as i8 != layout.suspended_yield_from {
+                    return None;
+                }
+                let top = word(b, (layout.gi_iframe + layout.frame_stackpointer) as u64)? & !STACKREF_TAG;
+                (top != 0).then(|| (top.wrapping_sub(8 * layout.awaited_slot), POINTER))
+            })
+            .collect();
+        self.prefetch(&slots);
+        let awaited: Vec<(usize, usize)> = slots
+            .iter()
+            .filter_map(|&slot| {
+                let at = *self.ahead_at.get(&slot)?;
+                let value = word(&self.ahead[at..], 0)? & !STACKREF_TAG;
+                (value != 0).then_some((value, span))
+            })
+            .collect();
+        self.prefetch(&awaited);
     }
 
     /// One task from its bytes, or `None` if it does not read soundly.
@@ -561,7 +650,7 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
             let top = word(&bytes, (layout.gi_iframe + layout.frame_stackpointer) as u64).unwrap_or(0);
             let top = top & !STACKREF_TAG;
             let slot = top.wrapping_sub(8 * layout.awaited_slot);
-            let Ok(awaited) = self.process.copy_struct::<usize>(slot) else { break };
+            let Some(awaited) = self.bytes(slot, POINTER).and_then(|b| word(&b, 0)) else { break };
             at = awaited & !STACKREF_TAG;
             if top == 0 || gen == 0 || at == 0 {
                 break;
@@ -578,7 +667,7 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
     fn coro_like(&mut self, object: usize, span: usize) -> Option<(usize, Vec<u8>)> {
         // Objects the chain meets are at least as large as a coroutine, but a read past a
         // small one's mapping fails: then only its type is read.
-        let bytes = self.process.copy(object, span).ok();
+        let bytes = self.bytes(object, span);
         let ty = match &bytes {
             Some(b) => word(b, self.layout.ob_type as u64)?,
             None => self.process.copy_struct(object + self.layout.ob_type).ok()?,
@@ -588,7 +677,7 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
             // `ags_gen` / `agt_gen`: the first field after the object header.
             "async_generator_asend" | "async_generator_athrow" => {
                 let gen = word(bytes.as_deref()?, 16)? & !STACKREF_TAG;
-                let gen_bytes = self.process.copy(gen, span).ok()?;
+                let gen_bytes = self.bytes(gen, span)?;
                 (gen != 0).then_some((gen, gen_bytes))
             }
             _ => None,
