@@ -20,8 +20,10 @@ Usage: scripts/bench_overhead.py [--hptop PATH] [--py-spy PATH] [--seconds 10] [
 7. Recording (`record`): hptop's CPU with and without `--record FILE` (the cost of recording),
    and bytes per thread-sample of hptop's recording, py-spy's raw output and austin's MOJO
    file, on the same targets one after the other.
-Pick sections with --sections threads,idle,many,pool,peers,scale,record (default: all but
-scale and record).
+8. asyncio (`asyncio`): on Python 3.14, a 6-task service and 1,000 tasks with churn: hptop
+   (reading task lists) beside py-spy and austin.
+Pick sections with --sections threads,idle,many,pool,peers,scale,record,asyncio (default: all
+but scale, record and asyncio).
 CPU time is user + system of the child (getrusage RUSAGE_CHILDREN), so it counts every
 thread of the profiler. py-spy is taken from PATH (`pip install py-spy`) unless given.
 """
@@ -86,6 +88,46 @@ def main():
         bench_scale(args, s)
     if "record" in sections:
         bench_record(args, s)
+    if "asyncio" in sections:
+        bench_asyncio(args, s)
+
+
+PY314 = "/opt/hptop-pythons/root/usr/bin/python3.14"
+
+
+def bench_asyncio(args, s):
+    """asyncio targets on Python 3.14 (hptop reads their task lists): a 6-task service
+    (tests/workloads/async_tasks.py) and 1,000 waiting tasks beside 1,000 created and finished
+    a second (many_tasks.py); hptop report (tasks listed, per-task figures) beside py-spy
+    record --nonblocking and austin -i 10ms, one after the other, median CPU of --repeat runs."""
+    if not os.path.exists(PY314):
+        print("asyncio: skipped (no %s: ../shared/tools/newer-pythons.sh)" % PY314)
+        return
+    workloads = os.path.join(ROOT, "tests", "workloads")
+    austin = shutil.which("austin") or "/opt/hptop-pythons/bin/austin"
+    targets = [("6-task asyncio service", ["async_tasks.py", "600"]),
+               ("1,000 tasks + 1,000/s churn", ["many_tasks.py", "1000", "1000", "600"])]
+    for label, argv in targets:
+        proc = subprocess.Popen([PY314, os.path.join(workloads, argv[0])] + argv[1:],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        pid = str(proc.pid)
+        runs = {"hptop": [args.hptop, "report", "--pid", pid, "-d", str(s), "-o", os.devnull, "--force"]}
+        if args.py_spy:
+            runs["py-spy"] = [args.py_spy, "record", "--nonblocking", "-r", "100", "-d", str(int(s)),
+                              "-f", "raw", "-o", os.devnull, "-p", pid]
+        if os.path.exists(austin):
+            runs["austin"] = [austin, "-i", "10ms", "-x", str(int(s)), "-o", os.devnull, "-p", pid]
+        cpu = {name: [] for name in runs}
+        try:
+            for _ in range(args.repeat):
+                for name, run in runs.items():
+                    cpu[name].append(child_cpu(run, check=False)[0])
+        finally:
+            proc.kill()
+            proc.wait()
+        cells = ", ".join("%s %.3f s" % (n, sorted(v)[len(v) // 2]) for n, v in cpu.items())
+        print("asyncio %s (%.0f s at 100 Hz, CPU of the profiler): %s" % (label, s, cells), flush=True)
 
 
 def bench_threads(args, s):

@@ -116,14 +116,16 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
         let cpu = |k: &str| task(tasks, k)["cpu_s"].as_f64().unwrap();
         let b = cpu("worker-b") * 100.0 / (cpu("worker-a") + cpu("worker-b"));
         eprintln!(
-            "{}: worker-b {b:.1}% of the workers' CPU (truth {truth_b:.1}%)",
-            python.label
+            "{}: worker-b {b:.1}% of the workers' CPU (truth {truth_b:.1}%), run-queue wait {:.0}%",
+            python.label,
+            p["runqueue_wait_percent"].as_f64().unwrap()
         );
-        // Beside other load (the kernel's run-queue wait >= 30 %) the shares bend toward the
-        // task with the longer steps (measured +11 points beside 4 busy loops on 2 cores:
-        // docs/figures.md); quiet, within 5 points.
-        let loaded = p["runqueue_wait_percent"].as_f64().unwrap() >= 30.0;
-        let bound = if loaded { 15.0 } else { 5.0 };
+        // Beside other load (the rest of the suite, busy loops) the shares bend: toward the
+        // task with the longer steps beside 4 busy loops on 2 cores (+11 points), the other
+        // way seen once beside the suite (-5): docs/figures.md. Quiet (the kernel's run-queue
+        // wait under 10 %), within 5 points.
+        let runq = p["runqueue_wait_percent"].as_f64().unwrap();
+        let bound = if runq >= 10.0 { 15.0 } else { 5.0 };
         assert!(
             (b - truth_b).abs() <= bound,
             "{}: {b} vs {truth_b}",
