@@ -116,6 +116,15 @@ fn sigstop_of_hptop_during_blocking_never_leaves_the_target_frozen() {
         // Spread the stops over the 10 ms sampling period.
         std::thread::sleep(Duration::from_millis(7 + (i * 13) % 23));
         kill(hptop_pid, Signal::SIGSTOP).unwrap();
+        // A stop is delivered asynchronously: until every hptop thread is stopped, one may
+        // still begin a pause (seen: the target traced again after it had been seen free).
+        let hptop_raw = u32::try_from(hptop_pid.as_raw()).unwrap();
+        let sent = Instant::now();
+        while thread_states(hptop_raw).iter().any(|&s| s != 'T')
+            && sent.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         caught_paused += u32::from(traced(pid));
         // The helper's deadline is 20 ms + twice the recent longest read (at most 1 s); allow
         // for a loaded machine delaying the helper itself (seen past 1.5 s beside a build).
