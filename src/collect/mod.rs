@@ -650,6 +650,9 @@ fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
+    // Each loop thread's running task, read right after the stacks: the nearer, the fewer
+    // stacks of one task's step are taken for the next task's (see `asyncio_of_tick`).
+    task_reading.running = stacks.running_tasks();
     let told = paused_told.unwrap_or_else(tell);
     for (tid, on_cpu) in told {
         if let Ok(i) = tids.binary_search(&tid) {
@@ -745,7 +748,7 @@ fn asyncio_of_tick(
             .map(|i| pairs[i].1),
         None => Some(tid),
     };
-    for (tid, task) in stacks.running_tasks() {
+    for (tid, task) in std::mem::take(&mut reading.running) {
         if let Some(t) = ours(tid).and_then(|tid| threads.iter_mut().find(|t| t.tid == tid)) {
             t.running_task = Some(task);
         }

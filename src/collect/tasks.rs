@@ -79,6 +79,8 @@ pub struct TaskReading {
     pub last: Option<Arc<[TaskTick]>>,
     /// Root the stacks of code running in a task at the task (`--async`).
     pub rooted: bool,
+    /// Each loop thread's running task, read right after this tick's stacks.
+    pub running: Vec<(u32, u64)>,
 }
 
 impl TaskReading {
