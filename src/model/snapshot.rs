@@ -444,3 +444,10 @@ pub struct TaskRow {
     /// Ticks at which its thread ran it, and the CPU of the intervals they began.
     pub figures: crate::model::tasks::TaskFigures,
 }
+
+impl ProcessSnapshot {
+    /// The interpreter's minor version (`14` of `3.14.10`), when the version reads.
+    pub fn python_minor(&self) -> Option<u32> {
+        self.python_version.split('.').nth(1)?.parse().ok()
+    }
+}

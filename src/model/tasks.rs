@@ -77,11 +77,7 @@ impl TaskTable {
 
     /// Folds the figures of tasks no longer listed into [`Self::finished`].
     fn fold_unlisted(&mut self) {
-        let listed: rustc_hash::FxHashSet<u64> = self
-            .listed
-            .iter()
-            .flat_map(|l| l.iter().map(|t| t.id))
-            .collect();
+        let listed = self.listed_ids();
         let open: rustc_hash::FxHashSet<u64> = self.open.values().map(|&(_, t)| t).collect();
         let finished = &mut self.finished;
         self.figures.retain(|id, f| {
@@ -92,6 +88,14 @@ impl TaskTable {
             }
             keep
         });
+    }
+
+    /// Ids of the tasks in the latest list.
+    fn listed_ids(&self) -> rustc_hash::FxHashSet<u64> {
+        self.listed
+            .iter()
+            .flat_map(|l| l.iter().map(|t| t.id))
+            .collect()
     }
 
     /// The latest list read, if any (`None`: no task list was ever read).
@@ -107,11 +111,7 @@ impl TaskTable {
     /// The figures of every task not in the latest list (finished, or folded away), and
     /// how many they are.
     pub fn not_listed(&self) -> (u64, TaskFigures) {
-        let listed: rustc_hash::FxHashSet<u64> = self
-            .listed
-            .iter()
-            .flat_map(|l| l.iter().map(|t| t.id))
-            .collect();
+        let listed = self.listed_ids();
         let mut out = self.finished.clone();
         for (id, f) in &self.figures {
             if !listed.contains(id) {

@@ -95,12 +95,7 @@ const TEXT_ROWS: usize = 30;
 pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
     let Some(tasks) = &p.tasks else {
         // An asyncio program on an interpreter that publishes no task list: say so once.
-        let older = p
-            .python_version
-            .split('.')
-            .nth(1)
-            .and_then(|m| m.parse::<u32>().ok())
-            .is_some_and(|m| m < 14);
+        let older = p.python_minor().is_some_and(|m| m < 14);
         if older && p.functions.iter().any(|f| f.filename.contains("asyncio")) {
             let _ = writeln!(
                 out,

@@ -15,7 +15,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let p = &app.snapshot;
     let Some(tasks) = &p.tasks else {
-        let why = if minor_version(&p.python_version).is_some_and(|m| m < 14) {
+        let why = if p.python_minor().is_some_and(|m| m < 14) {
             format!(
                 "The task view needs Python 3.14+ (this is {}): older interpreters publish no task list.",
                 p.python_version
@@ -94,9 +94,4 @@ fn at(t: &TaskRow) -> String {
     } else {
         parts.join(" <- ")
     }
-}
-
-/// `14` of `3.14.10`.
-fn minor_version(version: &str) -> Option<u32> {
-    version.split('.').nth(1)?.parse().ok()
 }
