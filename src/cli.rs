@@ -9,11 +9,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::error::HptopError;
 use crate::model::snapshot::Mode as ShareMode;
 use crate::modes::{
-    DumpOptions, InputWindow, Mode, PsOptions, RecordOptions, RecordTo, ReplayOptions,
-    ReportOptions, SamplingOptions, Target,
+    DumpOptions, InputWindow, Mode, PsOptions, RecordOptions, ReplayOptions, ReportOptions,
 };
 use crate::record::window::TimeSpec;
 use crate::report::{Format, StackFormat, StackOutput, Weight};
+use crate::session::{RecordTo, SamplingOptions, Target};
 
 /// hptop: what a running Python process is doing — its Python stacks joined with the
 /// kernel's counters (CPU, memory, page faults, context switches, I/O), per thread.

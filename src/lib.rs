@@ -14,6 +14,7 @@ pub mod modes;
 pub mod record;
 pub mod report;
 pub mod serve;
+pub mod session;
 pub mod tui;
 
 pub use error::HptopError;

@@ -9,13 +9,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::replay::feed;
-use super::write_output;
 use crate::error::HptopError;
 use crate::model::family::Family;
 use crate::model::snapshot::{Mode, Snapshot, SnapshotQuery};
 use crate::record::window::TimeSpec;
 use crate::record::{RecordingReader, MAGIC};
 use crate::report::{StackFormat, StackOutput, Weight};
+use crate::session::output;
+use crate::session::write_output;
 
 /// What `hptop diff` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +65,11 @@ pub fn run(options: &DiffOptions) -> Result<(), HptopError> {
         .as_deref()
         .map(|path| {
             let existing = if options.force {
-                super::output::Existing::Replace
+                output::Existing::Replace
             } else {
-                super::output::Existing::Refuse
+                output::Existing::Refuse
             };
-            super::output::open_output(path, existing).map(|f| (path, f))
+            output::open_output(path, existing).map(|f| (path, f))
         })
         .transpose()?;
     let base = side(&options.base, options)?;
@@ -84,7 +85,7 @@ pub fn run(options: &DiffOptions) -> Result<(), HptopError> {
         DiffFormat::Flamegraph => flamegraph(&base, &new, options.weight)?,
     };
     match &output {
-        Some((path, file)) => super::output::write_all(file, path, out.as_bytes()),
+        Some((path, file)) => output::write_all(file, path, out.as_bytes()),
         None => write_output(out.as_bytes()),
     }
 }

@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use super::{session_meta, write_output, DumpOptions};
+use super::DumpOptions;
 use crate::collect::tick::Tick;
 use crate::collect::{Sampler, SamplerEvent, SamplerOptions};
 use crate::error::HptopError;
 use crate::model::dump::DumpSnapshot;
 use crate::report::{dump, Format};
+use crate::session::{session_meta, write_output};
 
 /// Ticks to try for one whose stacks read cleanly (a read can race with the target).
 const ATTEMPTS: usize = 6;
@@ -17,7 +18,7 @@ const ATTEMPTS: usize = 6;
 /// # Errors
 /// A typed error for a bad target.
 pub fn run(options: DumpOptions) -> Result<(), HptopError> {
-    let resolved = super::resolve_pid(options.pid);
+    let resolved = crate::session::resolve_pid(options.pid);
     if let Some(notice) = &resolved.notice {
         eprintln!("hptop: {notice}");
     }

@@ -11,13 +11,15 @@ use ratatui::crossterm::event::{self, Event, KeyEventKind, MouseButton, MouseEve
 use ratatui::prelude::CrosstermBackend;
 use ratatui::Terminal;
 
-use super::launch::Launched;
 use super::player::{Player, Step};
-use super::{own_cpu_s, resolve_target, sampler_options, session_meta, SamplingOptions, Target};
 use crate::collect::{Sampler, SamplerEvent};
 use crate::error::HptopError;
 use crate::model::family::{self, Family};
 use crate::model::snapshot::{ProcessSnapshot, Snapshot, SnapshotQuery};
+use crate::session::launch::Launched;
+use crate::session::{
+    own_cpu_s, resolve_target, sampler_options, session_meta, SamplingOptions, Target,
+};
 use crate::tui::app::{App, Effect};
 use crate::tui::terminal::TerminalGuard;
 
@@ -315,9 +317,12 @@ impl Sessions {
         for (ext, bytes) in files {
             let path = std::path::PathBuf::from(format!("{base}.{ext}"));
             let result = bytes.and_then(|bytes| {
-                let file = super::output::open_output(&path, super::output::Existing::Refuse)
-                    .map_err(|e| e.to_string())?;
-                super::output::write_all(&file, &path, &bytes).map_err(|e| e.to_string())
+                let file = crate::session::output::open_output(
+                    &path,
+                    crate::session::output::Existing::Refuse,
+                )
+                .map_err(|e| e.to_string())?;
+                crate::session::output::write_all(&file, &path, &bytes).map_err(|e| e.to_string())
             });
             match result {
                 Ok(()) => written.push(path.display().to_string()),

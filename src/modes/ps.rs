@@ -4,12 +4,13 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::{write_output, PsOptions};
+use super::PsOptions;
 use crate::collect::discover::{self, ProcessInfo};
 use crate::collect::procfs::TICKS_PER_S;
 use crate::error::HptopError;
 use crate::model::dump::PsRow;
 use crate::report::{ps, Format};
+use crate::session::write_output;
 
 /// Window over which CPU % is measured.
 const CPU_WINDOW: Duration = Duration::from_millis(500);

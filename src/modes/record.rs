@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{start_headless, RecordOptions, RecordTo, SamplingOptions};
+use super::RecordOptions;
 use crate::collect::{SamplerEvent, TargetInfo};
 use crate::error::HptopError;
 use crate::record::{RecordingHeader, RecordingWriter, WriterStatus};
+use crate::session::{start_headless, RecordTo, SamplingOptions};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -81,7 +82,7 @@ pub fn run(options: &RecordOptions) -> Result<(), HptopError> {
 /// Opens the recording for a sampler that has attached `target`.
 ///
 /// # Errors
-/// The file cannot be created (see `modes::output`).
+/// The file cannot be created (see `session::output`).
 pub fn start_recording(
     to: &RecordTo,
     sampling: &SamplingOptions,

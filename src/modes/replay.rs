@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::report::{open_report_output, stack_query, wants_timeline, write_report};
-use super::{session_meta, InputWindow, ReplayOptions, ReportOptions};
+use super::{InputWindow, ReplayOptions, ReportOptions};
 use crate::error::HptopError;
 use crate::model::family::Family;
 use crate::model::snapshot::SnapshotQuery;
@@ -13,6 +13,7 @@ use crate::record::codec::Recorded;
 use crate::record::RecordingReader;
 use crate::report::slices::StackSlices;
 use crate::report::ReportHeader;
+use crate::session::session_meta;
 
 /// What was fed from a recording.
 #[derive(Debug, Clone, Copy, Default)]

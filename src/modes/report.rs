@@ -4,9 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::launch::Launched;
-use super::output::{open_output, write_all, Existing};
-use super::{family_event, own_cpu_s, start_headless, write_output, ReportOptions};
+use super::ReportOptions;
 use crate::collect::SamplerEvent;
 use crate::error::HptopError;
 use crate::model::family::Family;
@@ -15,6 +13,9 @@ use crate::record::RecordingWriter;
 use crate::report::json::Report;
 use crate::report::slices::StackSlices;
 use crate::report::{text, Format, ReportHeader};
+use crate::session::launch::Launched;
+use crate::session::output::{open_output, write_all, Existing};
+use crate::session::{family_event, own_cpu_s, start_headless, write_output};
 
 /// How often the collecting loop looks at the interrupt flag and the deadline.
 const POLL: Duration = Duration::from_millis(100);
@@ -334,7 +335,7 @@ fn refuse_binary_to_terminal(options: &ReportOptions) -> Result<(), HptopError> 
     Ok(())
 }
 
-/// The `-o` file, opened (see `modes::output`).
+/// The `-o` file, opened (see `session::output`).
 ///
 /// # Errors
 /// It cannot be created, exists (without `--force`), or is a link; a binary format would

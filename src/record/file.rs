@@ -17,7 +17,7 @@ use super::codec::{Decoder, Encoder, Recorded};
 use super::{RecordError, FORMAT_VERSION, MAGIC, SEGMENT_MAGIC};
 use crate::collect::SamplerEvent;
 use crate::error::HptopError;
-use crate::modes::output::{open_output, Existing};
+use crate::session::output::{open_output, Existing};
 
 /// A segment is closed after this much time (what a crash can lose).
 const SEGMENT_EVERY: Duration = Duration::from_secs(1);

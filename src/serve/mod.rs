@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::HptopError;
-use crate::modes::SamplingOptions;
+use crate::session::SamplingOptions;
 use worker::{Published, WindowRequest};
 
 /// What `hptop serve` watches.
@@ -65,8 +65,8 @@ impl Fleet {
     ///
     /// # Errors
     /// The process cannot be attached (not Python, gone, no permission...).
-    fn watch(&self, pid: u32, options: &ServeOptions) -> Result<(), HptopError> {
-        let sampler_options = crate::modes::sampler_options(pid, &options.sampling, false);
+    pub fn watch(&self, pid: u32, options: &ServeOptions) -> Result<(), HptopError> {
+        let sampler_options = crate::session::sampler_options(pid, &options.sampling, false);
         let sampler = crate::collect::Sampler::start(&sampler_options)?;
         let published = Arc::new(Mutex::new(Published::default()));
         let (requests, receive) = sync_channel(worker::MAX_WINDOWS);
@@ -126,8 +126,8 @@ impl Fleet {
         }
         metrics::Scrape {
             processes,
-            self_cpu_seconds: crate::modes::own_cpu_s(),
-            self_resident_bytes: own_rss_bytes(),
+            self_cpu_seconds: crate::session::own_cpu_s(),
+            self_resident_bytes: crate::session::own_rss_bytes(),
         }
     }
 
@@ -176,12 +176,13 @@ impl Fleet {
         Ok(receivers)
     }
 
-    fn len(&self) -> usize {
+    /// How many targets are watched.
+    pub fn watched(&self) -> usize {
         self.targets.lock().map_or(0, |t| t.len())
     }
 
     /// Stops every worker (their samplers stop; the targets run on untouched).
-    fn stop_all(&self) {
+    pub fn stop_all(&self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Ok(mut targets) = self.targets.lock() {
             for t in targets.iter() {
@@ -196,80 +197,6 @@ impl Fleet {
     }
 }
 
-/// hptop's own resident set size.
-fn own_rss_bytes() -> u64 {
-    let status = std::fs::read("/proc/self/status").unwrap_or_default();
-    crate::collect::procfs::field_value(&status, "VmRSS").unwrap_or(0) * 1024
-}
-
-/// Runs the server until SIGINT or SIGTERM.
-///
-/// # Errors
-/// The address cannot be bound, or a `--pid` cannot be attached.
-pub fn run(options: &ServeOptions) -> Result<(), HptopError> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| HptopError::Usage(format!("cannot start the server's runtime: {e}")))?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(options.listen))
-        .map_err(|e| {
-            HptopError::Usage(format!(
-                "cannot listen on \"{}\": {e}; pick another with --listen ADDR:PORT",
-                options.listen
-            ))
-        })?;
-    let fleet = Arc::new(Fleet::default());
-    if let Watch::Pids(pids) = &options.watch {
-        for &pid in pids {
-            if let Err(e) = fleet.watch(pid, options) {
-                fleet.stop_all();
-                return Err(e);
-            }
-        }
-    }
-    let bound = listener.local_addr().unwrap_or(options.listen);
-    eprintln!(
-        "hptop: serving http://{bound}/metrics (also /debug/pprof/profile?seconds=N and /report?seconds=N); {} watched{}",
-        crate::fmt::counted(fleet.len() as u64, "process"),
-        match &options.watch {
-            Watch::Match(re) => format!(", and every Python process matching \"{re}\" as it appears"),
-            Watch::Pids(_) => String::new(),
-        }
-    );
-    if !bound.ip().is_loopback() {
-        eprintln!(
-            "hptop: warning: {bound} is reachable from other machines: the metrics and profiles show function names, file paths and command lines"
-        );
-    }
-    let watcher = match &options.watch {
-        Watch::Match(re) => {
-            let fleet = Arc::clone(&fleet);
-            let re = re.clone();
-            let options = options.clone();
-            Some(std::thread::spawn(move || {
-                watch_matching(&fleet, &re, &options);
-            }))
-        }
-        Watch::Pids(_) => None,
-    };
-    let served = runtime.block_on(http::serve(
-        listener,
-        Arc::clone(&fleet),
-        interrupted,
-        options.sampling.rate_hz,
-    ));
-    fleet.stop_all();
-    if let Some(w) = watcher {
-        let _ = w.join();
-    }
-    served
-}
-
 /// How often `--match` looks for new processes.
 const SCAN_EVERY: Duration = Duration::from_secs(1);
 /// Attach attempts for a matching process (one per scan): an interpreter may still be
@@ -277,7 +204,7 @@ const SCAN_EVERY: Duration = Duration::from_secs(1);
 const ATTACH_TRIES: u32 = 5;
 
 /// Watches the machine for Python processes whose command line matches `re`.
-fn watch_matching(fleet: &Fleet, re: &regex::Regex, options: &ServeOptions) {
+pub fn watch_matching(fleet: &Fleet, re: &regex::Regex, options: &ServeOptions) {
     use crate::collect::discover::python_processes;
     // (pid, start) -> attempts; a pid seen again with another start is another process.
     let mut tried: HashMap<(u32, u64), u32> = HashMap::new();
@@ -299,7 +226,7 @@ fn watch_matching(fleet: &Fleet, re: &regex::Regex, options: &ServeOptions) {
                 continue;
             }
             *attempts += 1;
-            if fleet.len() >= MAX_TARGETS {
+            if fleet.watched() >= MAX_TARGETS {
                 eprintln!(
                     "hptop: not watching PID {}: {MAX_TARGETS} processes are watched already",
                     info.pid

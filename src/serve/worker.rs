@@ -140,7 +140,7 @@ pub fn run(
     while !ended && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         match sampler.events.recv_timeout(Duration::from_millis(100)) {
             Ok(SamplerEvent::Attached(info)) => {
-                let meta = crate::modes::session_meta(&info);
+                let meta = crate::session::session_meta(&info);
                 for w in &mut windows {
                     w.family.attach(meta.clone());
                 }

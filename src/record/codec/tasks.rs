@@ -2,12 +2,12 @@
 //! control stream after the process's figures (process flag `TASKS`), and each thread's
 //! running task in the thread-flags column (thread flag `RUNNING_TASK`). Files of formats 1
 //! and 2 set neither flag: they read as before, without tasks.
+use crate::record::RecordError;
 use std::sync::Arc;
 
 use super::{Decoder, Encoder};
 use crate::collect::tick::{Frame, TaskTick};
 use crate::record::wire::{put_u64, Reader};
-use crate::record::RecordError;
 
 /// Task flags.
 const RUNNING: u64 = 1;

@@ -4,6 +4,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -94,4 +95,19 @@ pub fn write_all(mut file: &File, path: &Path, bytes: &[u8]) -> Result<(), Hptop
             path: path.display().to_string(),
             source,
         })
+}
+
+/// Writes `bytes` to standard output (a closed pipe is not an error).
+///
+/// # Errors
+/// `Output` when standard output fails.
+pub fn write_output(bytes: &[u8]) -> Result<(), HptopError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(HptopError::Output {
+            path: "standard output".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
