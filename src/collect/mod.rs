@@ -3,11 +3,13 @@
 //! [`Sampler`] runs on its own OS thread, named `hptop-sampler` (py-spy's `PythonSpy` is
 //! `!Send`), and sends [`SamplerEvent`]s into a bounded channel.
 
+mod attach;
 pub mod discover;
 pub mod follow;
 pub mod gil;
 pub mod oncpu;
 pub mod pause;
+mod process_tick;
 pub mod procfs;
 pub mod sanitize;
 pub mod smaps;
@@ -24,11 +26,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::HptopError;
-use discover::ProcessInfo;
-use oncpu::OnCpuProbe;
-use procfs::ProcReader;
-use stacks::{PythonThread, StackOptions, StackReader};
-use tick::{OsState, ProcessTick, ThreadTick, Tick};
+use attach::{check_target, classify_attach_error};
+use process_tick::{sample, Target};
+use tick::Tick;
 use timer::Timer;
 
 /// How the sampler samples.
@@ -295,73 +295,6 @@ pub fn spawn_sampler(
     ))
 }
 
-/// Checks from `/proc` what can be told before attaching: exists, not a zombie, readable.
-fn check_target(pid: u32) -> Result<ProcessInfo, HptopError> {
-    let info = ProcessInfo::read(pid).ok_or(HptopError::ProcessGone { pid })?;
-    if info.is_zombie() {
-        return Err(HptopError::Zombie {
-            pid,
-            ppid: info.stat.ppid,
-        });
-    }
-    // `maps` needs the same access as reading memory (PTRACE_MODE_READ): test it first.
-    if let Err(e) = std::fs::read(format!("/proc/{pid}/maps")) {
-        if e.kind() == std::io::ErrorKind::PermissionDenied {
-            return Err(HptopError::PermissionDenied {
-                pid,
-                detail: format!("reading /proc/{pid}/maps: {e}"),
-            });
-        }
-        if ProcessInfo::read(pid).is_none() {
-            return Err(HptopError::ProcessGone { pid });
-        }
-    }
-    if discover::python_guess(pid).is_none() {
-        return Err(not_python(&info));
-    }
-    Ok(info)
-}
-
-fn not_python(info: &ProcessInfo) -> HptopError {
-    let children = discover::python_descendants(info.pid)
-        .into_iter()
-        .filter_map(|child| Some((child, ProcessInfo::read(child)?.command())))
-        .collect();
-    HptopError::NotPython {
-        pid: info.pid,
-        command: info.command(),
-        children,
-    }
-}
-
-fn classify_attach_error(info: &ProcessInfo, detail: &str) -> HptopError {
-    let pid = info.pid;
-    let lower = detail.to_lowercase();
-    match ProcessInfo::read(pid) {
-        None => HptopError::ProcessGone { pid },
-        Some(now) if now.is_zombie() => HptopError::Zombie {
-            pid,
-            ppid: now.stat.ppid,
-        },
-        Some(_)
-            if lower.contains("permission denied") || lower.contains("operation not permitted") =>
-        {
-            HptopError::PermissionDenied {
-                pid,
-                detail: detail.to_owned(),
-            }
-        }
-        Some(_) if discover::python_guess(pid).is_none() => not_python(info),
-        Some(_) => HptopError::Unsupported {
-            pid,
-            version: discover::python_guess(pid)
-                .and_then(|g| g.version)
-                .map_or_else(|| "version unknown".into(), |v| format!("Python {v}")),
-            detail: detail.to_owned(),
-        },
-    }
-}
-
 fn sampler_thread(
     options: &SamplerOptions,
     ready: &Sender<Result<String, String>>,
@@ -552,273 +485,6 @@ impl<'a> TickBatch<'a> {
             Err(TrySendError::Disconnected(_)) => false,
         }
     }
-}
-
-/// What the sampler reads a target with.
-struct Target {
-    procs: ProcReader,
-    stacks: StackReader,
-    probe: OnCpuProbe,
-    /// The thread list, sorted, as of the last listing.
-    tids: Vec<u32>,
-    /// Stacks are read with the target paused (`--blocking`).
-    blocking: bool,
-    /// asyncio task reading.
-    tasks: tasks::TaskReading,
-}
-
-impl Target {
-    /// Attaches py-spy and opens `/proc` of the target.
-    fn open(options: &SamplerOptions) -> Result<Self, String> {
-        let stack_options = StackOptions {
-            blocking: options.blocking,
-            native: options.native,
-        };
-        let stacks = StackReader::attach(options.pid, stack_options, options.attach_retries)?;
-        let procs = ProcReader::open(options.pid)
-            .map_err(|e| format!("opening /proc/{}: {e}", options.pid))?;
-        Ok(Self {
-            procs,
-            stacks,
-            // A quarter of the per-thread file budget: only runnable threads need a clock.
-            probe: OnCpuProbe::new(procfs::fd_budget() / 4),
-            tids: Vec::new(),
-            blocking: options.blocking,
-            tasks: tasks::TaskReading::new(options.async_stacks),
-        })
-    }
-}
-
-/// Reads one tick of the process: each thread's counters, then the stacks, and on slow ticks
-/// the whole-process counters (cumulative, so reading them at ~10 Hz loses nothing of a
-/// window's deltas) and the thread list. Between slow ticks the thread list is reused, and
-/// read again at once when the stacks show a thread it lacks.
-fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
-    let Target {
-        procs,
-        stacks,
-        probe,
-        tids,
-        blocking,
-        tasks: task_reading,
-    } = target;
-    let gone = ProcessTick {
-        pid,
-        exited: true,
-        ..ProcessTick::default()
-    };
-    let process = if slow {
-        match procs.read_process(true) {
-            Ok(read) if read.state != OsState::Dead => Some(read),
-            _ => return gone,
-        }
-    } else {
-        None
-    };
-    if slow || tids.is_empty() {
-        match procs.list_tids() {
-            Ok(list) => *tids = list,
-            Err(_) => return gone,
-        }
-        probe.retain(tids);
-    }
-    let mut counters = procs.read_threads(tids, slow);
-    let unchanged: Vec<u32> = tids
-        .iter()
-        .zip(&counters)
-        .filter(|(_, c)| c.is_some_and(|c| c.not_run_since_last_read))
-        .map(|(tid, _)| *tid)
-        .collect();
-    // Runnable threads' task clocks around the stack read: which of them ran during it.
-    probe.before(tids.iter().zip(&counters).filter_map(|(&tid, c)| {
-        c.filter(|c| c.state == OsState::Running)
-            .map(|c| (tid, c.start_ticks))
-    }));
-    let mut tell = || probe.after(|tid| procs.switched_in_since_read(tid));
-    // Paused, the stacks are where the threads were when the pause began, right after these
-    // reads: the window ends there (a resumed thread is switched in again after it).
-    let paused_told = blocking.then(&mut tell);
-    // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
-    // can panic on what it reads (an overflow in a debug build): that is a failed read of this
-    // tick, like any other, not the end of sampling.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stacks.read(&unchanged, tids.len())
-    }))
-    .unwrap_or_else(|payload| {
-        Err(format!(
-            "reading the stacks panicked: {}",
-            panic_message(payload.as_ref())
-        ))
-    });
-    // Each loop thread's running task, read right after the stacks: the nearer, the fewer
-    // stacks of one task's step are taken for the next task's (see `asyncio_of_tick`).
-    task_reading.running = stacks.running_tasks();
-    let told = paused_told.unwrap_or_else(tell);
-    for (tid, on_cpu) in told {
-        if let Ok(i) = tids.binary_search(&tid) {
-            if let Some(Some(c)) = counters.get_mut(i) {
-                c.on_cpu = Some(on_cpu);
-            }
-        }
-    }
-    let (python, stack_error) = match read {
-        Ok(mut threads) => {
-            let namespace = procs.namespace_tids(tids);
-            stacks.resolve_tids(&mut threads, tids, namespace.as_deref());
-            let unknown =
-                |t: &PythonThread| t.tid.is_none_or(|tid| tids.binary_search(&tid).is_err());
-            // (Also on a slow tick: a thread can be born between the listing and the read.)
-            if threads.iter().any(unknown) {
-                // A thread born since the last listing: list again and read its counters.
-                // (A thread that never resolves, e.g. not yet bound to its OS thread, leaves
-                // the list as it was: nothing to read again then.)
-                if let Some(list) = procs.list_tids().ok().filter(|l| l != tids) {
-                    *tids = list;
-                    counters = procs.read_threads(tids, slow);
-                    let namespace = procs.namespace_tids(tids);
-                    stacks.resolve_tids(&mut threads, tids, namespace.as_deref());
-                }
-            }
-            (threads, None)
-        }
-        Err(e) => {
-            // A failed read is usually a race; on an exiting process it is the end.
-            if procs
-                .read_process(false)
-                .map_or(true, |r| r.state == OsState::Dead)
-            {
-                return gone;
-            }
-            (Vec::new(), Some(e))
-        }
-    };
-    // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
-    let gil = stacks.gil_location();
-    let mut threads = join_threads(tids, counters, python, gil);
-    let due = slow && stack_error.is_none();
-    let tasks = asyncio_of_tick(stacks, procs, tids, &mut threads, due, task_reading);
-    ProcessTick {
-        pid,
-        counters: process.as_ref().map(|p| p.counters),
-        memory: process.and_then(|p| p.memory),
-        threads,
-        stack_error,
-        exited: false,
-        gil_switches: stacks.gil_switches(gil),
-        tasks,
-    }
-}
-
-/// The asyncio task list on one slow tick in [`tasks::TASKS_EVERY_SLOW_TICKS`] (about once
-/// a second), less often when a list takes long to read (see [`tasks::slow_ticks_after`]);
-/// each loop thread's running task is read at every tick.
-fn read_tasks(
-    stacks: &mut StackReader,
-    tasks_in: &mut u32,
-) -> Option<std::sync::Arc<[tick::TaskTick]>> {
-    *tasks_in = tasks_in.saturating_sub(1);
-    if *tasks_in > 0 {
-        return None;
-    }
-    let started = std::time::Instant::now();
-    let tasks = stacks.tasks();
-    *tasks_in = tasks::slow_ticks_after(started.elapsed());
-    tasks
-}
-
-/// The tick's asyncio figures: each event-loop thread's running task, marked on `threads`,
-/// and the task list when `due` (see [`read_tasks`]). The interpreter gives thread ids in the
-/// target's PID namespace: they are mapped to ours, as the threads' are.
-fn asyncio_of_tick(
-    stacks: &mut StackReader,
-    procs: &ProcReader,
-    tids: &[u32],
-    threads: &mut [ThreadTick],
-    due: bool,
-    reading: &mut tasks::TaskReading,
-) -> Option<std::sync::Arc<[tick::TaskTick]>> {
-    let tasks = due
-        .then(|| read_tasks(stacks, &mut reading.due_in))
-        .flatten();
-    let namespace = procs.namespace_tids(tids);
-    let ours = |tid: u32| match &namespace {
-        Some(pairs) => pairs
-            .binary_search_by_key(&tid, |&(inner, _)| inner)
-            .ok()
-            .map(|i| pairs[i].1),
-        None => Some(tid),
-    };
-    for (tid, task) in std::mem::take(&mut reading.running) {
-        if let Some(t) = ours(tid).and_then(|tid| threads.iter_mut().find(|t| t.tid == tid)) {
-            t.running_task = Some(task);
-        }
-    }
-    let tasks = tasks.map(|list| tasks::in_our_namespace(&list, ours));
-    if let Some(list) = &tasks {
-        reading.last = Some(std::sync::Arc::clone(list));
-    }
-    if reading.rooted {
-        reading.root_stacks(threads);
-    }
-    tasks
-}
-
-/// Joins OS threads with Python threads by tid. A Python thread whose tid could not be
-/// resolved is kept with tid 0, so its samples still count.
-fn join_threads(
-    tids: &[u32],
-    counters: Vec<Option<tick::ThreadCounters>>,
-    python: Vec<PythonThread>,
-    gil: Option<gil::GilLocation>,
-) -> Vec<ThreadTick> {
-    let mut threads: Vec<ThreadTick> = tids
-        .iter()
-        .zip(counters)
-        .map(|(&tid, counters)| ThreadTick {
-            tid,
-            counters,
-            ..ThreadTick::default()
-        })
-        .collect();
-    // A thread that exited since the list was taken has neither counters nor a stack.
-    threads.retain(|t| t.counters.is_some());
-    // Kept apart until the end: `threads` must stay sorted by tid for the lookups.
-    let mut unmatched = Vec::new();
-    for py in python {
-        let slot = py.tid.and_then(|tid| {
-            threads
-                .binary_search_by_key(&tid, |t| t.tid)
-                .ok()
-                .and_then(|i| threads.get_mut(i))
-        });
-        let counters = slot.as_ref().and_then(|t| t.counters);
-        let blocked_in = counters.and_then(|c| c.syscall);
-        let gil_state = gil::classify(py.owns_gil, blocked_in, gil);
-        let activity = counters.map_or(tick::Activity::Unknown, |c| {
-            gil::activity(c.state, blocked_in, gil_state)
-        });
-        let joined = ThreadTick {
-            tid: py.tid.unwrap_or(0),
-            // tid 0 gathers every thread that could not be matched: no one name is its.
-            name: py.tid.and(py.name),
-            is_python: true,
-            gil: gil_state,
-            activity,
-            frames: py.frames,
-            counters: None,
-            stack_read: py.read,
-            running_task: None,
-        };
-        match slot {
-            Some(thread) => {
-                let counters = thread.counters.take();
-                *thread = ThreadTick { counters, ..joined };
-            }
-            None => unmatched.push(joined),
-        }
-    }
-    threads.append(&mut unmatched);
-    threads
 }
 
 #[cfg(test)]
