@@ -188,8 +188,8 @@ struct DiffArgs {
     #[arg(long, value_enum, default_value_t = ModeArg::Cpu)]
     mode: ModeArg,
     /// With flamegraph: what a stack's width counts.
-    #[arg(long, value_enum, default_value_t = WeightArg::Samples)]
-    weight: WeightArg,
+    #[arg(long, default_value = "samples", value_parser = weight_parser())]
+    weight: Weight,
     /// Write to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -245,18 +245,6 @@ enum ReportFormatArg {
     Pprof,
 }
 
-/// What a stack's width counts in collapsed and flamegraph output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum WeightArg {
-    Samples,
-    Cpu,
-    MinorFaults,
-    MajorFaults,
-    Vcsw,
-    Icsw,
-    Io,
-}
-
 impl From<FormatArg> for Format {
     fn from(f: FormatArg) -> Self {
         match f {
@@ -285,8 +273,8 @@ struct ReportArgs {
     format: ReportFormatArg,
     /// With a stack format: what a stack's width counts (default: samples, as the
     /// mode counts them; cpu in µs; faults, switches and I/O bytes as credited).
-    #[arg(long, value_enum, default_value_t = WeightArg::Samples)]
-    weight: WeightArg,
+    #[arg(long, default_value = "samples", value_parser = weight_parser())]
+    weight: Weight,
     /// With --format json: add every whole stack with its samples and counters, so
     /// scripts can rebuild flame graphs.
     #[arg(long)]
@@ -364,7 +352,7 @@ impl Cli {
                     DiffFormatArg::Flamegraph => crate::modes::diff::DiffFormat::Flamegraph,
                 },
                 mode: share_mode(false, args.mode),
-                weight: weight_of(args.weight),
+                weight: args.weight,
                 output: args.output,
                 force: args.force,
             })),
@@ -568,21 +556,16 @@ fn stack_output(args: &ReportArgs) -> Option<StackOutput> {
     };
     Some(StackOutput {
         format,
-        weight: weight_of(args.weight),
+        weight: args.weight,
         by_thread: !args.no_threads,
     })
 }
 
-fn weight_of(w: WeightArg) -> Weight {
-    match w {
-        WeightArg::Samples => Weight::Samples,
-        WeightArg::Cpu => Weight::Cpu,
-        WeightArg::MinorFaults => Weight::MinorFaults,
-        WeightArg::MajorFaults => Weight::MajorFaults,
-        WeightArg::Vcsw => Weight::Vcsw,
-        WeightArg::Icsw => Weight::Icsw,
-        WeightArg::Io => Weight::Io,
-    }
+/// `--weight`'s parser: the names of [`Weight::all`] (samples, then the model's counters).
+fn weight_parser() -> impl clap::builder::TypedValueParser<Value = Weight> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Weight::all().map(Weight::name))
+        .map(|name: String| Weight::named(&name).unwrap_or_default())
 }
 
 /// `--every`: a period of at least a second, in the forms `--from` takes as an offset.

@@ -69,8 +69,9 @@ impl DualCounts {
     }
 }
 
-/// Kernel counter deltas credited to a function (see `attribution`).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Kernel counter deltas credited to a function (see `attribution`); serialised as the JSON
+/// report's counters (`cpu_s`, `minor_faults`, ... `io_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Credited {
     /// CPU seconds (utime + stime).
     pub cpu_s: f64,
@@ -145,6 +146,18 @@ impl Counter {
         Self::InvoluntaryCtxsw,
         Self::Io,
     ];
+
+    /// Its name on the command line (`--weight`).
+    pub fn arg_name(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::MinorFaults => "minor-faults",
+            Self::MajorFaults => "major-faults",
+            Self::VoluntaryCtxsw => "vcsw",
+            Self::InvoluntaryCtxsw => "icsw",
+            Self::Io => "io",
+        }
+    }
 
     /// This counter's value in `c` (CPU in seconds, I/O in bytes).
     pub fn of(self, c: &Credited) -> f64 {

@@ -1,6 +1,8 @@
 //! Plain rows ready to draw or serialise, built from a `Session` by `Session::snapshot`.
 //! Every figure covers the session window (first tick to last tick) unless its doc says so.
 
+use serde::Serialize;
+
 use super::functions::Credited;
 use super::memory::Growth;
 use super::timeline::{MemorySplit, TimelinePoint};
@@ -185,8 +187,8 @@ pub struct ProcessSnapshot {
     pub timeline: Vec<TimelinePoint>,
 }
 
-/// A function in a whole stack.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+/// A function in a whole stack (serialised as a JSON `stacks[].frames[]` entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct StackFrame {
     /// Function name.
     pub name: String,
@@ -207,8 +209,8 @@ impl std::fmt::Display for StackFrame {
 }
 
 /// One whole stack of one thread, for flame graphs: its samples (as the query's mode counts
-/// them) and the counters credited to it.
-#[derive(Debug, Clone, Default)]
+/// them) and the counters credited to it. Serialised as the JSON report's `stacks[]`.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StackRow {
     /// The thread's OS tid.
     pub tid: u32,
@@ -240,8 +242,8 @@ pub struct MemorySnapshot {
     pub leak_suspects: Vec<LeakSuspect>,
 }
 
-/// A function named by the leak hint.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A function named by the leak hint (serialised as a JSON `leak_hint.suspects[]` entry).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LeakSuspect {
     /// Function name.
     pub name: String,
@@ -291,34 +293,39 @@ pub enum Straggler {
     Busy,
 }
 
-/// One thread's figures.
-#[derive(Debug, Clone, Default)]
+/// One thread's figures. Serialised as the JSON report's `threads[]` (`hptop.report/1`):
+/// the field order is the contract's; view-only fields are skipped.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ThreadRow {
     /// OS thread id (0: a Python thread whose tid could not be resolved).
     pub tid: u32,
     /// Python thread name.
     pub name: Option<String>,
     /// Still running at the last tick.
+    #[serde(skip)]
     pub alive: bool,
     /// A Python thread.
+    #[serde(skip)]
     pub is_python: bool,
     /// Kernel state at the last tick it was seen.
+    #[serde(skip)]
     pub state: OsState,
     /// GIL state at the last tick it was seen.
+    #[serde(skip)]
     pub gil: GilState,
     /// Ticks at which its Python stack was read.
     pub samples: u64,
     /// Thread CPU time over the window divided by the window; 100 = one core. From
     /// `schedstat` (ns) where the kernel has it, else `stat`'s 10 ms ticks.
     pub cpu_percent: f64,
-    /// Time runnable but waiting for a CPU (run-queue wait, `schedstat` field 2) over the
-    /// window, divided by the window.
-    pub runqueue_wait_percent: f64,
     /// Share of its samples in which it held the GIL.
     pub gil_held_percent: f64,
     /// Share of its samples in which it was blocked waiting for the GIL (a futex inside the GIL
     /// state). Measured on 3.7+; 0 until the GIL state is located (see `collect::gil`).
     pub gil_wait_percent: f64,
+    /// Time runnable but waiting for a CPU (run-queue wait, `schedstat` field 2) over the
+    /// window, divided by the window.
+    pub runqueue_wait_percent: f64,
     /// Share of its samples in which it was off CPU (kernel state not R).
     pub idle_percent: f64,
     /// Share of its samples on CPU (or runnable) without the GIL: native code that released it.
@@ -340,17 +347,23 @@ pub struct ThreadRow {
     /// See `minor_faults`.
     pub write_bytes: u64,
     /// Python stack at the last tick it was seen, innermost first.
+    #[serde(skip)]
     pub stack: Vec<Frame>,
 }
 
-/// One function's figures.
-#[derive(Debug, Clone, Default)]
+/// One function's figures. Serialised as the JSON report's `functions[]`: own counters
+/// flattened, inclusive ones as `inclusive`, view-only fields skipped.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct FunctionRow {
     /// Function name.
     pub name: String,
     /// Full file name.
     pub filename: String,
+    /// Its first line (`co_firstlineno`, the `def` line), 0 when unknown.
+    #[serde(rename = "line")]
+    pub first_line: u32,
     /// Short file name for display.
+    #[serde(skip)]
     pub short_filename: Option<String>,
     /// Counted thread-samples where it was the innermost frame.
     pub own_samples: u64,
@@ -361,25 +374,28 @@ pub struct FunctionRow {
     /// `total_samples` over `counted_samples`, in percent.
     pub total_percent: f64,
     /// `own_samples` × `seconds_per_sample`.
+    #[serde(skip)]
     pub own_s: f64,
     /// `total_samples` × `seconds_per_sample`.
+    #[serde(skip)]
     pub total_s: f64,
     /// The line with the most total samples (then own), 0 when unknown.
+    #[serde(skip)]
     pub hottest_line: u32,
-    /// Its first line (`co_firstlineno`), 0 when unknown.
-    pub first_line: u32,
     /// Counter deltas credited while it was the innermost frame.
+    #[serde(flatten)]
     pub credited: Credited,
-    /// Counter deltas credited while it was anywhere on the stack (once per stack).
-    pub credited_total: Credited,
     /// Samples in which the GIL holder ran it while another thread waited for the GIL.
     pub gil_held_while_waited: u64,
+    /// Counter deltas credited while it was anywhere on the stack (once per stack).
+    #[serde(rename = "inclusive")]
+    pub credited_total: Credited,
     /// Lines with samples, by total samples descending.
     pub lines: Vec<LineRow>,
 }
 
-/// One line's figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// One line's figures (serialised as a JSON function's `lines[]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LineRow {
     /// Line number.
     pub line: u32,
@@ -392,12 +408,16 @@ pub struct LineRow {
     /// Its total share, likewise.
     pub total_percent: f64,
     /// Its own time in seconds, likewise (samples x interval, or on-CPU seconds).
+    #[serde(skip)]
     pub own_s: f64,
     /// Its total time in seconds, likewise.
+    #[serde(skip)]
     pub total_s: f64,
     /// Counter deltas credited while this line was the innermost frame.
+    #[serde(flatten)]
     pub credited: Credited,
     /// Counter deltas credited while this line was on the stack.
+    #[serde(rename = "inclusive")]
     pub credited_total: Credited,
 }
 

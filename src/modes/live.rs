@@ -271,7 +271,7 @@ impl Sessions {
             None => snapshot,
         };
         let weight = if app.view.sort == SortColumn::Counter {
-            Weight::of_counter(app.view.counter)
+            Weight::Counter(app.view.counter)
         } else {
             Weight::Samples
         };

@@ -1,11 +1,16 @@
-//! The `hptop.report/1` JSON contract: serde types converted from the Snapshot, so the
-//! contract survives refactors of the view rows. Field names are stable; fields may be added.
+//! The `hptop.report/1` JSON contract. Field names are stable; fields may be added. Rows the
+//! snapshot already holds in the contract's shape (threads, functions and their lines,
+//! stacks, counters, leak suspects) are serialised as they are, with serde renames and skips
+//! on the model's types, so a new figure is added in one place; the process and memory
+//! objects below regroup the snapshot's flat figures (`gil`, `memory`) as the contract nests
+//! them.
 
 use serde::Serialize;
 
 use super::ReportHeader;
-use crate::model::functions::Credited;
-use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot, ThreadRow};
+use crate::model::snapshot::{
+    FunctionRow, LeakSuspect, ProcessSnapshot, Snapshot, StackRow, ThreadRow,
+};
 
 /// Schema identifier.
 pub const SCHEMA: &str = "hptop.report/1";
@@ -102,17 +107,7 @@ pub struct Memory {
 pub struct LeakHint {
     pub growth_bytes_per_s: f64,
     pub window_s: f64,
-    pub suspects: Vec<Suspect>,
-}
-
-/// A function named by the leak hint.
-#[derive(Debug, Serialize)]
-#[allow(missing_docs)]
-pub struct Suspect {
-    pub name: String,
-    pub filename: String,
-    pub minor_faults: f64,
-    pub share_percent: f64,
+    pub suspects: Vec<LeakSuspect>,
 }
 
 /// One second of memory history.
@@ -160,136 +155,19 @@ pub struct Process {
     pub stacks_dropped: u64,
     /// Memory split, PSS/USS, growth, leak hint, per-second history (added to the contract).
     pub memory: Memory,
-    pub threads: Vec<Thread>,
-    pub functions: Vec<Function>,
+    /// Python threads (the snapshot's rows, serialised as the contract says).
+    pub threads: Vec<ThreadRow>,
+    /// Functions, as the snapshot orders them.
+    pub functions: Vec<FunctionRow>,
     /// Whole stacks with their samples and credited counters, with `--stacks` (added).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stacks: Option<Vec<Stack>>,
+    pub stacks: Option<Vec<StackRow>>,
     /// asyncio tasks as last listed (Python 3.14+; absent when no task list was read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<super::tasks::TaskJson>>,
     /// Tasks no longer listed, with their figures (beside `tasks`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks_finished: Option<super::tasks::TasksFinishedJson>,
-}
-
-/// One whole stack of one thread (`--stacks`): what collapsed and flame graph outputs are
-/// made of, so a script can rebuild them.
-#[derive(Debug, Serialize)]
-pub struct Stack {
-    /// The thread's OS tid.
-    pub tid: u32,
-    /// Its name, if it has one.
-    pub thread: Option<String>,
-    /// Functions, outermost first (empty: the thread's stacks past the budget).
-    pub frames: Vec<StackFrameJson>,
-    /// Samples with exactly this stack, as the mode counts them.
-    pub samples: u64,
-    /// Counters credited to it.
-    pub credited: Counters,
-}
-
-/// A function of a stack.
-#[derive(Debug, Serialize)]
-pub struct StackFrameJson {
-    /// Function name.
-    pub name: String,
-    /// Its file.
-    pub file: String,
-    /// Its first line (0: not known).
-    pub line: u32,
-}
-
-/// One thread.
-#[derive(Debug, Serialize)]
-#[allow(missing_docs)]
-pub struct Thread {
-    pub tid: u32,
-    pub name: Option<String>,
-    pub samples: u64,
-    pub cpu_percent: f64,
-    pub gil_held_percent: f64,
-    pub gil_wait_percent: f64,
-    /// Runnable, waiting for a CPU, over the window (added to the contract).
-    pub runqueue_wait_percent: f64,
-    pub idle_percent: f64,
-    pub native_percent: f64,
-    pub blocked_percent: f64,
-    pub sleep_percent: f64,
-    pub minor_faults: u64,
-    pub major_faults: u64,
-    pub voluntary_ctxsw: u64,
-    pub involuntary_ctxsw: u64,
-    pub read_bytes: u64,
-    pub write_bytes: u64,
-}
-
-/// One function.
-#[derive(Debug, Serialize)]
-#[allow(missing_docs)]
-pub struct Function {
-    pub name: String,
-    pub filename: String,
-    /// Its first line (`def` line, `co_firstlineno`); 0 when not known.
-    pub line: u32,
-    pub own_samples: u64,
-    pub total_samples: u64,
-    pub own_percent: f64,
-    pub total_percent: f64,
-    pub cpu_s: f64,
-    pub minor_faults: f64,
-    pub major_faults: f64,
-    pub voluntary_ctxsw: f64,
-    pub involuntary_ctxsw: f64,
-    pub io_bytes: f64,
-    /// Samples in which the GIL holder ran it while another thread waited for the GIL.
-    pub gil_held_while_waited: u64,
-    /// Counters credited while it was anywhere on the stack (the fields above: innermost).
-    pub inclusive: Counters,
-    pub lines: Vec<Line>,
-}
-
-/// Counter deltas credited to a function or line.
-#[derive(Debug, Serialize)]
-#[allow(missing_docs)]
-pub struct Counters {
-    pub cpu_s: f64,
-    pub minor_faults: f64,
-    pub major_faults: f64,
-    pub voluntary_ctxsw: f64,
-    pub involuntary_ctxsw: f64,
-    pub io_bytes: f64,
-}
-
-impl From<&Credited> for Counters {
-    fn from(c: &Credited) -> Self {
-        Self {
-            cpu_s: c.cpu_s,
-            minor_faults: c.minor_faults,
-            major_faults: c.major_faults,
-            voluntary_ctxsw: c.voluntary_ctxsw,
-            involuntary_ctxsw: c.involuntary_ctxsw,
-            io_bytes: c.io_bytes,
-        }
-    }
-}
-
-/// One line of a function.
-#[derive(Debug, Serialize)]
-#[allow(missing_docs)]
-pub struct Line {
-    pub line: u32,
-    pub own_samples: u64,
-    pub total_samples: u64,
-    /// Shares on the function's basis (the mode's): a function's lines' own shares add up
-    /// to its own.
-    pub own_percent: f64,
-    pub total_percent: f64,
-    /// Counters credited while this line was innermost.
-    #[serde(flatten)]
-    pub credited: Counters,
-    /// Counters credited while this line was on the stack.
-    pub inclusive: Counters,
 }
 
 impl Report {
@@ -357,33 +235,9 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
         stacks_reread: p.stacks_reread,
         stacks_dropped: p.stacks_dropped,
         memory: memory(p),
-        threads: p
-            .threads
-            .iter()
-            .filter(|t| t.is_python)
-            .map(thread)
-            .collect(),
-        functions: p.functions.iter().map(function).collect(),
-        stacks: with_stacks.then(|| {
-            p.stacks
-                .iter()
-                .map(|r| Stack {
-                    tid: r.tid,
-                    thread: r.thread.clone(),
-                    frames: r
-                        .frames
-                        .iter()
-                        .map(|f| StackFrameJson {
-                            name: f.name.clone(),
-                            file: f.file.clone(),
-                            line: f.line,
-                        })
-                        .collect(),
-                    samples: r.samples,
-                    credited: Counters::from(&r.credited),
-                })
-                .collect()
-        }),
+        threads: p.threads.iter().filter(|t| t.is_python).cloned().collect(),
+        functions: p.functions.clone(),
+        stacks: with_stacks.then(|| p.stacks.clone()),
         tasks: super::tasks::json(p),
         tasks_finished: super::tasks::finished_json(p),
     }
@@ -406,16 +260,7 @@ fn memory(p: &ProcessSnapshot) -> Memory {
         leak_hint: m.growth.filter(|g| g.sustained).map(|g| LeakHint {
             growth_bytes_per_s: g.bytes_per_s,
             window_s: g.window_s,
-            suspects: m
-                .leak_suspects
-                .iter()
-                .map(|s| Suspect {
-                    name: s.name.clone(),
-                    filename: s.filename.clone(),
-                    minor_faults: s.minor_faults,
-                    share_percent: s.share_percent,
-                })
-                .collect(),
+            suspects: m.leak_suspects.clone(),
         }),
         timeline: p
             .timeline
@@ -428,61 +273,6 @@ fn memory(p: &ProcessSnapshot) -> Memory {
                 file_bytes: t.memory.file_bytes,
                 shmem_bytes: t.memory.shmem_bytes,
                 swap_bytes: t.memory.swap_bytes,
-            })
-            .collect(),
-    }
-}
-
-fn thread(t: &ThreadRow) -> Thread {
-    Thread {
-        tid: t.tid,
-        name: t.name.clone(),
-        samples: t.samples,
-        cpu_percent: t.cpu_percent,
-        gil_held_percent: t.gil_held_percent,
-        gil_wait_percent: t.gil_wait_percent,
-        runqueue_wait_percent: t.runqueue_wait_percent,
-        idle_percent: t.idle_percent,
-        native_percent: t.native_percent,
-        blocked_percent: t.blocked_percent,
-        sleep_percent: t.sleep_percent,
-        minor_faults: t.minor_faults,
-        major_faults: t.major_faults,
-        voluntary_ctxsw: t.voluntary_ctxsw,
-        involuntary_ctxsw: t.involuntary_ctxsw,
-        read_bytes: t.read_bytes,
-        write_bytes: t.write_bytes,
-    }
-}
-
-fn function(f: &FunctionRow) -> Function {
-    Function {
-        name: f.name.clone(),
-        filename: f.filename.clone(),
-        line: f.first_line,
-        own_samples: f.own_samples,
-        total_samples: f.total_samples,
-        own_percent: f.own_percent,
-        total_percent: f.total_percent,
-        cpu_s: f.credited.cpu_s,
-        minor_faults: f.credited.minor_faults,
-        major_faults: f.credited.major_faults,
-        voluntary_ctxsw: f.credited.voluntary_ctxsw,
-        involuntary_ctxsw: f.credited.involuntary_ctxsw,
-        io_bytes: f.credited.io_bytes,
-        gil_held_while_waited: f.gil_held_while_waited,
-        inclusive: Counters::from(&f.credited_total),
-        lines: f
-            .lines
-            .iter()
-            .map(|l| Line {
-                line: l.line,
-                own_samples: l.own_samples,
-                total_samples: l.total_samples,
-                own_percent: l.own_percent,
-                total_percent: l.total_percent,
-                credited: Counters::from(&l.credited),
-                inclusive: Counters::from(&l.credited_total),
             })
             .collect(),
     }

@@ -9,6 +9,8 @@ pub mod stacks;
 pub mod tasks;
 pub mod text;
 
+use crate::model::functions::Counter;
+
 /// Output format of `report`, `dump` and `ps`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
@@ -39,24 +41,35 @@ impl StackFormat {
     }
 }
 
-/// What a stack's width counts in stack outputs.
+/// What a stack's width counts in stack outputs: samples, or one of the kernel counters
+/// credited to stacks (the model's one list of them, [`Counter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Weight {
     /// Samples, as the mode counts them.
     #[default]
     Samples,
-    /// On-CPU time credited to the stack, in microseconds.
-    Cpu,
-    /// Minor page faults credited.
-    MinorFaults,
-    /// Major page faults credited.
-    MajorFaults,
-    /// Voluntary context switches credited.
-    Vcsw,
-    /// Involuntary context switches credited.
-    Icsw,
-    /// Bytes read and written, credited.
-    Io,
+    /// A credited counter (CPU in microseconds, I/O in bytes).
+    Counter(Counter),
+}
+
+impl Weight {
+    /// Every weight, samples first, in the counters' display order.
+    pub fn all() -> impl Iterator<Item = Weight> {
+        std::iter::once(Weight::Samples).chain(Counter::ALL.into_iter().map(Weight::Counter))
+    }
+
+    /// The name `--weight` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Weight::Samples => "samples",
+            Weight::Counter(c) => c.arg_name(),
+        }
+    }
+
+    /// The weight `--weight NAME` names.
+    pub fn named(name: &str) -> Option<Weight> {
+        Weight::all().find(|w| w.name() == name)
+    }
 }
 
 /// A stack output as asked.

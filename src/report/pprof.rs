@@ -10,6 +10,7 @@ use std::io::Write;
 
 use super::stacks::root_frames;
 use super::{StackOutput, Weight};
+use crate::model::functions::Counter;
 use crate::model::snapshot::Snapshot;
 
 /// `perftools.profiles.Profile`.
@@ -134,12 +135,28 @@ pub struct Function {
 /// The sample types, in value order: (type, unit, the weight that selects it as default).
 pub const SAMPLE_TYPES: [(&str, &str, Weight); 7] = [
     ("samples", "count", Weight::Samples),
-    ("cpu", "nanoseconds", Weight::Cpu),
-    ("minor_faults", "count", Weight::MinorFaults),
-    ("major_faults", "count", Weight::MajorFaults),
-    ("voluntary_switches", "count", Weight::Vcsw),
-    ("involuntary_switches", "count", Weight::Icsw),
-    ("io", "bytes", Weight::Io),
+    ("cpu", "nanoseconds", Weight::Counter(Counter::Cpu)),
+    (
+        "minor_faults",
+        "count",
+        Weight::Counter(Counter::MinorFaults),
+    ),
+    (
+        "major_faults",
+        "count",
+        Weight::Counter(Counter::MajorFaults),
+    ),
+    (
+        "voluntary_switches",
+        "count",
+        Weight::Counter(Counter::VoluntaryCtxsw),
+    ),
+    (
+        "involuntary_switches",
+        "count",
+        Weight::Counter(Counter::InvoluntaryCtxsw),
+    ),
+    ("io", "bytes", Weight::Counter(Counter::Io)),
 ];
 
 /// The string table under construction.

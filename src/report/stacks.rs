@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{StackFormat, StackOutput, Weight};
+use crate::model::functions::Counter;
 use crate::model::snapshot::{ProcessSnapshot, Snapshot, StackRow};
 
 impl Weight {
@@ -16,39 +17,22 @@ impl Weight {
     fn of_counts(self, samples: u64, c: &crate::model::functions::Credited) -> u64 {
         let units = match self {
             Weight::Samples => return samples,
-            Weight::Cpu => c.cpu_s * 1e6,
-            Weight::MinorFaults => c.minor_faults,
-            Weight::MajorFaults => c.major_faults,
-            Weight::Vcsw => c.voluntary_ctxsw,
-            Weight::Icsw => c.involuntary_ctxsw,
-            Weight::Io => c.io_bytes,
+            Weight::Counter(Counter::Cpu) => c.cpu_s * 1e6,
+            Weight::Counter(counter) => counter.of(c),
         };
         units.round().max(0.0) as u64
-    }
-
-    /// The weight of a kernel counter column.
-    pub fn of_counter(counter: crate::model::functions::Counter) -> Self {
-        use crate::model::functions::Counter;
-        match counter {
-            Counter::Cpu => Weight::Cpu,
-            Counter::MinorFaults => Weight::MinorFaults,
-            Counter::MajorFaults => Weight::MajorFaults,
-            Counter::VoluntaryCtxsw => Weight::Vcsw,
-            Counter::InvoluntaryCtxsw => Weight::Icsw,
-            Counter::Io => Weight::Io,
-        }
     }
 
     /// What one unit of width is, for a flame graph's legend.
     pub fn unit(self) -> &'static str {
         match self {
             Weight::Samples => "samples",
-            Weight::Cpu => "µs on CPU",
-            Weight::MinorFaults => "minor faults",
-            Weight::MajorFaults => "major faults",
-            Weight::Vcsw => "voluntary switches",
-            Weight::Icsw => "involuntary switches",
-            Weight::Io => "bytes read and written",
+            Weight::Counter(Counter::Cpu) => "µs on CPU",
+            Weight::Counter(Counter::MinorFaults) => "minor faults",
+            Weight::Counter(Counter::MajorFaults) => "major faults",
+            Weight::Counter(Counter::VoluntaryCtxsw) => "voluntary switches",
+            Weight::Counter(Counter::InvoluntaryCtxsw) => "involuntary switches",
+            Weight::Counter(Counter::Io) => "bytes read and written",
         }
     }
 }
@@ -177,8 +161,8 @@ pub fn speedscope(
         }
     }
     let unit = match output.weight {
-        Weight::Cpu => "microseconds",
-        Weight::Io => "bytes",
+        Weight::Counter(Counter::Cpu) => "microseconds",
+        Weight::Counter(Counter::Io) => "bytes",
         _ => "none",
     };
     let profiles: Vec<serde_json::Value> = profile

@@ -220,7 +220,7 @@ fn pprof(
     use crate::report::{pprof, StackFormat, StackOutput, Weight};
     let output = StackOutput {
         format: StackFormat::Pprof,
-        weight: Weight::Cpu,
+        weight: Weight::Counter(crate::model::functions::Counter::Cpu),
         by_thread: true,
     };
     let window = pprof::Window {
