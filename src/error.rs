@@ -42,6 +42,16 @@ pub enum HptopError {
         /// Python processes below it (it may be a wrapper: a shell, sudo, `uv run`).
         children: Vec<(u32, String)>,
     },
+    /// A launcher given as `--pid` (a shell, `uv run`, sudo) that started no Python process.
+    #[error("process \"{pid}\" ({command}) is a launcher, and {outcome}")]
+    NoPythonChild {
+        /// The PID asked for.
+        pid: u32,
+        /// Its command line.
+        command: String,
+        /// What happened while hptop waited: it exited, or the wait ran out.
+        outcome: String,
+    },
     /// A Python process whose interpreter py-spy cannot read.
     #[error("cannot read the Python interpreter in process \"{pid}\" ({version}): {detail}")]
     Unsupported {
@@ -59,6 +69,16 @@ pub enum HptopError {
         command: String,
         /// Why.
         source: std::io::Error,
+    },
+    /// The launched command failed before its code ran (or before hptop could attach).
+    #[error("\"{command}\" failed at once ({status}){}", stderr_lines(stderr))]
+    CommandFailed {
+        /// The command.
+        command: String,
+        /// Its exit status, as the OS tells it.
+        status: String,
+        /// The last lines of its standard error.
+        stderr: Vec<String>,
     },
     /// Writing the output failed.
     #[error("cannot write \"{path}\": {source}")]
@@ -134,6 +154,13 @@ impl HptopError {
                 let _ = write!(out, "use one of them, e.g. `hptop --pid {first}`");
                 out
             }
+            Self::CommandFailed { .. } => {
+                "run the command alone to see why it fails (a missing file, a bad option, an import error), then inspect it again".into()
+            }
+            Self::NoPythonChild { pid, .. } => format!(
+                "check what it runs (`ps --ppid {pid} -o pid,args`); once its Python process runs, \
+                 point hptop at it or at the launcher again (`hptop ps` lists Python processes)"
+            ),
             Self::Unsupported { .. } => "hptop reads CPython 2.7 and 3.3 to 3.15 (through py-spy); check that the process \
                  runs CPython (not PyPy) and has finished starting, then try again"
                 .into(),
@@ -165,4 +192,16 @@ pub fn sampling_fix(cause: &str) -> &'static str {
     } else {
         "the target may be changing faster than it can be read: try --blocking (pauses it per sample), or a longer --duration"
     }
+}
+
+/// A command's last lines of standard error, as the end of its failure message.
+fn stderr_lines(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("; its last lines of standard error:");
+    for line in lines {
+        let _ = write!(out, "\n    {line}");
+    }
+    out
 }

@@ -18,7 +18,7 @@ const ATTEMPTS: usize = 6;
 /// # Errors
 /// A typed error for a bad target.
 pub fn run(options: DumpOptions) -> Result<(), HptopError> {
-    let resolved = crate::session::resolve_pid(options.pid);
+    let resolved = crate::session::resolve_pid(options.pid, None)?;
     if let Some(notice) = &resolved.notice {
         eprintln!("hptop: {notice}");
     }

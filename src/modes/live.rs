@@ -1,7 +1,6 @@
 //! The live TUI: sampler -> session -> snapshot -> screen, with input and signals as events.
 
 use std::io::IsTerminal as _;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -74,13 +73,13 @@ pub fn run(target: Target, sampling: &SamplingOptions) -> Result<(), HptopError>
     let signals = SignalFlags::register();
     // A launched command's output would tear the screen: it goes to --log FILE, or nowhere.
     let log = sampling.log.clone();
-    let resolved = resolve_target(&target, |argv| match &log {
+    let resolved = resolve_target(&target, None, |argv| match &log {
         Some(path) => Launched::spawn_logged(argv, path),
-        None => Launched::spawn_with(argv, Stdio::null(), Stdio::null()),
+        None => Launched::spawn_quiet(argv),
     })?;
     let mut launched = resolved.launched;
     let options = sampler_options(resolved.pid, sampling, launched.is_some());
-    let mut sampler = Sampler::start(&options)?;
+    let mut sampler = crate::session::start_sampler(&options, launched.as_mut())?;
     let root = sampler.target.pid;
     let mut app = App::new(
         ProcessSnapshot::default(),

@@ -26,7 +26,8 @@ pub fn run(options: &RecordOptions) -> Result<(), HptopError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(signal, Arc::clone(&interrupted));
     }
-    let (mut launched, mut sampler) = start_headless(&options.target, &options.sampling)?;
+    let (mut launched, mut sampler) =
+        start_headless(&options.target, &options.sampling, options.duration)?;
     let mut recorder = start_recording(to, &options.sampling, &sampler.target, sampler.epoch())?;
     let root = sampler.target.pid;
     let _ = signal_hook::flag::register(signal_hook::consts::SIGTSTP, sampler.suspend_request());

@@ -45,7 +45,8 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     };
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let cpu_before = own_cpu_s();
-    let (mut launched, mut sampler) = start_headless(&options.target, &options.sampling)?;
+    let (mut launched, mut sampler) =
+        start_headless(&options.target, &options.sampling, Some(options.duration))?;
     let root = sampler.target.pid;
     let mut family = Family::new(root);
     let mut recorder = options
@@ -113,7 +114,12 @@ pub fn run(options: &ReportOptions) -> Result<(), HptopError> {
     while let Ok(event) = sampler.events.try_recv() {
         take(&mut recorder, &mut family, event);
     }
+    // A command that failed at once (a missing script...) leaves no report worth reading.
+    let failed = launched.as_mut().and_then(|c| c.early_failure(false));
     wind_down(recorder, launched.as_mut(), sampler_panics, options);
+    if let Some(error) = failed {
+        return Err(error);
+    }
     // The whole window, or with --every or after SIGUSR1 the last period.
     period.write(&mut family, options, slices.as_mut())
 }

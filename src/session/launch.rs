@@ -1,7 +1,10 @@
 //! Launch mode: start a command in its own process group, find its Python process, and stop
 //! the whole group when done (also when hptop errs out: see `Drop`).
 
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -15,10 +18,35 @@ pub struct Launched {
     child: Child,
     command: String,
     status: Option<ExitStatus>,
+    /// When it was started.
+    started: Instant,
+    /// Where its standard error's last lines can be read back.
+    stderr: StderrTail,
 }
+
+/// Where a launched command's standard error goes, and how its last lines are read back
+/// when it fails.
+#[derive(Clone)]
+pub enum StderrTail {
+    /// Through a pipe that hptop copies on (or drops) and keeps the end of.
+    Kept(Arc<Mutex<Vec<u8>>>),
+    /// Into a log file (`--log`), whose end is read.
+    Log(PathBuf),
+}
+
+/// Bytes of a command's standard error kept for its failure message.
+const TAIL_BYTES: usize = 4096;
+/// Lines of it shown.
+const TAIL_LINES: usize = 8;
+/// A launched command that fails within this time failed before its code ran (a missing
+/// script, a bad interpreter option, an import error at start): no report is made of it.
+pub const EARLY_FAILURE: Duration = Duration::from_secs(1);
 
 /// How long to wait for the command's Python interpreter to appear.
 const PYTHON_WAIT: Duration = Duration::from_secs(10);
+/// How long a command that runs neither Python nor a launcher (a shell, `env`, `uv run`...)
+/// gets to start a Python process before it is called "not a Python program".
+const NOT_PYTHON_GRACE: Duration = Duration::from_secs(1);
 /// How long a stopped command gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -33,7 +61,44 @@ impl Launched {
             .lock()
             .try_clone_handle()
             .map_or_else(|_| Stdio::null(), Stdio::from);
-        Self::spawn_with(argv, stdout, Stdio::inherit())
+        Self::spawn_piped(argv, stdout, true)
+    }
+
+    /// Starts `argv` with its output hidden (the live view: it would tear the screen); the
+    /// end of its standard error is kept for a failure message.
+    ///
+    /// # Errors
+    /// `Launch` when the program cannot be started.
+    pub fn spawn_quiet(argv: &[String]) -> Result<Self, HptopError> {
+        Self::spawn_piped(argv, Stdio::null(), false)
+    }
+
+    /// Starts `argv` with its standard error through a pipe whose end is kept, copied on to
+    /// hptop's standard error when `forward`.
+    fn spawn_piped(argv: &[String], stdout: Stdio, forward: bool) -> Result<Self, HptopError> {
+        let mut launched = Self::spawn_with(argv, stdout, Stdio::piped())?;
+        let tail = Arc::new(Mutex::new(Vec::new()));
+        if let Some(mut pipe) = launched.child.stderr.take() {
+            let kept = Arc::clone(&tail);
+            // Ends when the command (and every process holding its stderr) has exited.
+            let _ = std::thread::Builder::new()
+                .name("launched-stderr".into())
+                .spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                        if forward {
+                            let _ = std::io::stderr().write_all(&buf[..n]);
+                        }
+                        if let Ok(mut kept) = kept.lock() {
+                            kept.extend_from_slice(&buf[..n]);
+                            let excess = kept.len().saturating_sub(TAIL_BYTES);
+                            kept.drain(..excess);
+                        }
+                    }
+                });
+        }
+        launched.stderr = StderrTail::Kept(tail);
+        Ok(launched)
     }
 
     /// Starts `argv` with its standard output and error appended to `log`.
@@ -53,7 +118,9 @@ impl Launched {
             path: log.display().to_string(),
             source,
         })?;
-        Self::spawn_with(argv, Stdio::from(file), Stdio::from(copy))
+        let mut launched = Self::spawn_with(argv, Stdio::from(file), Stdio::from(copy))?;
+        launched.stderr = StderrTail::Log(log.to_path_buf());
+        Ok(launched)
     }
 
     /// Starts `argv` with the given standard output and error (standard input empty).
@@ -83,17 +150,26 @@ impl Launched {
             child,
             command,
             status: None,
+            started: Instant::now(),
+            stderr: StderrTail::Kept(Arc::default()),
         })
     }
 
     /// Waits until the command runs Python: the command itself once it has exec'd the
-    /// interpreter, or its only Python descendant (a shell or a pyenv shim in between).
+    /// interpreter, or its only Python descendant (a shell or a pyenv shim in between). The
+    /// wait is bounded by `within` (the report's duration) as well as [`PYTHON_WAIT`].
     ///
     /// # Errors
-    /// `Launch` when it exits first or no Python process appears in time.
-    pub fn python_pid(&mut self) -> Result<u32, HptopError> {
+    /// `Launch` when it exits first, runs a program that is neither Python nor a launcher
+    /// (said within [`NOT_PYTHON_GRACE`]), or no Python process appears in time.
+    pub fn python_pid(&mut self, within: Option<Duration>) -> Result<u32, HptopError> {
         let pid = self.child.id();
         let start = Instant::now();
+        let wait = within.map_or(PYTHON_WAIT, |d| d.min(PYTHON_WAIT));
+        // Since when the command has been seen running something else than Python.
+        let mut other_since: Option<Instant> = None;
+        // Between fork and exec the child is still hptop.
+        let own_exe = std::fs::read_link("/proc/self/exe").ok();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 self.status = Some(status);
@@ -109,10 +185,25 @@ impl Launched {
                     return Ok(only);
                 }
             }
-            if start.elapsed() > PYTHON_WAIT {
+            match discover::ProcessInfo::read(pid) {
+                // Exec'd into a program that is not a launcher: unless it starts Python at
+                // once (a `make` target, a custom runner), it is not a Python program.
+                Some(info) if exec_done(pid) && !info.is_wrapper() && info.exe != own_exe => {
+                    let since = *other_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= NOT_PYTHON_GRACE {
+                        return Err(self.launch_error(format!(
+                            "it runs `{}`, which is not Python and started no Python process \
+                             (no Python ran): it is not a Python program",
+                            info.command()
+                        )));
+                    }
+                }
+                _ => other_since = None,
+            }
+            if start.elapsed() > wait {
                 return Err(self.launch_error(format!(
-                    "no Python process appeared within {}s",
-                    PYTHON_WAIT.as_secs()
+                    "no Python process appeared within {} (no Python ran)",
+                    crate::fmt::seconds(wait.as_secs_f64())
                 )));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -159,6 +250,47 @@ impl Launched {
         self.status
     }
 
+    /// The error to report when the command exited with a failure status within
+    /// [`EARLY_FAILURE`] of its start, or before hptop could attach to it (`attaching`):
+    /// its exit status and the last lines of its standard error. `None` otherwise.
+    pub fn early_failure(&mut self, attaching: bool) -> Option<HptopError> {
+        // A command that dies as hptop attaches may not be reaped yet: give it a moment.
+        let wait_until = Instant::now() + Duration::from_millis(if attaching { 500 } else { 0 });
+        while !self.exited() && Instant::now() < wait_until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let status = self.status?;
+        let early =
+            attaching || self.started.elapsed() <= EARLY_FAILURE + Duration::from_millis(500);
+        if status.success() || !early {
+            return None;
+        }
+        // The copying thread may still hold the last bytes: let it drain the pipe.
+        std::thread::sleep(Duration::from_millis(50));
+        Some(HptopError::CommandFailed {
+            command: self.command.clone(),
+            status: status.to_string(),
+            stderr: self.stderr_tail(),
+        })
+    }
+
+    /// The last lines of the command's standard error, cleaned of control characters.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        let bytes = match &self.stderr {
+            StderrTail::Kept(kept) => kept.lock().map(|k| k.clone()).unwrap_or_default(),
+            StderrTail::Log(path) => std::fs::read(path)
+                .map(|b| b[b.len().saturating_sub(TAIL_BYTES)..].to_vec())
+                .unwrap_or_default(),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with("==== hptop: "))
+            .map(crate::collect::sanitize::sanitize)
+            .collect();
+        lines[lines.len().saturating_sub(TAIL_LINES)..].to_vec()
+    }
+
     /// Whether the command has exited (reaping it if so).
     pub fn exited(&mut self) -> bool {
         if self.status.is_none() {
@@ -176,7 +308,7 @@ impl Drop for Launched {
 
 /// Whether `pid` has finished exec'ing: mid-exec, `/proc/PID/exe` already names the new
 /// program while its command line still reads empty (found by a test that saw `[]`).
-fn exec_done(pid: u32) -> bool {
+pub fn exec_done(pid: u32) -> bool {
     discover::ProcessInfo::read(pid).is_some_and(|p| !p.cmdline.is_empty())
 }
 

@@ -7,6 +7,7 @@ pub mod launch;
 pub mod output;
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crate::collect::{SamplerOptions, TargetInfo};
 use crate::error::HptopError;
@@ -74,13 +75,14 @@ const LAUNCH_ATTACH_RETRIES: u64 = 100;
 /// A launch failure, or no target named.
 pub fn resolve_target(
     target: &Target,
+    within: Option<Duration>,
     launch: impl FnOnce(&[String]) -> Result<Launched, HptopError>,
 ) -> Result<Resolved, HptopError> {
     match target {
-        Target::Pid(pid) => Ok(resolve_pid(*pid)),
+        Target::Pid(pid) => resolve_pid(*pid, within),
         Target::Launch(argv) => {
             let mut child = launch(argv)?;
-            let pid = child.python_pid()?;
+            let pid = child.python_pid(within)?;
             Ok(Resolved {
                 pid,
                 launched: Some(child),
@@ -103,11 +105,19 @@ pub struct Resolved {
     pub notice: Option<String>,
 }
 
+/// How long `--pid LAUNCHER` waits for the launcher's Python process to start (py-spy waits
+/// too: `bash -c "sleep 1; python3 app.py"` is attached once its Python runs).
+const LAUNCHER_WAIT: Duration = Duration::from_secs(10);
+
 /// `pid`, or its only Python descendant when `pid` is a launcher (a shell, sudo, `uv run`, a
-/// pyenv shim: see `ProcessInfo::is_wrapper`) and not Python itself. Anything else (not
-/// Python and no or several Python descendants) is left to the sampler's checks, whose error
-/// lists the candidates.
-pub fn resolve_pid(pid: u32) -> Resolved {
+/// pyenv shim: see `ProcessInfo::is_wrapper`) and not Python itself. A launcher with no
+/// Python descendant yet is waited for, up to [`LAUNCHER_WAIT`] (and `within`), saying so on
+/// standard error. Anything else (not Python and not a launcher, or several Python
+/// descendants) is left to the sampler's checks, whose error lists the candidates.
+///
+/// # Errors
+/// `NoPythonChild` when the launcher exits, or the wait ends, before a Python process runs.
+pub fn resolve_pid(pid: u32, within: Option<Duration>) -> Result<Resolved, HptopError> {
     use crate::collect::discover::{python_descendants, python_guess, ProcessInfo};
     let plain = Resolved {
         pid,
@@ -115,23 +125,59 @@ pub fn resolve_pid(pid: u32) -> Resolved {
         notice: None,
     };
     let Some(info) = ProcessInfo::read(pid) else {
-        return plain;
+        return Ok(plain);
     };
     // Only a launcher stands for its child: `--pid 1` must not pick some Python below init.
     if info.is_zombie() || python_guess(pid).is_some() || !info.is_wrapper() {
-        return plain;
+        return Ok(plain);
     }
-    match python_descendants(pid)[..] {
-        [only] => Resolved {
-            pid: only,
-            launched: None,
-            notice: Some(format!(
-                "PID {pid} ({}) is not Python; inspecting its Python child PID {only} ({})",
+    let wait = within.map_or(LAUNCHER_WAIT, |d| d.min(LAUNCHER_WAIT));
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        match python_descendants(pid)[..] {
+            [only] if launch::exec_done(only) => {
+                return Ok(Resolved {
+                    pid: only,
+                    launched: None,
+                    notice: Some(format!(
+                        "PID {pid} ({}) is not Python; inspecting its Python child PID {only} ({})",
+                        info.command(),
+                        ProcessInfo::read(only).map_or_else(String::new, |c| c.command()),
+                    )),
+                });
+            }
+            [_, _, ..] => return Ok(plain),
+            // The launcher exec'd Python itself (`sh -c "sleep 1; exec python3 app.py"`).
+            [] if python_guess(pid).is_some() && launch::exec_done(pid) => return Ok(plain),
+            _ => {}
+        }
+        let no_child = |outcome: String| HptopError::NoPythonChild {
+            pid,
+            command: info.command(),
+            outcome,
+        };
+        if ProcessInfo::read(pid).is_none_or(|p| p.is_zombie()) {
+            return Err(no_child(format!(
+                "it exited after {} without starting a Python process",
+                crate::fmt::seconds(start.elapsed().as_secs_f64())
+            )));
+        }
+        if start.elapsed() >= wait {
+            return Err(no_child(format!(
+                "no Python process started below it within {}",
+                crate::fmt::seconds(wait.as_secs_f64())
+            )));
+        }
+        if !told {
+            told = true;
+            eprintln!(
+                "hptop: PID {pid} ({}) is a launcher with no Python process yet: waiting up to {} for one",
                 info.command(),
-                ProcessInfo::read(only).map_or_else(String::new, |c| c.command()),
-            )),
-        },
-        _ => plain,
+                crate::fmt::seconds(wait.as_secs_f64())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -143,19 +189,36 @@ pub fn resolve_pid(pid: u32) -> Resolved {
 pub fn start_headless(
     target: &Target,
     sampling: &SamplingOptions,
+    within: Option<Duration>,
 ) -> Result<(Option<Launched>, crate::collect::Sampler), HptopError> {
     let log = sampling.log.clone();
-    let resolved = resolve_target(target, |argv| match &log {
+    let resolved = resolve_target(target, within, |argv| match &log {
         Some(path) => Launched::spawn_logged(argv, path),
         None => Launched::spawn(argv),
     })?;
     if let Some(notice) = &resolved.notice {
         eprintln!("hptop: {notice}");
     }
-    let launched = resolved.launched;
+    let mut launched = resolved.launched;
     let options = sampler_options(resolved.pid, sampling, launched.is_some());
-    let sampler = crate::collect::Sampler::start(&options)?;
+    let sampler = start_sampler(&options, launched.as_mut())?;
     Ok((launched, sampler))
+}
+
+/// Starts the sampler; when that fails because the launched command has already failed,
+/// says so, with its status and last lines of standard error, instead of "gone" or "zombie".
+///
+/// # Errors
+/// The sampler's, or the command's failure.
+pub fn start_sampler(
+    options: &SamplerOptions,
+    launched: Option<&mut Launched>,
+) -> Result<crate::collect::Sampler, HptopError> {
+    crate::collect::Sampler::start(options).map_err(|e| {
+        launched
+            .and_then(|child| child.early_failure(true))
+            .unwrap_or(e)
+    })
 }
 
 /// Sampler options for `pid` from the user's sampling options; a launched interpreter gets

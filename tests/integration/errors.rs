@@ -244,3 +244,97 @@ fn nix_is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// A launched command that is not Python is said to be so at once (not after the report's
+/// duration, nor after the command ends), and -d bounds any wait.
+#[test]
+fn a_launched_program_that_is_not_python_is_named_at_once() {
+    let started = std::time::Instant::now();
+    assert_error(
+        &["report", "-d", "30", "--", "sleep", "60"],
+        1,
+        &["`sleep 60`", "not a Python program"],
+    );
+    // "At once" is a grace of about a second; 20 s leaves room for a loaded machine.
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// A command that fails before its code runs is a failure with its status and the end of
+/// its standard error, not a report of interpreter start-up.
+#[test]
+fn a_launched_command_that_fails_at_once_is_an_error_with_its_stderr() {
+    let python = default_python();
+    let python = python.path.to_str().unwrap();
+    let err = assert_error(
+        &["report", "-d", "5", "--", python, "/nonexistent/missing.py"],
+        1,
+        &[
+            "failed at once",
+            "exit status: 2",
+            "can't open file",
+            "missing.py",
+        ],
+    );
+    assert!(!err.contains("zombie"), "{err}");
+    let out = hptop(&[
+        "report",
+        "-d",
+        "5",
+        "--format",
+        "json",
+        "--",
+        python,
+        "-c",
+        "import no_such_module_here",
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "a report was written: {err}");
+    assert!(err.contains("ModuleNotFoundError"), "{err}");
+}
+
+/// `--pid` of a launcher whose Python starts later (py-spy's test_delayed_subprocess): hptop
+/// says it waits, then inspects the Python child; a launcher that never starts one is an
+/// error naming what happened.
+#[test]
+fn a_launcher_pid_waits_for_its_python_child() {
+    let python = default_python();
+    let script = format!(
+        "sleep 1; {} {} 30",
+        python.path.display(),
+        workload_path("idle.py").display()
+    );
+    let mut shell = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = shell.id().to_string();
+    let out = hptop(&["report", "--pid", &pid, "-d", "1", "--format", "json"]);
+    let err = stderr(&out);
+    let _ = Command::new("pkill").args(["-P", &pid]).status();
+    shell.kill().unwrap();
+    shell.wait().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("no Python process yet: waiting"), "{err}");
+    assert!(err.contains("inspecting its Python child"), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let inspected = report["processes"][0]["pid"].as_u64().unwrap();
+    assert_ne!(inspected.to_string(), pid);
+
+    let mut shell = Command::new("sh").args(["-c", "sleep 1"]).spawn().unwrap();
+    let pid = shell.id().to_string();
+    let out = hptop(&["report", "--pid", &pid, "-d", "1"]);
+    shell.wait().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is a launcher") && err.contains("without starting a Python process"),
+        "{err}"
+    );
+}

@@ -281,11 +281,15 @@ fn sections(pid: Pid, maps: &[proc_maps::MapRange], file: &str, wanted: &[&str])
 fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Result<Option<Layout>, Error> {
     macro_rules! layout {
         ($py:ident, $yield_from:expr, $cleared:expr, $slot:expr) => {{
-            let o: crate::python_bindings::$py::_Py_DebugOffsets = process
-                .copy_struct(runtime)
-                .context("Failed to copy _Py_DebugOffsets")?;
-            let cookie: Vec<u8> = o.cookie.iter().map(|&c| c as u8).collect();
-            if &cookie[..] != b"xdebugpy" || o.free_threaded != 0 {
+            // hptop patch 22: the cookie (and version) checked where the GC flag checks them.
+            let Some(o) = crate::python_bindings::debug_offsets::read::<
+                crate::python_bindings::$py::_Py_DebugOffsets,
+                P,
+            >(process, runtime, minor)?
+            else {
+                return Ok(None);
+            };
+            if o.free_threaded != 0 {
                 return Ok(None);
             }
             Layout {

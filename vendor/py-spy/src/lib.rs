@@ -33,6 +33,8 @@ extern crate log;
 mod asyncio_tasks;
 pub mod binary_parser;
 pub mod config;
+// hptop patch 22: the GC flag (`PythonSpy::gc_collecting`).
+mod gc_state;
 #[cfg(all(target_os = "linux", feature = "cli"))]
 pub mod coredump;
 #[cfg(feature = "unwind")]

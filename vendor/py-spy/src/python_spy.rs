@@ -72,6 +72,11 @@ pub struct PythonSpy {
     /// hptop patch: the bytes of the thread states prefetched for the current sample (kept
     /// across samples: thread states are read in place from it, never copied out in bulk).
     prefetch_buf: Vec<u8>,
+    /// hptop patch 22: address of `_PyRuntime` (its symbol, else the `.PyRuntime` section),
+    /// for the GC flag of 3.7/3.8 and the `_Py_DebugOffsets` of 3.13+.
+    runtime_address: Option<usize>,
+    /// hptop patch 22: where the GC flag is, once found (see `gc_collecting`).
+    gc_flag: crate::gc_state::GcFlag,
 }
 
 impl PythonSpy {
@@ -93,6 +98,17 @@ impl PythonSpy {
         info!("python version {} detected", version);
 
         let addresses = PythonProcessLayout::new(&python_info, &process, &version, config)?;
+        // hptop patch 22: where `_PyRuntime` is, as `PythonProcessLayout` looks for it.
+        let runtime_address = python_info
+            .get_symbol("_PyRuntime")
+            .map(|&address| address as usize)
+            .or_else(|| {
+                [&python_info.python_binary, &python_info.libpython_binary]
+                    .into_iter()
+                    .flatten()
+                    .map(|binary| binary.pyruntime_addr as usize)
+                    .find(|&address| address != 0)
+            });
         info!(
             "Found interpreter at 0x{:016x}",
             addresses.interpreter_address
@@ -127,6 +143,8 @@ impl PythonSpy {
             thread_name_identity: HashMap::default(),
             prev_threadstates: Vec::new(),
             prefetch_buf: Vec::new(),
+            runtime_address,
+            gc_flag: Default::default(),
             thread_name_lookup_time: Instant::now(),
             code_cache: CodeCache::of_process(pid),
             asyncio: Default::default(),
@@ -262,6 +280,20 @@ impl PythonSpy {
             ),
             _ => Ok(None),
         }
+    }
+
+    /// hptop patch 22: whether the interpreter's cyclic garbage collector runs right now (its
+    /// GC state's `collecting` is non-zero); `None` when where that flag is is not known for
+    /// this Python, or the read failed. The first call finds and checks the flag (see
+    /// `gc_state`); each later call is one 4-byte read, without pausing the target. 3.7 and
+    /// 3.8 have one flag per process; 3.9+ the sampled interpreter's.
+    pub fn gc_collecting(&self) -> Option<bool> {
+        self.gc_flag.collecting(
+            &self.process,
+            &self.version,
+            self.addresses.interpreter_address,
+            self.runtime_address,
+        )
     }
 
     /// hptop patch 21: the asyncio task each event-loop thread runs now, by OS thread id

@@ -261,3 +261,48 @@ pub mod pyruntime {
         }
     }
 }
+
+// hptop patch 22: `_Py_DebugOffsets` (3.13+), read by the asyncio reader (patch 21) and the
+// GC flag (`gc_state`) alike: one place checks that the bytes at `_PyRuntime` are one.
+pub(crate) mod debug_offsets {
+    use anyhow::{Context, Error, Result};
+    use remoteprocess::ProcessMemory;
+
+    /// A version's generated `_Py_DebugOffsets`.
+    pub(crate) trait DebugOffsets: Copy {
+        fn cookie(&self) -> [u8; 8];
+        /// `PY_VERSION_HEX` of the interpreter that wrote them.
+        fn version_hex(&self) -> u64;
+    }
+
+    macro_rules! debug_offsets {
+        ($($py:ident),*) => {$(
+            impl DebugOffsets for super::$py::_Py_DebugOffsets {
+                fn cookie(&self) -> [u8; 8] {
+                    self.cookie.map(|c| c as u8)
+                }
+                fn version_hex(&self) -> u64 {
+                    self.version
+                }
+            }
+        )*};
+    }
+    debug_offsets!(v3_13_0, v3_14_0, v3_15_0);
+
+    /// The `_Py_DebugOffsets` at `runtime` (the start of `_PyRuntime`), or `None` when the
+    /// bytes there are not the ones of a 3.`minor` interpreter (cookie `xdebugpy`, version).
+    pub(crate) fn read<D: DebugOffsets, P: ProcessMemory>(
+        process: &P,
+        runtime: usize,
+        minor: u64,
+    ) -> Result<Option<D>, Error> {
+        let offsets: D = process
+            .copy_struct(runtime)
+            .context("Failed to copy _Py_DebugOffsets")?;
+        let version = offsets.version_hex();
+        let sound = &offsets.cookie() == b"xdebugpy"
+            && version >> 24 == 3
+            && (version >> 16) & 0xff == minor;
+        Ok(sound.then_some(offsets))
+    }
+}
