@@ -34,6 +34,22 @@ pub struct Cli {
     recording: RecordArgs,
 }
 
+impl Cli {
+    /// The subcommand's name (`report`, `diff`...), `None` for the live view: usage errors
+    /// point at its own help.
+    pub fn subcommand(&self) -> Option<&'static str> {
+        Some(match self.command.as_ref()? {
+            Command::Report(_) => "report",
+            Command::Record(_) => "record",
+            Command::Replay(_) => "replay",
+            Command::Diff(_) => "diff",
+            Command::Dump(_) => "dump",
+            Command::Ps(_) => "ps",
+            Command::Serve(_) => "serve",
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Sample for a while, then print a report of functions, threads and process figures

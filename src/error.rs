@@ -122,6 +122,15 @@ impl HptopError {
         }
     }
 
+    /// What the user can do about it, with a usage error pointing at the help of
+    /// `subcommand` (`None`: the live view's, `hptop --help`).
+    pub fn fix_in(&self, subcommand: Option<&str>) -> String {
+        match (self, subcommand) {
+            (Self::Usage(_), Some(sub)) => format!("see `hptop {sub} --help`"),
+            _ => self.fix(),
+        }
+    }
+
     /// What the user can do about it, one or more lines.
     pub fn fix(&self) -> String {
         match self {

@@ -65,10 +65,12 @@ pub fn rate_bytes(bytes_per_s: f64) -> String {
     format!("{sign}{}/s", bytes(bytes_per_s.abs().round() as u64))
 }
 
-/// `n` and the noun, plural unless `n` is 1 ("1 thread", "2 threads", "1,000 samples").
+/// `n` and the noun, plural unless `n` is 1 ("1 thread", "2 threads", "0 processes").
 pub fn counted(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
+    } else if noun.ends_with('s') || noun.ends_with("sh") || noun.ends_with("ch") {
+        format!("{} {noun}es", count(n))
     } else {
         format!("{} {noun}s", count(n))
     }
@@ -77,6 +79,14 @@ pub fn counted(n: u64, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nouns_ending_in_s_take_es() {
+        assert_eq!(counted(0, "process"), "0 processes");
+        assert_eq!(counted(1, "process"), "1 process");
+        assert_eq!(counted(2, "thread"), "2 threads");
+        assert_eq!(counted(3, "switch"), "3 switches");
+    }
 
     #[test]
     fn formats() {

@@ -11,9 +11,10 @@ fn main() {
         }
     }
     let cli = hptop::cli::Cli::parse();
+    let subcommand = cli.subcommand();
     if let Err(e) = hptop::run(cli) {
         eprintln!("hptop: error: {e}");
-        for line in e.fix().lines() {
+        for line in e.fix_in(subcommand).lines() {
             eprintln!("  {line}");
         }
         std::process::exit(e.exit_code());

@@ -97,18 +97,37 @@ fn side(spec: &str, options: &DiffOptions) -> Result<Side, HptopError> {
         _ => (spec, None),
     };
     let bad = |why: String| HptopError::Usage(format!("diff side \"{spec}\": {why}"));
-    let head = std::fs::read(path)
-        .map(|b| b.get(..8).map(<[u8]>::to_vec).unwrap_or_default())
-        .map_err(|e| bad(e.to_string()))?;
+    if std::path::Path::new(path).is_dir() {
+        return Err(bad(
+            "it is a directory; give a recording or a JSON report".into()
+        ));
+    }
+    let head = match std::fs::read(path) {
+        Ok(bytes) => bytes.get(..8).map(<[u8]>::to_vec).unwrap_or_default(),
+        // `job.hptop@5s`: a window needs both ends' separator.
+        Err(_)
+            if window.is_none()
+                && spec
+                    .rsplit_once('@')
+                    .is_some_and(|(p, _)| std::path::Path::new(p).exists()) =>
+        {
+            return Err(bad(
+                "a window of a recording is FILE@FROM..TO, e.g. job.hptop@5s..1m, job.hptop@5s.. (to the end) or job.hptop@..1m".into(),
+            ));
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    };
     if head == MAGIC {
         return recording_side(spec, path, window, options);
     }
     if window.is_some() {
         return Err(bad("a window (@FROM..TO) needs a recording".into()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let report: Value = serde_json::from_str(&text)
-        .map_err(|_| bad("neither a recording nor a JSON report".into()))?;
+    let neither = || {
+        bad("neither an hptop recording (`hptop record -o FILE`) nor a JSON report (`hptop report --format json --stacks`)".into())
+    };
+    let text = std::fs::read_to_string(path).map_err(|_| neither())?;
+    let report: Value = serde_json::from_str(&text).map_err(|_| neither())?;
     json_side(spec, &report).ok_or_else(|| bad("a JSON report without processes".into()))
 }
 
@@ -138,7 +157,8 @@ fn recording_side(
     let mut family = Family::new(header.pid);
     if feed(&mut reader, &mut family, from, to).ticks == 0 {
         return Err(HptopError::Usage(format!(
-            "diff side \"{spec}\": no sample in that window"
+            "diff side \"{spec}\": no sample in that window: {}",
+            reader.holds()
         )));
     }
     family.settle();

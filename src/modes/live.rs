@@ -635,12 +635,13 @@ pub(super) fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
 /// # Errors
 /// No terminal, or an unreadable recording.
 pub fn replay(options: &super::ReplayOptions) -> Result<(), HptopError> {
+    // The file first: a bad one is the error to hear of, terminal or not.
+    let mut player = Player::open(&options.path)?;
     if !std::io::stdout().is_terminal() {
         return Err(HptopError::Usage(
             "replay needs a terminal; for a file or a pipe use `hptop report --input FILE`".into(),
         ));
     }
-    let mut player = Player::open(&options.path)?;
     let signals = SignalFlags::register();
     let root = player.header.pid;
     let mut app = App::new(

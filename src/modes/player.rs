@@ -72,17 +72,12 @@ impl Player {
     /// # Errors
     /// Unreadable, foreign, newer or empty file.
     pub fn open(path: &Path) -> Result<Self, HptopError> {
-        let mut scan = RecordingReader::open(path)?;
-        let mut covered = None;
-        while let Some(s) = scan.next_segment() {
-            covered = Some(covered.map_or((s.first_at, s.last_at), |(a, _)| (a, s.last_at)));
-        }
+        let (covered, damage) = RecordingReader::open(path)?.span();
         let Some((start, end)) = covered else {
             return Err(HptopError::Usage(format!(
                 "{} holds no sample{}",
                 path.display(),
-                scan.damage
-                    .map_or_else(String::new, |d| format!(" (damaged {d})"))
+                damage.map_or_else(String::new, |d| format!(" (damaged {d})"))
             )));
         };
         let peaks = Arc::new(Mutex::new(None));

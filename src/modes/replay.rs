@@ -112,13 +112,14 @@ pub fn report(options: &ReportOptions, input: &InputWindow) -> Result<(), HptopE
     }
     let Some((first, last)) = fed.span else {
         return Err(HptopError::Usage(format!(
-            "{} has no sample in that window{}",
+            "{} has no sample in that window{}: {}",
             input.path.display(),
             if reader.damage.is_some() {
                 " (before its damage)"
             } else {
                 ""
-            }
+            },
+            reader.holds()
         )));
     };
     let start = chrono::DateTime::from_timestamp_nanos(header.started_unix_ns as i64)

@@ -424,6 +424,8 @@ pub struct RecordingReader {
     file: File,
     len: u64,
     next: u64,
+    /// Where the first segment starts.
+    first_segment: u64,
     /// The header.
     pub header: RecordingHeader,
     /// The format version the file was written in.
@@ -442,7 +444,11 @@ impl RecordingReader {
         let bad =
             |why: String| HptopError::Usage(format!("cannot read the recording {shown}: {why}"));
         let mut file = File::open(path).map_err(|e| bad(e.to_string()))?;
-        let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+        let meta = file.metadata().map_err(|e| bad(e.to_string()))?;
+        if meta.is_dir() {
+            return Err(bad("it is a directory; give a recording file in it".into()));
+        }
+        let len = meta.len();
         let mut fixed = [0u8; 16];
         file.read_exact(&mut fixed)
             .map_err(|_| bad("it is not an hptop recording (too short)".into()))?;
@@ -466,10 +472,50 @@ impl RecordingReader {
             file,
             len,
             next: 16 + u64::from(json_len),
+            first_segment: 16 + u64::from(json_len),
             header,
             version,
             damage: None,
         })
+    }
+
+    /// Recording time of the first and last tick the readable segments hold, and the damage
+    /// met, if any. Reads segment headers, and the last segment whole: a writer that stopped
+    /// mid-write leaves a last segment whose header promises more than its payload holds.
+    /// Where the reading is, and what it found, are left as they were.
+    pub fn span(&mut self) -> (Option<(Duration, Duration)>, Option<String>) {
+        let (next, damage) = (self.next, self.damage.take());
+        self.next = self.first_segment;
+        let (mut span, mut before_last): (Option<(Duration, Duration)>, _) = (None, None);
+        let mut last = None;
+        while let Some(s) = self.next_segment() {
+            if s.ticks > 0 {
+                before_last = span;
+                span = Some(span.map_or((s.first_at, s.last_at), |(a, _)| (a, s.last_at)));
+                last = Some(s);
+            }
+        }
+        if let Some(s) = last {
+            if let Err(why) = self.payload(&s) {
+                self.damaged::<()>(s.offset, why);
+                span = before_last;
+            }
+        }
+        let found = std::mem::replace(&mut self.damage, damage);
+        self.next = next;
+        (span, found)
+    }
+
+    /// "it holds 0.1 s to 4.0 s" of the readable segments, for a window that found nothing.
+    pub fn holds(&mut self) -> String {
+        match self.span().0 {
+            Some((a, b)) => format!(
+                "it holds {:.1} s to {:.1} s of recording time",
+                a.as_secs_f64(),
+                b.as_secs_f64()
+            ),
+            None => "it holds no sample".into(),
+        }
     }
 
     /// The next segment's header, or None at the end of the file or at damage.

@@ -34,12 +34,28 @@ pub fn open_output(path: &Path, existing: Existing) -> Result<File, HptopError> 
         .write(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
         .mode(0o644);
+    let found = path.symlink_metadata().ok();
+    let kind = found.as_ref().map(std::fs::Metadata::file_type);
+    if kind.is_some_and(|k| k.is_dir()) {
+        return Err(HptopError::OutputRefused {
+            path: path.display().to_string(),
+            why: "it is a directory".into(),
+            fix: format!(
+                "give a file name, e.g. {}",
+                path.join("hptop-report.json").display()
+            ),
+        });
+    }
+    // Only a regular file is "replaced": a device or a pipe (`-o /dev/null`, a FIFO) is
+    // written to as it is.
+    let special = kind.is_some_and(|k| !k.is_file() && !k.is_symlink());
     match existing {
+        _ if special => options.append(true),
         Existing::Refuse => options.create_new(true),
         Existing::Replace => options.create(true).truncate(true),
         Existing::Append => options.create(true).append(true),
     };
-    let existed = path.symlink_metadata().is_ok();
+    let existed = found.is_some();
     let file = options.open(path).map_err(|source| {
         let link = path
             .symlink_metadata()

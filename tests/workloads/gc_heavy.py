@@ -24,7 +24,7 @@ import time
 DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 10.0
 KEEP = 100  # trees kept alive (a sliding window): survivors for gen1/gen2 to traverse
 CHILDREN = 8
-WORK = 12  # interpreted, allocation-free work per tree: tunes the share of time in GC
+WORK = 40  # interpreted, allocation-free work per tree: tunes the share of time in GC
 
 gc_cpu = 0.0  # CPU seconds inside collections (this thread)
 collections = 0
