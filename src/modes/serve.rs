@@ -31,7 +31,14 @@ pub fn run(options: &ServeOptions) -> Result<(), HptopError> {
     let fleet = Arc::new(Fleet::default());
     if let Watch::Pids(pids) = &options.watch {
         for &pid in pids {
-            if let Err(e) = fleet.watch(pid, options) {
+            // A launcher (a shell, a pyenv shim, `uv run`) stands for its Python child.
+            let resolved = crate::session::resolve_pid(pid, None).and_then(|r| {
+                if let Some(notice) = &r.notice {
+                    eprintln!("hptop: {notice}");
+                }
+                fleet.watch(r.pid, options)
+            });
+            if let Err(e) = resolved {
                 fleet.stop_all();
                 return Err(e);
             }

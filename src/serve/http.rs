@@ -196,9 +196,13 @@ async fn window(
     let (duration, pid) =
         window_params(query, default_s).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
     let started = chrono::Utc::now();
-    let receivers = fleet
-        .windows(duration, pid)
-        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let receivers = fleet.windows(duration, pid).map_err(|(status, e)| {
+        (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            e,
+        )
+    })?;
+    let opened = std::time::Instant::now();
     let mut snapshot = crate::model::snapshot::Snapshot::default();
     for r in receivers {
         // A target that exits answers early; one whose worker is gone answers nothing.
@@ -208,6 +212,30 @@ async fn window(
     }
     if let Some(pid) = pid {
         snapshot.processes.retain(|p| p.pid == pid);
+    }
+    // Every target exited before the window's end: the answer says so, not a short 200.
+    let lasted = opened.elapsed();
+    if lasted + Duration::from_millis(500) < duration && snapshot.processes.iter().all(|p| p.exited)
+    {
+        let pids: Vec<String> = snapshot
+            .processes
+            .iter()
+            .map(|p| p.pid.to_string())
+            .collect();
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!(
+                "the window was cut short after {:.1} s of the {} s asked: PID {} exited at {}",
+                lasted.as_secs_f64(),
+                duration.as_secs(),
+                if pids.is_empty() {
+                    pid.map_or_else(|| "?".into(), |p| p.to_string())
+                } else {
+                    pids.join(", ")
+                },
+                chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            ),
+        ));
     }
     Ok((snapshot, started))
 }

@@ -54,8 +54,16 @@ struct Target {
 #[derive(Default)]
 pub struct Fleet {
     targets: Mutex<Vec<Target>>,
+    /// Targets that exited and were dropped: (PID, when), newest last, at most [`GONE_KEPT`].
+    gone: Mutex<std::collections::VecDeque<(u32, String)>>,
     stop: AtomicBool,
 }
+
+/// Exited targets remembered, to answer "PID N exited at TIME" about them.
+const GONE_KEPT: usize = 256;
+
+/// Why no window could be opened: the HTTP status and the message.
+pub type WindowRefusal = (u16, String);
 
 /// How many processes one `serve` watches at most (each costs a sampler thread).
 pub const MAX_TARGETS: usize = 256;
@@ -115,7 +123,14 @@ impl Fleet {
                 };
                 processes.extend(p.processes.iter().cloned());
                 let keep = !p.exited;
+                let gone = (!keep).then(|| (t.root, p.exited_at.clone().unwrap_or_default()));
                 drop(p);
+                if let (Some(gone), Ok(mut list)) = (gone, self.gone.lock()) {
+                    if list.len() >= GONE_KEPT {
+                        list.pop_front();
+                    }
+                    list.push_back(gone);
+                }
                 if !keep {
                     if let Some(thread) = t.thread.take() {
                         let _ = thread.join();
@@ -135,24 +150,31 @@ impl Fleet {
     /// answer with its snapshot when it ends.
     ///
     /// # Errors
-    /// No target matches, or too many windows are open.
+    /// 404 when no target matches (saying when an exited one exited), 503 when too many
+    /// windows are open or the server is stopping.
     pub fn windows(
         &self,
         duration: Duration,
         pid: Option<u32>,
-    ) -> Result<Vec<tokio::sync::oneshot::Receiver<crate::model::snapshot::Snapshot>>, String> {
-        let targets = self
-            .targets
-            .lock()
-            .map_err(|_| "the server is shutting down".to_owned())?;
+    ) -> Result<Vec<tokio::sync::oneshot::Receiver<crate::model::snapshot::Snapshot>>, WindowRefusal>
+    {
+        let stopping = || (503, "the server is shutting down".to_owned());
+        let targets = self.targets.lock().map_err(|_| stopping())?;
         let mut receivers = Vec::new();
+        // Targets that exited, as (PID, when): still listed, or dropped after a scrape.
+        let mut exited: Vec<(u32, String)> = self
+            .gone
+            .lock()
+            .map(|g| g.iter().cloned().collect())
+            .unwrap_or_default();
         for t in targets.iter() {
-            let published = t
-                .published
-                .lock()
-                .map_err(|_| "a worker failed".to_owned())?;
+            let published = t.published.lock().map_err(|_| stopping())?;
+            if published.exited {
+                exited.push((t.root, published.exited_at.clone().unwrap_or_default()));
+                continue;
+            }
             let shown = published.processes.iter().any(|p| Some(p.pid) == pid);
-            if published.exited || pid.is_some_and(|pid| t.root != pid && !shown) {
+            if pid.is_some_and(|pid| t.root != pid && !shown) {
                 continue;
             }
             drop(published);
@@ -160,18 +182,33 @@ impl Fleet {
             t.requests
                 .try_send(WindowRequest { duration, reply })
                 .map_err(|_| {
-                    format!(
-                        "too many profiles in progress (at most {} at once): try again later",
-                        worker::MAX_WINDOWS
+                    (
+                        503,
+                        format!(
+                            "too many profiles in progress (at most {} at once): try again later",
+                            worker::MAX_WINDOWS
+                        ),
                     )
                 })?;
             receivers.push(receive);
         }
         if receivers.is_empty() {
-            return Err(match pid {
-                Some(pid) => format!("PID {pid} is not watched"),
-                None => "no process is watched yet".into(),
-            });
+            let said = |(pid, at): &(u32, String)| format!("PID {pid} exited at {at}");
+            return Err((
+                404,
+                match pid {
+                    Some(pid) => exited
+                        .iter()
+                        .rev()
+                        .find(|(p, _)| *p == pid)
+                        .map_or_else(|| format!("PID {pid} is not watched"), said),
+                    None if !exited.is_empty() => {
+                        let told: Vec<String> = exited.iter().rev().take(5).map(said).collect();
+                        format!("no process is watched now: {}", told.join("; "))
+                    }
+                    None => "no process is watched yet".into(),
+                },
+            ));
         }
         Ok(receivers)
     }

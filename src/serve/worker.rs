@@ -35,6 +35,8 @@ pub struct Published {
     pub processes: Vec<ProcessMetrics>,
     /// The target exited (its last figures stay until one scrape has shown them).
     pub exited: bool,
+    /// When it exited (local time, RFC 3339), for the answers about it.
+    pub exited_at: Option<String>,
 }
 
 /// Lifetime kernel counters of one process, from the latest ticks.
@@ -198,11 +200,21 @@ pub fn run(
             functions.retain(|pid, _| alive.contains(pid));
             if let Ok(mut p) = published.lock() {
                 p.processes = processes;
+                if ended && !p.exited {
+                    let at = exit_time();
+                    eprintln!("hptop: PID {root} exited at {at}");
+                    p.exited_at = Some(at);
+                }
                 p.exited = ended;
             }
         }
     }
     sampler.stop();
+}
+
+/// Now, as exit times are told (local time, to the second).
+fn exit_time() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
 }
 
 /// The figures of every live process of the family.

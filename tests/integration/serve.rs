@@ -14,6 +14,8 @@ use crate::common::{cpu_ticks, default_python, which, Workload};
 struct Server {
     child: Child,
     addr: String,
+    /// Its standard error after the first line.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -30,12 +32,14 @@ impl Server {
         // The first line says where it listens ("serving http://ADDR/metrics ...").
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stderr).lines();
             let first = lines.next().and_then(Result::ok).unwrap_or_default();
             let _ = tx.send(first);
             for line in lines.map_while(Result::ok) {
-                eprintln!("serve: {line}");
+                kept.lock().unwrap().push(line);
             }
         });
         let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
@@ -45,7 +49,7 @@ impl Server {
             .and_then(|s| s.split('/').next())
             .unwrap_or_else(|| panic!("serve did not say where it listens: {first:?}"))
             .to_owned();
-        Self { child, addr }
+        Self { child, addr, log }
     }
 
     /// One request (HTTP/1.1, connection closed after): (status, content type, body).
@@ -497,4 +501,44 @@ fn serve_memory_and_series_stay_flat_for_minutes_of_churn() {
     );
     // 2 processes x (8 process + 4 x 64 thread + 21 function + ...) series at most.
     assert!(most_series < 700, "{most_series}");
+}
+
+/// A `--pid` target that exits is logged; a window its exit cuts short, and later windows on
+/// it, answer 404 saying when it exited (not a short 200, not "no process is watched yet").
+#[test]
+fn a_watched_pid_that_exits_is_logged_and_windows_on_it_say_so() {
+    let workload = Workload::start(&default_python(), "cpu_threads.py", &["1", "60"]);
+    let pid = workload.pid();
+    let server = Server::start(&["--pid", &pid.to_string()]);
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    });
+    let (status, _, body) = server.get("/report?seconds=8", "");
+    killer.join().unwrap();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("cut short") && body.contains(&format!("PID {pid} exited at")),
+        "{body}"
+    );
+    drop(workload);
+    for path in [
+        format!("/report?seconds=1&pid={pid}"),
+        format!("/debug/pprof/profile?seconds=1&pid={pid}"),
+        "/report?seconds=1".to_owned(),
+    ] {
+        let (status, _, body) = server.get(&path, "");
+        let body = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(
+            body.contains(&format!("PID {pid} exited at")),
+            "{path}: {body}"
+        );
+    }
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(log.contains(&format!("PID {pid} exited at")), "{log}");
 }
