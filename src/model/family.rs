@@ -308,6 +308,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         duration_s: procs.iter().map(|p| p.duration_s).fold(0.0, f64::max),
         samples,
         sample_errors: sum(|p| p.sample_errors),
+        exit_cut_reads: sum(|p| p.exit_cut_reads),
         first_sample_error: procs.iter().find_map(|p| p.first_sample_error.clone()),
         partial_stacks: sum(|p| p.partial_stacks),
         partial_stacks_percent: weighted(|p| p.partial_stacks_percent),

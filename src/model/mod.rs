@@ -66,6 +66,11 @@ pub struct Session {
     sample_errors: u64,
     /// Why the first failed read failed (kept once: a session can fail millions of times).
     first_sample_error: Option<String>,
+    /// Failed reads in a row up to the latest tick, and whether the first failure told is
+    /// among them: if the process exits next, they were cut by its exit, not failures.
+    failing_run: (u64, bool),
+    /// Reads that failed because the process was exiting (counted apart from errors).
+    exit_cut_reads: u64,
     skipped: u64,
     gil_ticks: u64,
     gil_wanted_ticks: u64,
@@ -86,6 +91,13 @@ impl Session {
         let p = &tick.process;
         if p.exited {
             self.exited = true;
+            // Reads that failed just before the exit met a process tearing down its memory.
+            let (run, first_told) = std::mem::take(&mut self.failing_run);
+            self.sample_errors -= run;
+            self.exit_cut_reads += run;
+            if first_told {
+                self.first_sample_error = None;
+            }
             // Its window has ended: nothing will place what is held any better.
             self.settle();
             return;
@@ -94,10 +106,13 @@ impl Session {
         let stacks_ok = p.stack_error.is_none();
         if stacks_ok {
             self.samples += 1;
+            self.failing_run = (0, false);
         } else {
             self.sample_errors += 1;
+            self.failing_run.0 += 1;
             if self.first_sample_error.is_none() {
                 self.first_sample_error.clone_from(&p.stack_error);
+                self.failing_run.1 = true;
             }
         }
         self.ticks += 1;
@@ -477,6 +492,7 @@ impl Session {
             duration_s,
             samples: self.samples,
             sample_errors: self.sample_errors,
+            exit_cut_reads: self.exit_cut_reads,
             first_sample_error: self.first_sample_error.clone(),
             partial_stacks: self.threads.partial_samples(),
             partial_stacks_percent: percent(

@@ -109,6 +109,9 @@ pub struct ProcessSnapshot {
     pub samples: u64,
     /// Ticks whose stack read failed (the read raced with the target).
     pub sample_errors: u64,
+    /// Stack reads that failed on the ticks just before the process exited (its memory was
+    /// being torn down): not counted in `sample_errors`.
+    pub exit_cut_reads: u64,
     /// The cause of the first failed read, as the reader gave it.
     pub first_sample_error: Option<String>,
     /// Thread-samples whose stack did not reach its thread's root (read while it changed,

@@ -350,6 +350,46 @@ fn process_figures_cover_the_window() {
     assert!(s.snapshot(&SnapshotQuery::default()).exited);
 }
 
+/// Reads that fail on the ticks just before the exit are the exit's, not errors; a failure
+/// the process lived past stays an error.
+#[test]
+fn reads_failing_as_the_process_exits_are_not_errors() {
+    let failed = |i: u32, why: &str| {
+        let mut t = tick(i, vec![], 0, 4096);
+        t.process.stack_error = Some(why.into());
+        t
+    };
+    let mut s = session();
+    s.ingest(&tick(1, vec![], 0, 4096));
+    s.ingest(&failed(2, "a real failure"));
+    s.ingest(&tick(3, vec![], 0, 4096));
+    s.ingest(&failed(4, "Bad address"));
+    s.ingest(&failed(5, "Bad address"));
+    s.ingest(&Tick {
+        process: ProcessTick {
+            exited: true,
+            ..ProcessTick::default()
+        },
+        ..Tick::default()
+    });
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert_eq!((p.sample_errors, p.exit_cut_reads), (1, 2));
+    assert_eq!(p.first_sample_error.as_deref(), Some("a real failure"));
+    let mut s = session();
+    s.ingest(&tick(1, vec![], 0, 4096));
+    s.ingest(&failed(2, "Bad address"));
+    s.ingest(&Tick {
+        process: ProcessTick {
+            exited: true,
+            ..ProcessTick::default()
+        },
+        ..Tick::default()
+    });
+    let p = s.snapshot(&SnapshotQuery::default());
+    assert_eq!((p.sample_errors, p.exit_cut_reads), (0, 1));
+    assert_eq!(p.first_sample_error, None);
+}
+
 #[test]
 fn memory_stays_bounded_over_a_long_session() {
     let mut s = session();

@@ -150,6 +150,8 @@ pub struct Process {
     pub partial_stacks: u64,
     /// Their share of the thread-samples, percent (added).
     pub partial_stacks_percent: f64,
+    /// Stack reads that failed as the process exited, not counted as errors (added).
+    pub reads_cut_by_exit: u64,
     /// This process's share of the top-level `stacks_reread` and `stacks_dropped` (added).
     pub stacks_reread: u64,
     pub stacks_dropped: u64,
@@ -232,6 +234,7 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
         runqueue_verdict: crate::model::verdict::runqueue(p),
         partial_stacks: p.partial_stacks,
         partial_stacks_percent: p.partial_stacks_percent,
+        reads_cut_by_exit: p.exit_cut_reads,
         stacks_reread: p.stacks_reread,
         stacks_dropped: p.stacks_dropped,
         memory: memory(p),

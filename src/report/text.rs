@@ -71,6 +71,13 @@ fn render_sampling_notes(out: &mut String, p: &ProcessSnapshot) {
             p.threads.iter().filter(|t| t.alive).count()
         );
     }
+    if p.exit_cut_reads > 0 {
+        let _ = writeln!(
+            out,
+            "{} cut short by the process's exit (not counted as errors).",
+            fmt::counted(p.exit_cut_reads, "read")
+        );
+    }
     if let Some(cause) = p
         .first_sample_error
         .as_ref()
