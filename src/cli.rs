@@ -281,7 +281,9 @@ struct ReportArgs {
     #[arg(long, short = 'd', value_name = "SECS", allow_negative_numbers = true)]
     duration: Option<f64>,
     /// Write one report per PERIOD (90s, 10m, 1h) until the duration, the target's exit, ^C
-    /// or SIGTERM; -o names each with {n} (1, 2, ...) and {time}. SIGUSR1 writes one at once.
+    /// or SIGTERM. With -o FILE they are FILE.1, FILE.2, ...; or `{time}` in FILE stands for
+    /// each report's local time (YYYYmmddTHHMMSS), e.g. -o 'job-{time}.json'. SIGUSR1 writes
+    /// one at once.
     #[arg(long, value_name = "PERIOD")]
     every: Option<String>,
     /// Output format: text, json, or stacks (collapsed, flamegraph, speedscope, pprof).

@@ -144,6 +144,21 @@ pub fn speedscope(
 ) -> String {
     let several = snapshot.processes.len() > 1;
     let mut profile = SpeedscopeBuilder::default();
+    // A thread is named by its latest name, as the JSON report and collapsed stacks name it
+    // (a slice taken before the thread was named holds no name).
+    for p in &snapshot.processes {
+        let named = p
+            .stacks
+            .iter()
+            .filter_map(|r| Some((r.tid, r.thread.as_ref()?)));
+        let threads = p
+            .threads
+            .iter()
+            .filter_map(|t| Some((t.tid, t.name.as_ref()?)));
+        for (tid, name) in named.chain(threads) {
+            profile.names.insert((p.pid, tid), name.clone());
+        }
+    }
     match slices {
         Some(slices) => {
             let stacks = slices.stacks();
@@ -204,12 +219,19 @@ struct SpeedscopeBuilder {
     /// Each thread's profile by (pid, tid) (`None`: the merged one): a thread whose name is
     /// learned late keeps one timeline, named with its latest name.
     profile_ids: std::collections::HashMap<Option<(u32, u32)>, usize>,
+    /// Each thread's latest name, by (pid, tid).
+    names: std::collections::HashMap<(u32, u32), String>,
 }
 
 impl SpeedscopeBuilder {
     /// Appends one weighted stack to its thread's (or the merged) profile.
     fn add(&mut self, pid: u32, row: &StackRow, weight: u64, by_thread: bool, several: bool) {
-        let thread = row.thread.as_deref().unwrap_or("thread");
+        let thread = self
+            .names
+            .get(&(pid, row.tid))
+            .map(String::as_str)
+            .or(row.thread.as_deref())
+            .unwrap_or("thread");
         let name = match (by_thread, several) {
             (false, _) => "all threads".to_owned(),
             (true, false) => format!("{thread} ({})", row.tid),
@@ -217,10 +239,6 @@ impl SpeedscopeBuilder {
         };
         let key = by_thread.then_some((pid, row.tid));
         let index = if let Some(&i) = self.profile_ids.get(&key) {
-            // Stacks come in time order: a name seen now is the thread's latest.
-            if row.thread.is_some() {
-                self.profiles[i].0 = name;
-            }
             i
         } else {
             self.profiles.push((name, Vec::new(), Vec::new()));

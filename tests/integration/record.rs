@@ -706,3 +706,59 @@ fn every_period_writes_its_own_report_and_sigusr1_writes_one_at_once() {
         );
     }
 }
+
+/// A thread named after hptop first saw it (started through `_thread`, named `loader` later)
+/// is `loader` in every export, as in the JSON report: not `thread (TID)` in speedscope.
+#[test]
+fn a_thread_named_late_has_its_latest_name_in_every_export() {
+    let dir = temp_dir("late-name");
+    let file = dir.join("r.hptop");
+    let workload = Workload::start(&default_python(), "late_name.py", &[]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "-d",
+        "3",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let input = file.to_str().unwrap();
+    let report = report_json(&["--input", input, "--stacks"]);
+    let names: Vec<&str> = report["processes"][0]["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"loader"), "{names:?}");
+    let speedscope = hptop(&["report", "--input", input, "-f", "speedscope"]);
+    let speedscope: Value = serde_json::from_slice(&speedscope.stdout).unwrap();
+    let profiles: Vec<&str> = speedscope["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        profiles.iter().any(|p| p.starts_with("loader (")),
+        "{profiles:?}"
+    );
+    assert!(
+        !profiles.iter().any(|p| p.starts_with("thread (")),
+        "{profiles:?}"
+    );
+    let collapsed = hptop(&["report", "--input", input, "-f", "collapsed"]);
+    let collapsed = String::from_utf8_lossy(&collapsed.stdout).into_owned();
+    assert!(
+        collapsed.lines().any(|l| l.starts_with("loader (")),
+        "{collapsed}"
+    );
+    assert!(
+        !collapsed.lines().any(|l| l.starts_with("thread (")),
+        "{collapsed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
