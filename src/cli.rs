@@ -282,7 +282,7 @@ struct ReportArgs {
     duration: Option<f64>,
     /// Write one report per PERIOD (90s, 10m, 1h) until the duration, the target's exit, ^C
     /// or SIGTERM. With -o FILE they are FILE.1, FILE.2, ...; or `{time}` in FILE stands for
-    /// each report's local time (YYYYmmddTHHMMSS), e.g. -o 'job-{time}.json'. SIGUSR1 writes
+    /// each report's local time (`YYYYmmddTHHMMSS`), e.g. -o 'job-{time}.json'. SIGUSR1 writes
     /// one at once.
     #[arg(long, value_name = "PERIOD")]
     every: Option<String>,

@@ -153,6 +153,9 @@ struct Sessions {
     /// The last complete window, all processes.
     last_window: Option<Snapshot>,
     rolled: Instant,
+    /// Ticks of a running process in the current window: a window after the target's exit
+    /// has none, and the last window before the exit stays shown.
+    recent_ticks: u64,
     root: u32,
     /// The last source file read.
     source: Option<SourceCache>,
@@ -176,6 +179,7 @@ impl Sessions {
             recent: Family::new(root),
             last_window: None,
             rolled: Instant::now(),
+            recent_ticks: 0,
             root,
             source: None,
             recorder,
@@ -196,6 +200,7 @@ impl Sessions {
                 for tick in ticks {
                     self.session.ingest(tick);
                     self.recent.ingest(tick);
+                    self.recent_ticks += u64::from(!tick.process.exited);
                 }
             }
             SamplerEvent::Exited(_) | SamplerEvent::Panicked(..) => {}
@@ -241,6 +246,7 @@ impl Sessions {
     fn reset(&mut self) {
         self.session.reset();
         self.recent.reset();
+        self.recent_ticks = 0;
         self.last_window = None;
     }
 
@@ -345,6 +351,7 @@ impl Sessions {
     fn clear(&mut self) {
         self.session = Family::new(self.root);
         self.recent = Family::new(self.root);
+        self.recent_ticks = 0;
         self.last_window = None;
     }
 
@@ -356,9 +363,11 @@ impl Sessions {
             limit: None,
             ..app.query()
         };
-        if self.rolled.elapsed() >= WINDOW {
+        if self.rolled.elapsed() >= WINDOW && (self.recent_ticks > 0 || self.last_window.is_none())
+        {
             self.last_window = Some(self.recent.snapshot(&query));
             self.recent.reset();
+            self.recent_ticks = 0;
             self.rolled = Instant::now();
         }
         let whole = self.session.snapshot(&query);
@@ -381,8 +390,14 @@ impl Sessions {
         };
         let view = pick(shown);
         if app.view.windowed {
-            let timeline = pick(&whole).timeline;
-            ProcessSnapshot { timeline, ..view }
+            // The window's figures, the session's timeline and exit: after the exit the last
+            // window is the last second before it.
+            let whole = pick(&whole);
+            ProcessSnapshot {
+                timeline: whole.timeline,
+                exited: whole.exited,
+                ..view
+            }
         } else {
             view
         }
@@ -444,8 +459,9 @@ fn live_notice(event: &SamplerEvent, root: u32, launched: Option<&mut Launched>,
             let how = launched
                 .and_then(Launched::status)
                 .map_or_else(String::new, |status| format!(" ({status})"));
+            let at = chrono::Local::now().format("%H:%M:%S");
             app.status = Some(format!(
-                "the target exited{how}; its figures stay here until q"
+                "the target exited at {at}{how}; its figures stay here until q (w: its last second)"
             ));
         }
         SamplerEvent::Panicked(pid, message) => {
@@ -584,8 +600,9 @@ fn event_loop(
         }
         let snapshot = sessions.snapshot(app);
         // A recording's process may be long gone (or its pid reused): no uptime then.
-        app.target_uptime_s = crate::collect::procfs::age_s(snapshot.start_ticks)
-            .filter(|_| snapshot.start_ticks > 0 && matches!(feed, Feed::Live { .. }));
+        app.target_uptime_s = crate::collect::procfs::age_s(snapshot.start_ticks).filter(|_| {
+            snapshot.start_ticks > 0 && !snapshot.exited && matches!(feed, Feed::Live { .. })
+        });
         app.set_snapshot(snapshot);
         sessions.detail(app);
         terminal
@@ -653,6 +670,7 @@ pub fn replay(options: &super::ReplayOptions) -> Result<(), HptopError> {
     app.follow = player.header.subprocesses;
     // A replay opens still (showing the whole recording): space plays it.
     app.view.paused = true;
+    app.replay = true;
     let guard = TerminalGuard::enter().map_err(|e| HptopError::Output {
         path: "the terminal".into(),
         source: e,

@@ -239,6 +239,11 @@ impl SpeedscopeBuilder {
         };
         let key = by_thread.then_some((pid, row.tid));
         let index = if let Some(&i) = self.profile_ids.get(&key) {
+            // Stacks come in time order: a name seen now is the thread's latest (unless the
+            // snapshot's latest names were given).
+            if row.thread.is_some() && !self.names.contains_key(&(pid, row.tid)) {
+                self.profiles[i].0 = name;
+            }
             i
         } else {
             self.profiles.push((name, Vec::new(), Vec::new()));

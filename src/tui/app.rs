@@ -169,6 +169,8 @@ pub struct ViewState {
     pub show_tasks: bool,
     /// The help overlay is shown.
     pub show_help: bool,
+    /// First line of the help shown (it scrolls when taller than the screen).
+    pub help_scroll: usize,
     /// Key of the selected function row.
     pub selected_function: Option<String>,
     /// Tid of the selected thread.
@@ -265,6 +267,8 @@ pub struct App {
     pub workers: Vec<WorkerRow>,
     /// Following subprocesses: the workers pane is shown.
     pub follow: bool,
+    /// The view is a replay of a recording (its help and keys differ).
+    pub replay: bool,
 }
 
 impl App {
@@ -418,9 +422,28 @@ impl App {
         }
     }
 
+    /// Over the help, the moving keys scroll it (the list behind stays put); whether
+    /// `action` was one of them.
+    fn scroll_help(&mut self, action: Action, page: usize) -> bool {
+        let scroll = &mut self.view.help_scroll;
+        match action {
+            Action::Up => *scroll = scroll.saturating_sub(1),
+            Action::Down => *scroll += 1,
+            Action::PageUp => *scroll = scroll.saturating_sub(page),
+            Action::PageDown => *scroll += page,
+            Action::Home => *scroll = 0,
+            Action::End => *scroll = usize::MAX / 2,
+            _ => return false,
+        }
+        true
+    }
+
     /// Applies an action; `page` is the number of visible rows.
     pub fn apply(&mut self, action: Action, page: usize) -> Effect {
         self.dirty = true;
+        if self.view.show_help && self.scroll_help(action, page.max(1)) {
+            return Effect::None;
+        }
         match action {
             Action::Quit => return Effect::Quit,
             Action::Suspend => return Effect::Suspend,

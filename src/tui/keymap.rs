@@ -69,7 +69,25 @@ pub struct Binding {
     pub action: Action,
     /// What it does.
     pub help: &'static str,
+    /// What it does in a replay, where that differs (`None`: the same; `Some("")`: nothing,
+    /// and the replay's help leaves it out).
+    pub in_replay: Option<&'static str>,
 }
+
+/// Keys a replay adds, taken by the player (`modes::player`) before this table: (keys, help).
+pub const REPLAY_KEYS: &[(&str, &str)] = &[
+    ("← →", "seek 10 s back / on (Shift: 60 s)"),
+    (
+        "[  ]",
+        "start / end the range shown at the cursor (or drag on the axis)",
+    ),
+    ("x", "clear the range: the whole recording"),
+    (
+        "1 2 3 4",
+        "jump to the peak of CPU, RSS, GIL wait, page faults",
+    ),
+    ("+  -", "replay speed"),
+];
 
 /// Every key hptop knows, in help order.
 pub const BINDINGS: &[Binding] = &[
@@ -77,106 +95,127 @@ pub const BINDINGS: &[Binding] = &[
         keys: "↑↓ jk PgUp PgDn Home End",
         action: Action::Down,
         help: "move the selection",
+        in_replay: None,
     },
     Binding {
         keys: "Tab  Shift-Tab",
         action: Action::NextPane,
         help: "next pane (threads, workers, functions)",
+        in_replay: None,
     },
     Binding {
         keys: "/  F3  F4",
         action: Action::Filter,
         help: "filter functions by text (Enter keeps, Esc clears)",
+        in_replay: None,
     },
     Binding {
         keys: "> <  s  F6",
         action: Action::SortNext,
         help: "sort by the next / previous column",
+        in_replay: None,
     },
     Binding {
         keys: "c",
         action: Action::NextCounter,
         help: "counter column: CPU, faults, switches, I/O; ranks by it",
+        in_replay: None,
     },
     Binding {
         keys: "I",
         action: Action::Invert,
         help: "invert the sort order",
+        in_replay: None,
     },
     Binding {
         keys: "L",
         action: Action::ToggleLines,
         help: "functions or single lines",
+        in_replay: None,
     },
     Binding {
         keys: "a",
         action: Action::ToggleTasks,
         help: "asyncio tasks instead of functions (Python 3.14+)",
+        in_replay: None,
     },
     Binding {
         keys: "Enter",
         action: Action::Detail,
         help: "function detail: callers, callees, source heat (Esc closes)",
+        in_replay: None,
     },
     Binding {
         keys: "w",
         action: Action::Window,
         help: "figures of the last second, or of the whole session",
+        in_replay: None,
     },
     Binding {
         keys: "M",
         action: Action::NextMode,
         help: "function shares: on-CPU time, samples (as py-spy), wall (idle too)",
+        in_replay: None,
     },
     Binding {
         keys: "z",
         action: Action::Zoom,
         help: "timeline: recent seconds, or the whole session",
+        in_replay: None,
     },
     Binding {
         keys: "m",
         action: Action::Merge,
         help: "workers: merge all processes into one view (again: one)",
+        in_replay: None,
     },
     Binding {
         keys: "t",
         action: Action::ThreadFocus,
         help: "functions of the selected thread only (again: all)",
+        in_replay: None,
     },
     Binding {
         keys: "p  Space",
         action: Action::Pause,
         help: "pause sampling (the target never stops)",
+        in_replay: Some("play or pause the replay"),
     },
     Binding {
         keys: "e",
         action: Action::Export,
         help: "export the view as shown to files here (widths: the ranked column)",
+        in_replay: None,
     },
     Binding {
         keys: "E",
         action: Action::ExportFormat,
         help: "export format: JSON + flame graph, speedscope, collapsed, pprof",
+        in_replay: None,
     },
     Binding {
         keys: "r",
         action: Action::Reset,
         help: "reset all figures",
+        in_replay: Some(""),
     },
     Binding {
         keys: "?  h  F1",
         action: Action::Help,
         help: "this help",
+        in_replay: None,
     },
     Binding {
         keys: "^Z",
         action: Action::Suspend,
         help: "suspend hptop (fg resumes)",
+        in_replay: None,
     },
     Binding {
         keys: "q  F10  ^C",
         action: Action::Quit,
         help: "quit",
+        in_replay: None,
     },
 ];
 

@@ -94,26 +94,34 @@ impl Areas {
         } else {
             0
         };
-        let (timeline_height, threads_height) = fold(area.height, workers, threads);
+        let status_height = status_lines(app, area.width).len() as u16;
+        // On a narrow screen the detail pane takes the place of the timeline and the threads,
+        // under a functions pane cut to the selected row (↑↓ still choose the function).
+        let narrow_detail = app.view.show_detail && area.width < 120;
+        let (timeline_height, threads_height, workers) = if narrow_detail {
+            (0, 0, 0)
+        } else {
+            let (t, h) = fold(area.height + 1 - status_height, workers, threads);
+            (t, h, workers)
+        };
         let [header, timeline, workers_area, threads_area, functions, status] = Layout::vertical([
             Constraint::Length(panes::header::HEIGHT),
             Constraint::Length(timeline_height),
             Constraint::Length(workers),
             Constraint::Length(threads_height),
             Constraint::Min(3),
-            Constraint::Length(1),
+            Constraint::Length(status_height),
         ])
         .areas(area);
-        let (functions, detail) = if app.view.show_detail {
-            // Beside the functions on a wide screen; below them on a narrow one, so function
-            // names keep their width.
-            let [first, second] = if area.width >= 120 {
+        let (functions, detail) = if narrow_detail {
+            let [first, second] =
+                Layout::vertical([Constraint::Length(3), Constraint::Min(0)]).areas(functions);
+            (first, Some(second))
+        } else if app.view.show_detail {
+            // Beside the functions on a wide screen, so function names keep their width.
+            let [first, second] =
                 Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)])
-                    .areas(functions)
-            } else {
-                Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
-                    .areas(functions)
-            };
+                    .areas(functions);
             (first, Some(second))
         } else {
             (functions, None)
@@ -217,14 +225,59 @@ fn row_at(table: Rect, y: u16, selected: Option<usize>) -> Option<usize> {
     Some(offset + (y - first) as usize)
 }
 
+/// Lines of the status line at most: a notice or the GIL verdict wraps to them, not cut.
+const STATUS_MAX_LINES: usize = 3;
+
+/// The status line's text as drawn in `width` columns: a notice or the GIL verdict, wrapped
+/// (at most [`STATUS_MAX_LINES`] lines), or the focused pane's keys, fitted to one line.
+fn status_lines(app: &App, width: u16) -> Vec<String> {
+    let text = match (&app.status, &app.snapshot.verdict) {
+        (Some(status), _) => status.clone(),
+        (None, Some(verdict)) => format!("GIL: {verdict}"),
+        (None, None) => return vec![fit_keys(footer(app), usize::from(width))],
+    };
+    let mut lines = panes::help::wrap(&text, usize::from(width));
+    if lines.len() > STATUS_MAX_LINES {
+        lines.truncate(STATUS_MAX_LINES);
+        if let Some(last) = lines.last_mut() {
+            let keep = usize::from(width).saturating_sub(1);
+            *last = last.chars().take(keep).collect::<String>() + "…";
+        }
+    }
+    lines
+}
+
+/// The keys of a footer (items joined by " · ") that fit in `width`: the last two (help and
+/// quit) always, the others in order while they fit.
+fn fit_keys(footer: &str, width: usize) -> String {
+    let items: Vec<&str> = footer.split(" · ").collect();
+    let split = items.len().saturating_sub(2);
+    let (rest, always) = items.split_at(split);
+    let mut used: usize = always.iter().map(|i| i.chars().count() + 3).sum();
+    let mut kept: Vec<&str> = Vec::new();
+    for item in rest {
+        let len = item.chars().count() + 3;
+        if used + len <= width {
+            kept.push(item);
+            used += len;
+        }
+    }
+    kept.extend(always);
+    kept.join(" · ")
+}
+
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
-    let line = match (&app.status, &app.snapshot.verdict) {
-        (Some(status), _) => Line::styled(status.clone(), theme.warn),
-        (None, Some(verdict)) => Line::styled(format!("GIL: {verdict}"), theme.warn),
-        (None, None) => Line::styled(footer(app), theme.dim),
+    let style = if app.status.is_some() || app.snapshot.verdict.is_some() {
+        theme.warn
+    } else {
+        theme.dim
     };
-    frame.render_widget(Paragraph::new(line), area);
+    let lines: Vec<Line> = status_lines(app, area.width)
+        .into_iter()
+        .map(|l| Line::styled(l, style))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 /// The keys that matter in the focused pane (all keys: `?`).

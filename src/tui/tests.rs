@@ -730,3 +730,53 @@ fn the_tasks_view_shows_each_task_or_why_there_is_none() {
         "{screen}"
     );
 }
+
+/// Issue 26: at 80x24 nothing that carries meaning is cut: the help wraps (and scrolls), a
+/// long verdict or notice wraps onto a second line, the footer keeps `? help · q quit`, the
+/// timeline's label stays in its column, and the detail pane gets the room below the header.
+#[test]
+fn at_80x24_help_status_footer_timeline_and_detail_keep_their_meaning() {
+    let mut app = App::new(six_threads(), 100.0, false, Mode::Cpu);
+    app.snapshot.timeline = (0..30)
+        .map(|i| crate::model::timeline::TimelinePoint {
+            at: std::time::Duration::from_secs(i),
+            ..Default::default()
+        })
+        .collect();
+    // The footer: the focused pane's keys, ending with help and quit.
+    let screen = render(&app, 80, 24);
+    assert!(screen.contains("? help · q quit"), "{screen}");
+    // The timeline's label, zoomed out, stays within its column (no "per seco-29s").
+    app.apply(Action::Zoom, 10);
+    let screen = render(&app, 80, 24);
+    assert!(!screen.contains("seco-"), "{screen}");
+    // The help: every description whole, over one or more scrolled pages.
+    app.apply(Action::Help, 10);
+    let mut seen = String::new();
+    for _ in 0..30 {
+        seen.push_str(&render(&app, 80, 24).replace(['│', '\n'], " "));
+        app.apply(Action::Down, 10);
+    }
+    let seen = seen.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (_, help) in super::panes::help::rows(false) {
+        let words: Vec<&str> = help.split_whitespace().collect();
+        assert!(
+            words.iter().all(|w| seen.contains(w)),
+            "{help:?} cut in the help"
+        );
+    }
+    app.apply(Action::Help, 10);
+    // A long notice wraps instead of losing its end.
+    let notice = "exported the view to hptop-4242-20261206-201500.json and \
+                  hptop-4242-20261206-201500.svg (widths: samples)";
+    app.status = Some(notice.into());
+    let screen = render(&app, 80, 24).replace('\n', " ");
+    let flat = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("(widths: samples)"), "{screen}");
+    app.status = None;
+    // The detail pane, on a narrow screen, has the rows below the header.
+    app.apply(Action::Detail, 10);
+    let screen = render(&app, 80, 24);
+    let below: usize = screen.lines().skip_while(|l| !l.contains('┌')).count();
+    assert!(below >= 12, "{screen}");
+}

@@ -297,7 +297,7 @@ fn a_launched_command_that_fails_at_once_is_an_error_with_its_stderr() {
     assert!(err.contains("ModuleNotFoundError"), "{err}");
 }
 
-/// `--pid` of a launcher whose Python starts later (py-spy's test_delayed_subprocess): hptop
+/// `--pid` of a launcher whose Python starts later (py-spy's `test_delayed_subprocess`): hptop
 /// says it waits, then inspects the Python child; a launcher that never starts one is an
 /// error naming what happened.
 #[test]

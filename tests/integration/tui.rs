@@ -323,7 +323,7 @@ fn a_launched_command_writes_to_its_log_and_its_exit_status_shows() {
         return;
     };
     tmux.wait_for("its output goes to");
-    tmux.wait_for("the target exited (exit status: 3)");
+    tmux.wait_for("(exit status: 3)");
     // The command's output went to the log (after a line marking the run), not over the
     // screen.
     let text = std::fs::read_to_string(&log).unwrap();

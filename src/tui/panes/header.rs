@@ -60,10 +60,15 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
                     p.rate_hz,
                     app.rate_hz
                 )),
-                item(format!(
-                    "up {}",
-                    app.target_uptime_s.map_or_else(|| "?".into(), fmt::seconds)
-                )),
+                // A replay's process is not running now: no uptime to tell.
+                item(if app.replay {
+                    String::new()
+                } else {
+                    format!(
+                        "up {}",
+                        app.target_uptime_s.map_or_else(|| "?".into(), fmt::seconds)
+                    )
+                }),
                 item(format!("hptop CPU {}", fmt::percent(app.hptop_cpu_percent))),
             ],
             width,
@@ -133,10 +138,16 @@ fn cpu_items(app: &App) -> Vec<Vec<Span<'static>>> {
             fmt::count(p.stacks_dropped)
         )));
     }
-    cpu.push(item(fmt::counted(
-        p.threads.iter().filter(|t| t.alive).count() as u64,
-        "thread",
-    )));
+    // Live: threads running now. A replay or an exited process has none running "now":
+    // the threads seen in the window, as the threads pane lists them.
+    cpu.push(item(if app.replay || p.exited {
+        format!("{} seen", fmt::counted(p.threads.len() as u64, "thread"))
+    } else {
+        fmt::counted(
+            p.threads.iter().filter(|t| t.alive).count() as u64,
+            "thread",
+        )
+    }));
     if p.gil_located {
         if let Some(h) = p.gil_handoffs_per_s {
             cpu.push(item(format!("{h:.0} hand-offs/s")));
@@ -159,6 +170,9 @@ fn fit(items: Vec<Vec<Span<'static>>>, width: u16) -> Line<'static> {
     let mut used = 0usize;
     for item in items {
         let len: usize = item.iter().map(|s| s.content.chars().count()).sum();
+        if len == 0 {
+            continue;
+        }
         let sep = if spans.is_empty() { 0 } else { 3 };
         if used + sep + len > usize::from(width) {
             continue;

@@ -102,7 +102,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Layout::horizontal([Constraint::Length(LABEL_WIDTH), Constraint::Min(0)])
                 .areas(row(series_rows));
         frame.render_widget(
-            Paragraph::new(Span::styled(axis_label(&points, app), theme.dim)),
+            Paragraph::new(Span::styled(
+                axis_label(app.snapshot.timeline.len(), points.len(), app),
+                theme.dim,
+            )),
             label,
         );
         frame.render_widget(
@@ -113,17 +116,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 }
 
 /// What the graphs span, for the axis row's label.
-fn axis_label(points: &[TimelinePoint], app: &App) -> String {
-    let span = match (points.first(), points.last()) {
-        (Some(a), Some(b)) => b.at.saturating_sub(a.at).as_secs() + 1,
-        _ => 0,
-    };
-    let what = if app.view.zoomed_out {
-        "session"
+/// What one column is, within the label's width (the axis itself says how far back).
+fn axis_label(seconds: usize, columns: usize, app: &App) -> String {
+    let per = seconds.div_ceil(columns.max(1)).max(1);
+    if app.view.zoomed_out && per > 1 {
+        format!("session, {per} s/col")
+    } else if app.view.zoomed_out {
+        "session, per second".into()
     } else {
-        "last"
-    };
-    format!("{what} {span} s, per second")
+        "recent, per second".into()
+    }
 }
 
 /// The time axis under the graphs: the first point's age at the left, "now" at the right.

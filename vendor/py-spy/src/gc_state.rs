@@ -148,7 +148,9 @@ macro_rules! published {
             let collecting = o.gc.collecting as usize;
             // The gc state lies inside the interpreter state, the flag inside the gc state.
             let sound = interp_size < 1 << 24
-                && gc.checked_add(gc_size).is_some_and(|end| end <= interp_size)
+                && gc
+                    .checked_add(gc_size)
+                    .is_some_and(|end| end <= interp_size)
                 && collecting + std::mem::size_of::<c_int>() <= gc_size;
             if !sound {
                 warn!("_Py_DebugOffsets' gc offsets do not hold together: trying the bindings");
@@ -175,7 +177,13 @@ fn resolve<P: ProcessMemory>(
     }
     match version.minor {
         7 => match runtime {
-            #[cfg(any(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")), all(target_os = "macos", target_arch = "x86_64")))]
+            #[cfg(any(
+                all(
+                    target_os = "linux",
+                    any(target_arch = "x86_64", target_arch = "aarch64")
+                ),
+                all(target_os = "macos", target_arch = "x86_64")
+            ))]
             Some(runtime) => generation0_checked!(
                 process,
                 runtime + offset_of!(PyRuntime37, gc),
@@ -295,7 +303,13 @@ struct PyRuntime38 {
 
 /// 3.7's `PyGC_Head`: a union with `long double`, 16-aligned where that is 16 bytes
 /// (x86_64 and aarch64 Linux, x86_64 macOS); elsewhere 3.7's flag is left unknown.
-#[cfg(any(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")), all(target_os = "macos", target_arch = "x86_64")))]
+#[cfg(any(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ),
+    all(target_os = "macos", target_arch = "x86_64")
+))]
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
 struct GcHead37 {
@@ -305,7 +319,13 @@ struct GcHead37 {
 }
 
 /// `_PyRuntimeState` of 3.7 up to `gc`.
-#[cfg(any(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")), all(target_os = "macos", target_arch = "x86_64")))]
+#[cfg(any(
+    all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ),
+    all(target_os = "macos", target_arch = "x86_64")
+))]
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct PyRuntime37 {
