@@ -109,6 +109,22 @@ impl Picker {
 }
 
 /// Draws the picker over the whole screen.
+/// A command line as the picker shows it: what tells processes apart first. The interpreter
+/// (the same long install path for every process of a pyenv or venv Python) goes last, by
+/// its file name: `etl.py --day 3 (python3.11)`.
+pub fn telling(command: &str) -> String {
+    let Some((program, rest)) = command.split_once(' ') else {
+        return command.to_owned();
+    };
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if name.starts_with("python") || name.starts_with("pypy") {
+        format!("{} ({name})", rest.trim_start())
+    } else {
+        command.to_owned()
+    }
+}
+
+/// Draws the picker: search line, the processes (busiest first), its keys.
 pub fn draw(frame: &mut Frame, picker: &Picker) {
     let theme = Theme::from_env();
     let area = frame.area();
@@ -141,7 +157,7 @@ pub fn draw(frame: &mut Frame, picker: &Picker) {
             r.python_version.clone(),
             format!("{:.1}", r.cpu_percent),
             fmt::bytes(r.rss_bytes),
-            r.command.clone(),
+            telling(&r.command),
         ])
     });
     let empty = if !picker.loaded {
@@ -214,6 +230,16 @@ mod tests {
             })
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    #[test]
+    fn the_command_shows_the_script_before_the_interpreter() {
+        assert_eq!(
+            super::telling("/root/.pyenv/versions/3.11.7/bin/python3.11 etl.py --day 3"),
+            "etl.py --day 3 (python3.11)"
+        );
+        assert_eq!(super::telling("gunicorn app:wsgi"), "gunicorn app:wsgi");
+        assert_eq!(super::telling("/usr/bin/python3"), "/usr/bin/python3");
     }
 
     #[test]

@@ -13,6 +13,39 @@ use crate::tui::app::{App, Pane, SortColumn};
 /// Column widths; the table puts one space between columns.
 const WIDTHS: [u16; 5] = [6, 7, 8, 9, 9];
 
+/// `name (file:line)` in `width` columns, shortened before it is cut: the file's directories
+/// go first, then the middle of a dotted name (`Loader.<locals>.parse` -> `Loader.….parse`),
+/// then the location; only then is the name itself cut, with an ellipsis.
+pub fn fit_function(name: &str, location: &str, width: usize) -> String {
+    let len = |s: &str| s.chars().count();
+    let full = format!("{name} ({location})");
+    if len(&full) <= width {
+        return full;
+    }
+    let file = location.rsplit('/').next().unwrap_or(location);
+    let short_location = format!("{name} ({file})");
+    if len(&short_location) <= width {
+        return short_location;
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    if let [first, .., last] = parts[..] {
+        let elided = format!("{first}.….{last}");
+        if len(&elided) < len(name) {
+            let with_file = format!("{elided} ({file})");
+            if len(&with_file) <= width {
+                return with_file;
+            }
+            if len(name) > width && len(&elided) <= width {
+                return elided;
+            }
+        }
+    }
+    if len(name) <= width {
+        return name.to_owned();
+    }
+    fmt::truncate(name, width)
+}
+
 /// The sort column under `x` (relative to the table's left edge) in the header line.
 pub fn column_at(x: u16) -> Option<SortColumn> {
     let columns = [
@@ -54,6 +87,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         head(SortColumn::Name, "Function (file:line)"),
     ])
     .style(theme.title);
+    let name_width = usize::from(area.width)
+        .saturating_sub(WIDTHS.iter().map(|w| usize::from(*w) + 1).sum::<usize>());
     let body = rows.iter().map(|r| {
         Row::new([
             format!("{:.1}", r.own_percent),
@@ -61,7 +96,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             fmt::seconds(r.own_s),
             fmt::seconds(r.total_s),
             app.view.counter.format(r.counter_rate),
-            format!("{} ({})", r.name, r.location),
+            fit_function(&r.name, &r.location, name_width),
         ])
     });
     // The window (`w`) shares are always of samples; the session's follow the mode.
@@ -109,4 +144,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let mut state = TableState::default();
     state.select(app.selected_function_index(&rows));
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_function;
+
+    #[test]
+    fn a_function_is_shortened_before_it_is_cut() {
+        let (name, location) = ("Loader.<locals>.parse_row", "etl/jobs/load.py:120");
+        let fit = |width| fit_function(name, location, width);
+        assert_eq!(fit(60), "Loader.<locals>.parse_row (etl/jobs/load.py:120)");
+        assert_eq!(fit(40), "Loader.<locals>.parse_row (load.py:120)");
+        assert_eq!(fit(36), "Loader.….parse_row (load.py:120)");
+        assert_eq!(fit(26), "Loader.<locals>.parse_row");
+        assert_eq!(fit(20), "Loader.….parse_row");
+        assert_eq!(fit_function("work", location, 3), "wo…");
+    }
 }
