@@ -148,6 +148,7 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
     let gil = stacks.gil_location();
     let mut threads = join_threads(tids, counters, python, gil);
+    name_main_thread(pid, &mut threads);
     let due = slow && stack_error.is_none();
     let tasks = asyncio_of_tick(stacks, procs, tids, &mut threads, due, task_reading);
     ProcessTick {
@@ -218,6 +219,25 @@ pub(super) fn asyncio_of_tick(
 
 /// Joins OS threads with Python threads by tid. A Python thread whose tid could not be
 /// resolved is kept with tid 0, so its samples still count.
+/// The name of the interpreter's main thread.
+const MAIN_THREAD: &str = "MainThread";
+
+/// Names the process's main thread `MainThread` when the interpreter gave it no name: 3.14
+/// and 3.15 start without importing `threading`, whose registry names it, yet it is the
+/// main thread all the same (its OS thread is the process's own, tid = pid).
+fn name_main_thread(pid: u32, threads: &mut [ThreadTick]) {
+    thread_local! {
+        static NAME: std::sync::Arc<str> = std::sync::Arc::from(MAIN_THREAD);
+    }
+    if let Some(main) = threads
+        .iter_mut()
+        .find(|t| t.is_python && t.tid == pid && t.name.is_none())
+    {
+        main.name = Some(NAME.with(std::sync::Arc::clone));
+    }
+}
+
+/// Joins each thread's `/proc` counters with its Python stack (by OS tid).
 pub(super) fn join_threads(
     tids: &[u32],
     counters: Vec<Option<super::tick::ThreadCounters>>,

@@ -253,3 +253,34 @@ fn stacks_of_a_thread_alternating_call_chains_are_not_torn_on_every_python() {
         );
     }
 }
+
+/// The interpreter's main thread is `MainThread` on every version, also in a program that
+/// never imports `threading` (3.14 and 3.15 start without it): in dump, in JSON stacks and
+/// in speedscope (issue 27; 3.11 always said so).
+#[test]
+fn the_main_thread_is_main_thread_without_threading_on_every_python() {
+    for python in crate::common::all_pythons() {
+        let workload = Workload::start(&python, "no_threading.py", &[]);
+        let pid = workload.pid().to_string();
+        let dump = hptop(&["dump", "--pid", &pid]);
+        let text = String::from_utf8_lossy(&dump.stdout).into_owned();
+        assert!(
+            text.contains(&format!("Thread {pid} \"MainThread\"")),
+            "{}: {text}",
+            python.label
+        );
+        let out = hptop(&["report", "--pid", &pid, "-d", "1", "-f", "json", "--stacks"]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let stacks = report["processes"][0]["stacks"].as_array().unwrap();
+        assert!(!stacks.is_empty(), "{}: no stacks", python.label);
+        for stack in stacks {
+            assert_eq!(stack["thread"], "MainThread", "{}: {stack}", python.label);
+        }
+        let out = hptop(&["report", "--pid", &pid, "-d", "1", "-f", "speedscope"]);
+        let speedscope: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let name = speedscope["profiles"][0]["name"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(name.starts_with("MainThread ("), "{}: {name}", python.label);
+    }
+}
