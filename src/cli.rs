@@ -301,6 +301,10 @@ struct ReportArgs {
     /// stack at its thread.
     #[arg(long)]
     no_threads: bool,
+    /// With a stack format: frames are lines, `func (file:line)` with the line being executed
+    /// (as py-spy's flame graphs), instead of functions. pprof always keeps lines.
+    #[arg(long)]
+    lines: bool,
     /// Write the report to FILE instead of standard output (opened before sampling; a
     /// symbolic link is refused; an existing file only with --force).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -576,6 +580,7 @@ fn stack_output(args: &ReportArgs) -> Option<StackOutput> {
         format,
         weight: args.weight,
         by_thread: !args.no_threads,
+        lines: args.lines,
     })
 }
 

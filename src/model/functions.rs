@@ -277,9 +277,9 @@ pub struct StackStats {
     pub credited: Credited,
 }
 
-/// A stack as flame graphs take it: the thread's tid, then its functions innermost first
-/// (none: the `(other stacks)` of that thread). One boxed slice, so a lookup borrows the
-/// key being built and allocates nothing.
+/// A stack as flame graphs take it: the thread's tid, then its frames innermost first as
+/// function and sampled line, flattened (none: the `(other stacks)` of that thread). One
+/// boxed slice, so a lookup borrows the key being built and allocates nothing.
 pub type StackKey = Box<[usize]>;
 
 /// All functions seen, interned by (file, name).
@@ -456,7 +456,8 @@ impl FunctionTable {
     fn whole_stack_slot(&mut self, stack: &[(FunctionId, u32)]) -> usize {
         self.stack_key.clear();
         self.stack_key.push(self.thread_root as usize);
-        self.stack_key.extend(stack.iter().map(|&(id, _)| id));
+        self.stack_key
+            .extend(stack.iter().flat_map(|&(id, line)| [id, line as usize]));
         if !self.stacks.contains_key(self.stack_key.as_slice()) && self.stacks.len() >= MAX_STACKS {
             self.stack_key.truncate(1);
         }
@@ -469,11 +470,20 @@ impl FunctionTable {
         self.stack_stats.len() - 1
     }
 
-    /// Whole stacks: (tid, functions innermost first, figures).
-    pub fn stacks(&self) -> impl Iterator<Item = (u32, &[FunctionId], &StackStats)> {
-        self.stack_stats
-            .iter()
-            .filter_map(|(key, stats)| Some((*key.first()? as u32, &key[1..], stats)))
+    /// Whole stacks: (tid, frames innermost first as function and sampled line, figures).
+    pub fn stacks(
+        &self,
+    ) -> impl Iterator<
+        Item = (
+            u32,
+            impl DoubleEndedIterator<Item = (FunctionId, u32)> + '_,
+            &StackStats,
+        ),
+    > {
+        self.stack_stats.iter().filter_map(|(key, stats)| {
+            let frames = key[1..].chunks_exact(2).map(|f| (f[0], f[1] as u32));
+            Some((*key.first()? as u32, frames, stats))
+        })
     }
 
     /// Counts one sample in which `id` ran in the GIL holder while others waited for the GIL.

@@ -377,10 +377,9 @@ impl Session {
                     tid,
                     thread: names.get(&tid).cloned(),
                     frames: ids
-                        .iter()
                         .rev()
-                        .filter_map(|&id| all.get(id))
-                        .map(|f| StackFrame {
+                        .filter_map(|(id, line)| Some((all.get(id)?, line)))
+                        .map(|(f, line)| StackFrame {
                             name: f.name.clone(),
                             file: f
                                 .short_filename
@@ -388,6 +387,7 @@ impl Session {
                                 .unwrap_or(&f.filename)
                                 .to_owned(),
                             line: f.first_line,
+                            sampled_line: line,
                         })
                         .collect(),
                     samples,

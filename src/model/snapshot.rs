@@ -197,8 +197,22 @@ pub struct StackFrame {
     pub name: String,
     /// Its file, short form when known.
     pub file: String,
-    /// Its first line; 0 when unknown.
+    /// Its first line (`co_firstlineno`, the `def`); 0 when unknown.
     pub line: u32,
+    /// The line being executed when sampled; 0 when unknown.
+    pub sampled_line: u32,
+}
+
+impl StackFrame {
+    /// The frame as stack exports name it: `func (file)`, or with `lines` the line being
+    /// executed too, `func (file:line)`.
+    pub fn label(&self, lines: bool) -> String {
+        match (lines, self.file.is_empty()) {
+            (_, true) => self.name.clone(),
+            (true, false) => format!("{} ({}:{})", self.name, self.file, self.sampled_line),
+            (false, false) => format!("{} ({})", self.name, self.file),
+        }
+    }
 }
 
 impl std::fmt::Display for StackFrame {

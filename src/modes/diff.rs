@@ -177,6 +177,7 @@ fn recording_side(
                 format: StackFormat::Collapsed,
                 weight: options.weight,
                 by_thread: false,
+                lines: false,
             },
         ),
     })

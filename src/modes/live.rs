@@ -280,10 +280,12 @@ impl Sessions {
         } else {
             Weight::Samples
         };
+        // By line in the view: frames by line in the export too.
         let stack_output = |format| StackOutput {
             format,
             weight,
             by_thread: true,
+            lines: app.view.by_line,
         };
         let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S");
         let base = format!("hptop-{}-{stamp}", self.root);

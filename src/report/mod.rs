@@ -81,6 +81,9 @@ pub struct StackOutput {
     pub weight: Weight,
     /// Each thread (and with several processes, each process) is a root; false merges them.
     pub by_thread: bool,
+    /// Frames are lines: `func (file:line)`, the line being executed (pprof always keeps
+    /// lines, as its Locations).
+    pub lines: bool,
 }
 
 /// What a report covers besides the snapshot: when and how it was taken.

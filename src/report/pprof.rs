@@ -184,44 +184,52 @@ impl Strings {
     }
 }
 
-/// One function and one location per (name, file): Python frames have no addresses.
+/// One function per (name, file), its `start_line` the `def`; one location per (function,
+/// line being executed), so `pprof -lines` and `-list` show where the time went (Python
+/// frames have no addresses).
 #[derive(Default)]
 struct Locations {
-    ids: HashMap<(String, String), u64>,
+    functions: HashMap<(String, String), u64>,
+    ids: HashMap<(u64, u32), u64>,
 }
 
 impl Locations {
-    /// The location of (name, file), added to the profile with its function on first sight.
+    /// The location of (name, file) at `line`, added to the profile (with its function) on
+    /// first sight.
     fn id(
         &mut self,
         profile: &mut Profile,
         strings: &mut Strings,
         name: &str,
         file: &str,
-        first_line: u32,
+        (first_line, line): (u32, u32),
     ) -> u64 {
-        let next = self.ids.len() as u64 + 1;
-        *self
-            .ids
+        let next_function = self.functions.len() as u64 + 1;
+        let function = *self
+            .functions
             .entry((name.to_owned(), file.to_owned()))
             .or_insert_with(|| {
                 let name = strings.id(name);
                 profile.function.push(Function {
-                    id: next,
+                    id: next_function,
                     name,
                     system_name: name,
                     filename: strings.id(file),
                     start_line: i64::from(first_line),
                 });
-                profile.location.push(Location {
-                    id: next,
-                    line: vec![Line {
-                        function_id: next,
-                        line: i64::from(first_line),
-                    }],
-                });
-                next
-            })
+                next_function
+            });
+        let next = self.ids.len() as u64 + 1;
+        *self.ids.entry((function, line)).or_insert_with(|| {
+            profile.location.push(Location {
+                id: next,
+                line: vec![Line {
+                    function_id: function,
+                    line: i64::from(line),
+                }],
+            });
+            next
+        })
     }
 }
 
@@ -293,10 +301,10 @@ pub fn profile(snapshot: &Snapshot, output: &StackOutput, window: Window, title:
             continue;
         }
         let roots = root_frames(p, row, output.by_thread, several);
-        let frames = roots.iter().map(|r| (r.as_str(), "", 0)).chain(
+        let frames = roots.iter().map(|r| (r.as_str(), "", (0, 0))).chain(
             row.frames
                 .iter()
-                .map(|f| (f.name.as_str(), f.file.as_str(), f.line)),
+                .map(|f| (f.name.as_str(), f.file.as_str(), (f.line, f.sampled_line))),
         );
         let mut location_id = Vec::with_capacity(roots.len() + row.frames.len());
         for (name, file, line) in frames {

@@ -15,12 +15,17 @@ impl Weight {
 
     /// The width of `samples` and `credited` counters under this weight.
     fn of_counts(self, samples: u64, c: &crate::model::functions::Credited) -> u64 {
-        let units = match self {
-            Weight::Samples => return samples,
+        self.units(samples, c).round().max(0.0) as u64
+    }
+
+    /// [`Self::of_counts`] before rounding: stacks that one output merges (the lines of a
+    /// function) are summed first, so the total does not depend on how finely they were kept.
+    fn units(self, samples: u64, c: &crate::model::functions::Credited) -> f64 {
+        match self {
+            Weight::Samples => samples as f64,
             Weight::Counter(Counter::Cpu) => c.cpu_s * 1e6,
             Weight::Counter(counter) => counter.of(c),
-        };
-        units.round().max(0.0) as u64
+        }
     }
 
     /// What one unit of width is, for a flame graph's legend.
@@ -88,15 +93,26 @@ pub fn root_frames(
 /// Folded stacks, one `root;...;innermost COUNT` line per distinct stack, sorted; stacks
 /// of zero weight are left out.
 pub fn collapsed(snapshot: &Snapshot, output: &StackOutput) -> String {
-    let mut folded: BTreeMap<String, u64> = BTreeMap::new();
+    let mut folded: BTreeMap<String, f64> = BTreeMap::new();
     let several = snapshot.processes.len() > 1;
-    for (p, row, weight) in weighted(snapshot, output.weight) {
-        let mut frames = root_frames(p, row, output.by_thread, several);
-        frames.extend(row.frames.iter().map(|f| frame_text(&f.to_string())));
-        *folded.entry(frames.join(";")).or_default() += weight;
+    for p in &snapshot.processes {
+        for row in &p.stacks {
+            let mut frames = root_frames(p, row, output.by_thread, several);
+            frames.extend(
+                row.frames
+                    .iter()
+                    .map(|f| frame_text(&f.label(output.lines))),
+            );
+            *folded.entry(frames.join(";")).or_default() +=
+                output.weight.units(row.samples, &row.credited);
+        }
     }
     let mut out = String::new();
     for (stack, weight) in folded {
+        let weight = weight.round().max(0.0) as u64;
+        if weight == 0 {
+            continue;
+        }
         out.push_str(&stack);
         out.push(' ');
         out.push_str(&weight.to_string());
@@ -165,13 +181,13 @@ pub fn speedscope(
             for entry in slices.slices().iter().flatten() {
                 let weight = output.weight.of_counts(entry.samples, &entry.credited);
                 if let Some((pid, row)) = stacks.get(entry.stack).filter(|_| weight > 0) {
-                    profile.add(*pid, row, weight, output.by_thread, several);
+                    profile.add(*pid, row, weight, output, several);
                 }
             }
         }
         None => {
             for (p, row, weight) in weighted(snapshot, output.weight) {
-                profile.add(p.pid, row, weight, output.by_thread, several);
+                profile.add(p.pid, row, weight, output, several);
             }
         }
     }
@@ -213,7 +229,7 @@ pub fn speedscope(
 #[derive(Default)]
 struct SpeedscopeBuilder {
     frames: Vec<serde_json::Value>,
-    frame_ids: std::collections::HashMap<(String, String), usize>,
+    frame_ids: std::collections::HashMap<(String, String, u32), usize>,
     /// (name, stacks, weights).
     profiles: Vec<(String, Vec<Vec<usize>>, Vec<u64>)>,
     /// Each thread's profile by (pid, tid) (`None`: the merged one): a thread whose name is
@@ -225,7 +241,8 @@ struct SpeedscopeBuilder {
 
 impl SpeedscopeBuilder {
     /// Appends one weighted stack to its thread's (or the merged) profile.
-    fn add(&mut self, pid: u32, row: &StackRow, weight: u64, by_thread: bool, several: bool) {
+    fn add(&mut self, pid: u32, row: &StackRow, weight: u64, output: &StackOutput, several: bool) {
+        let by_thread = output.by_thread;
         let thread = self
             .names
             .get(&(pid, row.tid))
@@ -252,6 +269,12 @@ impl SpeedscopeBuilder {
         };
         let stack: Vec<usize> = if row.frames.is_empty() {
             vec![self.frame("(other stacks)", "", 0)]
+        } else if output.lines {
+            // One frame per line executed, named as the folded stacks name it.
+            row.frames
+                .iter()
+                .map(|f| self.frame(&f.label(true), &f.file, f.sampled_line))
+                .collect()
         } else {
             row.frames
                 .iter()
@@ -262,9 +285,9 @@ impl SpeedscopeBuilder {
         self.profiles[index].2.push(weight);
     }
 
-    /// The index of the frame (name, file), added on first sight.
+    /// The index of the frame (name, file, line), added on first sight.
     fn frame(&mut self, name: &str, file: &str, line: u32) -> usize {
-        let key = (name.to_owned(), file.to_owned());
+        let key = (name.to_owned(), file.to_owned(), line);
         if let Some(&i) = self.frame_ids.get(&key) {
             return i;
         }
@@ -316,6 +339,7 @@ mod tests {
                 name: function.into(),
                 file: "job.py".into(),
                 line: 1,
+                sampled_line: 2,
             }],
             samples: 1,
             credited: crate::model::functions::Credited::default(),
@@ -325,9 +349,15 @@ mod tests {
     #[test]
     fn a_thread_named_late_keeps_one_timeline_under_its_latest_name() {
         let mut builder = SpeedscopeBuilder::default();
-        builder.add(1, &row(7, None, "early"), 3, true, false);
-        builder.add(1, &row(7, Some("worker"), "late"), 2, true, false);
-        builder.add(1, &row(8, Some("other"), "early"), 1, true, false);
+        let output = crate::report::StackOutput {
+            format: crate::report::StackFormat::Speedscope,
+            weight: crate::report::Weight::Samples,
+            by_thread: true,
+            lines: false,
+        };
+        builder.add(1, &row(7, None, "early"), 3, &output, false);
+        builder.add(1, &row(7, Some("worker"), "late"), 2, &output, false);
+        builder.add(1, &row(8, Some("other"), "early"), 1, &output, false);
         let names: Vec<&str> = builder.profiles.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(names, ["worker (7)", "other (8)"]);
         assert_eq!(builder.profiles[0].2, [3, 2]);

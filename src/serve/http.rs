@@ -250,6 +250,7 @@ fn pprof(
         format: StackFormat::Pprof,
         weight: Weight::Counter(crate::model::functions::Counter::Cpu),
         by_thread: true,
+        lines: true,
     };
     let window = pprof::Window {
         start_unix_nanos: started.timestamp_nanos_opt().unwrap_or(0),

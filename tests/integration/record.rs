@@ -762,3 +762,116 @@ fn a_thread_named_late_has_its_latest_name_in_every_export() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Stacks at line granularity (issue 27): pprof Locations carry the line being executed (its
+/// Function the `def`), so `go tool pprof -lines` shows the loop's lines; collapsed stacks
+/// with `--lines` name frames `func (file:line)`; JSON `--stacks` frames carry the sampled
+/// line beside the first. Totals do not change with `--lines`.
+#[test]
+fn stack_exports_keep_the_sampled_line_of_each_frame() {
+    let dir = temp_dir("lines");
+    let file = dir.join("r.hptop");
+    let workload = Workload::start(&default_python(), "hot_lines.py", &[]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "-d",
+        "2",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    drop(workload);
+    let input = file.to_str().unwrap();
+    let line = |marker| crate::common::line_of("hot_lines.py", marker);
+    let (def, body) = (
+        line("# DEF"),
+        [line("# LOOP"), line("# HOT-A"), line("# HOT-B")],
+    );
+    // JSON: crunch's frames keep its def as `line` and a loop line as `sampled_line`.
+    let report = report_json(&["--input", input, "--stacks"]);
+    let mut crunch_samples = 0;
+    for stack in report["processes"][0]["stacks"].as_array().unwrap() {
+        let frames = stack["frames"].as_array().unwrap();
+        if let Some(leaf) = frames.last().filter(|f| f["name"] == "crunch") {
+            assert_eq!(leaf["line"].as_u64(), Some(u64::from(def)), "{leaf}");
+            let sampled = leaf["sampled_line"].as_u64().unwrap() as u32;
+            assert!(body.contains(&sampled), "{leaf}: not a loop line {body:?}");
+            crunch_samples += stack["samples"].as_u64().unwrap();
+        }
+    }
+    assert!(crunch_samples > 0, "no crunch stack");
+    // Collapsed: by line with --lines, the same total either way.
+    let folded = |args: &[&str]| {
+        let mut all = vec!["report", "--input", input, "-f", "collapsed"];
+        all.extend_from_slice(args);
+        String::from_utf8(hptop(&all).stdout).unwrap()
+    };
+    let (by_function, by_line) = (folded(&[]), folded(&["--lines"]));
+    assert_eq!(folded_total(&by_function), folded_total(&by_line));
+    assert!(
+        by_function.contains("crunch (hot_lines.py);")
+            || by_function.contains("crunch (hot_lines.py) "),
+        "{by_function}"
+    );
+    assert!(
+        body.iter()
+            .any(|l| by_line.contains(&format!("crunch (hot_lines.py:{l}) "))),
+        "{by_line}"
+    );
+    assert!(
+        !by_line.contains(&format!("crunch (hot_lines.py:{def}) ")),
+        "{by_line}"
+    );
+    // pprof: the heaviest leaf location of crunch is a loop line; its function starts at def.
+    let path = dir.join("p.pb.gz");
+    let out = hptop(&[
+        "report",
+        "--input",
+        input,
+        "-f",
+        "pprof",
+        "-o",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let profile = hptop::report::pprof::decode(&std::fs::read(&path).unwrap()).unwrap();
+    let text = |i: i64| profile.string_table[i as usize].as_str();
+    let mut by_location: std::collections::HashMap<u64, i64> = std::collections::HashMap::new();
+    for s in &profile.sample {
+        *by_location.entry(s.location_id[0]).or_default() += s.value[0];
+    }
+    let (&hot, _) = by_location.iter().max_by_key(|(_, v)| **v).unwrap();
+    let location = profile.location.iter().find(|l| l.id == hot).unwrap();
+    let function = profile
+        .function
+        .iter()
+        .find(|f| f.id == location.line[0].function_id)
+        .unwrap();
+    assert_eq!(text(function.name), "crunch");
+    assert_eq!(function.start_line, i64::from(def));
+    assert!(
+        body.contains(&(location.line[0].line as u32)),
+        "{:?}",
+        location.line
+    );
+    // go tool pprof (Debian's golang-go), where installed, lists the loop's lines.
+    if crate::common::which("go").is_ok() {
+        let out = Command::new("go")
+            .args(["tool", "pprof", "-lines", "-top", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            body.iter()
+                .any(|l| listing.contains(&format!("hot_lines.py:{l}"))),
+            "{listing}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("SKIP: go not installed: go tool pprof -lines not checked");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
