@@ -181,13 +181,13 @@ pub fn speedscope(
             for entry in slices.slices().iter().flatten() {
                 let weight = output.weight.of_counts(entry.samples, &entry.credited);
                 if let Some((pid, row)) = stacks.get(entry.stack).filter(|_| weight > 0) {
-                    profile.add(*pid, row, weight, output, several);
+                    profile.add(*pid, row, weight, *output, several);
                 }
             }
         }
         None => {
             for (p, row, weight) in weighted(snapshot, output.weight) {
-                profile.add(p.pid, row, weight, output, several);
+                profile.add(p.pid, row, weight, *output, several);
             }
         }
     }
@@ -241,7 +241,7 @@ struct SpeedscopeBuilder {
 
 impl SpeedscopeBuilder {
     /// Appends one weighted stack to its thread's (or the merged) profile.
-    fn add(&mut self, pid: u32, row: &StackRow, weight: u64, output: &StackOutput, several: bool) {
+    fn add(&mut self, pid: u32, row: &StackRow, weight: u64, output: StackOutput, several: bool) {
         let by_thread = output.by_thread;
         let thread = self
             .names
@@ -355,9 +355,9 @@ mod tests {
             by_thread: true,
             lines: false,
         };
-        builder.add(1, &row(7, None, "early"), 3, &output, false);
-        builder.add(1, &row(7, Some("worker"), "late"), 2, &output, false);
-        builder.add(1, &row(8, Some("other"), "early"), 1, &output, false);
+        builder.add(1, &row(7, None, "early"), 3, output, false);
+        builder.add(1, &row(7, Some("worker"), "late"), 2, output, false);
+        builder.add(1, &row(8, Some("other"), "early"), 1, output, false);
         let names: Vec<&str> = builder.profiles.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(names, ["worker (7)", "other (8)"]);
         assert_eq!(builder.profiles[0].2, [3, 2]);

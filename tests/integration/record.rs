@@ -768,6 +768,10 @@ fn a_thread_named_late_has_its_latest_name_in_every_export() {
 /// with `--lines` name frames `func (file:line)`; JSON `--stacks` frames carry the sampled
 /// line beside the first. Totals do not change with `--lines`.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one recording read back in every format"
+)]
 fn stack_exports_keep_the_sampled_line_of_each_frame() {
     let dir = temp_dir("lines");
     let file = dir.join("r.hptop");
