@@ -16,10 +16,13 @@
 //!   or `L` when the deadline had already resumed it (that read was not paused throughout).
 //!
 //! The deadline counts from when every thread is stopped; stopping them can itself take long
-//! on an overloaded machine (each thread must run to reach its stop). A watchdog thread in
-//! the helper bounds the whole pause, stopping included: past [`WATCHDOG_GRACE`] beyond the
-//! deadline it kills the helper, and the kernel resumes a dead tracer's tracees. hptop then
-//! starts a new helper for the next pause.
+//! on an overloaded machine (each thread must run to reach its stop). The stopping phase is
+//! bounded too: every thread is interrupted at once, and if they are not all stopped within
+//! the deadline (at least [`STOP_PHASE_MIN`]) the helper gives the pause up and ends, which
+//! releases every thread it had seized (`PTRACE_SEIZE` sends no `SIGSTOP`, so none is left
+//! behind). A watchdog thread in the helper bounds the whole pause as a last resort: past
+//! [`WATCHDOG_GRACE`] beyond the deadline it kills the helper, and the kernel resumes a dead
+//! tracer's tracees. hptop then starts a new helper for the next pause.
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -39,6 +42,9 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(1);
 /// How much longer than its deadline a whole pause (stopping the threads included) may last
 /// before the helper's watchdog kills it (see the module doc).
 pub const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
+/// Least time the helper gives every thread to stop before it gives the pause up and
+/// releases them (a loaded machine may take tens of ms to run each thread to its stop).
+const STOP_PHASE_MIN: Duration = Duration::from_millis(200);
 /// How often the watchdog looks.
 const WATCHDOG_PERIOD: Duration = Duration::from_millis(20);
 
@@ -102,6 +108,11 @@ impl Pauser {
                 self.from.read_exact(&mut len).map_err(helper_error)?;
                 let mut message = vec![0; usize::from(u16::from_le_bytes(len))];
                 self.from.read_exact(&mut message).map_err(helper_error)?;
+                // A helper that gave a pause up has ended (that released the threads): the next
+                // pause gets a new one.
+                if message.ends_with(b"all released") {
+                    self.restart().map_err(helper_error)?;
+                }
                 Err(format!(
                     "Failed to suspend process: {}",
                     String::from_utf8_lossy(&message)
@@ -178,7 +189,7 @@ fn helper_error(e: std::io::Error) -> String {
 
 /// The helper's main: serves pauses of `pid` until hptop (`parent`) closes the pipe or dies.
 pub fn helper_main(pid: &str, parent: &str) -> i32 {
-    let (Ok(pid), Ok(parent)) = (pid.parse::<remoteprocess::Pid>(), parent.parse::<i32>()) else {
+    let (Ok(pid), Ok(parent)) = (pid.parse::<i32>(), parent.parse::<i32>()) else {
         return 2;
     };
     // Killed when hptop's thread that started it ends; if hptop is already gone, end now.
@@ -187,9 +198,6 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
     {
         return 1;
     }
-    let Ok(process) = remoteprocess::Process::new(pid) else {
-        return 1;
-    };
     let watchdog = Watchdog::start();
     let mut stdin = std::io::stdin().lock();
     let mut stdout = std::io::stdout().lock();
@@ -206,11 +214,25 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
                 let ms = u32::from_le_bytes([request[1], request[2], request[3], request[4]]);
                 let deadline = Duration::from_millis(u64::from(ms));
                 watchdog.arm(deadline + WATCHDOG_GRACE);
-                let lock = match process.lock() {
+                let lock = match Stopped::all(pid, deadline.max(STOP_PHASE_MIN)) {
                     Ok(lock) => lock,
-                    Err(e) => {
+                    // Threads that stopped are seized, and those not yet stopped cannot be
+                    // detached while they run: ending the helper releases them all.
+                    Err(StopError::Late(n)) => {
+                        let text = format!(
+                            "{n} thread(s) did not stop within {} ms; all released",
+                            deadline.as_millis()
+                        );
+                        let bytes = text.as_bytes();
+                        let len = u16::try_from(bytes.len()).unwrap_or(0).to_le_bytes();
+                        let _ = stdout.write_all(&[b'E', len[0], len[1]]);
+                        let _ = stdout.write_all(bytes);
+                        let _ = stdout.flush();
+                        return 3;
+                    }
+                    Err(StopError::Failed(e)) => {
                         watchdog.disarm();
-                        let text = e.to_string();
+                        let text = e;
                         let bytes = &text.as_bytes()[..text.len().min(1000)];
                         let len = u16::try_from(bytes.len()).unwrap_or(0).to_le_bytes();
                         let _ = stdout.write_all(&[b'E', len[0], len[1]]);
@@ -237,6 +259,88 @@ pub fn helper_main(pid: &str, parent: &str) -> i32 {
                 let _ = stdout.flush();
             }
             _ => return 2,
+        }
+    }
+}
+
+/// Every thread of a process, stopped by this helper (`PTRACE_SEIZE` + `PTRACE_INTERRUPT`: no
+/// `SIGSTOP` is ever sent, so a helper that dies leaves no stop behind); resumed when dropped.
+struct Stopped {
+    threads: Vec<nix::unistd::Pid>,
+}
+
+/// Why the threads could not all be stopped.
+enum StopError {
+    /// This many were still running at the deadline (the stopping phase is bounded too).
+    Late(usize),
+    /// A thread could not be seized (released again).
+    Failed(String),
+}
+
+impl Stopped {
+    /// Seizes and interrupts every thread at once (they stop in parallel, not one after
+    /// another while the first ones wait stopped), then waits for their stops until `within`.
+    fn all(pid: i32, within: Duration) -> Result<Self, StopError> {
+        use nix::sys::ptrace;
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        use nix::unistd::Pid;
+        let until = Instant::now() + within;
+        let tids: Vec<Pid> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map_err(|e| StopError::Failed(e.to_string()))?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .map(Pid::from_raw)
+            .collect();
+        let mut seized = Vec::with_capacity(tids.len());
+        for tid in tids {
+            match ptrace::seize(tid, ptrace::Options::PTRACE_O_TRACEEXIT)
+                .and_then(|()| ptrace::interrupt(tid))
+            {
+                Ok(()) => seized.push(tid),
+                // Exited since the listing: nothing to stop.
+                Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => {
+                    // Those seized may still be running: only the helper's end frees them.
+                    return Err(if seized.is_empty() {
+                        StopError::Failed(format!("cannot stop thread {tid}: {e}"))
+                    } else {
+                        StopError::Late(seized.len())
+                    });
+                }
+            }
+        }
+        let mut running: Vec<Pid> = seized.clone();
+        while !running.is_empty() {
+            let mut still = Vec::with_capacity(running.len());
+            for tid in running {
+                let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL;
+                match waitpid(tid, Some(flags)) {
+                    Ok(WaitStatus::StillAlive) => still.push(tid),
+                    // Another signal arrived first: give it back, and wait for our stop.
+                    Ok(WaitStatus::Stopped(_, signal)) => {
+                        let _ = ptrace::cont(tid, signal);
+                        still.push(tid);
+                    }
+                    // A stop (the interrupt's, or the thread exiting): held.
+                    Ok(_) | Err(_) => {}
+                }
+            }
+            running = still;
+            if running.is_empty() {
+                break;
+            }
+            if Instant::now() >= until {
+                return Err(StopError::Late(running.len()));
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        Ok(Self { threads: seized })
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        for &tid in &self.threads {
+            let _ = nix::sys::ptrace::detach(tid, None);
         }
     }
 }

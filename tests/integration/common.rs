@@ -159,9 +159,25 @@ impl Workload {
     }
 }
 
+/// Kills `pid`'s descendants, then `pid` (SIGKILL): a test leaves no orphan behind when it
+/// kills a launcher (a shell, flock) whose child would be re-parented to init.
+pub fn kill_tree(pid: u32) {
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        kill_tree(child);
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
 impl Drop for Workload {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // Its children (pool workers) first: they die quietly instead of printing a broken
+        // pipe to a parent that is gone, and none is left to init.
+        kill_tree(self.child.id());
         let _ = self.child.wait();
     }
 }

@@ -52,10 +52,12 @@ fn not_python_and_a_wrapper_naming_its_python_child() {
 
 /// Starts `sh -c SCRIPT` and waits until it has `count` children; returns them.
 fn shell_with_children(script: &str, count: usize) -> (std::process::Child, Vec<String>) {
+    // Its stderr is dropped: a killed child makes sh say "Terminated".
     let shell = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let pid = shell.id();
@@ -317,8 +319,7 @@ fn a_launcher_pid_waits_for_its_python_child() {
     let pid = shell.id().to_string();
     let out = hptop(&["report", "--pid", &pid, "-d", "1", "--format", "json"]);
     let err = stderr(&out);
-    let _ = Command::new("pkill").args(["-P", &pid]).status();
-    shell.kill().unwrap();
+    crate::common::kill_tree(shell.id());
     shell.wait().unwrap();
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("no Python process yet: waiting"), "{err}");

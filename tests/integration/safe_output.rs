@@ -122,7 +122,7 @@ fn only_a_launcher_stands_for_its_python_child() {
     assert!(!err.contains("inspecting its Python child"), "{err}");
     // Its child is still named as a candidate.
     assert!(err.contains("idle.py"), "{err}");
-    let _ = parent.kill();
+    crate::common::kill_tree(parent.id());
     let _ = parent.wait();
     let _ = std::fs::remove_file(&lock);
 }
