@@ -215,11 +215,38 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
     let dir = std::env::temp_dir().join(format!("hptop-it-prom-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    // The alerting rules users start from, as shipped (promtool checks them), loaded with
+    // their windows shortened so that one fires within the test: the same expressions.
+    let rules_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/prometheus-rules.yml");
+    if let Ok(promtool) = which("promtool") {
+        let out = Command::new(promtool)
+            .args(["check", "rules"])
+            .arg(&rules_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    } else {
+        eprintln!("SKIP: promtool not installed: the rules are not checked");
+    }
+    let rules = std::fs::read_to_string(&rules_path)
+        .unwrap()
+        .replace("[5m]", "[10s]")
+        .replace("[30m]", "[30s]")
+        .replace("for: 5m", "for: 2s")
+        .replace("for: 10m", "for: 2s")
+        .replace("for: 30m", "for: 2s");
+    std::fs::write(dir.join("rules.yml"), rules).unwrap();
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: hptop\n    static_configs:\n      - targets: ['{}']\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: ['{}']\nscrape_configs:\n  - job_name: hptop\n    static_configs:\n      - targets: ['{}']\n",
+            dir.join("rules.yml").display(),
             server.addr
         ),
     )
@@ -282,6 +309,25 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
         }
     }
     assert!(queries >= 11, "{queries}");
+    // The GIL-bound target (two CPU-bound threads) fires the GIL-wait alert.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let firing = loop {
+        let (status, _, body) = http_get(&prom_addr, "/api/v1/alerts", "");
+        assert_eq!(status, 200);
+        let alerts: Value = serde_json::from_slice(&body).unwrap();
+        let fired = alerts["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|a| {
+                a["labels"]["alertname"] == "HptopGilWaitHigh"
+                    && a["labels"]["pid"] == pid.to_string()
+                    && a["state"] == "firing"
+            })
+        });
+        if fired || Instant::now() > deadline {
+            break (fired, alerts);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(firing.0, "HptopGilWaitHigh never fired: {}", firing.1);
     let comm = query("count by (comm) (hptop_process_cpu_seconds_total)", t1);
     assert_eq!(
         comm["data"]["result"][0]["metric"]["comm"], "cpu_threads.py",
