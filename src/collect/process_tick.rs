@@ -46,6 +46,10 @@ impl Target {
 /// the whole-process counters (cumulative, so reading them at ~10 Hz loses nothing of a
 /// window's deltas) and the thread list. Between slow ticks the thread list is reused, and
 /// read again at once when the stacks show a thread it lacks.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the reads of one tick, in the order that keeps them consistent"
+)]
 pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     let Target {
         procs,
@@ -103,6 +107,8 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
+    // Whether a collection runs, read right after the stacks (as the running tasks are).
+    let collecting = stacks.gc_collecting() == Some(true);
     // Each loop thread's running task, read right after the stacks: the nearer, the fewer
     // stacks of one task's step are taken for the next task's (see `asyncio_of_tick`).
     task_reading.running = stacks.running_tasks();
@@ -116,6 +122,9 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     }
     let (python, stack_error) = match read {
         Ok(mut threads) => {
+            if collecting {
+                mark_collecting(&mut threads);
+            }
             let namespace = procs.namespace_tids(tids);
             stacks.resolve_tids(&mut threads, tids, namespace.as_deref());
             let unknown =
@@ -219,6 +228,25 @@ pub(super) fn asyncio_of_tick(
 
 /// Joins OS threads with Python threads by tid. A Python thread whose tid could not be
 /// resolved is kept with tid 0, so its samples still count.
+/// Puts a [`super::tick::GC_FRAME`] on top of the stack of the thread that collects: the one holding the
+/// GIL (a collection runs with it held; on a free-threaded build no thread is marked).
+fn mark_collecting(threads: &mut [PythonThread]) {
+    thread_local! {
+        static NAME: std::sync::Arc<str> = std::sync::Arc::from(super::tick::GC_FRAME);
+        static FILE: std::sync::Arc<str> = std::sync::Arc::from("");
+    }
+    for t in threads.iter_mut().filter(|t| t.owns_gil) {
+        let gc = super::tick::Frame {
+            name: NAME.with(std::sync::Arc::clone),
+            filename: FILE.with(std::sync::Arc::clone),
+            ..super::tick::Frame::default()
+        };
+        t.frames = std::iter::once(gc)
+            .chain(t.frames.iter().cloned())
+            .collect();
+    }
+}
+
 /// The name of the interpreter's main thread.
 const MAIN_THREAD: &str = "MainThread";
 

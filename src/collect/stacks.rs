@@ -185,6 +185,12 @@ impl StackReader {
         self.spy.process.copy_struct::<u64>(address).ok()
     }
 
+    /// Whether the interpreter's cyclic garbage collector runs now (one 4-byte read; `None`
+    /// where the flag cannot be located soundly: see vendor/py-spy/HPTOP-PATCH.md, 22).
+    pub fn gc_collecting(&self) -> Option<bool> {
+        self.spy.gc_collecting()
+    }
+
     /// The asyncio task list (Python 3.14+, once the target imported asyncio).
     pub fn tasks(&mut self) -> Option<Arc<[super::tick::TaskTick]>> {
         super::tasks::convert(self.spy.asyncio_tasks())

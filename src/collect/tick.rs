@@ -318,6 +318,12 @@ pub struct StackRead {
     pub dropped: bool,
 }
 
+/// The function name of the frame put on top of the stack of a thread sampled inside the
+/// cyclic garbage collector (file name empty), as `CPython`'s own sampler shows it: every view
+/// and export then shows the time in collections as the function `<GC>` (docs/figures.md,
+/// "Time in garbage collection").
+pub const GC_FRAME: &str = "<GC>";
+
 /// One Python frame; strings are sanitised (see `collect::sanitize`). They are shared: every
 /// frame of a function holds the same names, so a frame is copied without copying text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

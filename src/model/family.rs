@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use super::functions::Counts;
 use super::functions::Credited;
 use super::snapshot::{
-    FunctionRow, LineRow, Mode, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler, TaskRow,
-    WorkerRow,
+    FunctionRow, GcFigures, LineRow, Mode, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler,
+    TaskRow, WorkerRow,
 };
 use super::tasks::TaskFigures;
 use super::{sort_functions, Session, SessionMeta, Shares};
@@ -327,6 +327,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         counted_samples: counted,
         seconds_per_sample: first.seconds_per_sample,
         cpu_percent: procs.iter().map(|p| p.cpu_percent).sum(),
+        gc: merged_gc(procs),
         rss_bytes: sum(|p| if p.exited { 0 } else { p.rss_bytes }),
         rss_peak_bytes: sum(|p| p.rss_peak_bytes),
         swap_bytes: sum(|p| p.swap_bytes),
@@ -358,6 +359,28 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
 }
 
 /// Functions of all processes merged by (file, name), ordered and limited as `query` asks.
+/// GC figures of processes merged: seconds and samples add up; the share is weighted by each
+/// process's samples in collections (exact when every process collects; the share of a
+/// process that never collected does not lower it, as it has no samples to weigh).
+fn merged_gc(procs: &[ProcessSnapshot]) -> GcFigures {
+    let samples: u64 = procs.iter().map(|p| p.gc.samples).sum();
+    // Each process's samples seen on a CPU, as its share and its GC samples tell.
+    let on_cpu: f64 = procs
+        .iter()
+        .filter(|p| p.gc.percent > 0.0)
+        .map(|p| p.gc.samples as f64 * 100.0 / p.gc.percent)
+        .sum();
+    GcFigures {
+        percent: if on_cpu > 0.0 {
+            samples as f64 / on_cpu * 100.0
+        } else {
+            0.0
+        },
+        cpu_s: procs.iter().map(|p| p.gc.cpu_s).sum(),
+        samples,
+    }
+}
+
 fn merged_functions(
     procs: &[ProcessSnapshot],
     counted: u64,

@@ -297,6 +297,8 @@ pub struct FunctionTable {
     budget: usize,
     /// The id of the [`OTHER_FUNCTIONS`] row, once made.
     other: Option<FunctionId>,
+    /// The id of the `<GC>` row, once seen (see `collect::tick::GC_FRAME`).
+    gc: Option<FunctionId>,
     functions: Vec<FunctionStats>,
     /// (caller, callee) -> samples with that call on the stack.
     edges: HashMap<(FunctionId, FunctionId), EdgeStats>,
@@ -328,11 +330,16 @@ impl FunctionTable {
         } else {
             self.budget
         };
-        if self.ids.len() >= budget {
+        // `<GC>` is always kept apart: GC time is a figure of its own.
+        let gc = frame.filename.is_empty() && &*frame.name == crate::collect::tick::GC_FRAME;
+        if self.ids.len() >= budget && !gc {
             return self.other_id();
         }
         let id = self.functions.len();
         self.ids.insert(self.key_buf.clone(), id);
+        if gc {
+            self.gc = Some(id);
+        }
         self.functions.push(FunctionStats {
             name: frame.name.to_string(),
             filename: frame.filename.to_string(),
@@ -552,6 +559,16 @@ impl FunctionTable {
     /// All functions, in first-seen order.
     pub fn all(&self) -> &[FunctionStats] {
         &self.functions
+    }
+
+    /// The id of the `<GC>` function (time in garbage collection), once it was seen.
+    pub fn gc_id(&self) -> Option<FunctionId> {
+        self.gc
+    }
+
+    /// Whether `stack` (innermost first) was sampled inside a garbage collection.
+    pub fn is_gc_stack(&self, stack: &[(FunctionId, u32)]) -> bool {
+        self.gc.is_some() && stack.first().map(|&(id, _)| id) == self.gc
     }
 
     /// Number of distinct functions.

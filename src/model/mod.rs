@@ -20,8 +20,8 @@ use crate::collect::procfs::TICKS_PER_S;
 use crate::collect::tick::{MemoryCounters, ProcCounters, SmapsRollup, Tick};
 use functions::{Counts, Credited, FunctionStats, FunctionTable};
 use snapshot::{
-    CallRow, FunctionDetail, FunctionRow, FunctionSort, LeakSuspect, LineRow, MemorySnapshot, Mode,
-    ProcessSnapshot, SnapshotQuery, StackFrame, StackRow, ThreadRow,
+    CallRow, FunctionDetail, FunctionRow, FunctionSort, GcFigures, LeakSuspect, LineRow,
+    MemorySnapshot, Mode, ProcessSnapshot, SnapshotQuery, StackFrame, StackRow, ThreadRow,
 };
 use threads::ThreadTable;
 use timeline::{MemorySplit, Timeline, TimelineInput};
@@ -297,6 +297,7 @@ impl Session {
                     involuntary_ctxsw: t.sums.involuntary_ctxsw,
                     read_bytes: t.sums.read_bytes,
                     write_bytes: t.sums.write_bytes,
+                    gc_percent: percent(t.gc_samples, t.on_cpu_samples),
                     stack: t
                         .stack
                         .iter()
@@ -539,6 +540,7 @@ impl Session {
             timeline,
             tasks: self.task_rows(),
             tasks_finished: self.tasks.not_listed(),
+            gc: self.gc_figures(),
         };
         snapshot.verdict = verdict::gil(&snapshot);
         snapshot.gil_mean_hold_ms = snapshot
@@ -550,6 +552,20 @@ impl Session {
 }
 
 impl Session {
+    /// Time in garbage collection: the share of the thread-samples seen on a CPU that were
+    /// inside a collection, the CPU credited to `<GC>`, and its samples.
+    fn gc_figures(&self) -> GcFigures {
+        let all = self.functions.all();
+        let Some(gc) = self.functions.gc_id().and_then(|id| all.get(id)) else {
+            return GcFigures::default();
+        };
+        GcFigures {
+            percent: self.threads.gc_percent(),
+            cpu_s: gc.credited.cpu_s,
+            samples: gc.counts.pick_for(Mode::Samples, false).own,
+        }
+    }
+
     /// Memory figures: the last split, PSS/USS, the RSS trend and, when the growth is
     /// sustained, the functions that faulted in the most pages.
     fn memory_snapshot(&self, timeline: &[timeline::TimelinePoint]) -> MemorySnapshot {

@@ -186,6 +186,8 @@ pub struct ProcessSnapshot {
     pub tasks: Option<Vec<TaskRow>>,
     /// Tasks no longer listed (finished): how many, and their figures.
     pub tasks_finished: (u64, crate::model::tasks::TaskFigures),
+    /// Time in garbage collection.
+    pub gc: GcFigures,
     /// Per-second history, oldest first.
     pub timeline: Vec<TimelinePoint>,
 }
@@ -310,6 +312,20 @@ pub enum Straggler {
     Busy,
 }
 
+/// Time in the cyclic garbage collector over the window (docs/figures.md, "Time in garbage
+/// collection"): what the `<GC>` frame on top of collecting threads' stacks was credited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct GcFigures {
+    /// Of the thread-samples seen on a CPU (the thread ran during the read), the share inside
+    /// a collection, percent; preempted samples are left out (they sit where the scheduler
+    /// stopped the thread). The same basis as each thread's `gc_percent`.
+    pub percent: f64,
+    /// On-CPU seconds credited to `<GC>` (innermost).
+    pub cpu_s: f64,
+    /// Thread-samples taken inside a collection (on a CPU, holding the GIL).
+    pub samples: u64,
+}
+
 /// One thread's figures. Serialised as the JSON report's `threads[]` (`hptop.report/1`):
 /// the field order is the contract's; view-only fields are skipped.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -363,6 +379,8 @@ pub struct ThreadRow {
     pub read_bytes: u64,
     /// See `minor_faults`.
     pub write_bytes: u64,
+    /// Of its samples seen on a CPU, the share inside a garbage collection, percent.
+    pub gc_percent: f64,
     /// Python stack at the last tick it was seen, innermost first.
     #[serde(skip)]
     pub stack: Vec<Frame>,
@@ -409,6 +427,29 @@ pub struct FunctionRow {
     pub credited_total: Credited,
     /// Lines with samples, by total samples descending.
     pub lines: Vec<LineRow>,
+}
+
+impl FunctionRow {
+    /// Where the function is, as views show it: `file:line` (short file name), or nothing for
+    /// a function with no file (`<GC>`, the row of functions past the budget).
+    pub fn location(&self, line: u32) -> String {
+        let file = self.short_filename.as_deref().unwrap_or(&self.filename);
+        if file.is_empty() {
+            String::new()
+        } else {
+            format!("{file}:{line}")
+        }
+    }
+
+    /// `name (file:line)`, or the name alone when it has no file.
+    pub fn label(&self, line: u32) -> String {
+        let location = self.location(line);
+        if location.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{} ({location})", self.name)
+        }
+    }
 }
 
 /// One line's figures (serialised as a JSON function's `lines[]`).

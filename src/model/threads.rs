@@ -175,6 +175,12 @@ pub struct ThreadStats {
     root: Option<FunctionId>,
     /// Thread-samples whose stack did not reach `root`.
     pub partial_samples: u64,
+    /// Samples seen on a CPU (it ran during the read: see `attribution::on_cpu`), and those
+    /// of them inside a garbage collection (`<GC>` innermost): preempted samples, which sit
+    /// where the scheduler stopped the thread, are left out of both.
+    pub on_cpu_samples: u64,
+    /// See `on_cpu_samples`.
+    pub gc_samples: u64,
 }
 
 /// Faults of intervals that began with a thread off a CPU: asleep, blocked, or runnable but
@@ -246,11 +252,18 @@ pub struct ThreadTable {
     samples_active: u64,
     /// Thread-samples whose thread held the GIL.
     samples_gil: u64,
+    /// Thread-samples seen on a CPU, and those of them inside a garbage collection.
+    on_cpu_samples: u64,
+    gc_samples: u64,
     scratch: StackIds,
 }
 
 impl ThreadTable {
     /// Ingests one tick's threads; `stacks_ok` says whether the stacks were read.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one thread-sample's figures, counted in one pass"
+    )]
     pub fn ingest(
         &mut self,
         threads: &[ThreadTick],
@@ -320,6 +333,13 @@ impl ThreadTable {
                 );
                 if held {
                     holder_function = innermost;
+                }
+                if t.counters.as_ref().is_some_and(attribution::on_cpu) {
+                    let gc = innermost.is_some() && innermost == functions.gc_id();
+                    stats.on_cpu_samples += 1;
+                    stats.gc_samples += u64::from(gc);
+                    self.on_cpu_samples += 1;
+                    self.gc_samples += u64::from(gc);
                 }
                 self.partial_samples += u64::from(cut_short(stats));
                 for &(id, own) in &self.scratch.on_stack {
@@ -438,6 +458,16 @@ impl ThreadTable {
             .values()
             .filter(|t| t.tid == tid)
             .max_by_key(|t| (t.alive, t.last_seen))
+    }
+
+    /// Of the thread-samples seen on a CPU, the share inside a garbage collection, percent
+    /// (docs/figures.md, "Time in garbage collection").
+    pub fn gc_percent(&self) -> f64 {
+        if self.on_cpu_samples == 0 {
+            0.0
+        } else {
+            self.gc_samples as f64 * 100.0 / self.on_cpu_samples as f64
+        }
     }
 
     /// Thread-samples whose stack did not reach the thread's root (cut short while read).

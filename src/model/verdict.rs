@@ -122,6 +122,24 @@ pub fn runqueue(p: &ProcessSnapshot) -> Option<String> {
     })
 }
 
+/// Share of the CPU in garbage collection from which it is called out.
+const GC_HEAVY_PERCENT: f64 = 20.0;
+/// Samples in collections needed before it is judged.
+const GC_MIN_SAMPLES: u64 = 20;
+
+/// The garbage-collection verdict: when collections take a large share of the CPU, what
+/// users tune. `None` below [`GC_HEAVY_PERCENT`].
+pub fn gc(p: &ProcessSnapshot) -> Option<String> {
+    (p.gc.percent >= GC_HEAVY_PERCENT && p.gc.samples >= GC_MIN_SAMPLES).then(|| {
+        format!(
+            "garbage collection takes {:.0}% of the CPU: objects with reference cycles (parent/child \
+             links, graphs) make the cyclic collector run often; consider gc.freeze() before forking \
+             workers, raising gc thresholds (gc.set_threshold), or gc.disable() around a load step",
+            p.gc.percent
+        )
+    })
+}
+
 #[cfg(test)]
 mod runqueue_tests {
     use super::*;

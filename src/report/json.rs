@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::ReportHeader;
 use crate::model::snapshot::{
-    FunctionRow, LeakSuspect, ProcessSnapshot, Snapshot, StackRow, ThreadRow,
+    FunctionRow, GcFigures, LeakSuspect, ProcessSnapshot, Snapshot, StackRow, ThreadRow,
 };
 
 /// Schema identifier.
@@ -150,6 +150,10 @@ pub struct Process {
     pub partial_stacks: u64,
     /// Their share of the thread-samples, percent (added).
     pub partial_stacks_percent: f64,
+    /// Time in garbage collection (added; docs/figures.md): `percent`, `cpu_s`, `samples`.
+    pub gc: GcFigures,
+    /// A plain-words reading when collections take a large share of the CPU (added).
+    pub gc_verdict: Option<String>,
     /// Stack reads that failed as the process exited, not counted as errors (added).
     pub reads_cut_by_exit: u64,
     /// This process's share of the top-level `stacks_reread` and `stacks_dropped` (added).
@@ -234,6 +238,8 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
         runqueue_verdict: crate::model::verdict::runqueue(p),
         partial_stacks: p.partial_stacks,
         partial_stacks_percent: p.partial_stacks_percent,
+        gc: p.gc,
+        gc_verdict: crate::model::verdict::gc(p),
         reads_cut_by_exit: p.exit_cut_reads,
         stacks_reread: p.stacks_reread,
         stacks_dropped: p.stacks_dropped,

@@ -116,6 +116,18 @@ fn render_process(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) 
     if let Some(verdict) = &p.verdict {
         let _ = writeln!(out, "GIL: {verdict}.");
     }
+    if p.gc.samples > 0 {
+        let _ = writeln!(
+            out,
+            "Garbage collection: {} of the CPU credited to functions ({} on CPU, {} in collections).",
+            fmt::percent(p.gc.percent),
+            fmt::seconds(p.gc.cpu_s),
+            fmt::counted(p.gc.samples, "sample"),
+        );
+    }
+    if let Some(verdict) = crate::model::verdict::gc(p) {
+        let _ = writeln!(out, "GC: {verdict}.");
+    }
     let _ = writeln!(
         out,
         "Run queue: threads waited for a CPU {} of the time they wanted one{}",
@@ -395,13 +407,11 @@ fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader
 
 fn function_line(f: &FunctionRow) -> String {
     format!(
-        "{:>6.1}% {:>6.1}% {:>9} {:>9}  {} ({}:{})",
+        "{:>6.1}% {:>6.1}% {:>9} {:>9}  {}",
         f.own_percent,
         f.total_percent,
         fmt::seconds(f.own_s),
         fmt::seconds(f.total_s),
-        f.name,
-        f.short_filename.as_deref().unwrap_or(&f.filename),
-        f.hottest_line
+        f.label(f.hottest_line),
     )
 }

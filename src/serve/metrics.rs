@@ -32,6 +32,8 @@ pub struct ProcessMetrics {
     pub samples: u64,
     /// Ticks whose stack read failed, since hptop attached.
     pub sample_errors: u64,
+    /// On-CPU seconds in garbage collection since hptop attached (the `<GC>` frame's).
+    pub gc_seconds: f64,
     /// Threads with series (see [`MAX_THREAD_SERIES`]).
     pub threads: Vec<ThreadMetrics>,
     /// Threads alive, all of them.
@@ -239,6 +241,12 @@ const SAMPLE_ERRORS: Family = Family {
     counter: true,
     unit: "",
 };
+const GC_SECONDS: Family = Family {
+    name: "hptop_gc_seconds_total",
+    help: "On-CPU time inside the cyclic garbage collector since hptop attached (samples of the collecting thread, credited as functions are).",
+    counter: true,
+    unit: "seconds",
+};
 const SELF_CPU: Family = Family {
     name: "hptop_self_cpu_seconds_total",
     help: "CPU time (user + system) of hptop itself.",
@@ -287,6 +295,7 @@ pub fn exposition(scrape: &Scrape, openmetrics: bool) -> String {
     per_process(&mut w, &GIL_HANDOFFS, &|p| p.gil_handoffs.map(|n| n as f64));
     per_process(&mut w, &SAMPLES, &|p| Some(p.samples as f64));
     per_process(&mut w, &SAMPLE_ERRORS, &|p| Some(p.sample_errors as f64));
+    per_process(&mut w, &GC_SECONDS, &|p| Some(p.gc_seconds));
     w.family(&PROCESS_CTXSW);
     for (p, (pid, comm)) in processes.iter().zip(&pid_labels) {
         for (kind, n) in [

@@ -305,6 +305,7 @@ fn process_metrics(
             .map(|l| l.gil_handoffs),
         samples: p.samples,
         sample_errors: p.sample_errors,
+        gc_seconds: p.gc.cpu_s,
         threads,
         thread_count,
         functions: series.series(p),

@@ -328,7 +328,7 @@ impl App {
                     rows.push(FunctionLine {
                         key: format!("{}\0{}\0{}", f.filename, f.name, l.line),
                         name: f.name.clone(),
-                        location: format!("{file}:{}", l.line),
+                        location: f.location(l.line),
                         own_samples: l.own_samples,
                         total_samples: l.total_samples,
                         own_percent: l.own_percent,
@@ -342,7 +342,7 @@ impl App {
                 rows.push(FunctionLine {
                     key: format!("{}\0{}", f.filename, f.name),
                     name: f.name.clone(),
-                    location: format!("{file}:{}", f.hottest_line),
+                    location: f.location(f.hottest_line),
                     own_samples: f.own_samples,
                     total_samples: f.total_samples,
                     own_percent: f.own_percent,

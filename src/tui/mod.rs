@@ -231,10 +231,12 @@ const STATUS_MAX_LINES: usize = 3;
 /// The status line's text as drawn in `width` columns: a notice or the GIL verdict, wrapped
 /// (at most [`STATUS_MAX_LINES`] lines), or the focused pane's keys, fitted to one line.
 fn status_lines(app: &App, width: u16) -> Vec<String> {
-    let text = match (&app.status, &app.snapshot.verdict) {
-        (Some(status), _) => status.clone(),
-        (None, Some(verdict)) => format!("GIL: {verdict}"),
-        (None, None) => return vec![fit_keys(footer(app), usize::from(width))],
+    let gc = crate::model::verdict::gc(&app.snapshot);
+    let text = match (&app.status, &app.snapshot.verdict, gc) {
+        (Some(status), _, _) => status.clone(),
+        (None, Some(verdict), _) => format!("GIL: {verdict}"),
+        (None, None, Some(verdict)) => format!("GC: {verdict}"),
+        (None, None, None) => return vec![fit_keys(footer(app), usize::from(width))],
     };
     let mut lines = panes::help::wrap(&text, usize::from(width));
     if lines.len() > STATUS_MAX_LINES {
@@ -268,7 +270,10 @@ fn fit_keys(footer: &str, width: usize) -> String {
 
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
-    let style = if app.status.is_some() || app.snapshot.verdict.is_some() {
+    let style = if app.status.is_some()
+        || app.snapshot.verdict.is_some()
+        || crate::model::verdict::gc(&app.snapshot).is_some()
+    {
         theme.warn
     } else {
         theme.dim

@@ -131,9 +131,20 @@ pub struct Workload {
 impl Workload {
     /// Starts `python script args...` and waits until it prints `ready`.
     pub fn start(python: &Python, script: &str, args: &[&str]) -> Self {
+        Self::start_with_env(python, script, args, &[])
+    }
+
+    /// [`Self::start`] with environment variables set for the workload only.
+    pub fn start_with_env(
+        python: &Python,
+        script: &str,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let mut child = Command::new(&python.path)
             .arg(workload_path(script))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()

@@ -12,6 +12,7 @@ mod container;
 mod counters;
 mod dump_ps;
 mod errors;
+mod gc;
 mod gil;
 mod hostile;
 mod loaded;

@@ -215,32 +215,7 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
     let dir = std::env::temp_dir().join(format!("hptop-it-prom-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // The alerting rules users start from, as shipped (promtool checks them), loaded with
-    // their windows shortened so that one fires within the test: the same expressions.
-    let rules_path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/prometheus-rules.yml");
-    if let Ok(promtool) = which("promtool") {
-        let out = Command::new(promtool)
-            .args(["check", "rules"])
-            .arg(&rules_path)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    } else {
-        eprintln!("SKIP: promtool not installed: the rules are not checked");
-    }
-    let rules = std::fs::read_to_string(&rules_path)
-        .unwrap()
-        .replace("[5m]", "[10s]")
-        .replace("[30m]", "[30s]")
-        .replace("for: 5m", "for: 2s")
-        .replace("for: 10m", "for: 2s")
-        .replace("for: 30m", "for: 2s");
-    std::fs::write(dir.join("rules.yml"), rules).unwrap();
+    quick_rules(&dir.join("rules.yml"));
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
@@ -310,24 +285,7 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
     }
     assert!(queries >= 11, "{queries}");
     // The GIL-bound target (two CPU-bound threads) fires the GIL-wait alert.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let firing = loop {
-        let (status, _, body) = http_get(&prom_addr, "/api/v1/alerts", "");
-        assert_eq!(status, 200);
-        let alerts: Value = serde_json::from_slice(&body).unwrap();
-        let fired = alerts["data"]["alerts"].as_array().is_some_and(|a| {
-            a.iter().any(|a| {
-                a["labels"]["alertname"] == "HptopGilWaitHigh"
-                    && a["labels"]["pid"] == pid.to_string()
-                    && a["state"] == "firing"
-            })
-        });
-        if fired || Instant::now() > deadline {
-            break (fired, alerts);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert!(firing.0, "HptopGilWaitHigh never fired: {}", firing.1);
+    assert_fires(&prom_addr, "HptopGilWaitHigh", pid);
     let comm = query("count by (comm) (hptop_process_cpu_seconds_total)", t1);
     assert_eq!(
         comm["data"]["result"][0]["metric"]["comm"], "cpu_threads.py",
@@ -335,6 +293,58 @@ fn prometheus_scrapes_cpu_that_matches_proc_and_gil_waits_per_thread() {
     );
     prom.0.kill().ok();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The alerting rules users start from, as shipped (`promtool check rules` passes), written to
+/// `to` with their windows shortened so that one fires within a test: the same expressions.
+fn quick_rules(to: &std::path::Path) {
+    let rules_path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/prometheus-rules.yml");
+    if let Ok(promtool) = which("promtool") {
+        let out = Command::new(promtool)
+            .args(["check", "rules"])
+            .arg(&rules_path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    } else {
+        eprintln!("SKIP: promtool not installed: the rules are not checked");
+    }
+    let rules = std::fs::read_to_string(&rules_path)
+        .unwrap()
+        .replace("[5m]", "[10s]")
+        .replace("[30m]", "[30s]")
+        .replace("for: 5m", "for: 2s")
+        .replace("for: 10m", "for: 2s")
+        .replace("for: 30m", "for: 2s");
+    std::fs::write(to, rules).unwrap();
+}
+
+/// Waits (at most 30 s) until the Prometheus at `prom_addr` has `alert` firing for `pid`.
+fn assert_fires(prom_addr: &str, alert: &str, pid: u32) {
+    let pid = pid.to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _, body) = http_get(prom_addr, "/api/v1/alerts", "");
+        assert_eq!(status, 200);
+        let alerts: Value = serde_json::from_slice(&body).unwrap();
+        let fired = alerts["data"]["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|a| {
+                a["labels"]["alertname"] == alert
+                    && a["labels"]["pid"].as_str() == Some(pid.as_str())
+                    && a["state"] == "firing"
+            })
+        });
+        if fired {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{alert} never fired: {alerts}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 struct KillOnDrop(Child);

@@ -18,6 +18,9 @@ const WIDTHS: [u16; 5] = [6, 7, 8, 9, 9];
 /// then the location; only then is the name itself cut, with an ellipsis.
 pub fn fit_function(name: &str, location: &str, width: usize) -> String {
     let len = |s: &str| s.chars().count();
+    if location.is_empty() {
+        return fmt::truncate(name, width);
+    }
     let full = format!("{name} ({location})");
     if len(&full) <= width {
         return full;

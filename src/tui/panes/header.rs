@@ -130,6 +130,10 @@ fn cpu_items(app: &App) -> Vec<Vec<Span<'static>>> {
             fmt::percent(p.partial_stacks_percent)
         )));
     }
+    if p.gc.samples > 0 {
+        // Time in the cyclic garbage collector (the `<GC>` row's own share in cpu mode).
+        cpu.push(item(format!("GC {}", fmt::percent(p.gc.percent))));
+    }
     if p.stacks_reread > 0 {
         // Walks that raced with their thread: read again, or dropped (docs/figures.md).
         cpu.push(item(format!(

@@ -57,7 +57,7 @@ struct Column {
 }
 
 /// The columns, in display order. "FUNCTION NOW" takes what is left (at least 10).
-const COLUMNS: [Column; 12] = [
+const COLUMNS: [Column; 13] = [
     Column {
         header: "TID",
         width: 7,
@@ -118,13 +118,21 @@ const COLUMNS: [Column; 12] = [
         width: 9,
         rank: 2,
     },
+    // Shown only when some thread was sampled inside a garbage collection.
+    Column {
+        header: "GC%",
+        width: 5,
+        rank: 3,
+    },
 ];
+/// Index of the GC% column.
+const GC_COLUMN: usize = 12;
 /// Least width of "FUNCTION NOW".
 const FUNCTION_MIN: u16 = 10;
 
 /// Which columns fit in `width` (highest ranks dropped first), with the thread names' width:
 /// as wide as the longest name up to 20, at least 12 when the names need it.
-fn columns_for(width: u16, longest_name: usize) -> (Vec<usize>, u16) {
+fn columns_for(width: u16, longest_name: usize, gc: bool) -> (Vec<usize>, u16) {
     let name_width = (longest_name as u16).clamp(6, 20);
     let need = |shown: &[usize], name: u16| -> u16 {
         shown
@@ -133,7 +141,9 @@ fn columns_for(width: u16, longest_name: usize) -> (Vec<usize>, u16) {
             .sum::<u16>()
             + FUNCTION_MIN
     };
-    let mut shown: Vec<usize> = (0..COLUMNS.len()).collect();
+    let mut shown: Vec<usize> = (0..COLUMNS.len())
+        .filter(|&i| gc || i != GC_COLUMN)
+        .collect();
     let mut name = name_width;
     for rank in (1..=5).rev() {
         if need(&shown, name) <= width {
@@ -194,6 +204,7 @@ fn thread_row(
             ),
             9 => per_s(t.minor_faults + t.major_faults),
             10 => per_s(t.voluntary_ctxsw + t.involuntary_ctxsw),
+            GC_COLUMN => format!("{:.1}", t.gc_percent),
             _ => io_per_s(t.read_bytes + t.write_bytes),
         }
     };
@@ -217,7 +228,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .map(|t| t.name.as_deref().map_or(1, |n| n.chars().count()))
         .max()
         .unwrap_or(6);
-    let (shown, name_width) = columns_for(area.width, longest);
+    let (shown, name_width) = columns_for(area.width, longest, app.snapshot.gc.samples > 0);
     let mut headers: Vec<&str> = shown.iter().map(|&i| COLUMNS[i].header).collect();
     headers.push("FUNCTION NOW");
     let header = Row::new(headers).style(theme.title);

@@ -1,0 +1,159 @@
+//! Time in garbage collection (issue 27): a workload that times its own collections with
+//! `gc.callbacks` and `thread_time` is the truth; hptop's GC share (process and thread), its
+//! `<GC>` frame and its verdict are checked against it on every Python, quiet and beside
+//! busy loops.
+
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::common::{all_pythons, hptop, stderr, Python, Workload};
+
+/// The workload's own (gc CPU s, thread CPU s), as last written to `truth`.
+fn truth(path: &std::path::Path) -> (f64, f64) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let last: Value = text
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    (
+        last["gc_cpu_s"].as_f64().unwrap_or(0.0),
+        last["thread_cpu_s"].as_f64().unwrap_or(0.0),
+    )
+}
+
+/// Busy loops that load the machine, killed when dropped.
+struct Load(Vec<Child>);
+
+impl Load {
+    fn start(n: usize) -> Self {
+        Self(
+            (0..n)
+                .map(|_| {
+                    Command::new("python3")
+                        .args(["-c", "while True: pass"])
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `gc_heavy.py` under `python` and a 5 s report of it at 200 Hz (~1,000 samples: the
+/// share's sampling error is ~1.6 points); returns (hptop's process GC
+/// share, the main thread's GC share, the truth's share over the same window, the report).
+fn measure(python: &Python) -> (f64, f64, f64, Value) {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "hptop-it-gc-{}-{}-{}",
+        std::process::id(),
+        python.label,
+        RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("truth.jsonl");
+    let workload = Workload::start_with_env(
+        python,
+        "gc_heavy.py",
+        &["60"],
+        &[("GC_TRUTH", path.as_os_str())],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let before = truth(&path);
+    let out = hptop(&[
+        "report",
+        "--pid",
+        &workload.pid().to_string(),
+        "-d",
+        "5",
+        "--rate",
+        "200",
+        "-f",
+        "json",
+        "--stacks",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let after = truth(&path);
+    drop(workload);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}: {}", python.label, stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &report["processes"][0];
+    let truth_percent = (after.0 - before.0) / (after.1 - before.1).max(1e-9) * 100.0;
+    let process = p["gc"]["percent"].as_f64().unwrap();
+    let main = p["threads"][0]["gc_percent"].as_f64().unwrap();
+    (process, main, truth_percent, report)
+}
+
+#[test]
+fn time_in_garbage_collection_matches_the_workloads_own_timing_on_every_python() {
+    for python in all_pythons() {
+        if python.minor().is_some_and(|m| m < 8) {
+            eprintln!("SKIP: {}: gc_heavy.py needs 3.8+", python.label);
+            continue;
+        }
+        let (process, main, truth, report) = measure(&python);
+        let label = &python.label;
+        assert!(
+            (process - truth).abs() <= 5.0 && (main - truth).abs() <= 5.0,
+            "{label}: hptop GC {process:.1}% (main thread {main:.1}%) vs its own timing {truth:.1}%"
+        );
+        let p = &report["processes"][0];
+        // The collecting thread's stacks carry <GC> on top; the figures add up.
+        let gc_stacks: u64 = p["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s["frames"]
+                    .as_array()
+                    .unwrap()
+                    .last()
+                    .is_some_and(|f| f["name"] == "<GC>")
+            })
+            .map(|s| s["samples"].as_u64().unwrap())
+            .sum();
+        assert_eq!(Some(gc_stacks), p["gc"]["samples"].as_u64(), "{label}");
+        assert!(p["gc"]["cpu_s"].as_f64().unwrap() > 0.0, "{label}");
+        // A large share gets its verdict.
+        if process >= 25.0 {
+            let verdict = p["gc_verdict"].as_str().unwrap_or_default();
+            assert!(verdict.contains("gc.freeze()"), "{label}: {verdict:?}");
+        }
+        eprintln!("{label}: hptop GC {process:.1}% (main {main:.1}%), truth {truth:.1}%");
+    }
+}
+
+/// The same beside busy loops (2 cores, 3 loops): the share holds within 5 points.
+#[test]
+fn time_in_garbage_collection_holds_on_a_loaded_machine() {
+    let _load = Load::start(3);
+    for python in all_pythons()
+        .into_iter()
+        .filter(|p| p.label == "debian-3.11" || p.minor().is_some_and(|m| m >= 14))
+    {
+        let (process, main, truth, _) = measure(&python);
+        eprintln!(
+            "{}: loaded, hptop GC {process:.1}% (main {main:.1}%), truth {truth:.1}%",
+            python.label
+        );
+        assert!(
+            (process - truth).abs() <= 5.0,
+            "{}: loaded, hptop GC {process:.1}% vs its own timing {truth:.1}%",
+            python.label
+        );
+    }
+}
