@@ -132,6 +132,18 @@ impl RecordingWriter {
         } else {
             Existing::Refuse
         };
+        // A recording is written in place (segments, a header rewritten, --max-size): a device
+        // or a pipe cannot hold one.
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| !m.is_file() && !m.is_dir() && !m.file_type().is_symlink())
+        {
+            return Err(HptopError::OutputRefused {
+                path: path.display().to_string(),
+                why: "a recording must be a regular file (it is written in place), and this is a device or a pipe".into(),
+                fix: "give a file name, e.g. job.hptop; to sample without keeping anything, use `hptop report`".into(),
+            });
+        }
         let file = open_output(path, existing)?;
         let header_bytes = header.to_bytes();
         file.write_all_at(&header_bytes, 0)

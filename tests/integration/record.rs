@@ -879,3 +879,32 @@ fn stack_exports_keep_the_sampled_line_of_each_frame() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What a new user gets wrong with files gets a message that says what was expected.
+#[test]
+fn file_mistakes_are_explained() {
+    let (dir, file) = recorded_cpu_threads("mistakes", "1", "2");
+    let input = file.to_str().unwrap();
+    let error = |args: &[&str]| {
+        let out = hptop(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        stderr(&out)
+    };
+    let err = error(&["report", "--input", dir.to_str().unwrap()]);
+    assert!(
+        err.contains("is a directory") && err.contains("hptop report --help"),
+        "{err}"
+    );
+    let err = error(&["diff", "/bin/ls", input]);
+    assert!(err.contains("neither an hptop recording"), "{err}");
+    let err = error(&["diff", &format!("{input}@5s"), input]);
+    assert!(err.contains("FILE@FROM..TO"), "{err}");
+    let err = error(&["report", "--input", input, "--from", "1h"]);
+    assert!(
+        err.contains("it holds 0.") && err.contains("of recording time"),
+        "{err}"
+    );
+    let err = error(&["diff", &format!("{input}@1h.."), input]);
+    assert!(err.contains("it holds"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

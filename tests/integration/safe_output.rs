@@ -145,3 +145,30 @@ fn a_window_shorter_than_two_samples_is_refused() {
     assert!(err.contains("shorter than two samples"), "{err}");
     assert!(out.stdout.is_empty(), "no report is printed");
 }
+
+/// `-o /dev/null` is written as it is (only an existing regular file needs --force); a
+/// directory is said to be one; a recording refuses a device, saying why.
+#[test]
+fn devices_and_directories_as_output() {
+    let workload = Workload::start(&default_python(), "idle.py", &[]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&["report", "--pid", &pid, "-d", "1", "-o", "/dev/null"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = std::env::temp_dir();
+    let out = hptop(&[
+        "report",
+        "--pid",
+        &pid,
+        "-d",
+        "1",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("it is a directory"), "{err}");
+    let out = hptop(&["record", "--pid", &pid, "-d", "1", "-o", "/dev/null"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("must be a regular file"), "{err}");
+}
