@@ -77,6 +77,14 @@ pub struct Session {
     exited: bool,
 }
 
+/// The samples of one thread or one task: a focused functions pane counts only these.
+struct Focus<'a> {
+    functions: &'a rustc_hash::FxHashMap<functions::FunctionId, functions::DualCounts>,
+    samples: u64,
+    active_samples: u64,
+    gil_held_samples: u64,
+}
+
 impl Session {
     /// An empty session for the process `meta` describes.
     pub fn new(meta: SessionMeta) -> Self {
@@ -119,7 +127,10 @@ impl Session {
         let summary = self
             .threads
             .ingest(&p.threads, stacks_ok, tick.resumed, &mut self.functions);
-        self.tasks.ingest(&p.threads, p.tasks.as_ref());
+        let threads = &self.threads;
+        self.tasks.ingest(&p.threads, p.tasks.as_ref(), |tid| {
+            threads.by_tid(tid).map(|t| t.stack.as_slice())
+        });
         let gil_held = summary.gil_held;
         self.gil_ticks += u64::from(stacks_ok && gil_held);
         self.gil_wanted_ticks += u64::from(stacks_ok && summary.gil_wanted);
@@ -320,22 +331,42 @@ impl Session {
         }
     }
 
+    /// The samples one thread or one task ran, for a focused functions pane.
+    fn focus(&self, query: &SnapshotQuery) -> Option<Focus<'_>> {
+        if let Some(task) = query.task {
+            let ran = self.tasks.functions_of(task)?;
+            return Some(Focus {
+                functions: &ran.functions,
+                samples: ran.samples,
+                active_samples: ran.active_samples,
+                gil_held_samples: ran.gil_held_samples,
+            });
+        }
+        let t = self.threads.by_tid(query.thread?)?;
+        Some(Focus {
+            functions: &t.functions,
+            samples: t.samples,
+            active_samples: t.active_samples,
+            gil_held_samples: t.gil_held_samples,
+        })
+    }
+
     /// Function rows as `query` asks (before sorting), for all threads or `focus`.
     fn function_rows(
         &self,
         query: &SnapshotQuery,
-        focus: Option<&threads::ThreadStats>,
+        focus: Option<&Focus<'_>>,
         counted_samples: u64,
         seconds_per_sample: f64,
     ) -> Vec<FunctionRow> {
         let idle = query.include_idle || query.mode == Mode::Wall;
-        // On-CPU shares are per process (a thread focus counts that thread's samples).
+        // On-CPU shares are per process (a focus counts the samples of its thread or task).
         let shares = match (query.mode, focus) {
             (Mode::Cpu, None) => {
                 Shares::CpuSeconds(self.functions.all().iter().map(|f| f.credited.cpu_s).sum())
             }
             (Mode::Gil, _) => Shares::Samples {
-                counted: focus.map_or(self.threads.gil_samples(), |t| t.gil_held_samples),
+                counted: focus.map_or(self.threads.gil_samples(), |f| f.gil_held_samples),
                 seconds_per_sample,
             },
             _ => Shares::Samples {
@@ -470,14 +501,15 @@ impl Session {
         let thread_sums = self.threads.total();
         let threads = self.thread_rows(duration_s);
         let idle = query.include_idle || query.mode == Mode::Wall;
-        let focus = query.thread.and_then(|tid| self.threads.by_tid(tid));
-        let counted_samples = match focus {
-            Some(t) if idle => t.samples,
-            Some(t) => t.active_samples,
+        let focus = self.focus(query);
+        let counted_samples = match &focus {
+            Some(f) if idle => f.samples,
+            Some(f) => f.active_samples,
             None => self.threads.counted_samples(idle),
         };
         let timeline: Vec<_> = self.timeline.points().copied().collect();
-        let mut functions = self.function_rows(query, focus, counted_samples, seconds_per_sample);
+        let mut functions =
+            self.function_rows(query, focus.as_ref(), counted_samples, seconds_per_sample);
         let memory = self.memory_snapshot(&timeline);
         sort_functions(&mut functions, query.sort);
         if let Some(limit) = query.limit {

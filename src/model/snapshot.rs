@@ -77,6 +77,9 @@ pub struct SnapshotQuery {
     pub limit: Option<usize>,
     /// Only this thread's samples (by OS tid) in function figures; lines stay process-wide.
     pub thread: Option<u32>,
+    /// Only the samples in which its loop thread ran this asyncio task (by task id), like
+    /// `thread` (and before it).
+    pub task: Option<u64>,
     /// Whole stacks too (for flame graphs: costs a pass over every distinct stack).
     pub stacks: bool,
 }

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::collect::tick::{OsState, TaskTick, ThreadTick};
+use super::functions::{DualCounts, FunctionId, SampleKind};
+use crate::collect::tick::{GilState, OsState, TaskTick, ThreadTick};
 
 /// Tasks with figures kept at most; past it, tasks no longer listed are folded into
 /// [`TaskTable::finished`] (totals stay exact).
@@ -31,12 +32,28 @@ impl TaskFigures {
     }
 }
 
+/// The functions a task ran: the samples of its thread while it ran the task, counted as a
+/// thread's are (each function once per stack), for the functions pane focused on the task.
+#[derive(Debug, Clone, Default)]
+pub struct TaskFunctions {
+    /// Per function.
+    pub functions: HashMap<FunctionId, DualCounts>,
+    /// Samples, those in state R, and those holding the GIL (the shares' bases).
+    pub samples: u64,
+    /// See `samples`.
+    pub active_samples: u64,
+    /// See `samples`.
+    pub gil_held_samples: u64,
+}
+
 /// Per-task figures over a session.
 #[derive(Debug, Clone, Default)]
 pub struct TaskTable {
     /// The latest task list read, if one was.
     listed: Option<Arc<[TaskTick]>>,
     figures: HashMap<u64, TaskFigures>,
+    /// What each task ran (kept and folded with `figures`).
+    functions: HashMap<u64, TaskFunctions>,
     /// Tasks folded away (no longer listed, past [`TASKS_KEPT`]): how many and their sums.
     finished: (u64, TaskFigures),
     /// Per thread: its run time at the last tick it ran a task, and that task.
@@ -44,8 +61,14 @@ pub struct TaskTable {
 }
 
 impl TaskTable {
-    /// Folds one tick in: its task list, if read, and each thread's running task.
-    pub fn ingest(&mut self, threads: &[ThreadTick], tasks: Option<&Arc<[TaskTick]>>) {
+    /// Folds one tick in: its task list, if read, and each thread's running task, with the
+    /// stack the thread was sampled at (`stack_of`: its functions, innermost first).
+    pub fn ingest<'a>(
+        &mut self,
+        threads: &[ThreadTick],
+        tasks: Option<&Arc<[TaskTick]>>,
+        stack_of: impl Fn(u32) -> Option<&'a [(FunctionId, u32)]>,
+    ) {
         if let Some(list) = tasks {
             self.listed = Some(Arc::clone(list));
         }
@@ -59,6 +82,26 @@ impl TaskTable {
             }
             if let Some(task) = t.running_task {
                 self.figures.entry(task).or_default().samples += 1;
+                let kind = SampleKind {
+                    active: t
+                        .counters
+                        .map_or(t.gil == GilState::Held, |c| c.state == OsState::Running),
+                    held: t.gil == GilState::Held,
+                };
+                let ran = self.functions.entry(task).or_default();
+                ran.samples += 1;
+                ran.active_samples += u64::from(kind.active);
+                ran.gil_held_samples += u64::from(kind.held);
+                let stack = stack_of(t.tid).unwrap_or_default();
+                for (depth, &(id, _)) in stack.iter().enumerate() {
+                    // Once per stack: recursion counts once in `total`.
+                    if stack[..depth].iter().all(|&(other, _)| other != id) {
+                        ran.functions
+                            .entry(id)
+                            .or_default()
+                            .add(depth == 0, true, kind);
+                    }
+                }
                 // Only an interval that begins with the thread on a CPU is the task's: one
                 // preempted mid-step waits there, and the CPU it gets later runs whatever
                 // comes next (the bias `--mode cpu` avoids for functions, collect::oncpu).
@@ -80,6 +123,8 @@ impl TaskTable {
         let listed = self.listed_ids();
         let open: rustc_hash::FxHashSet<u64> = self.open.values().map(|&(_, t)| t).collect();
         let finished = &mut self.finished;
+        self.functions
+            .retain(|id, _| listed.contains(id) || open.contains(id));
         self.figures.retain(|id, f| {
             let keep = listed.contains(id) || open.contains(id);
             if !keep {
@@ -88,6 +133,11 @@ impl TaskTable {
             }
             keep
         });
+    }
+
+    /// What task `id` ran, if it is kept.
+    pub fn functions_of(&self, id: u64) -> Option<&TaskFunctions> {
+        self.functions.get(&id)
     }
 
     /// Ids of the tasks in the latest list.

@@ -23,6 +23,7 @@ const SAMPLES: SnapshotQuery = SnapshotQuery {
     sort: FunctionSort::Own,
     limit: None,
     thread: None,
+    task: None,
     stacks: true,
 };
 
@@ -1075,4 +1076,43 @@ fn a_dropped_stack_is_counted_and_credited_to_no_function() {
     let f = find(&p, "f");
     assert_eq!((f.own_samples, f.total_samples), (9, 9));
     assert_eq!(p.counted_samples, 9);
+}
+
+/// A task focus counts only the samples in which its loop thread ran that task (issue 24:
+/// focus a task to see its functions).
+#[test]
+fn a_task_focus_shows_the_functions_that_task_ran() {
+    let mut s = session();
+    for i in 1..=30u32 {
+        // Ticks alternate between two tasks on one loop thread, each in its own coroutine.
+        let (task, name) = if i % 3 == 0 {
+            (0xb, "flush")
+        } else {
+            (0xa, "parse")
+        };
+        let mut t = thread(
+            1,
+            true,
+            stack(&[(name, 10), ("run_forever", 5)]),
+            Counts::default(),
+        );
+        t.running_task = Some(task);
+        s.ingest(&tick(i, vec![t], u64::from(i), 4096));
+    }
+    let focused = |task| {
+        s.snapshot(&SnapshotQuery {
+            task: Some(task),
+            ..SAMPLES
+        })
+    };
+    let a = focused(0xa);
+    assert_eq!(find(&a, "parse").own_samples, 20);
+    assert!(a.functions.iter().all(|f| f.name != "flush"));
+    assert!((find(&a, "parse").own_percent - 100.0).abs() < 1e-9);
+    let b = focused(0xb);
+    assert_eq!(find(&b, "flush").own_samples, 10);
+    assert_eq!(find(&b, "run_forever").total_samples, 10);
+    // Unfocused: both.
+    let all = s.snapshot(&SAMPLES);
+    assert_eq!(find(&all, "run_forever").total_samples, 30);
 }

@@ -167,6 +167,10 @@ pub struct ViewState {
     pub by_line: bool,
     /// The functions pane shows asyncio tasks.
     pub show_tasks: bool,
+    /// The task selected in the tasks view (by id).
+    pub selected_task: Option<u64>,
+    /// Functions of this task only (Enter on a task; Esc: all again).
+    pub task_focus: Option<u64>,
     /// The help overlay is shown.
     pub show_help: bool,
     /// First line of the help shown (it scrolls when taller than the screen).
@@ -299,6 +303,7 @@ impl App {
             include_idle: self.view.include_idle,
             mode: self.view.mode,
             thread: self.view.thread_focus,
+            task: self.view.task_focus,
             ..SnapshotQuery::default()
         }
     }
@@ -407,12 +412,14 @@ impl App {
             }
             return Effect::None;
         }
-        // Esc closes what is open: the help, else the detail pane.
+        // Esc closes what is open: the help, else the detail pane, else a task's focus.
         if key.code == KeyCode::Esc {
             if self.view.show_help {
                 self.view.show_help = false;
-            } else {
+            } else if self.view.show_detail {
                 self.view.show_detail = false;
+            } else if self.view.task_focus.take().is_some() {
+                return Effect::Requery;
             }
             return Effect::None;
         }
@@ -503,6 +510,18 @@ impl App {
                 self.view.include_idle = self.view.mode == crate::model::snapshot::Mode::Wall;
                 return Effect::Requery;
             }
+            // On a task: the functions it ran.
+            Action::Detail if self.view.show_tasks => {
+                let task = self
+                    .view
+                    .selected_task
+                    .or_else(|| self.task_ids().first().copied());
+                if task.is_some() {
+                    self.view.task_focus = task;
+                    self.view.show_tasks = false;
+                }
+                return Effect::Requery;
+            }
             Action::Detail => {
                 self.view.show_detail = !self.view.show_detail;
                 if self.view.selected_function.is_none() {
@@ -528,6 +547,10 @@ impl App {
 
     fn move_selection(&mut self, delta: isize) {
         match self.view.focus {
+            Pane::Functions if self.view.show_tasks => {
+                let ids = self.task_ids();
+                self.view.selected_task = moved(&ids, self.view.selected_task.as_ref(), delta);
+            }
             Pane::Functions => {
                 let keys: Vec<String> = self.function_lines().into_iter().map(|l| l.key).collect();
                 self.view.selected_function =
@@ -545,6 +568,22 @@ impl App {
         }
     }
 
+    /// Ids of the listed tasks, in the order the tasks view draws them.
+    pub fn task_ids(&self) -> Vec<u64> {
+        self.snapshot.tasks.iter().flatten().map(|t| t.id).collect()
+    }
+
+    /// The name of the focused task, while it is listed.
+    pub fn task_focus_name(&self) -> Option<&str> {
+        let id = self.view.task_focus?;
+        self.snapshot
+            .tasks
+            .iter()
+            .flatten()
+            .find(|t| t.id == id)
+            .map(|t| t.name.as_str())
+    }
+
     /// Focuses every pane on the process `pid` (the target when `None`); a thread selection
     /// or focus of another process no longer applies.
     pub fn select_process(&mut self, pid: Option<u32>) {
@@ -553,6 +592,8 @@ impl App {
             self.view.merged = false;
             self.view.thread_focus = None;
             self.view.selected_thread = None;
+            self.view.task_focus = None;
+            self.view.selected_task = None;
         }
     }
 

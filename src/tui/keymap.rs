@@ -136,7 +136,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "a",
         action: Action::ToggleTasks,
-        help: "asyncio tasks instead of functions (Python 3.14+)",
+        help: "asyncio tasks instead of functions (Python 3.14+); Enter on a task: its functions",
         in_replay: None,
     },
     Binding {

@@ -289,7 +289,10 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
 fn footer(app: &App) -> &'static str {
     match app.view.focus {
         app::Pane::Functions if app.view.show_tasks => {
-            "a functions · Tab pane · M mode · ? help · q quit"
+            "↑↓ select · Enter its functions · a functions · Tab pane · ? help · q quit"
+        }
+        app::Pane::Functions if app.view.task_focus.is_some() => {
+            "Esc all tasks · ↑↓ select · Enter detail · a tasks · Tab pane · ? help · q quit"
         }
         app::Pane::Functions if app.view.show_detail => {
             "Esc close detail · ↑↓ function · L lines · Tab pane · ? help · q quit"

@@ -713,9 +713,23 @@ fn the_tasks_view_shows_each_task_or_why_there_is_none() {
         "running",
         "Event.wait:213 <- wait_forever:46",
         "a functions",
+        "Enter its functions",
     ] {
         assert!(screen.contains(needle), "{needle:?} missing:\n{screen}");
     }
+    // A task selected and entered: the functions it ran, until Esc.
+    app.apply(Action::Down, 10);
+    app.apply(Action::Down, 10);
+    assert_eq!(app.view.selected_task, Some(0x7f00_0020));
+    assert_eq!(app.apply(Action::Detail, 10), Effect::Requery);
+    assert!(!app.view.show_tasks);
+    assert_eq!(app.query().task, Some(0x7f00_0020));
+    let screen = render(&app, 120, 40);
+    assert!(screen.contains("task waiter only (Esc: all)"), "{screen}");
+    assert!(screen.contains("Esc all tasks"), "{screen}");
+    assert_eq!(app.key(KeyEvent::from(KeyCode::Esc), 10), Effect::Requery);
+    assert_eq!(app.query().task, None);
+    app.apply(Action::ToggleTasks, 10);
     // Back to functions.
     app.apply(Action::ToggleTasks, 10);
     assert!(render(&app, 120, 40).contains("parse_row (jobs.py:12)"));

@@ -122,6 +122,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         },
         fmt::count(app.snapshot.counted_samples),
     );
+    if let Some(id) = app.view.task_focus {
+        let name = app
+            .task_focus_name()
+            .map_or_else(|| format!("{id:#x}"), str::to_owned);
+        let _ = write!(title, " · task {name} only (Esc: all)");
+    }
     if app.view.editing_filter || !app.view.filter.is_empty() {
         let cursor = if app.view.editing_filter { "▏" } else { "" };
         let _ = write!(title, " · filter: {}{cursor}", app.view.filter);

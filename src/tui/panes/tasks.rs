@@ -3,7 +3,7 @@
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::fmt;
@@ -57,7 +57,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ])
     });
     let title = format!(
-        "Tasks · {} listed, {} finished · share of the CPU spent in tasks (a: functions)",
+        "Tasks · {} listed, {} finished · share of the CPU spent in tasks (Enter: its functions · a: all functions)",
         fmt::count(tasks.len() as u64),
         fmt::count(p.tasks_finished.0),
     );
@@ -73,12 +73,19 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         ],
     )
     .header(header)
+    .row_highlight_style(theme.selected)
     .block(
         Block::default()
             .borders(Borders::TOP)
             .title(Line::styled(title, theme.title)),
     );
-    frame.render_widget(table, area);
+    let mut state = TableState::default();
+    state.select(
+        app.view
+            .selected_task
+            .and_then(|id| tasks.iter().position(|t| t.id == id)),
+    );
+    frame.render_stateful_widget(table, area, &mut state);
 }
 
 /// Its chain, innermost first: `sleep <- flush_loop:42`.
