@@ -96,6 +96,17 @@ fn tick(index: u32, threads: Vec<ThreadTick>, proc_cpu_ticks: u64, rss: u64) -> 
     }
 }
 
+/// The tick that says the process exited.
+fn exited() -> Tick {
+    Tick {
+        process: ProcessTick {
+            exited: true,
+            ..ProcessTick::default()
+        },
+        ..Tick::default()
+    }
+}
+
 fn session() -> Session {
     Session::new(SessionMeta {
         pid: 7,
@@ -341,13 +352,7 @@ fn process_figures_cover_the_window() {
     assert_eq!((p.rss_bytes, p.rss_peak_bytes), (4096, 9000));
     assert!((p.rate_hz - 100.0).abs() < 1e-9);
     assert!(!p.exited);
-    s.ingest(&Tick {
-        process: ProcessTick {
-            exited: true,
-            ..ProcessTick::default()
-        },
-        ..Tick::default()
-    });
+    s.ingest(&exited());
     assert!(s.snapshot(&SnapshotQuery::default()).exited);
 }
 
@@ -366,26 +371,14 @@ fn reads_failing_as_the_process_exits_are_not_errors() {
     s.ingest(&tick(3, vec![], 0, 4096));
     s.ingest(&failed(4, "Bad address"));
     s.ingest(&failed(5, "Bad address"));
-    s.ingest(&Tick {
-        process: ProcessTick {
-            exited: true,
-            ..ProcessTick::default()
-        },
-        ..Tick::default()
-    });
+    s.ingest(&exited());
     let p = s.snapshot(&SnapshotQuery::default());
     assert_eq!((p.sample_errors, p.exit_cut_reads), (1, 2));
     assert_eq!(p.first_sample_error.as_deref(), Some("a real failure"));
     let mut s = session();
     s.ingest(&tick(1, vec![], 0, 4096));
     s.ingest(&failed(2, "Bad address"));
-    s.ingest(&Tick {
-        process: ProcessTick {
-            exited: true,
-            ..ProcessTick::default()
-        },
-        ..Tick::default()
-    });
+    s.ingest(&exited());
     let p = s.snapshot(&SnapshotQuery::default());
     assert_eq!((p.sample_errors, p.exit_cut_reads), (0, 1));
     assert_eq!(p.first_sample_error, None);

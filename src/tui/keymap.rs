@@ -136,7 +136,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "a",
         action: Action::ToggleTasks,
-        help: "asyncio tasks instead of functions (Python 3.14+); Enter on a task: its functions",
+        help: "asyncio tasks (3.14+) instead of functions; Enter: a task's functions",
         in_replay: None,
     },
     Binding {

@@ -363,3 +363,37 @@ pub fn workload_truth(pid: u32, path: &std::path::Path) -> serde_json::Value {
     }
     panic!("the workload did not write its truth");
 }
+
+/// Busy loops (`sh` spinning) that load the machine, killed when dropped.
+pub struct Load(Vec<Child>);
+
+impl Load {
+    /// `n` loops per core.
+    pub fn per_core(n: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        Self::loops(cores * n)
+    }
+
+    /// `count` loops.
+    pub fn loops(count: usize) -> Self {
+        Self(
+            (0..count)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -3,11 +3,9 @@
 //! `<GC>` frame and its verdict are checked against it on every Python, quiet and beside
 //! busy loops.
 
-use std::process::{Child, Command, Stdio};
-
 use serde_json::Value;
 
-use crate::common::{all_pythons, hptop, stderr, Python, Workload};
+use crate::common::{all_pythons, hptop, stderr, Load, Python, Workload};
 
 /// The workload's own (gc CPU s, thread CPU s), as last written to `truth`.
 fn truth(path: &std::path::Path) -> (f64, f64) {
@@ -21,34 +19,6 @@ fn truth(path: &std::path::Path) -> (f64, f64) {
         last["gc_cpu_s"].as_f64().unwrap_or(0.0),
         last["thread_cpu_s"].as_f64().unwrap_or(0.0),
     )
-}
-
-/// Busy loops that load the machine, killed when dropped.
-struct Load(Vec<Child>);
-
-impl Load {
-    fn start(n: usize) -> Self {
-        Self(
-            (0..n)
-                .map(|_| {
-                    Command::new("python3")
-                        .args(["-c", "while True: pass"])
-                        .stdout(Stdio::null())
-                        .spawn()
-                        .unwrap()
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Runs `gc_heavy.py` under `python` and a 5 s report of it at 200 Hz (~1,000 samples: the
@@ -140,7 +110,7 @@ fn time_in_garbage_collection_matches_the_workloads_own_timing_on_every_python()
 /// The same beside busy loops (2 cores, 3 loops): the share holds within 5 points.
 #[test]
 fn time_in_garbage_collection_holds_on_a_loaded_machine() {
-    let _load = Load::start(3);
+    let _load = Load::loops(3);
     for python in all_pythons()
         .into_iter()
         .filter(|p| p.label == "debian-3.11" || p.minor().is_some_and(|m| m >= 14))

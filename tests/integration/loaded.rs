@@ -1,8 +1,6 @@
 //! On an overloaded machine: run-queue wait is measured and CPU counts only time on a CPU.
 
-use std::process::{Child, Command};
-
-use crate::common::{default_python, f64_of, function, process, report_json, Workload};
+use crate::common::{default_python, f64_of, function, process, report_json, Load, Workload};
 
 /// `schedstat` of a thread: (on-CPU ns, run-queue wait ns).
 fn schedstat(pid: u32, tid: u64) -> (f64, f64) {
@@ -13,37 +11,6 @@ fn schedstat(pid: u32, tid: u64) -> (f64, f64) {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
-}
-
-/// Busy loops, killed when dropped.
-struct Load(Vec<Child>);
-
-impl Load {
-    fn per_core(n: usize) -> Self {
-        Self::loops(cores() * n)
-    }
-
-    fn loops(count: usize) -> Self {
-        Self(
-            (0..count)
-                .map(|_| {
-                    Command::new("sh")
-                        .args(["-c", "while :; do :; done"])
-                        .spawn()
-                        .unwrap()
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Load {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[test]

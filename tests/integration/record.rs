@@ -240,6 +240,25 @@ fn recorded_cpu_threads(name: &str, workers: &str, secs: &str) -> (PathBuf, Path
     (dir, file)
 }
 
+/// A `secs` recording of `script` (no arguments) in a fresh directory `name`.
+fn recorded(name: &str, script: &str, secs: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("r.hptop");
+    let workload = Workload::start(&default_python(), script, &[]);
+    let pid = workload.pid().to_string();
+    let out = hptop(&[
+        "record",
+        "--pid",
+        &pid,
+        "-d",
+        secs,
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, file)
+}
+
 /// Sum over the first process's functions of their own samples.
 fn own_samples(report: &Value) -> u64 {
     report["processes"][0]["functions"]
@@ -711,20 +730,7 @@ fn every_period_writes_its_own_report_and_sigusr1_writes_one_at_once() {
 /// is `loader` in every export, as in the JSON report: not `thread (TID)` in speedscope.
 #[test]
 fn a_thread_named_late_has_its_latest_name_in_every_export() {
-    let dir = temp_dir("late-name");
-    let file = dir.join("r.hptop");
-    let workload = Workload::start(&default_python(), "late_name.py", &[]);
-    let pid = workload.pid().to_string();
-    let out = hptop(&[
-        "record",
-        "--pid",
-        &pid,
-        "-d",
-        "3",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, file) = recorded("late-name", "late_name.py", "3");
     let input = file.to_str().unwrap();
     let report = report_json(&["--input", input, "--stacks"]);
     let names: Vec<&str> = report["processes"][0]["threads"]
@@ -768,26 +774,8 @@ fn a_thread_named_late_has_its_latest_name_in_every_export() {
 /// with `--lines` name frames `func (file:line)`; JSON `--stacks` frames carry the sampled
 /// line beside the first. Totals do not change with `--lines`.
 #[test]
-#[expect(
-    clippy::too_many_lines,
-    reason = "one recording read back in every format"
-)]
 fn stack_exports_keep_the_sampled_line_of_each_frame() {
-    let dir = temp_dir("lines");
-    let file = dir.join("r.hptop");
-    let workload = Workload::start(&default_python(), "hot_lines.py", &[]);
-    let pid = workload.pid().to_string();
-    let out = hptop(&[
-        "record",
-        "--pid",
-        &pid,
-        "-d",
-        "2",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    drop(workload);
+    let (dir, file) = recorded("lines", "hot_lines.py", "2");
     let input = file.to_str().unwrap();
     let line = |marker| crate::common::line_of("hot_lines.py", marker);
     let (def, body) = (
