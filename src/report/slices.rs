@@ -23,8 +23,9 @@ pub struct SliceEntry {
     pub credited: Credited,
 }
 
-/// A stack's identity across snapshots: pid, tid, (function, file) root first.
-type StackKey = (u32, u32, Vec<(String, String)>);
+/// A stack's identity across snapshots: pid, tid, (function, file, line sampled) root first
+/// (the model keeps a stack per line of each frame).
+type StackKey = (u32, u32, Vec<(String, String, u32)>);
 
 /// Stacks by time slice.
 #[derive(Debug, Default)]
@@ -73,7 +74,7 @@ impl StackSlices {
                     row.tid,
                     row.frames
                         .iter()
-                        .map(|f| (f.name.clone(), f.file.clone()))
+                        .map(|f| (f.name.clone(), f.file.clone(), f.sampled_line))
                         .collect::<Vec<_>>(),
                 );
                 let index = *self.ids.entry(key).or_insert_with(|| {

@@ -21,10 +21,10 @@ fn truth(path: &std::path::Path) -> (f64, f64) {
     )
 }
 
-/// Runs `gc_heavy.py` under `python` and a 5 s report of it at 200 Hz (~1,000 samples: the
-/// share's sampling error is ~1.6 points); returns (hptop's process GC
+/// Runs `gc_heavy.py` under `python` and a `secs` report of it at 200 Hz (5 s: ~1,000
+/// samples, the share's sampling error ~1.6 points); returns (hptop's process GC
 /// share, the main thread's GC share, the truth's share over the same window, the report).
-fn measure(python: &Python) -> (f64, f64, f64, Value) {
+fn measure(python: &Python, secs: &str) -> (f64, f64, f64, Value) {
     static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hptop-it-gc-{}-{}-{}",
@@ -48,7 +48,7 @@ fn measure(python: &Python) -> (f64, f64, f64, Value) {
         "--pid",
         &workload.pid().to_string(),
         "-d",
-        "5",
+        secs,
         "--rate",
         "200",
         "-f",
@@ -75,7 +75,7 @@ fn time_in_garbage_collection_matches_the_workloads_own_timing_on_every_python()
             eprintln!("SKIP: {}: gc_heavy.py needs 3.8+", python.label);
             continue;
         }
-        let (process, main, truth, report) = measure(&python);
+        let (process, main, truth, report) = measure(&python, "5");
         let label = &python.label;
         assert!(
             (process - truth).abs() <= 5.0 && (main - truth).abs() <= 5.0,
@@ -115,14 +115,23 @@ fn time_in_garbage_collection_holds_on_a_loaded_machine() {
         .into_iter()
         .filter(|p| p.label == "debian-3.11" || p.minor().is_some_and(|m| m >= 14))
     {
-        let (process, main, truth, _) = measure(&python);
+        // Preempted half the time, the thread is seen on a CPU in half its samples: a longer
+        // window keeps the share's sampling error near the quiet test's.
+        let (process, main, truth, report) = measure(&python, "10");
+        // The workload's own run-queue wait over the window: beside 3 loops on 2 cores it is
+        // ~40-60 %; the whole suite running beside this test pushes it past 70 %, where
+        // preemption at the timing callbacks' system calls skews even samples seen on a CPU.
+        let runq = report["processes"][0]["runqueue_wait_percent"]
+            .as_f64()
+            .unwrap_or(0.0);
+        let bound = if runq <= 65.0 { 5.0 } else { 10.0 };
         eprintln!(
-            "{}: loaded, hptop GC {process:.1}% (main {main:.1}%), truth {truth:.1}%",
+            "{}: loaded (run-queue wait {runq:.0}%), hptop GC {process:.1}% (main {main:.1}%), truth {truth:.1}%",
             python.label
         );
         assert!(
-            (process - truth).abs() <= 5.0,
-            "{}: loaded, hptop GC {process:.1}% vs its own timing {truth:.1}%",
+            (process - truth).abs() <= bound,
+            "{}: loaded (run-queue wait {runq:.0}%), hptop GC {process:.1}% vs its own timing {truth:.1}% (bound {bound})",
             python.label
         );
     }
