@@ -7,12 +7,13 @@ use std::collections::HashMap;
 
 use super::functions::Counts;
 use super::functions::Credited;
+use super::rows::{sort_functions, Shares};
 use super::snapshot::{
     FunctionRow, GcFigures, LineRow, Mode, ProcessSnapshot, Snapshot, SnapshotQuery, Straggler,
     TaskRow, WorkerRow,
 };
 use super::tasks::TaskFigures;
-use super::{sort_functions, Session, SessionMeta, Shares};
+use super::{Session, SessionMeta};
 use crate::collect::tick::Tick;
 
 /// Exited processes kept; older ones are dropped (and counted) so a pool that replaces its
