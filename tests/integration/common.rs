@@ -364,8 +364,26 @@ pub fn workload_truth(pid: u32, path: &std::path::Path) -> serde_json::Value {
     panic!("the workload did not write its truth");
 }
 
-/// Busy loops (`sh` spinning) that load the machine, killed when dropped.
-pub struct Load(Vec<Child>);
+/// The machine's load, as the tests make it: a test that starts busy loops holds it
+/// exclusively ([`Load`]); a test that measures against truth without loading the machine
+/// itself holds it shared ([`quiet_machine`]). So the suite's own loops never overlap a test
+/// that calls itself quiet, nor each other (the machine has 2 cores; two loaded tests at once
+/// would each see twice the load they state).
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Held by a test that measures without loading the machine: no [`Load`] runs meanwhile.
+pub fn quiet_machine() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Busy loops (`sh` spinning) that load the machine, killed when dropped; the only load the
+/// suite makes while they run (see [`MACHINE`]).
+pub struct Load {
+    children: Vec<Child>,
+    _machine: std::sync::RwLockWriteGuard<'static, ()>,
+}
 
 impl Load {
     /// `n` loops per core.
@@ -376,8 +394,11 @@ impl Load {
 
     /// `count` loops.
     pub fn loops(count: usize) -> Self {
-        Self(
-            (0..count)
+        let machine = MACHINE
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Self {
+            children: (0..count)
                 .map(|_| {
                     Command::new("sh")
                         .args(["-c", "while :; do :; done"])
@@ -385,13 +406,14 @@ impl Load {
                         .unwrap()
                 })
                 .collect(),
-        )
+            _machine: machine,
+        }
     }
 }
 
 impl Drop for Load {
     fn drop(&mut self) {
-        for child in &mut self.0 {
+        for child in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
