@@ -693,6 +693,37 @@ mod tests {
         assert_eq!(last, 0);
     }
 
+    /// The span a file holds ends with its last readable segment: a last segment whose
+    /// payload is damaged does not stretch it (replay's time axis, "it holds ..." messages).
+    #[test]
+    fn the_span_ends_at_the_last_readable_segment() {
+        let (path, mut bytes) = recording("span");
+        let mut reader = RecordingReader::open(&path).expect("open");
+        let (Some((first, last)), None) = reader.span() else {
+            panic!("no span");
+        };
+        let mut segments = Vec::new();
+        while let Some(s) = reader.next_segment() {
+            segments.push(s);
+        }
+        assert_eq!(
+            (first, last),
+            (segments[0].first_at, segments.last().unwrap().last_at)
+        );
+        // One byte of the last segment's payload flipped: its header still claims its span.
+        let end = bytes.len() - 1;
+        bytes[end] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        let (span, damage) = RecordingReader::open(&path).expect("open").span();
+        let before_last = segments[segments.len() - 2].last_at;
+        assert_eq!(span, Some((first, before_last)));
+        assert!(damage.is_some());
+        assert!(RecordingReader::open(&path)
+            .expect("open")
+            .holds()
+            .contains("of recording time"));
+    }
+
     #[test]
     fn flipped_bytes_and_random_garbage_never_panic() {
         let (path, bytes) = recording("flip");

@@ -794,3 +794,24 @@ fn at_80x24_help_status_footer_timeline_and_detail_keep_their_meaning() {
     let below: usize = screen.lines().skip_while(|l| !l.contains('┌')).count();
     assert!(below >= 12, "{screen}");
 }
+
+/// Issue 26: a replay's header counts the threads seen (not those alive "now", which a
+/// replay has none of) and says nothing of the target's uptime.
+#[test]
+fn a_replay_header_counts_threads_seen_and_no_uptime() {
+    let mut snap = six_threads();
+    for t in &mut snap.threads {
+        t.alive = false;
+    }
+    let mut app = App::new(snap, 100.0, false, Mode::Cpu);
+    app.replay = true;
+    let screen = render(&app, 140, 45);
+    assert!(screen.contains("6 threads seen"), "{screen}");
+    assert!(!screen.contains("up ?"), "{screen}");
+    app.replay = false;
+    let screen = render(&app, 140, 45);
+    assert!(
+        screen.contains("0 threads") && screen.contains("up ?"),
+        "{screen}"
+    );
+}
