@@ -595,6 +595,12 @@ fn a_watched_pid_that_exits_is_logged_and_windows_on_it_say_so() {
             "{path}: {body}"
         );
     }
-    let log = server.log.lock().unwrap().join("\n");
-    assert!(log.contains(&format!("PID {pid} exited at")), "{log}");
+    // Its standard error is read by a thread of this test: give it a moment.
+    let said = format!("PID {pid} exited at");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log.lock().unwrap().iter().any(|l| l.contains(&said)) {
+        let log = server.log.lock().unwrap().join("\n");
+        assert!(Instant::now() < deadline, "{said:?} never logged: {log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
