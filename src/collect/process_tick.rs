@@ -107,12 +107,13 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
-    // Whether a collection runs, read right after the stacks (as the running tasks are).
-    let collecting = stacks.gc_collecting() == Some(true);
     // Each loop thread's running task, read right after the stacks: the nearer, the fewer
     // stacks of one task's step are taken for the next task's (see `asyncio_of_tick`).
     task_reading.running = stacks.running_tasks();
     let told = paused_told.unwrap_or_else(tell);
+    // Whether a collection runs: read once the task clocks are (outside the window that says
+    // which threads ran during the stack read), still close after the stacks.
+    let collecting = stacks.gc_collecting() == Some(true);
     for (tid, on_cpu) in told {
         if let Ok(i) = tids.binary_search(&tid) {
             if let Some(Some(c)) = counters.get_mut(i) {
