@@ -360,25 +360,17 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
 }
 
 /// Functions of all processes merged by (file, name), ordered and limited as `query` asks.
-/// GC figures of processes merged: seconds and samples add up; the share is weighted by each
-/// process's samples in collections (exact when every process collects; the share of a
-/// process that never collected does not lower it, as it has no samples to weigh).
+/// GC figures of processes merged: seconds and samples add up, and the share is of all their
+/// thread-samples seen on a CPU.
 fn merged_gc(procs: &[ProcessSnapshot]) -> GcFigures {
-    let samples: u64 = procs.iter().map(|p| p.gc.samples).sum();
-    // Each process's samples seen on a CPU, as its share and its GC samples tell.
-    let on_cpu: f64 = procs
+    let seen = procs
         .iter()
-        .filter(|p| p.gc.percent > 0.0)
-        .map(|p| p.gc.samples as f64 * 100.0 / p.gc.percent)
-        .sum();
+        .fold((0, 0), |(a, b), p| (a + p.gc.seen.0, b + p.gc.seen.1));
     GcFigures {
-        percent: if on_cpu > 0.0 {
-            samples as f64 / on_cpu * 100.0
-        } else {
-            0.0
-        },
+        percent: super::percent(seen.1, seen.0),
         cpu_s: procs.iter().map(|p| p.gc.cpu_s).sum(),
-        samples,
+        samples: procs.iter().map(|p| p.gc.samples).sum(),
+        seen,
     }
 }
 

@@ -198,10 +198,12 @@ impl Session {
         let Some(gc) = self.functions.gc_id().and_then(|id| all.get(id)) else {
             return GcFigures::default();
         };
+        let seen = self.threads.gc_seen();
         GcFigures {
-            percent: self.threads.gc_percent(),
+            percent: super::percent(seen.1, seen.0),
             cpu_s: gc.credited.cpu_s,
             samples: gc.counts.pick_for(Mode::Samples, false).own,
+            seen,
         }
     }
 }

@@ -222,11 +222,7 @@ impl StackFrame {
 
 impl std::fmt::Display for StackFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.file.is_empty() {
-            write!(f, "{}", self.name)
-        } else {
-            write!(f, "{} ({})", self.name, self.file)
-        }
+        f.write_str(&self.label(false))
     }
 }
 
@@ -327,6 +323,10 @@ pub struct GcFigures {
     pub cpu_s: f64,
     /// Thread-samples taken inside a collection (on a CPU, holding the GIL).
     pub samples: u64,
+    /// `percent`'s counts: thread-samples seen on a CPU, and those of them in a collection
+    /// (kept so that processes merge exactly).
+    #[serde(skip)]
+    pub seen: (u64, u64),
 }
 
 /// One thread's figures. Serialised as the JSON report's `threads[]` (`hptop.report/1`):

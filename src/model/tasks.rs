@@ -54,6 +54,8 @@ pub struct TaskTable {
     figures: HashMap<u64, TaskFigures>,
     /// What each task ran (kept and folded with `figures`).
     functions: HashMap<u64, TaskFunctions>,
+    /// Functions already counted in the stack being counted (reused: no allocation a sample).
+    counted: rustc_hash::FxHashSet<FunctionId>,
     /// Tasks folded away (no longer listed, past [`TASKS_KEPT`]): how many and their sums.
     finished: (u64, TaskFigures),
     /// Per thread: its run time at the last tick it ran a task, and that task.
@@ -92,10 +94,11 @@ impl TaskTable {
                 ran.samples += 1;
                 ran.active_samples += u64::from(kind.active);
                 ran.gil_held_samples += u64::from(kind.held);
+                // Each function once per stack: recursion counts once in `total`.
+                self.counted.clear();
                 let stack = stack_of(t.tid).unwrap_or_default();
                 for (depth, &(id, _)) in stack.iter().enumerate() {
-                    // Once per stack: recursion counts once in `total`.
-                    if stack[..depth].iter().all(|&(other, _)| other != id) {
+                    if self.counted.insert(id) {
                         ran.functions
                             .entry(id)
                             .or_default()

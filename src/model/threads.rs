@@ -460,14 +460,10 @@ impl ThreadTable {
             .max_by_key(|t| (t.alive, t.last_seen))
     }
 
-    /// Of the thread-samples seen on a CPU, the share inside a garbage collection, percent
+    /// Thread-samples seen on a CPU, and those of them inside a garbage collection
     /// (docs/figures.md, "Time in garbage collection").
-    pub fn gc_percent(&self) -> f64 {
-        if self.on_cpu_samples == 0 {
-            0.0
-        } else {
-            self.gc_samples as f64 * 100.0 / self.on_cpu_samples as f64
-        }
+    pub fn gc_seen(&self) -> (u64, u64) {
+        (self.on_cpu_samples, self.gc_samples)
     }
 
     /// Thread-samples whose stack did not reach the thread's root (cut short while read).

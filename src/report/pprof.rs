@@ -287,16 +287,15 @@ pub fn profile(snapshot: &Snapshot, output: &StackOutput, window: Window, title:
         .flat_map(|p| p.stacks.iter().map(move |row| (p, row)));
     // Every stack once: the sample types are side by side, so no weight leaves one out.
     for (p, row) in rows {
-        let c = &row.credited;
-        let value = vec![
-            row.samples as i64,
-            (c.cpu_s * 1e9).round() as i64,
-            c.minor_faults.round() as i64,
-            c.major_faults.round() as i64,
-            c.voluntary_ctxsw.round() as i64,
-            c.involuntary_ctxsw.round() as i64,
-            c.io_bytes.round() as i64,
-        ];
+        // One value per sample type, in the table's order (CPU in ns, the rest in units).
+        let value: Vec<i64> = SAMPLE_TYPES
+            .iter()
+            .map(|(_, _, weight)| match weight {
+                Weight::Samples => row.samples as i64,
+                Weight::Counter(Counter::Cpu) => (row.credited.cpu_s * 1e9).round() as i64,
+                Weight::Counter(counter) => counter.of(&row.credited).round() as i64,
+            })
+            .collect();
         if value.iter().all(|&v| v <= 0) {
             continue;
         }

@@ -177,13 +177,10 @@ impl Launched {
                     "it exited ({status}) and no Python ran: it is not a Python program"
                 )));
             }
-            if discover::python_guess(pid).is_some() && exec_done(pid) {
-                return Ok(pid);
-            }
-            if let [only] = discover::python_descendants(pid)[..] {
-                if exec_done(only) {
-                    return Ok(only);
-                }
+            match python_of(pid) {
+                PythonOf::Itself => return Ok(pid),
+                PythonOf::Child(only) => return Ok(only),
+                PythonOf::Several | PythonOf::NotYet => {}
             }
             match discover::ProcessInfo::read(pid) {
                 // Exec'd into a program that is not a launcher: unless it starts Python at
@@ -306,9 +303,34 @@ impl Drop for Launched {
     }
 }
 
+/// The Python a process runs now (only processes that finished exec'ing count: one mid-exec
+/// is not yet what it will be).
+pub enum PythonOf {
+    /// It is Python itself (it exec'd the interpreter).
+    Itself,
+    /// Its only Python descendant.
+    Child(u32),
+    /// Several Python descendants: none stands for it.
+    Several,
+    /// None yet.
+    NotYet,
+}
+
+/// See [`PythonOf`].
+pub fn python_of(pid: u32) -> PythonOf {
+    if discover::python_guess(pid).is_some() && exec_done(pid) {
+        return PythonOf::Itself;
+    }
+    match discover::python_descendants(pid)[..] {
+        [only] if exec_done(only) => PythonOf::Child(only),
+        [_, _, ..] => PythonOf::Several,
+        _ => PythonOf::NotYet,
+    }
+}
+
 /// Whether `pid` has finished exec'ing: mid-exec, `/proc/PID/exe` already names the new
 /// program while its command line still reads empty (found by a test that saw `[]`).
-pub fn exec_done(pid: u32) -> bool {
+fn exec_done(pid: u32) -> bool {
     discover::ProcessInfo::read(pid).is_some_and(|p| !p.cmdline.is_empty())
 }
 

@@ -118,7 +118,7 @@ const LAUNCHER_WAIT: Duration = Duration::from_secs(10);
 /// # Errors
 /// `NoPythonChild` when the launcher exits, or the wait ends, before a Python process runs.
 pub fn resolve_pid(pid: u32, within: Option<Duration>) -> Result<Resolved, HptopError> {
-    use crate::collect::discover::{python_descendants, python_guess, ProcessInfo};
+    use crate::collect::discover::{python_guess, ProcessInfo};
     let plain = Resolved {
         pid,
         launched: None,
@@ -135,8 +135,8 @@ pub fn resolve_pid(pid: u32, within: Option<Duration>) -> Result<Resolved, Hptop
     let start = Instant::now();
     let mut told = false;
     loop {
-        match python_descendants(pid)[..] {
-            [only] if launch::exec_done(only) => {
+        match launch::python_of(pid) {
+            launch::PythonOf::Child(only) => {
                 return Ok(Resolved {
                     pid: only,
                     launched: None,
@@ -147,10 +147,10 @@ pub fn resolve_pid(pid: u32, within: Option<Duration>) -> Result<Resolved, Hptop
                     )),
                 });
             }
-            [_, _, ..] => return Ok(plain),
-            // The launcher exec'd Python itself (`sh -c "sleep 1; exec python3 app.py"`).
-            [] if python_guess(pid).is_some() && launch::exec_done(pid) => return Ok(plain),
-            _ => {}
+            // Several (the sampler's error lists them), or the launcher exec'd Python itself
+            // (`sh -c "sleep 1; exec python3 app.py"`).
+            launch::PythonOf::Several | launch::PythonOf::Itself => return Ok(plain),
+            launch::PythonOf::NotYet => {}
         }
         let no_child = |outcome: String| HptopError::NoPythonChild {
             pid,

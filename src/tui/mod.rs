@@ -238,7 +238,7 @@ fn status_lines(app: &App, width: u16) -> Vec<String> {
         (None, None, Some(verdict)) => format!("GC: {verdict}"),
         (None, None, None) => return vec![fit_keys(footer(app), usize::from(width))],
     };
-    let mut lines = panes::help::wrap(&text, usize::from(width));
+    let mut lines = crate::fmt::wrap(&text, usize::from(width));
     if lines.len() > STATUS_MAX_LINES {
         lines.truncate(STATUS_MAX_LINES);
         if let Some(last) = lines.last_mut() {

@@ -3,8 +3,7 @@
 use std::fmt::Write as _;
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+use ratatui::widgets::{Cell, Row, Table};
 use ratatui::Frame;
 
 use crate::fmt;
@@ -143,16 +142,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Min(10),
         ],
     )
-    .header(header)
-    .row_highlight_style(theme.selected)
-    .block(
-        Block::default()
-            .borders(Borders::TOP)
-            .title(Line::styled(title, theme.title)),
-    );
-    let mut state = TableState::default();
-    state.select(app.selected_function_index(&rows));
-    frame.render_stateful_widget(table, area, &mut state);
+    .header(header);
+    let selected = app.selected_function_index(&rows);
+    super::draw_list(frame, area, table, title, selected, theme);
 }
 
 #[cfg(test)]

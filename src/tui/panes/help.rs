@@ -6,6 +6,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
 
+use crate::fmt;
 use crate::tui::app::App;
 use crate::tui::keymap::{BINDINGS, REPLAY_KEYS};
 
@@ -29,32 +30,6 @@ pub fn rows(replay: bool) -> Vec<(&'static str, &'static str)> {
     rows
 }
 
-/// `text` cut into lines of at most `width` characters, at spaces where it can be.
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(8);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let fits = line.chars().count() + 1 + word.chars().count() <= width;
-        if !line.is_empty() && !fits {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-        while line.chars().count() > width {
-            let rest: String = line.chars().skip(width).collect();
-            lines.push(line.chars().take(width).collect());
-            line = rest;
-        }
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 /// Draws the help over the middle of `area`.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
@@ -69,8 +44,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let text_width = inner.saturating_sub(keys_width + 1);
     let mut lines: Vec<Line> = Vec::new();
     for (keys, help) in rows(app.replay) {
-        let keys = wrap(keys, keys_width);
-        let help = wrap(help, text_width);
+        let keys = fmt::wrap(keys, keys_width);
+        let help = fmt::wrap(help, text_width);
         for i in 0..keys.len().max(help.len()) {
             let k = keys.get(i).map_or("", String::as_str);
             let h = help.get(i).map_or("", String::as_str);
@@ -137,13 +112,5 @@ mod tests {
         }
         assert!(replay.iter().any(|(_, h)| h.contains("play or pause")));
         assert!(!replay.iter().any(|(_, h)| h.contains("pause sampling")));
-    }
-
-    #[test]
-    fn wrapping_keeps_every_word() {
-        let text = "function detail: callers, callees, source heat (Esc closes)";
-        let lines = wrap(text, 20);
-        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
-        assert_eq!(lines.join(" "), text);
     }
 }

@@ -3,7 +3,7 @@
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
 use ratatui::Frame;
 
 use crate::fmt;
@@ -72,20 +72,12 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Min(10),
         ],
     )
-    .header(header)
-    .row_highlight_style(theme.selected)
-    .block(
-        Block::default()
-            .borders(Borders::TOP)
-            .title(Line::styled(title, theme.title)),
-    );
-    let mut state = TableState::default();
-    state.select(
-        app.view
-            .selected_task
-            .and_then(|id| tasks.iter().position(|t| t.id == id)),
-    );
-    frame.render_stateful_widget(table, area, &mut state);
+    .header(header);
+    let selected = app
+        .view
+        .selected_task
+        .and_then(|id| tasks.iter().position(|t| t.id == id));
+    super::draw_list(frame, area, table, title, selected, theme);
 }
 
 /// Its chain, innermost first: `sleep <- flush_loop:42`.

@@ -1,8 +1,7 @@
 //! Threads: one row per Python thread with its state, CPU, GIL and current function.
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Row, Table, TableState};
+use ratatui::widgets::{Row, Table};
 use ratatui::Frame;
 
 use crate::collect::tick::GilState;
@@ -263,21 +262,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         .map(|&i| Constraint::Length(if i == 1 { name_width } else { COLUMNS[i].width }))
         .collect();
     widths.push(Constraint::Min(FUNCTION_MIN));
-    let table = Table::new(rows, widths)
-        .header(header)
-        .row_highlight_style(theme.selected)
-        .block(
-            Block::default()
-                .borders(Borders::TOP)
-                .title(Line::styled(title(app, &threads, area), theme.title)),
-        );
-    let mut state = TableState::default();
-    state.select(
-        app.view
-            .selected_thread
-            .and_then(|tid| threads.iter().position(|t| t.tid == tid)),
-    );
-    frame.render_stateful_widget(table, area, &mut state);
+    let table = Table::new(rows, widths).header(header);
+    let selected = app
+        .view
+        .selected_thread
+        .and_then(|tid| threads.iter().position(|t| t.tid == tid));
+    let title = title(app, &threads, area);
+    super::draw_list(frame, area, table, title, selected, theme);
 }
 
 /// The pane's title: focus, the thread focus by name, how many rows are hidden, and (when

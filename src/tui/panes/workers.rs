@@ -2,8 +2,7 @@
 //! The selected row is the process every other pane shows; `m` merges them all.
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Row, Table, TableState};
+use ratatui::widgets::{Row, Table};
 use ratatui::Frame;
 
 use crate::fmt;
@@ -74,21 +73,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
             Constraint::Min(10),
         ],
     )
-    .header(header)
-    .row_highlight_style(theme.selected)
-    .block(Block::default().borders(Borders::TOP).title(Line::styled(
-        format!(
-            "Workers{focus} · {} processes · {shown} · ! slow/busy: far from the siblings' median CPU",
-            app.workers.len()
-        ),
-        theme.title,
-    )));
-    let mut state = TableState::default();
-    if !app.view.merged {
-        state.select(
-            app.shown_process()
-                .and_then(|pid| app.workers.iter().position(|w| w.pid == pid)),
-        );
-    }
-    frame.render_stateful_widget(table, area, &mut state);
+    .header(header);
+    let title = format!(
+        "Workers{focus} · {} processes · {shown} · ! slow/busy: far from the siblings' median CPU",
+        app.workers.len()
+    );
+    let selected = app
+        .shown_process()
+        .filter(|_| !app.view.merged)
+        .and_then(|pid| app.workers.iter().position(|w| w.pid == pid));
+    super::draw_list(frame, area, table, title, selected, theme);
 }
