@@ -378,6 +378,14 @@ pub fn quiet_machine() -> std::sync::RwLockReadGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Held by a test whose figure is a sample of few events (a task's steps): neither the
+/// suite's busy loops nor the other quiet tests' busy workloads run meanwhile.
+pub fn machine_alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Busy loops (`sh` spinning) that load the machine, killed when dropped; the only load the
 /// suite makes while they run (see [`MACHINE`]).
 pub struct Load {
