@@ -319,8 +319,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         tasks_finished: procs
             .iter()
             .fold((0, TaskFigures::default()), |(n, mut f), p| {
-                f.samples += p.tasks_finished.1.samples;
-                f.cpu_s += p.tasks_finished.1.cpu_s;
+                f.add(&p.tasks_finished.1);
                 (n + p.tasks_finished.0, f)
             }),
         skipped_ticks: sum(|p| p.skipped_ticks),

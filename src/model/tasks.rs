@@ -23,12 +23,21 @@ pub struct TaskFigures {
     pub samples: u64,
     /// CPU seconds of the intervals that began with it running.
     pub cpu_s: f64,
+    /// Of `samples`, those at which its thread held the GIL.
+    pub gil_held_samples: u64,
 }
 
 impl TaskFigures {
-    fn add(&mut self, other: &Self) {
+    /// Adds `other`'s figures.
+    pub fn add(&mut self, other: &Self) {
         self.samples += other.samples;
         self.cpu_s += other.cpu_s;
+        self.gil_held_samples += other.gil_held_samples;
+    }
+
+    /// Share of its samples at which its thread held the GIL, percent (0 without samples).
+    pub fn gil_held_percent(&self) -> f64 {
+        super::percent(self.gil_held_samples, self.samples)
     }
 }
 
@@ -83,7 +92,9 @@ impl TaskTable {
                 }
             }
             if let Some(task) = t.running_task {
-                self.figures.entry(task).or_default().samples += 1;
+                let figures = self.figures.entry(task).or_default();
+                figures.samples += 1;
+                figures.gil_held_samples += u64::from(t.gil == GilState::Held);
                 let kind = SampleKind {
                     active: t
                         .counters

@@ -25,6 +25,8 @@ pub struct TaskJson {
     pub samples: u64,
     /// On-CPU seconds of its thread over the intervals that began with it running.
     pub cpu_s: f64,
+    /// Share of `samples` at which its thread held the GIL.
+    pub gil_held_percent: f64,
 }
 
 /// One frame of a task's chain.
@@ -72,6 +74,7 @@ pub fn json(p: &ProcessSnapshot) -> Option<Vec<TaskJson>> {
                 awaited_by: t.awaited_by.iter().map(|&a| id(a)).collect(),
                 samples: t.figures.samples,
                 cpu_s: t.figures.cpu_s,
+                gil_held_percent: t.figures.gil_held_percent(),
             })
             .collect(),
     )
@@ -113,15 +116,16 @@ pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
     );
     let _ = writeln!(
         out,
-        "    CPU%   CPU TIME  SAMPLES  STATE    TASK                   AT"
+        "    CPU%   CPU TIME  SAMPLES   GIL%  STATE    TASK                   AT"
     );
     for t in tasks.iter().take(TEXT_ROWS) {
         let _ = writeln!(
             out,
-            "  {:>6} {:>10} {:>8}  {:<8} {:<22} {}",
+            "  {:>6} {:>10} {:>8} {:>6}  {:<8} {:<22} {}",
             fmt::percent(share(t, cpu)),
             fmt::seconds(t.figures.cpu_s),
             fmt::count(t.figures.samples),
+            fmt::percent(t.figures.gil_held_percent()),
             t.state,
             fmt::truncate(&t.name, 22),
             at(t),

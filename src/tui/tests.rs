@@ -684,6 +684,7 @@ fn the_tasks_view_shows_each_task_or_why_there_is_none() {
             figures: TaskFigures {
                 samples: 300,
                 cpu_s: 3.0,
+                gil_held_samples: 240,
             },
         },
         TaskRow {
@@ -701,6 +702,7 @@ fn the_tasks_view_shows_each_task_or_why_there_is_none() {
         TaskFigures {
             samples: 10,
             cpu_s: 1.0,
+            gil_held_samples: 10,
         },
     );
     let mut app = App::new(snap, 100.0, false, Mode::Samples);
@@ -710,6 +712,7 @@ fn the_tasks_view_shows_each_task_or_why_there_is_none() {
         "Tasks · 2 listed, 3 finished",
         "worker-b",
         "75.0",
+        " 80 ",
         "running",
         "Event.wait:213 <- wait_forever:46",
         "a functions",

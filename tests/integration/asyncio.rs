@@ -56,7 +56,7 @@ fn task<'a>(tasks: &'a [Value], name: &str) -> &'a Value {
 
 /// On 3.14 and 3.15: the same tasks as the interpreter's own listing (names, ids, who
 /// awaits whom), a waiting task's await point, and two tasks running one coroutine function
-/// (1 and 3 units of work per step) told apart, each task's CPU within 5 points of its
+/// (10 and 30 units of work per step: ~1 and ~3 ms) told apart, each task's CPU within 5 points of its
 /// thread time. Older Pythons have no task list: no `tasks` in the report.
 #[test]
 fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
@@ -210,8 +210,12 @@ fn a_recording_carries_the_tasks_and_their_figures() {
             .iter()
             .map(|t| {
                 let name = t["name"].as_str().unwrap().to_owned();
-                let cpu = format!("{:.4}", t["cpu_s"].as_f64().unwrap());
-                (name, t["samples"].as_u64().unwrap(), cpu)
+                let figures = format!(
+                    "{:.4} {:.2}",
+                    t["cpu_s"].as_f64().unwrap(),
+                    t["gil_held_percent"].as_f64().unwrap()
+                );
+                (name, t["samples"].as_u64().unwrap(), figures)
             })
             .collect();
         v.sort();
@@ -225,6 +229,53 @@ fn a_recording_carries_the_tasks_and_their_figures() {
         "{a:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Per-task GIL: a task that spins holds the GIL at its samples, one that blocks the loop in
+/// `time.sleep` (GIL released) does not; the tasks' GIL-held samples are their thread's.
+#[test]
+fn each_task_holds_the_gil_as_its_code_does() {
+    let Some(python) = newer_python() else { return };
+    let workload = Workload::start(&python, "async_gil.py", &["60"]);
+    let report = report_json(&[
+        "--pid",
+        &workload.pid().to_string(),
+        "--duration",
+        "3",
+        "--rate",
+        "200",
+    ]);
+    let p = process(&report);
+    let tasks = p["tasks"].as_array().unwrap();
+    let gil = |name: &str| task(tasks, name)["gil_held_percent"].as_f64().unwrap();
+    let samples = |name: &str| task(tasks, name)["samples"].as_u64().unwrap();
+    let label = &python.label;
+    assert!(
+        samples("spinner") >= 20 && samples("sleeper") >= 20,
+        "{label}: {tasks:?}"
+    );
+    assert!(
+        gil("spinner") >= 80.0,
+        "{label}: spinner {}",
+        gil("spinner")
+    );
+    assert!(
+        gil("sleeper") <= 20.0,
+        "{label}: sleeper {}",
+        gil("sleeper")
+    );
+    // The same basis as the thread's GIL figure: the tasks' held samples are among its own.
+    let thread = &p["threads"][0];
+    let thread_held =
+        thread["samples"].as_f64().unwrap() * thread["gil_held_percent"].as_f64().unwrap() / 100.0;
+    let tasks_held: f64 = tasks
+        .iter()
+        .map(|t| t["samples"].as_f64().unwrap() * t["gil_held_percent"].as_f64().unwrap() / 100.0)
+        .sum();
+    assert!(
+        tasks_held <= thread_held + 0.5 && tasks_held >= thread_held * 0.8,
+        "{label}: tasks {tasks_held:.1} vs thread {thread_held:.1} GIL-held samples"
+    );
 }
 
 /// `--async`: a flame graph shows tasks, not the event loop: the samples of the workers'

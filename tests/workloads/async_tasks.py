@@ -1,8 +1,10 @@
 """Workload: an asyncio service on one event-loop thread. Tasks (names are asyncio's):
 - `main` (Task-1) runs a TaskGroup `fan-out` that starts `worker-a` and `worker-b`, both
-  running the coroutine function `crunch_loop`: worker-a does 1 unit of pure-Python work per
-  step, worker-b 3 units, each step then yields (`await asyncio.sleep(0)`). Each step is timed
-  with time.thread_time_ns, so each task's CPU is known exactly.
+  running the coroutine function `crunch_loop`: worker-a does 10 units of pure-Python work per
+  step, worker-b 30 units (~1 ms and ~3 ms), each step then yields (`await asyncio.sleep(0)`).
+  Each step is timed with time.thread_time_ns, so each task's CPU is known exactly. (With
+  steps of 0.1 and 0.3 ms hptop's task shares read 5-8 points toward the shorter-step task:
+  docs/figures.md, "asyncio tasks".)
 - `waiter` waits on an asyncio.Event that is never set (await point: Event.wait);
 - `flusher` sleeps 50 ms in a loop (await point: sleep, in flush_loop).
 Usage: async_tasks.py SECONDS [TRUTH_FILE]
@@ -54,8 +56,8 @@ def write_truth():
 
 async def fan_out():
     async with asyncio.TaskGroup() as group:
-        group.create_task(crunch_loop("worker-a", 1), name="worker-a")
-        group.create_task(crunch_loop("worker-b", 3), name="worker-b")
+        group.create_task(crunch_loop("worker-a", 10), name="worker-a")
+        group.create_task(crunch_loop("worker-b", 30), name="worker-b")
 
 
 async def main():
