@@ -98,6 +98,11 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
+    // Each loop thread's running task, read right before the stacks (one 8-byte read per
+    // thread): read after the walk (~0.2 ms in a debug build), the task was the walk's
+    // length later and read 7 points toward the shorter-step task with 0.1-0.3 ms steps
+    // (before: within 1; docs/figures.md, "asyncio tasks").
+    task_reading.running = stacks.running_tasks();
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         stacks.read(&unchanged, tids.len())
     }))
@@ -107,9 +112,6 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
-    // Each loop thread's running task, read right after the stacks: the nearer, the fewer
-    // stacks of one task's step are taken for the next task's (see `asyncio_of_tick`).
-    task_reading.running = stacks.running_tasks();
     let told = paused_told.unwrap_or_else(tell);
     // Whether a collection runs: read once the task clocks are (outside the window that says
     // which threads ran during the stack read), still close after the stacks.

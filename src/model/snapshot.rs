@@ -522,7 +522,7 @@ pub struct TaskRow {
     pub frames: Vec<Frame>,
     /// Ids of the tasks and futures awaiting it.
     pub awaited_by: Vec<u64>,
-    /// Ticks at which its thread ran it, and the CPU of the intervals they began.
+    /// Ticks at which its thread ran it, its share of the thread's CPU, its GIL-held ticks.
     pub figures: crate::model::tasks::TaskFigures,
 }
 

@@ -23,7 +23,8 @@ pub struct TaskJson {
     pub awaited_by: Vec<String>,
     /// Ticks at which its thread ran it.
     pub samples: u64,
-    /// On-CPU seconds of its thread over the intervals that began with it running.
+    /// Its share of its thread's on-CPU seconds: each span's, split among the ticks seen on
+    /// a CPU (docs/figures.md, "asyncio tasks").
     pub cpu_s: f64,
     /// Share of `samples` at which its thread held the GIL.
     pub gil_held_percent: f64,

@@ -2,12 +2,12 @@
 - `main` (Task-1) runs a TaskGroup `fan-out` that starts `worker-a` and `worker-b`, both
   running the coroutine function `crunch_loop`: worker-a does 10 units of pure-Python work per
   step, worker-b 30 units (~1 ms and ~3 ms), each step then yields (`await asyncio.sleep(0)`).
-  Each step is timed with time.thread_time_ns, so each task's CPU is known exactly. (With
-  steps of 0.1 and 0.3 ms hptop's task shares read 5-8 points toward the shorter-step task:
-  docs/figures.md, "asyncio tasks".)
+  Each step is timed with time.thread_time_ns, so each task's CPU is known exactly. UNITS
+  sets worker-a's units (worker-b does three times as many): 1 gives steps of ~0.1 and
+  ~0.3 ms, as in many services.
 - `waiter` waits on an asyncio.Event that is never set (await point: Event.wait);
 - `flusher` sleeps 50 ms in a loop (await point: sleep, in flush_loop).
-Usage: async_tasks.py SECONDS [TRUTH_FILE]
+Usage: async_tasks.py SECONDS [TRUTH_FILE] [UNITS=10]
 On SIGUSR1 the loop writes each worker task's cumulative thread CPU ns to TRUTH_FILE as JSON:
 {"worker-a": ns, "worker-b": ns}."""
 import asyncio
@@ -19,6 +19,7 @@ import time
 
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 60
 TRUTH = sys.argv[2] if len(sys.argv) > 2 else None
+UNITS = int(sys.argv[3]) if len(sys.argv) > 3 else 10
 spent = {"worker-a": 0, "worker-b": 0}
 
 
@@ -56,8 +57,8 @@ def write_truth():
 
 async def fan_out():
     async with asyncio.TaskGroup() as group:
-        group.create_task(crunch_loop("worker-a", 10), name="worker-a")
-        group.create_task(crunch_loop("worker-b", 30), name="worker-b")
+        group.create_task(crunch_loop("worker-a", UNITS), name="worker-a")
+        group.create_task(crunch_loop("worker-b", 3 * UNITS), name="worker-b")
 
 
 async def main():
