@@ -146,6 +146,9 @@ pub struct ThreadStats {
     cpu_pool_spans: u32,
     /// CPU run since the last slow read, all of it (credited or pooled).
     span_cpu: f64,
+    /// Of `span_cpu`, that of intervals that began with the thread on a CPU: split among
+    /// the span's stacks seen on a CPU at the slow read (see [`credit_span_cpu`]).
+    span_own_cpu: f64,
     /// The last stacks seen on a CPU (at most [`RECENT_ON_CPU`]): where CPU still held goes
     /// when the thread or the window ends.
     recent_on_cpu: std::collections::VecDeque<Vec<(FunctionId, u32)>>,
@@ -433,9 +436,12 @@ impl ThreadTable {
     /// Whether any thread holds figures back for a later placement ([`Self::settle`] would
     /// credit them).
     pub fn holds_back(&self) -> bool {
-        self.threads
-            .values()
-            .any(|s| s.cpu_pool > 0.0 || s.off_cpu.credit.any() || !s.unplaced_io.is_empty())
+        self.threads.values().any(|s| {
+            s.cpu_pool > 0.0
+                || s.span_own_cpu > 0.0
+                || s.off_cpu.credit.any()
+                || !s.unplaced_io.is_empty()
+        })
     }
 
     /// Threads, in no particular order.
