@@ -257,6 +257,30 @@ fn a_recording_carries_the_tasks_and_their_figures() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A launched program that imports asyncio 2 s in has its tasks listed within about a second
+/// of the import (the module was looked for again only every tenth read: ~11 s).
+#[test]
+fn tasks_of_a_program_that_imports_asyncio_late_are_listed() {
+    let Some(python) = newer_python() else { return };
+    let script = crate::common::workload_path("late_asyncio.py");
+    let report = report_json(&[
+        "--duration",
+        "5",
+        "--",
+        python.path.to_str().unwrap(),
+        script.to_str().unwrap(),
+        "2",
+    ]);
+    let p = process(&report);
+    let tasks = p["tasks"].as_array();
+    assert!(
+        tasks.is_some_and(|t| t.iter().any(|t| t["name"] == "late")),
+        "{}: {:?}",
+        python.label,
+        p.get("tasks")
+    );
+}
+
 /// Per-task GIL: a task that spins holds the GIL at its samples, one that blocks the loop in
 /// `time.sleep` (GIL released) does not; the tasks' GIL-held samples are their thread's.
 #[test]

@@ -144,8 +144,10 @@ pub(crate) struct AsyncioReader {
     located: Option<(AsyncioOffsets, Layout)>,
     /// (thread state, OS thread id) of the threads that ran an event loop at the last read.
     loop_threads: Vec<(usize, u64)>,
-    /// Samples left before looking for the module again (it appears when imported).
+    /// Reads left before looking for the module again (it appears when imported).
     retry_in: u32,
+    /// Looks that found no module yet.
+    misses: u32,
     caches: Caches,
 }
 
@@ -166,7 +168,11 @@ impl AsyncioReader {
             }
             self.located = locate::<I, P>(pid, process, minor)?;
             if self.located.is_none() {
-                self.retry_in = 10;
+                // hptop: at every read (about once a second) for the first minute, when a
+                // program that was just started imports asyncio; then at every tenth (a look
+                // reads the maps and a few ELF headers: about a millisecond).
+                self.misses = self.misses.saturating_add(1);
+                self.retry_in = if self.misses < 60 { 0 } else { 9 };
                 return Ok(None);
             }
         }
