@@ -72,22 +72,8 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
             continue;
         }
         let truth_path = dir.join(format!("truth-{}.json", python.label));
-        let truth_arg = truth_path.to_string_lossy().into_owned();
-        let workload = Workload::start(&python, "async_tasks.py", &["60", &truth_arg]);
+        let (workload, first, report, last) = sampled_with_truth(&python, &truth_path, "10");
         let pid = workload.pid();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let first = workload_truth(pid, &truth_path);
-        // 200 Hz for 4 s: ~800 samples split 3:1 between the workers, so the share's
-        // sampling noise (~1.5 points) stays well inside the 5-point bound.
-        let report = report_json(&[
-            "--pid",
-            &pid.to_string(),
-            "--duration",
-            "4",
-            "--rate",
-            "200",
-        ]);
-        let last = workload_truth(pid, &truth_path);
         let p = process(&report);
         if !newer {
             assert!(p.get("tasks").is_none(), "{}: {p}", python.label);
@@ -128,19 +114,8 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
         // steps of ~1 and ~3 ms and of ~0.1 and ~0.3 ms.
         check_share(&python.label, p, &first, &last, "1-3 ms steps");
         drop(workload);
-        let workload = Workload::start(&python, "async_tasks.py", &["60", &truth_arg, "1"]);
-        let pid = workload.pid();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let short_first = workload_truth(pid, &truth_path);
-        let short = report_json(&[
-            "--pid",
-            &pid.to_string(),
-            "--duration",
-            "4",
-            "--rate",
-            "200",
-        ]);
-        let short_last = workload_truth(pid, &truth_path);
+        let (_workload, short_first, short, short_last) =
+            sampled_with_truth(&python, &truth_path, "1");
         check_share(
             &python.label,
             process(&short),
@@ -154,6 +129,31 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
         eprintln!("skipped: no Python 3.14+ (../shared/tools/newer-pythons.sh installs them)");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `async_tasks.py` with `units` of work per step of worker-a, and a 4 s report of it at
+/// 200 Hz (~800 samples split 3:1 between the workers: the share's sampling noise, ~1.5
+/// points, stays well inside the 5-point bound), with the workload's truth before and after.
+fn sampled_with_truth(
+    python: &crate::common::Python,
+    truth_path: &std::path::Path,
+    units: &str,
+) -> (Workload, Value, Value, Value) {
+    let truth_arg = truth_path.to_string_lossy().into_owned();
+    let workload = Workload::start(python, "async_tasks.py", &["60", &truth_arg, units]);
+    let pid = workload.pid();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let first = workload_truth(pid, truth_path);
+    let report = report_json(&[
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        "4",
+        "--rate",
+        "200",
+    ]);
+    let last = workload_truth(pid, truth_path);
+    (workload, first, report, last)
 }
 
 /// worker-b's share of the two workers' CPU in `p` against the workload's thread time between
