@@ -95,14 +95,14 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     // Paused, the stacks are where the threads were when the pause began, right after these
     // reads: the window ends there (a resumed thread is switched in again after it).
     let paused_told = blocking.then(&mut tell);
-    // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
-    // can panic on what it reads (an overflow in a debug build): that is a failed read of this
-    // tick, like any other, not the end of sampling.
     // Each loop thread's running task, read right before the stacks (one 8-byte read per
     // thread): read after the walk (~0.2 ms in a debug build), the task was the walk's
     // length later and read 7 points toward the shorter-step task with 0.1-0.3 ms steps
     // (before: within 1; docs/figures.md, "asyncio tasks").
     task_reading.running = stacks.running_tasks();
+    // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
+    // can panic on what it reads (an overflow in a debug build): that is a failed read of this
+    // tick, like any other, not the end of sampling.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         stacks.read(&unchanged, tids.len())
     }))
