@@ -527,6 +527,17 @@ pub struct TaskRow {
 }
 
 impl ProcessSnapshot {
+    /// CPU seconds credited to tasks, listed and finished: what a task's CPU share is of
+    /// (docs/figures.md, "asyncio tasks"); 0 without a task list.
+    pub fn tasks_cpu_s(&self) -> f64 {
+        self.tasks
+            .iter()
+            .flatten()
+            .map(|t| t.figures.cpu_s)
+            .sum::<f64>()
+            + self.tasks_finished.1.cpu_s
+    }
+
     /// The interpreter's minor version (`14` of `3.14.10`), when the version reads.
     pub fn python_minor(&self) -> Option<u32> {
         self.python_version.split('.').nth(1)?.parse().ok()

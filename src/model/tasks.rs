@@ -40,6 +40,16 @@ impl TaskFigures {
         self.gil_held_samples += other.gil_held_samples;
     }
 
+    /// Its share of `total` CPU seconds (the tasks': `ProcessSnapshot::tasks_cpu_s`), percent
+    /// (0 when none was credited).
+    pub fn cpu_percent_of(&self, total: f64) -> f64 {
+        if total > 0.0 {
+            self.cpu_s * 100.0 / total
+        } else {
+            0.0
+        }
+    }
+
     /// Share of its samples at which its thread held the GIL, percent (0 without samples).
     pub fn gil_held_percent(&self) -> f64 {
         super::percent(self.gil_held_samples, self.samples)

@@ -109,7 +109,7 @@ pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
         }
         return;
     };
-    let cpu: f64 = tasks.iter().map(|t| t.figures.cpu_s).sum::<f64>() + p.tasks_finished.1.cpu_s;
+    let cpu = p.tasks_cpu_s();
     let _ = writeln!(
         out,
         "\nTasks (asyncio): {} listed; CPU% is each task's share of the CPU its loop threads spent in tasks",
@@ -123,7 +123,7 @@ pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
         let _ = writeln!(
             out,
             "  {:>6} {:>10} {:>8} {:>6}  {:<8} {:<22} {}",
-            fmt::percent(share(t, cpu)),
+            fmt::percent(t.figures.cpu_percent_of(cpu)),
             fmt::seconds(t.figures.cpu_s),
             fmt::count(t.figures.samples),
             fmt::percent(t.figures.gil_held_percent()),
@@ -144,14 +144,6 @@ pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
             fmt::seconds(f.cpu_s),
             fmt::counted(f.samples, "sample"),
         );
-    }
-}
-
-fn share(t: &TaskRow, cpu: f64) -> f64 {
-    if cpu > 0.0 {
-        t.figures.cpu_s * 100.0 / cpu
-    } else {
-        0.0
     }
 }
 

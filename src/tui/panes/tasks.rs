@@ -29,7 +29,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         frame.render_widget(Paragraph::new(why).block(block), area);
         return;
     };
-    let cpu: f64 = tasks.iter().map(|t| t.figures.cpu_s).sum::<f64>() + p.tasks_finished.1.cpu_s;
+    let cpu = p.tasks_cpu_s();
     let header = Row::new([
         "CPU%↓",
         "CPU time",
@@ -42,14 +42,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     .style(theme.title);
     let body = tasks.iter().map(|t| {
         Row::new([
-            format!(
-                "{:.1}",
-                if cpu > 0.0 {
-                    t.figures.cpu_s * 100.0 / cpu
-                } else {
-                    0.0
-                }
-            ),
+            format!("{:.1}", t.figures.cpu_percent_of(cpu)),
             fmt::seconds(t.figures.cpu_s),
             fmt::count(t.figures.samples),
             format!("{:.0}", t.figures.gil_held_percent()),
