@@ -328,10 +328,11 @@ def main():
     ap.add_argument("--scenarios", default="contention,gil,deep,counters,torn")
     ap.add_argument("--pythons", default="default", help="default (this python3) or all")
     ap.add_argument("--peers", action="store_true")
+    ap.add_argument("--no-blocking", action="store_true", help="skip the --blocking reference runs")
     args = ap.parse_args()
     extra = args.extra.split()
     scenarios = args.scenarios.split(",")
-    profilers = ["hptop", "hptop --blocking"]
+    profilers = ["hptop"] if args.no_blocking else ["hptop", "hptop --blocking"]
     if args.peers:
         profilers += [n for n, path in (("py-spy", PY_SPY), ("austin", AUSTIN)) if path and os.path.exists(path)]
     print("# %s, %d cores; %.0f s windows at 100 Hz" % (os.uname().release, os.cpu_count(), args.seconds))

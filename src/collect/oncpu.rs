@@ -86,6 +86,25 @@ impl OnCpuProbe {
         told
     }
 
+    /// Called right after the leaf frames were read (not paused): each thread read by
+    /// [`OnCpuProbe::before`], and whether it ran from that read until the leaves were read
+    /// (see [`ran_until`]).
+    pub fn after_leaves(&mut self) -> Vec<(u32, bool)> {
+        let leaves = Instant::now();
+        let first = std::mem::take(&mut self.first);
+        let told = first
+            .iter()
+            .filter_map(|&(tid, then, at)| {
+                let now = self.clocks.get_mut(&tid)?.counter.read().ok()?;
+                let needed = leaves.saturating_duration_since(at).as_nanos();
+                let ran = u128::from(now.saturating_sub(then));
+                Some((tid, ran_until(ran, needed)))
+            })
+            .collect();
+        self.first = first;
+        told
+    }
+
     /// Forgets the clocks of threads no longer listed (`tids` sorted).
     pub fn retain(&mut self, tids: &[u32]) {
         self.clocks.retain(|tid, _| tids.binary_search(tid).is_ok());
@@ -170,9 +189,28 @@ pub fn was_on_cpu(ran: u128, window: u128, switched_in: impl FnOnce() -> Option<
     }
 }
 
+/// Whether a thread whose task clock advanced `ran` ns from its first read to its second was
+/// on a CPU when its leaf frames were read, `needed` ns after its first read: it ran (97 %
+/// of) that long. One that ran less was waiting at the start, or was switched out before the
+/// read, and then sits where it was preempted: at a system call, disproportionately, under
+/// EEVDF (docs/figures.md). Its second read comes after the leaves', so a thread that ran on
+/// reads more than `needed`.
+pub fn ran_until(ran: u128, needed: u128) -> bool {
+    ran > 0 && ran * 100 >= needed * 97
+}
+
 #[cfg(test)]
 mod tests {
-    use super::was_on_cpu;
+    use super::{ran_until, was_on_cpu};
+
+    #[test]
+    fn a_thread_on_a_cpu_at_the_leaves_read_ran_until_it() {
+        assert!(ran_until(120, 100));
+        assert!(ran_until(97, 100));
+        // Switched out before the read (or in only after the start): where it was preempted.
+        assert!(!ran_until(60, 100));
+        assert!(!ran_until(0, 0));
+    }
 
     #[test]
     fn a_thread_switched_in_during_the_read_was_waiting_at_its_start() {

@@ -86,25 +86,45 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         .filter(|(_, c)| c.is_some_and(|c| c.not_run_since_last_read))
         .map(|(tid, _)| *tid)
         .collect();
-    // Runnable threads' task clocks around the stack read: which of them ran during it.
-    probe.before(tids.iter().zip(&counters).filter_map(|(&tid, c)| {
-        c.filter(|c| c.state == OsState::Running)
-            .map(|c| (tid, c.start_ticks))
-    }));
-    let mut tell = || probe.after(|tid| procs.switched_in_since_read(tid));
-    // Paused, the stacks are where the threads were when the pause began, right after these
-    // reads: the window ends there (a resumed thread is switched in again after it).
-    let paused_told = blocking.then(&mut tell);
+    // Runnable threads' task clocks around the read of their leaf frames: which of them ran
+    // during it (see oncpu.rs).
+    let runnable: Vec<(u32, u64)> = tids
+        .iter()
+        .zip(&counters)
+        .filter_map(|(&tid, c)| {
+            c.filter(|c| c.state == OsState::Running)
+                .map(|c| (tid, c.start_ticks))
+        })
+        .collect();
+    let mut told = Vec::new();
+    if *blocking {
+        // Paused, the stacks are where the threads were when the pause began, right after
+        // these reads: the window ends there (a resumed thread is switched in again after it).
+        probe.before(runnable.iter().copied());
+        told = probe.after(|tid| procs.switched_in_since_read(tid));
+    }
     // Each loop thread's running task, read right before the stacks (one 8-byte read per
     // thread): read after the walk (~0.2 ms in a debug build), the task was the walk's
     // length later and read 7 points toward the shorter-step task with 0.1-0.3 ms steps
     // (before: within 1; docs/figures.md, "asyncio tasks").
     task_reading.running = stacks.running_tasks();
+    // Not paused, the window is the read of the leaf frames itself: opened any earlier (at the
+    // head of the tick), a thread preempted at its next system call in between was judged on
+    // a CPU and read at that call (function CPU beside busy loops drifted toward the calls).
+    let mut at = |moment| {
+        if *blocking {
+            return;
+        }
+        match moment {
+            py_spy::WalkMoment::ThreadsAboutToBeRead => probe.before(runnable.iter().copied()),
+            py_spy::WalkMoment::LeavesRead => told = probe.after_leaves(),
+        }
+    };
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stacks.read(&unchanged, tids.len())
+        stacks.read(&unchanged, tids.len(), &mut at)
     }))
     .unwrap_or_else(|payload| {
         Err(format!(
@@ -112,7 +132,6 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             panic_message(payload.as_ref())
         ))
     });
-    let told = paused_told.unwrap_or_else(tell);
     // Whether a collection runs: read once the task clocks are (outside the window that says
     // which threads ran during the stack read), still close after the stacks.
     let collecting = stacks.gc_collecting() == Some(true);

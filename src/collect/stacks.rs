@@ -213,7 +213,9 @@ impl StackReader {
 
     /// Reads every Python thread's stack; [`Self::resolve_tids`] then finds their OS tids. Threads whose OS tid is in
     /// `unchanged` have not run since the last read: their frames are not read again but
-    /// taken from that read. `os_threads` is how many threads `/proc/PID/task` lists.
+    /// taken from that read. `os_threads` is how many threads `/proc/PID/task` lists. `at`
+    /// is called at the walk's moments (right before the threads are read, once their leaf
+    /// frames are), for reads that must be of the stacks' moment.
     ///
     /// # Errors
     /// py-spy's error chain as one line of text (the read raced with the target).
@@ -221,6 +223,7 @@ impl StackReader {
         &mut self,
         unchanged: &[u32],
         os_threads: usize,
+        at: &mut dyn FnMut(py_spy::WalkMoment),
     ) -> Result<Vec<PythonThread>, String> {
         // Each Python thread runs on an OS thread: more than the process has (with room for
         // threads born since it was listed) is a cycle in a torn read, not a big pool.
@@ -235,7 +238,7 @@ impl StackReader {
                     .filter(|id| self.last_frames.contains_key(id)),
             );
         }
-        let traces = match self.paused_stack_traces() {
+        let traces = match self.paused_stack_traces(at) {
             Ok(traces) => traces,
             Err(e) => {
                 // The kept frames would now be older than the run-state baseline the next
@@ -367,12 +370,18 @@ impl StackReader {
     }
 
     /// py-spy's stack traces, read while the helper holds the target paused with `--blocking`.
-    fn paused_stack_traces(&mut self) -> Result<Vec<py_spy::StackTrace>, String> {
+    fn paused_stack_traces(
+        &mut self,
+        at: &mut dyn FnMut(py_spy::WalkMoment),
+    ) -> Result<Vec<py_spy::StackTrace>, String> {
         let Some(pauser) = self.pauser.as_mut() else {
-            return self.spy.get_stack_traces().map_err(|e| format!("{e:#}"));
+            return self
+                .spy
+                .get_stack_traces_at(at)
+                .map_err(|e| format!("{e:#}"));
         };
         let since = pauser.pause()?;
-        let traces = self.spy.get_stack_traces();
+        let traces = self.spy.get_stack_traces_at(at);
         let resumed = pauser.resume(since)?;
         let traces = traces.map_err(|e| format!("{e:#}"))?;
         if resumed == Resumed::Late {

@@ -305,8 +305,11 @@ fn a_launched_command_that_fails_at_once_is_an_error_with_its_stderr() {
 #[test]
 fn a_launcher_pid_waits_for_its_python_child() {
     let python = default_python();
+    // The launcher waits as long as the report lasts (2 s): its Python child starts half a
+    // second in, with time to spare on a loaded machine (with `sleep 1` and 1 s, a CI run
+    // under the suite's load saw no child within the second).
     let script = format!(
-        "sleep 1; {} {} 30",
+        "sleep 0.5; {} {} 30",
         python.path.display(),
         workload_path("idle.py").display()
     );
@@ -317,7 +320,7 @@ fn a_launcher_pid_waits_for_its_python_child() {
         .spawn()
         .unwrap();
     let pid = shell.id().to_string();
-    let out = hptop(&["report", "--pid", &pid, "-d", "1", "--format", "json"]);
+    let out = hptop(&["report", "--pid", &pid, "-d", "2", "--format", "json"]);
     let err = stderr(&out);
     crate::common::kill_tree(shell.id());
     shell.wait().unwrap();

@@ -57,7 +57,7 @@ mod version;
 
 pub use asyncio_tasks::{AsyncTask, AsyncioTasks, TaskFrame};
 pub use config::Config;
-pub use python_spy::PythonSpy;
+pub use python_spy::{PythonSpy, WalkMoment};
 pub use remoteprocess::Pid;
 pub use stack_trace::Frame;
 pub use stack_trace::FrameKey;

@@ -24,6 +24,17 @@ use crate::python_threading::thread_name_lookup;
 use crate::stack_trace::{get_gil_threadid, get_stack_trace_cached, CodeCache, StackTrace};
 use crate::version::Version;
 
+/// hptop patch: the moments of a sample's walk at which [`PythonSpy::get_stack_traces_at`]
+/// calls its caller back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkMoment {
+    /// Right before the first read of any thread's state.
+    ThreadsAboutToBeRead,
+    /// Every thread's leaf frames are read: right after the read-ahead of the walks' starts
+    /// (3.11+), or at the end of the walks where there is none.
+    LeavesRead,
+}
+
 /// Lets you retrieve stack traces of a running python program
 pub struct PythonSpy {
     pub pid: Pid,
@@ -183,7 +194,16 @@ impl PythonSpy {
 
     /// Gets a StackTrace for each thread in the current process
     pub fn get_stack_traces(&mut self) -> Result<Vec<StackTrace>, Error> {
-        let traces = self.get_stack_traces_of_version();
+        self.get_stack_traces_at(&mut |_| {})
+    }
+
+    /// hptop patch: [`Self::get_stack_traces`], calling `at` at the [`WalkMoment`]s of the
+    /// sample (a caller reads what must be of the same moment as the stacks there).
+    pub fn get_stack_traces_at(
+        &mut self,
+        at: &mut dyn FnMut(WalkMoment),
+    ) -> Result<Vec<StackTrace>, Error> {
+        let traces = self.get_stack_traces_of_version(at);
         if traces.is_err() {
             // hptop patch: the caller drops what it kept of this sample: so does the cache of
             // walks, or the next sample could call a stack repeated that the caller no longer has.
@@ -192,66 +212,69 @@ impl PythonSpy {
         traces
     }
 
-    fn get_stack_traces_of_version(&mut self) -> Result<Vec<StackTrace>, Error> {
+    fn get_stack_traces_of_version(
+        &mut self,
+        at: &mut dyn FnMut(WalkMoment),
+    ) -> Result<Vec<StackTrace>, Error> {
         match self.version {
             // ABI for 2.3/2.4/2.5/2.6/2.7 is compatible for our purpose
             Version {
                 major: 2,
                 minor: 3..=7,
                 ..
-            } => self._get_stack_traces::<v2_7_15::_is>(),
+            } => self._get_stack_traces::<v2_7_15::_is>(at),
             Version {
                 major: 3, minor: 3, ..
-            } => self._get_stack_traces::<v3_3_7::_is>(),
+            } => self._get_stack_traces::<v3_3_7::_is>(at),
             // ABI for 3.4 and 3.5 is the same for our purposes
             Version {
                 major: 3, minor: 4, ..
-            } => self._get_stack_traces::<v3_5_5::_is>(),
+            } => self._get_stack_traces::<v3_5_5::_is>(at),
             Version {
                 major: 3, minor: 5, ..
-            } => self._get_stack_traces::<v3_5_5::_is>(),
+            } => self._get_stack_traces::<v3_5_5::_is>(at),
             Version {
                 major: 3, minor: 6, ..
-            } => self._get_stack_traces::<v3_6_6::_is>(),
+            } => self._get_stack_traces::<v3_6_6::_is>(at),
             Version {
                 major: 3, minor: 7, ..
-            } => self._get_stack_traces::<v3_7_0::_is>(),
+            } => self._get_stack_traces::<v3_7_0::_is>(at),
             Version {
                 major: 3, minor: 8, ..
-            } => self._get_stack_traces::<v3_8_0::_is>(),
+            } => self._get_stack_traces::<v3_8_0::_is>(at),
             Version {
                 major: 3, minor: 9, ..
-            } => self._get_stack_traces::<v3_9_5::_is>(),
+            } => self._get_stack_traces::<v3_9_5::_is>(at),
             Version {
                 major: 3,
                 minor: 10,
                 ..
-            } => self._get_stack_traces::<v3_10_0::_is>(),
+            } => self._get_stack_traces::<v3_10_0::_is>(at),
             Version {
                 major: 3,
                 minor: 11,
                 ..
-            } => self._get_stack_traces::<v3_11_0::_is>(),
+            } => self._get_stack_traces::<v3_11_0::_is>(at),
             Version {
                 major: 3,
                 minor: 12,
                 ..
-            } => self._get_stack_traces::<v3_12_0::_is>(),
+            } => self._get_stack_traces::<v3_12_0::_is>(at),
             Version {
                 major: 3,
                 minor: 13,
                 ..
-            } => self._get_stack_traces::<v3_13_0::_is>(),
+            } => self._get_stack_traces::<v3_13_0::_is>(at),
             Version {
                 major: 3,
                 minor: 14,
                 ..
-            } => self._get_stack_traces::<v3_14_0::_is>(),
+            } => self._get_stack_traces::<v3_14_0::_is>(at),
             Version {
                 major: 3,
                 minor: 15,
                 ..
-            } => self._get_stack_traces::<v3_15_0::_is>(),
+            } => self._get_stack_traces::<v3_15_0::_is>(at),
             _ => Err(format_err!(
                 "Unsupported version of Python: {}",
                 self.version
@@ -302,7 +325,10 @@ impl PythonSpy {
         self.asyncio.running(&self.process)
     }
 
-    fn _get_stack_traces<I: InterpreterState>(&mut self) -> Result<Vec<StackTrace>, Error> {
+    fn _get_stack_traces<I: InterpreterState>(
+        &mut self,
+        at: &mut dyn FnMut(WalkMoment),
+    ) -> Result<Vec<StackTrace>, Error> {
         // Query the OS to get if each thread in the process is running or not
         let mut thread_activity = HashMap::default();
         if self.config.gil_only || self.config.skip_thread_activity {
@@ -353,6 +379,7 @@ impl PythonSpy {
         let mut traces = Vec::new();
         let mut threads = threads_head;
         let mut visited = 0;
+        at(WalkMoment::ThreadsAboutToBeRead);
         // hptop patch: the thread states of the last sample, read at once.
         // The list is usually walked in the same order as last time: take them in order.
         let prefetched = prefetch_structs::<I::ThreadState>(
@@ -382,6 +409,12 @@ impl PythonSpy {
             self.code_cache.read_ahead.read(self.pid, &to_walk);
         } else {
             self.code_cache.read_ahead.clear();
+        }
+        // Where the read-ahead holds the walks' starts (3.11+), every thread's leaf frames
+        // are read by now; elsewhere each walk reads its own, and the moment is the walk's end.
+        let leaves_read_ahead = self.code_cache.read_ahead.holds_starts();
+        if leaves_read_ahead {
+            at(WalkMoment::LeavesRead);
         }
         let mut cursor = 0;
         let mut walked = Vec::with_capacity(self.prev_threadstates.len());
@@ -572,6 +605,9 @@ impl PythonSpy {
                 // stop now
                 break;
             }
+        }
+        if !leaves_read_ahead {
+            at(WalkMoment::LeavesRead);
         }
         self.prev_threadstates = walked;
         self.code_cache.end_sample(traces.len());

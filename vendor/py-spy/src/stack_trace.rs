@@ -246,6 +246,11 @@ impl ReadAhead {
         self.codes.extend(read);
     }
 
+    /// Whether the last [`Self::read`] read any walk's start (with it, the thread's leaf frames).
+    pub(crate) fn holds_starts(&self) -> bool {
+        !self.starts.is_empty()
+    }
+
     /// The start read ahead for the thread state at `address`, with its chunk's copy.
     fn start(&self, address: usize) -> Option<(StartRead, &[u8])> {
         let start = *self.starts.get(&address)?;
