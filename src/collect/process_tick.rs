@@ -97,28 +97,35 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         })
         .collect();
     let mut told = Vec::new();
-    if *blocking {
-        // Paused, the stacks are where the threads were when the pause began, right after
-        // these reads: the window ends there (a resumed thread is switched in again after it).
-        probe.before(runnable.iter().copied());
-        told = probe.after(|tid| procs.switched_in_since_read(tid));
-    }
     // Each loop thread's running task, read right before the stacks (one 8-byte read per
     // thread): read after the walk (~0.2 ms in a debug build), the task was the walk's
     // length later and read 7 points toward the shorter-step task with 0.1-0.3 ms steps
     // (before: within 1; docs/figures.md, "asyncio tasks").
     task_reading.running = stacks.running_tasks();
+    // Paused, the stacks are where the threads stopped: the clocks and switch-in counts are
+    // read right before the pause is asked for and again once it holds (py-spy's first read
+    // of a thread state comes after it).
+    let mut switch_ins = Vec::new();
+    if *blocking {
+        probe.before(runnable.iter().copied());
+        switch_ins = runnable
+            .iter()
+            .map(|&(tid, _)| (tid, procs.switch_ins(tid)))
+            .collect();
+    }
     // Not paused, the window is the read of the leaf frames itself: opened any earlier (at the
     // head of the tick), a thread preempted at its next system call in between was judged on
     // a CPU and read at that call (function CPU beside busy loops drifted toward the calls).
-    let mut at = |moment| {
-        if *blocking {
-            return;
+    let mut at = |moment| match moment {
+        py_spy::WalkMoment::ThreadsAboutToBeRead if *blocking => {
+            told = probe.after_pause(|tid| {
+                let (_, then) = switch_ins.iter().find(|(t, _)| *t == tid)?;
+                Some(procs.switch_ins(tid)? != (*then)?)
+            });
         }
-        match moment {
-            py_spy::WalkMoment::ThreadsAboutToBeRead => probe.before(runnable.iter().copied()),
-            py_spy::WalkMoment::LeavesRead => told = probe.after_leaves(),
-        }
+        py_spy::WalkMoment::ThreadsAboutToBeRead => probe.before(runnable.iter().copied()),
+        py_spy::WalkMoment::LeavesRead if !*blocking => told = probe.after_leaves(),
+        py_spy::WalkMoment::LeavesRead => {}
     };
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this

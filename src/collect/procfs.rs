@@ -360,16 +360,14 @@ impl ProcReader {
         Some((syscall, stat))
     }
 
-    /// Whether `tid` has been switched in since its `schedstat` was read at this tick (by
-    /// [`Self::read_threads`]): one more read of that file. `None` when it cannot be told.
-    pub fn switched_in_since_read(&mut self, tid: u32) -> Option<bool> {
+    /// How many times `tid` has been switched in so far (`schedstat` field 3): one read.
+    pub fn switch_ins(&mut self, tid: u32) -> Option<u64> {
         let mut files = self.threads.remove(&tid)?;
         let now = self
             .read_file(tid, &mut files.schedstat, ThreadFile::Schedstat)
             .and_then(|n| parse_schedstat(&self.buf[..n]));
-        let then = files.last_sched;
         self.threads.insert(tid, files);
-        Some(now?.switched_in != then?.switched_in)
+        Some(now?.switched_in)
     }
 
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in

@@ -158,11 +158,11 @@ macro_rules! PythonCommonImpl {
             type TupleObject = $py::PyTupleObject;
 
             fn threadstate_ptr_ptr(interpreter_address: usize) -> *const *const Self::ThreadState {
-                (interpreter_address + std::mem::offset_of!(Self, tstate_head))
+                interpreter_address.wrapping_add(std::mem::offset_of!(Self, tstate_head))
                     as *const *const Self::ThreadState
             }
             fn modules_ptr_ptr(interpreter_address: usize) -> *const *const Self::Object {
-                (interpreter_address + std::mem::offset_of!(Self, modules))
+                interpreter_address.wrapping_add(std::mem::offset_of!(Self, modules))
                     as *const *const Self::Object
             }
         }
@@ -470,11 +470,11 @@ impl InterpreterState for v3_15_0::PyInterpreterState {
     const HAS_GIL_RUNTIME_STATE: bool = true;
 
     fn threadstate_ptr_ptr(interpreter_address: usize) -> *const *const Self::ThreadState {
-        (interpreter_address + std::mem::offset_of!(Self, threads.head))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, threads.head))
             as *const *const Self::ThreadState
     }
     fn modules_ptr_ptr(interpreter_address: usize) -> *const *const Self::Object {
-        (interpreter_address + std::mem::offset_of!(Self, imports.modules))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, imports.modules))
             as *const *const Self::Object
     }
 }
@@ -490,8 +490,8 @@ impl ThreadState for v3_15_0::PyThreadState {
     }
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
-            frame_at: address + std::mem::offset_of!(Self, current_frame),
-            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            frame_at: address.checked_add(std::mem::offset_of!(Self, current_frame))?,
+            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
             limit: self.datastack_limit as usize,
         })
     }
@@ -532,7 +532,7 @@ impl FrameObject for v3_15_0::_PyInterpreterFrame {
         // Stack references carry tag bits; the saved top is a pointer (NULL while it runs).
         let function = unsafe { self.f_funcobj.bits } & !(v3_15_0::Py_TAG_BITS as usize);
         let localsplus = std::mem::offset_of!(Self, localsplus);
-        let top = (self.stackpointer as usize).wrapping_sub(address + localsplus) as i64;
+        let top = (self.stackpointer as usize).wrapping_sub(address.wrapping_add(localsplus)) as i64;
         Some((function, top.div_euclid(std::mem::size_of::<usize>() as i64), localsplus))
     }
     fn is_entry(&self) -> bool {
@@ -579,11 +579,11 @@ impl InterpreterState for v3_14_0::PyInterpreterState {
     const HAS_GIL_RUNTIME_STATE: bool = true;
 
     fn threadstate_ptr_ptr(interpreter_address: usize) -> *const *const Self::ThreadState {
-        (interpreter_address + std::mem::offset_of!(Self, threads.head))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, threads.head))
             as *const *const Self::ThreadState
     }
     fn modules_ptr_ptr(interpreter_address: usize) -> *const *const Self::Object {
-        (interpreter_address + std::mem::offset_of!(Self, imports.modules))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, imports.modules))
             as *const *const Self::Object
     }
 }
@@ -596,8 +596,8 @@ impl ThreadState for v3_14_0::PyThreadState {
     }
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
-            frame_at: address + std::mem::offset_of!(Self, current_frame),
-            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            frame_at: address.checked_add(std::mem::offset_of!(Self, current_frame))?,
+            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
             limit: self.datastack_limit as usize,
         })
     }
@@ -638,7 +638,7 @@ impl FrameObject for v3_14_0::_PyInterpreterFrame {
         // Stack references carry tag bits; the saved top is a pointer (NULL while it runs).
         let function = unsafe { self.f_funcobj.bits } & !(v3_14_0::Py_TAG_BITS as usize);
         let localsplus = std::mem::offset_of!(Self, localsplus);
-        let top = (self.stackpointer as usize).wrapping_sub(address + localsplus) as i64;
+        let top = (self.stackpointer as usize).wrapping_sub(address.wrapping_add(localsplus)) as i64;
         Some((function, top.div_euclid(std::mem::size_of::<usize>() as i64), localsplus))
     }
     fn is_entry(&self) -> bool {
@@ -687,11 +687,11 @@ impl InterpreterState for v3_13_0::PyInterpreterState {
     const HAS_GIL_RUNTIME_STATE: bool = true;
 
     fn threadstate_ptr_ptr(interpreter_address: usize) -> *const *const Self::ThreadState {
-        (interpreter_address + std::mem::offset_of!(Self, threads.head))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, threads.head))
             as *const *const Self::ThreadState
     }
     fn modules_ptr_ptr(interpreter_address: usize) -> *const *const Self::Object {
-        (interpreter_address + std::mem::offset_of!(Self, imports.modules))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, imports.modules))
             as *const *const Self::Object
     }
 }
@@ -704,8 +704,8 @@ impl ThreadState for v3_13_0::PyThreadState {
     }
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
-            frame_at: address + std::mem::offset_of!(Self, current_frame),
-            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            frame_at: address.checked_add(std::mem::offset_of!(Self, current_frame))?,
+            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
             limit: self.datastack_limit as usize,
         })
     }
@@ -790,11 +790,11 @@ impl InterpreterState for v3_12_0::PyInterpreterState {
     const HAS_GIL_RUNTIME_STATE: bool = true;
 
     fn threadstate_ptr_ptr(interpreter_address: usize) -> *const *const Self::ThreadState {
-        (interpreter_address + std::mem::offset_of!(Self, threads.head))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, threads.head))
             as *const *const Self::ThreadState
     }
     fn modules_ptr_ptr(interpreter_address: usize) -> *const *const Self::Object {
-        (interpreter_address + std::mem::offset_of!(Self, imports.modules))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, imports.modules))
             as *const *const Self::Object
     }
 }
@@ -808,7 +808,7 @@ impl ThreadState for v3_12_0::PyThreadState {
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
             frame_at: self.frame_address()?,
-            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
             limit: self.datastack_limit as usize,
         })
     }
@@ -816,7 +816,8 @@ impl ThreadState for v3_12_0::PyThreadState {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_12_0::_PyCFrame = Default::default();
         let current_frame_offset = offset_of(&cframe, &cframe.current_frame);
-        Some(self.cframe as usize + current_frame_offset)
+        // hptop patch: a state read from garbage (a memory scan) must not overflow.
+        (self.cframe as usize).checked_add(current_frame_offset)
     }
     fn frame(&self, addr: Option<usize>) -> *mut Self::FrameObject {
         addr.unwrap() as *mut Self::FrameObject
@@ -898,11 +899,11 @@ impl InterpreterState for v3_11_0::PyInterpreterState {
     type TupleObject = v3_11_0::PyTupleObject;
 
     fn threadstate_ptr_ptr(interpreter_address: usize) -> *const *const Self::ThreadState {
-        (interpreter_address + std::mem::offset_of!(Self, threads.head))
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, threads.head))
             as *const *const Self::ThreadState
     }
     fn modules_ptr_ptr(interpreter_address: usize) -> *const *const Self::Object {
-        (interpreter_address + std::mem::offset_of!(Self, modules)) as *const *const Self::Object
+        interpreter_address.wrapping_add(std::mem::offset_of!(Self, modules)) as *const *const Self::Object
     }
 }
 
@@ -915,7 +916,7 @@ impl ThreadState for v3_11_0::PyThreadState {
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
             frame_at: self.frame_address()?,
-            top_at: address + std::mem::offset_of!(Self, datastack_top),
+            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
             limit: self.datastack_limit as usize,
         })
     }
@@ -923,7 +924,8 @@ impl ThreadState for v3_11_0::PyThreadState {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_11_0::_PyCFrame = Default::default();
         let current_frame_offset = offset_of(&cframe, &cframe.current_frame);
-        Some(self.cframe as usize + current_frame_offset)
+        // hptop patch: a state read from garbage (a memory scan) must not overflow.
+        (self.cframe as usize).checked_add(current_frame_offset)
     }
     fn frame(&self, addr: Option<usize>) -> *mut Self::FrameObject {
         addr.unwrap() as *mut Self::FrameObject
