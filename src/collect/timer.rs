@@ -6,9 +6,8 @@
 //! Why random: the scheduler acts on its own clock (its tick, 4 ms at `HZ=250`; a thread's
 //! slice is checked there and at system calls). Deadlines at a fixed period keep a fixed
 //! phase to that clock (10 ms is 2.5 ticks), so each sample meets the threads at the same
-//! point of their scheduling, and which code is on a CPU then is not a fair sample of where
-//! CPU goes: beside 6 busy loops on 2 cores one function read 83 % and another 14 % against
-//! 74 % and 25 %. A deadline anywhere in its slot keeps the mean rate and sees every phase.
+//! point of their scheduling, and which code is on a CPU then need not be a fair sample of
+//! where CPU goes. A deadline anywhere in its slot keeps the mean rate and sees every phase.
 
 use std::time::{Duration, Instant};
 
