@@ -331,9 +331,11 @@ fn a_launcher_pid_waits_for_its_python_child() {
     let inspected = report["processes"][0]["pid"].as_u64().unwrap();
     assert_ne!(inspected.to_string(), pid);
 
-    let mut shell = Command::new("sh").args(["-c", "sleep 1"]).spawn().unwrap();
+    // Exits well within the wait (with `sleep 1` against a 1 s wait, a loaded run saw the
+    // wait end first).
+    let mut shell = Command::new("sh").args(["-c", "sleep 0.3"]).spawn().unwrap();
     let pid = shell.id().to_string();
-    let out = hptop(&["report", "--pid", &pid, "-d", "1"]);
+    let out = hptop(&["report", "--pid", &pid, "-d", "3"]);
     shell.wait().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
