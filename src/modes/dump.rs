@@ -23,10 +23,13 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
         eprintln!("hptop: {notice}");
     }
     let pid = resolved.pid;
+    // Paused reads 100 ms apart (at least 50: see collect/timer.rs): threads a pause woke
+    // have time to block again before the next read takes their states.
+    let rate = if options.blocking { 10.0 } else { 50.0 };
     let mut sampler = Sampler::start(&SamplerOptions {
         blocking: options.blocking,
         slow_every: 1,
-        ..SamplerOptions::new(pid, 50.0)
+        ..SamplerOptions::new(pid, rate)
     })?;
     let meta = session_meta(&sampler.target);
     let mut best: Option<Tick> = None;

@@ -333,7 +333,10 @@ fn a_launcher_pid_waits_for_its_python_child() {
 
     // Exits well within the wait (with `sleep 1` against a 1 s wait, a loaded run saw the
     // wait end first).
-    let mut shell = Command::new("sh").args(["-c", "sleep 0.3"]).spawn().unwrap();
+    let mut shell = Command::new("sh")
+        .args(["-c", "sleep 0.3"])
+        .spawn()
+        .unwrap();
     let pid = shell.id().to_string();
     let out = hptop(&["report", "--pid", &pid, "-d", "3"]);
     shell.wait().unwrap();
