@@ -24,7 +24,7 @@ Scenarios (each workload measures its own truth):
   austin's collapsed output.
 hptop runs twice on contention, gil and deep: as users run it, and with `--blocking` (the
 target paused per sample: exact stacks), the reference its non-blocking figures are compared
-with.
+with (`--no-blocking` skips that second run).
 With --peers, py-spy (`record --nonblocking`: samples of active threads) and austin 4 (`-c`:
 on-CPU samples) run on the same target one after the other, each against its own truth window
 (../shared/tools/peer-profilers.sh installs both). --pythons all runs every installed
