@@ -490,8 +490,8 @@ impl ThreadState for v3_15_0::PyThreadState {
     }
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
-            frame_at: address.checked_add(std::mem::offset_of!(Self, current_frame))?,
-            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
+            frame_at: address.wrapping_add(std::mem::offset_of!(Self, current_frame)),
+            top_at: address.wrapping_add(std::mem::offset_of!(Self, datastack_top)),
             limit: self.datastack_limit as usize,
         })
     }
@@ -596,8 +596,8 @@ impl ThreadState for v3_14_0::PyThreadState {
     }
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
-            frame_at: address.checked_add(std::mem::offset_of!(Self, current_frame))?,
-            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
+            frame_at: address.wrapping_add(std::mem::offset_of!(Self, current_frame)),
+            top_at: address.wrapping_add(std::mem::offset_of!(Self, datastack_top)),
             limit: self.datastack_limit as usize,
         })
     }
@@ -704,8 +704,8 @@ impl ThreadState for v3_13_0::PyThreadState {
     }
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
-            frame_at: address.checked_add(std::mem::offset_of!(Self, current_frame))?,
-            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
+            frame_at: address.wrapping_add(std::mem::offset_of!(Self, current_frame)),
+            top_at: address.wrapping_add(std::mem::offset_of!(Self, datastack_top)),
             limit: self.datastack_limit as usize,
         })
     }
@@ -808,7 +808,7 @@ impl ThreadState for v3_12_0::PyThreadState {
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
             frame_at: self.frame_address()?,
-            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
+            top_at: address.wrapping_add(std::mem::offset_of!(Self, datastack_top)),
             limit: self.datastack_limit as usize,
         })
     }
@@ -816,8 +816,9 @@ impl ThreadState for v3_12_0::PyThreadState {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_12_0::_PyCFrame = Default::default();
         let current_frame_offset = offset_of(&cframe, &cframe.current_frame);
-        // hptop patch: a state read from garbage (a memory scan) must not overflow.
-        (self.cframe as usize).checked_add(current_frame_offset)
+        // hptop patch: a state read from garbage (a memory scan) must not overflow; the
+        // wrapped address then fails to read, as in a release build.
+        Some((self.cframe as usize).wrapping_add(current_frame_offset))
     }
     fn frame(&self, addr: Option<usize>) -> *mut Self::FrameObject {
         addr.unwrap() as *mut Self::FrameObject
@@ -916,7 +917,7 @@ impl ThreadState for v3_11_0::PyThreadState {
     fn live_fields(&self, address: usize) -> Option<LiveFields> {
         Some(LiveFields {
             frame_at: self.frame_address()?,
-            top_at: address.checked_add(std::mem::offset_of!(Self, datastack_top))?,
+            top_at: address.wrapping_add(std::mem::offset_of!(Self, datastack_top)),
             limit: self.datastack_limit as usize,
         })
     }
@@ -924,8 +925,9 @@ impl ThreadState for v3_11_0::PyThreadState {
         // There must be a way to get the offset here without actually creating the object
         let cframe: v3_11_0::_PyCFrame = Default::default();
         let current_frame_offset = offset_of(&cframe, &cframe.current_frame);
-        // hptop patch: a state read from garbage (a memory scan) must not overflow.
-        (self.cframe as usize).checked_add(current_frame_offset)
+        // hptop patch: a state read from garbage (a memory scan) must not overflow; the
+        // wrapped address then fails to read, as in a release build.
+        Some((self.cframe as usize).wrapping_add(current_frame_offset))
     }
     fn frame(&self, addr: Option<usize>) -> *mut Self::FrameObject {
         addr.unwrap() as *mut Self::FrameObject
