@@ -77,17 +77,7 @@ impl OnCpuProbe {
         &mut self,
         mut switched_in: impl FnMut(u32) -> Option<bool>,
     ) -> Vec<(u32, bool)> {
-        let first = std::mem::take(&mut self.first);
-        let told = first
-            .iter()
-            .filter_map(|&(tid, then, _)| {
-                let now = self.clocks.get_mut(&tid)?.counter.read().ok()?;
-                let ran = now.saturating_sub(then);
-                Some((tid, ran_into_the_stop(ran, switched_in(tid)?)))
-            })
-            .collect();
-        self.first = first;
-        told
+        self.judge(|tid, ran, _| Some(ran_into_the_stop(ran, switched_in(tid)?)))
     }
 
     /// Called right after the leaf frames were read (not paused): each thread read by
@@ -95,16 +85,25 @@ impl OnCpuProbe {
     /// (see [`ran_until`]).
     pub fn after_leaves(&mut self) -> Vec<(u32, bool)> {
         let leaves = Instant::now();
+        self.judge(|_, ran, at| {
+            let needed = leaves.saturating_duration_since(at).as_nanos();
+            Some(ran_until(u128::from(ran), needed))
+        })
+    }
+
+    /// Reads again the clock of each thread read by [`OnCpuProbe::before`] and asks `on`
+    /// (tid, ns it ran since, when it was first read) whether it was on a CPU; threads whose
+    /// clock or answer is missing are left out.
+    fn judge(&mut self, mut on: impl FnMut(u32, u64, Instant) -> Option<bool>) -> Vec<(u32, bool)> {
         let first = std::mem::take(&mut self.first);
         let told = first
             .iter()
             .filter_map(|&(tid, then, at)| {
                 let now = self.clocks.get_mut(&tid)?.counter.read().ok()?;
-                let needed = leaves.saturating_duration_since(at).as_nanos();
-                let ran = u128::from(now.saturating_sub(then));
-                Some((tid, ran_until(ran, needed)))
+                Some((tid, on(tid, now.saturating_sub(then), at)?))
             })
             .collect();
+        // Kept for its allocation; `before` clears it.
         self.first = first;
         told
     }
