@@ -18,6 +18,9 @@ Scenarios (each workload measures its own truth):
   writes 8 MiB/s): hptop only (the peers do not count faults or I/O): the process's minor
   faults and write_bytes over the window (/proc), the share hptop credits to functions, and
   the share of that on the function that causes them.
+- classes: tests/workloads/classes.py: class-based code (a class called, a property, __getitem__,
+  a method): each call path's share of the worker's samples, and its distance (half the sum of
+  the shares' differences, points) from hptop's --blocking reference of another window.
 - torn: tests/workloads/alternate.py: one thread alternating loop>left>left_mid>left_leaf and
   loop>right>right_mid>right_leaf; the share of samples whose stack the program can never have
   (e.g. loop>left>right_mid), from hptop's JSON stacks (`--stacks`), py-spy's raw output and
@@ -302,6 +305,41 @@ def torn(name, hptop, python, seconds, extra):
     return share, total, report
 
 
+def class_paths(stacks):
+    """{path below `work`: share % of the worker's samples}; `()` is work's own code."""
+    counts = {}
+    for frames, weight in stacks:
+        names = [f.split(".")[-1] for f in frames]
+        if "work" not in names:
+            continue
+        below = names[names.index("work") + 1:]
+        # Peers name 3.13+'s `__init__` shim as a frame of its own.
+        below = [n for i, n in enumerate(below) if not (n == "__init__" and below[i + 1:i + 2] == ["__init__"])]
+        key = ">".join(below) or "()"
+        counts[key] = counts.get(key, 0) + weight
+    total = sum(counts.values()) or 1
+    return {k: v * 100.0 / total for k, v in counts.items()}
+
+
+def classes(name, hptop, python, seconds, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "classes.py"), str(seconds + 30)],
+                                stdout=subprocess.PIPE)
+        try:
+            assert proc.stdout.readline().strip() == b"ready"
+            time.sleep(0.3)
+            if name.startswith("hptop"):
+                stacks, report = hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
+            elif name == "py-spy":
+                stacks, report = py_spy_stacks(proc.pid, seconds, tmp), None
+            else:
+                stacks, report = austin_stacks(proc.pid, seconds, tmp), None
+        finally:
+            proc.kill()
+            proc.wait()
+    return class_paths(stacks), report
+
+
 def pythons(which):
     if which != "all":
         return [sys.executable]
@@ -325,7 +363,7 @@ def main():
     ap.add_argument("--load", default="0,3")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--extra", default="")
-    ap.add_argument("--scenarios", default="contention,gil,deep,counters,torn")
+    ap.add_argument("--scenarios", default="contention,gil,deep,counters,classes,torn")
     ap.add_argument("--pythons", default="default", help="default (this python3) or all")
     ap.add_argument("--peers", action="store_true")
     ap.add_argument("--no-blocking", action="store_true", help="skip the --blocking reference runs")
@@ -371,6 +409,23 @@ def main():
             for key, truth, credited, by_cause in kernel_counters(args.hptop, python, args.seconds, extra):
                 print("counters %s hptop %s: /proc %.0f, credited to functions %.1f%%, to its cause %.1f%% of that"
                       % (version, key, truth, credited * 100.0 / (truth or 1), by_cause * 100.0 / (credited or 1)),
+                      flush=True)
+        if "classes" in scenarios:
+            reference = None
+            for name in ["hptop --blocking"] + [n for n in profilers if n != "hptop --blocking"]:
+                if name == "austin" and version.startswith("3.15"):
+                    continue
+                more = extra + (["--blocking"] if name.endswith("--blocking") else [])
+                paths, report = classes(name, args.hptop, python, args.seconds, more)
+                reference = reference or paths
+                keys = set(paths) | set(reference)
+                distance = sum(abs(paths.get(k, 0.0) - reference.get(k, 0.0)) for k in keys) / 2
+                top = "  ".join("%s %.0f" % (k, v) for k, v in sorted(paths.items(), key=lambda kv: -kv[1])[:6])
+                more = ""
+                if report is not None:
+                    more = "  (read again %s, dropped %s, sample_errors %s)" % (
+                        report.get("stacks_reread"), report.get("stacks_dropped"), report.get("sample_errors"))
+                print("classes %s %s  %s  distance from --blocking %.1f pts%s" % (version, name, top, distance, more),
                       flush=True)
         if "torn" in scenarios:
             for name in profilers:

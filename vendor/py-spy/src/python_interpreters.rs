@@ -84,6 +84,13 @@ pub trait FrameObject: Copy {
     fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
         None
     }
+    /// hptop patch 25: where known (3.11+), the frame's instruction pointer as an offset in
+    /// bytes from its code's first instruction, and whether the frame has run past that first
+    /// instruction. A frame just pushed points before (3.11, 3.12: `prev_instr`, -2) or at
+    /// (3.13+: `instr_ptr`, 0) its first instruction: it cannot have called anything yet.
+    fn instruction(&self) -> Option<(isize, bool)> {
+        None
+    }
     fn is_python_frame(&self) -> bool {
         true
     }
@@ -107,6 +114,15 @@ pub trait CodeObject: Copy {
     /// Returns the qualified name (co_qualname) if available (Python 3.11+).
     /// For older Python versions, returns None.
     fn qualname(&self) -> Option<*mut Self::StringObject> {
+        None
+    }
+    /// hptop patch 25: code units of the bytecode held in the object itself (3.11+).
+    fn code_units(&self) -> Option<usize> {
+        None
+    }
+    /// hptop patch 25: slots a frame of this code has after its specials: locals, cells and
+    /// free variables, then the value stack (3.11+).
+    fn frame_slots(&self) -> Option<usize> {
         None
     }
 }
@@ -397,6 +413,12 @@ macro_rules! CompactCodeObjectImpl {
             fn qualname(&self) -> Option<*mut Self::StringObject> {
                 Some(self.co_qualname as *mut Self::StringObject)
             }
+            fn code_units(&self) -> Option<usize> {
+                usize::try_from(self.ob_base.ob_size).ok()
+            }
+            fn frame_slots(&self) -> Option<usize> {
+                usize::try_from(self.co_nlocalsplus).ok()?.checked_add(usize::try_from(self.co_stacksize).ok()?)
+            }
         }
     };
 }
@@ -535,6 +557,11 @@ impl FrameObject for v3_15_0::_PyInterpreterFrame {
         let top = (self.stackpointer as usize).wrapping_sub(address.wrapping_add(localsplus)) as i64;
         Some((function, top.div_euclid(std::mem::size_of::<usize>() as i64), localsplus))
     }
+    fn instruction(&self) -> Option<(isize, bool)> {
+        let first = (self.code() as usize).wrapping_add(std::mem::offset_of!(v3_15_0::PyCodeObject, co_code_adaptive));
+        let offset = (self.instr_ptr as usize).wrapping_sub(first) as isize;
+        Some((offset, offset > 0))
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_15_0::_frameowner == v3_15_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -641,6 +668,11 @@ impl FrameObject for v3_14_0::_PyInterpreterFrame {
         let top = (self.stackpointer as usize).wrapping_sub(address.wrapping_add(localsplus)) as i64;
         Some((function, top.div_euclid(std::mem::size_of::<usize>() as i64), localsplus))
     }
+    fn instruction(&self) -> Option<(isize, bool)> {
+        let first = (self.code() as usize).wrapping_add(std::mem::offset_of!(v3_14_0::PyCodeObject, co_code_adaptive));
+        let offset = (self.instr_ptr as usize).wrapping_sub(first) as isize;
+        Some((offset, offset > 0))
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_14_0::_frameowner == v3_14_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -744,6 +776,11 @@ impl FrameObject for v3_13_0::_PyInterpreterFrame {
     fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
         let localsplus = std::mem::offset_of!(Self, localsplus);
         Some((self.f_funcobj as usize, i64::from(self.stacktop), localsplus))
+    }
+    fn instruction(&self) -> Option<(isize, bool)> {
+        let first = (self.f_executable as usize).wrapping_add(std::mem::offset_of!(v3_13_0::PyCodeObject, co_code_adaptive));
+        let offset = (self.instr_ptr as usize).wrapping_sub(first) as isize;
+        Some((offset, offset > 0))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -856,6 +893,11 @@ impl FrameObject for v3_12_0::_PyInterpreterFrame {
         let localsplus = std::mem::offset_of!(Self, localsplus);
         Some((self.f_funcobj as usize, i64::from(self.stacktop), localsplus))
     }
+    fn instruction(&self) -> Option<(isize, bool)> {
+        let first = (self.f_code as usize).wrapping_add(std::mem::offset_of!(v3_12_0::PyCodeObject, co_code_adaptive));
+        let offset = (self.prev_instr as usize).wrapping_sub(first) as isize;
+        Some((offset, offset > 0))
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_12_0::_frameowner == v3_12_0::_frameowner_FRAME_OWNED_BY_CSTACK
@@ -964,6 +1006,11 @@ impl FrameObject for v3_11_0::_PyInterpreterFrame {
     fn call_site(&self, _address: usize) -> Option<(usize, i64, usize)> {
         let localsplus = std::mem::offset_of!(Self, localsplus);
         Some((self.f_func as usize, i64::from(self.stacktop), localsplus))
+    }
+    fn instruction(&self) -> Option<(isize, bool)> {
+        let first = (self.f_code as usize).wrapping_add(std::mem::offset_of!(v3_11_0::PyCodeObject, co_code_adaptive));
+        let offset = (self.prev_instr as usize).wrapping_sub(first) as isize;
+        Some((offset, offset > 0))
     }
     fn is_entry(&self) -> bool {
         self.is_entry != 0

@@ -334,27 +334,54 @@ struct WalkStart {
     live: Option<(StartRead, usize)>,
 }
 
+/// Whether a code object is one of the interpreter's shims, not the program's code: 3.13+
+/// name entry frames `<shim>` or leave them unnamed; `__init__`'s cleanup (`_Py_InitCleanup`,
+/// pushed below `__init__` when a class is called; hptop patch 25) is named `__init__` in a
+/// file `__init__`, a name no source file has.
+fn is_shim(entry: &CachedCode) -> bool {
+    entry.filename.is_empty()
+        || &*entry.filename == "<shim>"
+        || (&*entry.filename == "__init__" && &*entry.name == "__init__")
+}
+
+/// hptop patch 20: what the check of a walk's start found wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Suspect {
+    /// The frames or the top cannot be of one instant (a frame at or above the top, a caller
+    /// above its callee, the top outside the copy): a race, never what the thread runs.
+    Torn,
+    /// Every frame is live, but a function object is not where its caller's call left it;
+    /// with a fingerprint of the chain: read alike twice, it is a call the check does not
+    /// model (e.g. through `__getitem__`, a property or `__init__`'s shim).
+    Call(u64),
+}
+
 impl WalkStart {
+    /// Whether the frame pointer and the top were the same before and after the chunk's copy
+    /// (true where they were not read so).
+    fn held_still(&self) -> bool {
+        self.live.is_none_or(|(read, _)| read.before == read.after)
+    }
+
     /// `None` when the frames this start leads to in the chunk are of one instant as far as
-    /// can be told; else a fingerprint of the suspect chain. Suspect: the top lies outside
-    /// the chunk or past what was copied (another chunk is current, or frames were pushed
-    /// since the chunk's extent was read), a frame at or above the top (popped: its bytes are
-    /// stale), a frame whose caller does not lie below it, or (3.11-3.13) a frame whose
-    /// function object is not where its caller's call left it (a caller's slot reused by
-    /// another call since). Frames outside the chunk (generators', entry frames, older
-    /// chunks) are not checked.
-    fn suspect<F: FrameObject>(&self, chunk: &[u8]) -> Option<u64> {
+    /// can be told; else what is wrong. Torn: the top lies outside the chunk or past what was
+    /// copied (another chunk is current, or frames were pushed since the chunk's extent was
+    /// read), a frame at or above the top (popped: its bytes are stale), a frame whose caller
+    /// does not lie below it, or (3.11+) a caller that cannot be in a call ([`CallFit::Never`],
+    /// for code `known` from earlier walks). A call: (3.11+) a frame whose function object is
+    /// not where its caller's call left it ([`CallFit::Elsewhere`]). Frames outside the chunk
+    /// (generators', entry frames, older chunks) are not checked.
+    fn suspect<F: FrameObject>(&self, chunk: &[u8], known: impl Fn(usize) -> Option<KnownCode>) -> Option<Suspect> {
         let (Some(start), Some((read, limit))) = (self.chunk, self.live) else {
             return None;
         };
         let top = read.after.1;
         let in_chunk = |at: usize| at >= start && at < limit;
+        if !in_chunk(top.saturating_sub(1)) || top > start + chunk.len() {
+            return Some(Suspect::Torn);
+        }
         let mut fingerprint = rustc_hash::FxHasher::default();
         std::hash::Hasher::write_usize(&mut fingerprint, top);
-        let suspect = |f: rustc_hash::FxHasher| Some(std::hash::Hasher::finish(&f) | 1);
-        if !in_chunk(top.saturating_sub(1)) || top > start + chunk.len() {
-            return suspect(fingerprint);
-        }
         let window = Some((start, chunk));
         let mut at = self.frame;
         let mut callee: Option<(F, usize)> = None;
@@ -363,52 +390,139 @@ impl WalkStart {
         while in_chunk(at) && visited < 4096 {
             visited += 1;
             if at >= top {
-                return suspect(fingerprint);
+                return Some(Suspect::Torn);
             }
             let Some(frame) = from_window::<F>(window, at) else {
-                return suspect(fingerprint);
+                return Some(Suspect::Torn);
             };
             std::hash::Hasher::write_usize(&mut fingerprint, at);
             std::hash::Hasher::write_usize(&mut fingerprint, frame.code() as usize);
+            // The innermost frame ends at the top: live frames above it mean the frame
+            // pointer was read through a stale path (3.11, 3.12: the thread state's `cframe`
+            // of an outer evaluation, while a function called from C, e.g. `__init__` or a
+            // 3.11 property, runs in an inner one): its walk would miss the frames above.
+            if callee.is_none() {
+                let end = known(frame.code() as usize)
+                    .filter(|k| !k.shim)
+                    .and_then(|k| Some(at + frame.call_site(at)?.2 + k.slots? * POINTER));
+                if end.is_some_and(|end| end < top) {
+                    return Some(Suspect::Torn);
+                }
+            }
             if let Some((callee, callee_at)) = callee.filter(|(c, _)| !c.is_entry()) {
-                fits &= made_call(&frame, at, &callee, callee_at, window);
+                let callee_known = known(callee.code() as usize);
+                match made_call(&frame, at, known(frame.code() as usize), &callee, callee_at, callee_known, window) {
+                    CallFit::Fits => {}
+                    CallFit::Elsewhere => fits = false,
+                    CallFit::Never => return Some(Suspect::Torn),
+                }
             }
             let back = frame.back() as usize;
-            if in_chunk(back) && back >= at {
-                return suspect(fingerprint);
+            // A frame's caller lies below it; any frame lies on a pointer's boundary (a link
+            // that does not was not written yet: a frame being pushed over stale values).
+            if (in_chunk(back) && back >= at) || back % POINTER != 0 {
+                return Some(Suspect::Torn);
             }
             callee = Some((frame, at));
             at = back;
         }
-        if fits {
-            None
-        } else {
-            suspect(fingerprint)
-        }
+        (!fits).then(|| Suspect::Call(std::hash::Hasher::finish(&fingerprint)))
     }
 }
 
-/// Whether `callee` (at `callee_at`)'s function object lies where a call from `caller` (at
-/// `address`, in `window`) leaves it: at the caller's saved value-stack top or the slot
-/// after (3.11 keeps a method's NULL below the function). True where the layout is unknown.
+/// hptop patch 20/25: how a frame in the chunk fits the call its callee above it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallFit {
+    /// The callee's function object lies where the caller's call left it (or the layout is
+    /// not known).
+    Fits,
+    /// The caller is saved at a call, but the function object is not in its slot: a torn
+    /// read, or a call the check does not model (`__getitem__`, a property).
+    Elsewhere,
+    /// The caller cannot be in a call: it has not begun, it runs (3.11-3.13 keep its saved
+    /// top at -1 then; 3.14+ a NULL pointer), or its instruction pointer lies outside its
+    /// code: a stale callee above it, or fields of two frames copied as one.
+    Never,
+}
+
+/// What is known of a frame's code object from earlier walks (see [`WalkStart::suspect`]).
+#[derive(Debug, Clone, Copy)]
+struct KnownCode {
+    /// Code units of its bytecode (3.11+).
+    units: Option<usize>,
+    /// Slots after a frame's specials (3.11+).
+    slots: Option<usize>,
+    /// A shim (`__init__`'s cleanup, 3.12+): pushed at its first instruction, never started.
+    shim: bool,
+}
+
+/// How `callee` (at `callee_at`) fits a call from `caller` (at `address`, in `window`; its
+/// code `known` from earlier walks): a Python call leaves the callee's function object at the
+/// caller's saved value-stack top or the slot after (3.11 keeps a method's NULL below the
+/// function), within the caller's own slots.
 fn made_call<F: FrameObject>(
     caller: &F,
     address: usize,
+    known: Option<KnownCode>,
     callee: &F,
     callee_at: usize,
+    callee_known: Option<KnownCode>,
     window: Option<(usize, &[u8])>,
-) -> bool {
-    let (Some((_, top, localsplus)), Some((function, _, _))) =
+) -> CallFit {
+    let (Some((_, top, localsplus)), Some((function, _, callee_localsplus))) =
         (caller.call_site(address), callee.call_site(callee_at))
     else {
-        return true;
+        return CallFit::Fits;
     };
+    // A shim is pushed by the interpreter, not called from its caller's stack (`__init__`'s
+    // cleanup below `__init__`, called with the class), and calls without its own stack.
+    if known.is_some_and(|k| k.shim) || callee_known.is_some_and(|k| k.shim) {
+        return CallFit::Fits;
+    }
+    // Only for code seen before, and not a shim: a layout this check does not know (an
+    // entry's trampoline, a version's own shims) must not drop every stack through it.
+    if let (Some(known), Some((offset, started))) = (known.filter(|k| !k.shim), caller.instruction()) {
+        let outside = known.units.is_some_and(|units| offset < -2 || offset > 2 * units as isize);
+        if !started || top < 0 || outside {
+            return CallFit::Never;
+        }
+    }
+    // Only the caller's own slots: the word past a frame's last slot may be the callee's
+    // first field, its function object (a popped frame of the same size as a new one above).
     let slot = |i: i64| {
-        let i = usize::try_from(i).ok()?;
-        from_window::<usize>(window, address + localsplus + i * POINTER)
+        let at = address + localsplus + usize::try_from(i).ok()? * POINTER;
+        (at + POINTER <= callee_at).then(|| from_window::<usize>(window, at))?
     };
+    // A call that moves its receiver into the callee instead of calling a function object
+    // from the stack (`BINARY_SUBSCR_GETITEM`, a property's getter on 3.12+) leaves the
+    // receiver there: the callee's first local.
+    let receiver = from_window::<usize>(window, callee_at + callee_localsplus).filter(|&v| v & !7 != 0);
     // Low bits: 3.14+ tag stack references.
-    (top..=top + 1).any(|i| slot(i).map(|v| v & !7) == Some(function & !7))
+    let holds = |value: usize| (top..=top + 1).any(|i| slot(i).map(|v| v & !7) == Some(value & !7));
+    if holds(function) || receiver.is_some_and(holds) {
+        CallFit::Fits
+    } else {
+        CallFit::Elsewhere
+    }
+}
+
+/// hptop patch 20: the trace of a walk dropped as torn: no frames, counted by the caller.
+fn torn_trace<T: ThreadState>(thread: &T, thread_id: u64, rereads: u32) -> StackTrace {
+    StackTrace {
+        pid: 0,
+        frames: Vec::new(),
+        repeated: false,
+        name_unchanged: false,
+        keys: Vec::new(),
+        thread_id,
+        thread_name: None,
+        owns_gil: false,
+        active: true,
+        os_thread_id: thread.native_thread_id(),
+        process_info: None,
+        rereads,
+        torn: true,
+    }
 }
 
 /// Times a walk's start is read again before the thread's stack is dropped for this sample.
@@ -528,6 +642,12 @@ struct CachedCode {
     filename: Arc<str>,
     name: Arc<str>,
     line_table: Option<Vec<u8>>,
+    /// hptop patch 25: code units of its bytecode (3.11+), to check frames' instruction
+    /// pointers against (see [`WalkStart::suspect`]).
+    code_units: Option<usize>,
+    /// hptop patch 25: slots after a frame's specials (3.11+), to find where a frame of this
+    /// code ends.
+    frame_slots: Option<usize>,
     /// Which decoding this is (see [`CodeCache::generation`]).
     generation: u64,
     /// hptop patch: the lines last decoded from `line_table`, by instruction offset: a busy
@@ -700,31 +820,26 @@ where
                 return Err(e);
             }
         };
-        let suspect = start.suspect::<T::FrameObject>(&chunk);
-        // A chain suspect twice alike is what the thread really runs (a call the check does
-        // not know, e.g. through `__getitem__` or a property): a torn read does not repeat.
-        if suspect.is_none() || (suspect == last_suspect && rereads > 0) {
+        let entries = &cache.entries;
+        let suspect = start.suspect::<T::FrameObject>(&chunk, |code| {
+            let entry = entries.get(&code)?;
+            Some(KnownCode { units: entry.code_units, slots: entry.frame_slots, shim: is_shim(entry) })
+        });
+        // A call the check does not know (e.g. through `__getitem__` or a property) read
+        // alike twice, the thread at one frame over the second copy, is what the thread
+        // really runs. A torn start is never kept: a thread
+        // in a tight loop meets the same race again at the same phase (on Debian's 3.11, 1 in
+        // 1,000 stacks was kept torn so: a frame popped between the reads of the frame pointer
+        // and the top, or a running caller below stale callees).
+        let alike = matches!(suspect, Some(Suspect::Call(_))) && suspect == last_suspect && start.held_still();
+        if suspect.is_none() || alike {
             break (start.frame, start.chunk);
         }
         last_suspect = suspect;
         if rereads == MAX_REREADS {
             cache.frames = chunk;
             cache.last_walks.remove(&thread_id);
-            return Ok(StackTrace {
-                pid: 0,
-                frames: Vec::new(),
-                repeated: false,
-                name_unchanged: false,
-                keys: Vec::new(),
-                thread_id,
-                thread_name: None,
-                owns_gil: false,
-                active: true,
-                os_thread_id: thread.native_thread_id(),
-                process_info: None,
-                rereads,
-                torn: true,
-            });
+            return Ok(torn_trace(thread, thread_id, rereads));
         }
         rereads += 1;
         // The thread state too: the thread may have moved to another chunk.
@@ -783,10 +898,21 @@ where
             .or_else(|| older.frame(frame_ptr as usize, process))
         {
             Some(frame) => frame,
-            None => process
-                .copy_pointer(frame_ptr)
-                .context("Failed to copy PyFrameObject")?,
+            None => match process.copy_pointer(frame_ptr) {
+                Ok(frame) => frame,
+                // hptop patch 25: a start outside the chunk copied that cannot be read is a
+                // frame pointer read through a stale path (3.11, 3.12: a `cframe` on a C stack
+                // since reused), not a failure of the read: the sample is dropped as torn.
+                Err(_) if visited == 1 && window.is_some() => {
+                    cache.frames = chunk;
+                    cache.last_walks.remove(&thread_id);
+                    return Ok(torn_trace(thread, thread_id, rereads));
+                }
+                Err(e) => return Err(e).context("Failed to copy PyFrameObject"),
+            },
         };
+        // Likewise a first frame whose code object cannot be read.
+        let start_unreadable = visited == 1 && window.is_some() && from_window::<T::FrameObject>(window, frame_ptr as usize).is_none();
 
         if !frame.is_python_frame() {
             frame_ptr = frame.back();
@@ -797,9 +923,15 @@ where
         let code = match walk_codes.iter().find(|(a, _)| *a == frame.code() as usize) {
             Some((_, code)) => *code,
             None => {
-                let code = process
-                    .copy_pointer(frame.code())
-                    .context("Failed to copy PyCodeObject")?;
+                let code = match process.copy_pointer(frame.code()) {
+                    Ok(code) => code,
+                    Err(_) if start_unreadable => {
+                        cache.frames = chunk;
+                        cache.last_walks.remove(&thread_id);
+                        return Ok(torn_trace(thread, thread_id, rereads));
+                    }
+                    Err(e) => return Err(e).context("Failed to copy PyCodeObject"),
+                };
                 if walk_codes.len() < MAX_BATCHED_CODES + 16 {
                     walk_codes.push((frame.code() as usize, code));
                 }
@@ -848,6 +980,8 @@ where
                     filename: filename.into(),
                     name: name.into(),
                     line_table,
+                    code_units: code.code_units(),
+                    frame_slots: code.frame_slots(),
                     generation: cache.generation,
                     lines: [(-1, 0); LINES_KEPT],
                     next_line: 0,
@@ -867,7 +1001,7 @@ where
 
         // skip <shim> entries in python 3.13+
         // Unset file/function name in py3.13 means this is a shim.
-        if entry.filename.is_empty() || &*entry.filename == "<shim>" {
+        if is_shim(entry) {
             frame_ptr = frame.back();
             set_last_frame_as_shim_entry(&mut frames);
             continue;
