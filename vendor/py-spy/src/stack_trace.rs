@@ -506,6 +506,17 @@ fn made_call<F: FrameObject>(
     }
 }
 
+/// hptop patch 25: a hash of what a walk's start read: the frame pointer and top around the
+/// chunk's copy, and the copy.
+fn read_fingerprint(start: &WalkStart, chunk: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    start.frame.hash(&mut hasher);
+    start.live.map(|(read, _)| (read.before, read.after)).hash(&mut hasher);
+    chunk.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// hptop patch 20: the trace of a walk dropped as torn: no frames, counted by the caller.
 fn torn_trace<T: ThreadState>(thread: &T, thread_id: u64, rereads: u32) -> StackTrace {
     StackTrace {
@@ -812,6 +823,7 @@ where
     let mut current = *thread;
     let mut rereads = 0;
     let mut last_suspect = None;
+    let mut last_read = None;
     let (frame_address, chunk_start) = loop {
         let start = match walk_start(&current, tstate_address, process, cache, &mut chunk, rereads == 0) {
             Ok(start) => start,
@@ -827,15 +839,22 @@ where
         });
         // A call the check does not know (e.g. through `__getitem__` or a property) read
         // alike twice, the thread at one frame over the second copy, is what the thread
-        // really runs. A torn start is never kept: a thread
-        // in a tight loop meets the same race again at the same phase (on Debian's 3.11, 1 in
-        // 1,000 stacks was kept torn so: a frame popped between the reads of the frame pointer
-        // and the top, or a running caller below stale callees).
+        // really runs. A torn start is never kept so: a thread in a tight loop meets the same
+        // race again at the same phase (on Debian's 3.11, 1 in 1,000 stacks was kept torn so:
+        // a frame popped between the reads of the frame pointer and the top, or a running
+        // caller below stale callees).
         let alike = matches!(suspect, Some(Suspect::Call(_))) && suspect == last_suspect && start.held_still();
-        if suspect.is_none() || alike {
+        // A read the same to the byte as the one before it (the frame pointer, the top and
+        // the chunk) is of a thread that did not move between them, paused (`--blocking`) or
+        // blocked: what it holds is real, whatever the check makes of it (a frame pushed and
+        // not yet entered, a layout the check does not model).
+        let still = read_fingerprint(&start, &chunk);
+        let unmoved = rereads > 0 && Some(still) == last_read && start.held_still();
+        if suspect.is_none() || alike || unmoved {
             break (start.frame, start.chunk);
         }
         last_suspect = suspect;
+        last_read = Some(still);
         if rereads == MAX_REREADS {
             cache.frames = chunk;
             cache.last_walks.remove(&thread_id);
