@@ -313,7 +313,7 @@ fn paused_reads_of_class_based_code_are_whole_on_every_python() {
         ]);
         assert!(out.status.success(), "{}", python.label);
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let mut paths: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut paths = std::collections::BTreeMap::<String, u64>::new();
         for stack in report["processes"][0]["stacks"].as_array().unwrap() {
             if stack["thread"] != "worker" {
                 continue;
