@@ -285,22 +285,27 @@ def torn_share(stacks):
     return (impossible * 100.0 / total if total else float("nan")), total
 
 
-def torn(name, hptop, python, seconds, extra):
+def stacks_of(workload, name, hptop, python, seconds, extra):
+    """Starts a workload that prints "ready", lets one profiler read it for `seconds`, and
+    returns the stacks read (and hptop's report)."""
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "alternate.py"), str(seconds + 30)],
+        proc = subprocess.Popen([python, os.path.join(WORKLOADS, workload), str(seconds + 30)],
                                 stdout=subprocess.PIPE)
         try:
             assert proc.stdout.readline().strip() == b"ready"
             time.sleep(0.3)
             if name.startswith("hptop"):
-                stacks, report = hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
-            elif name == "py-spy":
-                stacks, report = py_spy_stacks(proc.pid, seconds, tmp), None
-            else:
-                stacks, report = austin_stacks(proc.pid, seconds, tmp), None
+                return hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
+            if name == "py-spy":
+                return py_spy_stacks(proc.pid, seconds, tmp), None
+            return austin_stacks(proc.pid, seconds, tmp), None
         finally:
             proc.kill()
             proc.wait()
+
+
+def torn(name, hptop, python, seconds, extra):
+    stacks, report = stacks_of("alternate.py", name, hptop, python, seconds, extra)
     share, total = torn_share(stacks)
     return share, total, report
 
@@ -322,21 +327,7 @@ def class_paths(stacks):
 
 
 def classes(name, hptop, python, seconds, extra):
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.Popen([python, os.path.join(WORKLOADS, "classes.py"), str(seconds + 30)],
-                                stdout=subprocess.PIPE)
-        try:
-            assert proc.stdout.readline().strip() == b"ready"
-            time.sleep(0.3)
-            if name.startswith("hptop"):
-                stacks, report = hptop_stacks(hptop, proc.pid, seconds, tmp, extra)
-            elif name == "py-spy":
-                stacks, report = py_spy_stacks(proc.pid, seconds, tmp), None
-            else:
-                stacks, report = austin_stacks(proc.pid, seconds, tmp), None
-        finally:
-            proc.kill()
-            proc.wait()
+    stacks, report = stacks_of("classes.py", name, hptop, python, seconds, extra)
     return class_paths(stacks), report
 
 
