@@ -490,8 +490,9 @@ fn made_call<F: FrameObject>(
     // Only the caller's own slots: the word past a frame's last slot may be the callee's
     // first field, its function object (a popped frame of the same size as a new one above).
     let slot = |i: i64| {
-        let at = address + localsplus + usize::try_from(i).ok()? * POINTER;
-        (at + POINTER <= callee_at).then(|| from_window::<usize>(window, at))?
+        // Checked: a torn frame's saved top can be any number (3.14+ derive it from a pointer).
+        let at = usize::try_from(i).ok()?.checked_mul(POINTER)?.checked_add(address + localsplus)?;
+        (at.checked_add(POINTER)? <= callee_at).then(|| from_window::<usize>(window, at))?
     };
     // A call that moves its receiver into the callee instead of calling a function object
     // from the stack (`BINARY_SUBSCR_GETITEM`, a property's getter on 3.12+) leaves the
