@@ -384,7 +384,8 @@ impl WalkStart {
         std::hash::Hasher::write_usize(&mut fingerprint, top);
         let window = Some((start, chunk));
         let mut at = self.frame;
-        let mut callee: Option<(F, usize)> = None;
+        // The frame above, where it lies, and its code as known.
+        let mut callee: Option<(F, usize, Option<KnownCode>)> = None;
         let mut visited = 0;
         let mut fits = true;
         while in_chunk(at) && visited < 4096 {
@@ -397,21 +398,21 @@ impl WalkStart {
             };
             std::hash::Hasher::write_usize(&mut fingerprint, at);
             std::hash::Hasher::write_usize(&mut fingerprint, frame.code() as usize);
+            let frame_known = known(frame.code() as usize);
             // The innermost frame ends at the top: live frames above it mean the frame
             // pointer was read through a stale path (3.11, 3.12: the thread state's `cframe`
             // of an outer evaluation, while a function called from C, e.g. `__init__` or a
             // 3.11 property, runs in an inner one): its walk would miss the frames above.
             if callee.is_none() {
-                let end = known(frame.code() as usize)
+                let end = frame_known
                     .filter(|k| !k.shim)
                     .and_then(|k| Some(at + frame.call_site(at)?.2 + k.slots? * POINTER));
                 if end.is_some_and(|end| end < top) {
                     return Some(Suspect::Torn);
                 }
             }
-            if let Some((callee, callee_at)) = callee.filter(|(c, _)| !c.is_entry()) {
-                let callee_known = known(callee.code() as usize);
-                match made_call(&frame, at, known(frame.code() as usize), &callee, callee_at, callee_known, window) {
+            if let Some((callee, callee_at, callee_known)) = callee.filter(|(c, _, _)| !c.is_entry()) {
+                match made_call(&frame, at, frame_known, &callee, callee_at, callee_known, window) {
                     CallFit::Fits => {}
                     CallFit::Elsewhere => fits = false,
                     CallFit::Never => return Some(Suspect::Torn),
@@ -423,7 +424,7 @@ impl WalkStart {
             if (in_chunk(back) && back >= at) || back % POINTER != 0 {
                 return Some(Suspect::Torn);
             }
-            callee = Some((frame, at));
+            callee = Some((frame, at, frame_known));
             at = back;
         }
         (!fits).then(|| Suspect::Call(std::hash::Hasher::finish(&fingerprint)))
@@ -481,7 +482,7 @@ fn made_call<F: FrameObject>(
     }
     // Only for code seen before, and not a shim: a layout this check does not know (an
     // entry's trampoline, a version's own shims) must not drop every stack through it.
-    if let (Some(known), Some((offset, started))) = (known.filter(|k| !k.shim), caller.instruction()) {
+    if let (Some(known), Some((offset, started))) = (known, caller.instruction()) {
         let outside = known.units.is_some_and(|units| offset < -2 || offset > 2 * units as isize);
         if !started || top < 0 || outside {
             return CallFit::Never;
@@ -518,8 +519,17 @@ fn read_fingerprint(start: &WalkStart, chunk: &[u8]) -> u64 {
     hasher.finish()
 }
 
-/// hptop patch 20: the trace of a walk dropped as torn: no frames, counted by the caller.
-fn torn_trace<T: ThreadState>(thread: &T, thread_id: u64, rereads: u32) -> StackTrace {
+/// hptop patch 20: the trace of a walk dropped as torn: no frames, counted by the caller. The
+/// walk's chunk buffer goes back to `cache`, and the thread's last walk is forgotten.
+fn torn_trace<T: ThreadState>(
+    cache: &mut CodeCache,
+    chunk: Vec<u8>,
+    thread: &T,
+    thread_id: u64,
+    rereads: u32,
+) -> StackTrace {
+    cache.frames = chunk;
+    cache.last_walks.remove(&thread_id);
     StackTrace {
         pid: 0,
         frames: Vec::new(),
@@ -849,17 +859,17 @@ where
         // the chunk) is of a thread that did not move between them, paused (`--blocking`) or
         // blocked: what it holds is real, whatever the check makes of it (a frame pushed and
         // not yet entered, a layout the check does not model).
+        if suspect.is_none() || alike {
+            break (start.frame, start.chunk);
+        }
         let still = read_fingerprint(&start, &chunk);
-        let unmoved = rereads > 0 && Some(still) == last_read && start.held_still();
-        if suspect.is_none() || alike || unmoved {
+        if rereads > 0 && Some(still) == last_read && start.held_still() {
             break (start.frame, start.chunk);
         }
         last_suspect = suspect;
         last_read = Some(still);
         if rereads == MAX_REREADS {
-            cache.frames = chunk;
-            cache.last_walks.remove(&thread_id);
-            return Ok(torn_trace(thread, thread_id, rereads));
+            return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
         }
         rereads += 1;
         // The thread state too: the thread may have moved to another chunk.
@@ -914,25 +924,21 @@ where
             return Err(format_err!("Max frame recursion depth reached"));
         }
 
-        let frame = match from_window(window, frame_ptr as usize)
-            .or_else(|| older.frame(frame_ptr as usize, process))
-        {
+        let in_window = from_window(window, frame_ptr as usize);
+        // hptop patch 25: a start outside the chunk copied whose frame or code object cannot
+        // be read is a frame pointer read through a stale path (3.11, 3.12: a `cframe` on a C
+        // stack since reused), not a failure of the read: the sample is dropped as torn.
+        let start_outside = visited == 1 && window.is_some() && in_window.is_none();
+        let frame = match in_window.or_else(|| older.frame(frame_ptr as usize, process)) {
             Some(frame) => frame,
             None => match process.copy_pointer(frame_ptr) {
                 Ok(frame) => frame,
-                // hptop patch 25: a start outside the chunk copied that cannot be read is a
-                // frame pointer read through a stale path (3.11, 3.12: a `cframe` on a C stack
-                // since reused), not a failure of the read: the sample is dropped as torn.
-                Err(_) if visited == 1 && window.is_some() => {
-                    cache.frames = chunk;
-                    cache.last_walks.remove(&thread_id);
-                    return Ok(torn_trace(thread, thread_id, rereads));
+                Err(_) if start_outside => {
+                    return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
                 }
                 Err(e) => return Err(e).context("Failed to copy PyFrameObject"),
             },
         };
-        // Likewise a first frame whose code object cannot be read.
-        let start_unreadable = visited == 1 && window.is_some() && from_window::<T::FrameObject>(window, frame_ptr as usize).is_none();
 
         if !frame.is_python_frame() {
             frame_ptr = frame.back();
@@ -945,10 +951,8 @@ where
             None => {
                 let code = match process.copy_pointer(frame.code()) {
                     Ok(code) => code,
-                    Err(_) if start_unreadable => {
-                        cache.frames = chunk;
-                        cache.last_walks.remove(&thread_id);
-                        return Ok(torn_trace(thread, thread_id, rereads));
+                    Err(_) if start_outside => {
+                        return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
                     }
                     Err(e) => return Err(e).context("Failed to copy PyCodeObject"),
                 };
