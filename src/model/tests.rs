@@ -852,6 +852,37 @@ fn bytes_read_at_every_tick_go_to_the_stack_of_that_tick() {
 }
 
 #[test]
+fn bytes_held_while_a_thread_sleeps_go_to_where_it_waited_after_writing() {
+    use crate::collect::tick::Syscall;
+    let mut s = session();
+    // A writer whose write(2) and fsync are never caught (a fast disk, a loaded machine):
+    // it is seen asleep in nanosleep (230) and once waiting for the GIL (futex, 202) in
+    // `write_batch` right after a write. Bytes held while it slept are not the sleep's.
+    let plan: [(&str, Option<u64>, u64); 5] = [
+        ("encode", None, 0),
+        ("writer", Some(230), 1000),
+        ("write_batch", Some(202), 1500),
+        ("writer", Some(230), 2500),
+        ("writer", Some(230), 2500),
+    ];
+    for (i, (name, call, io)) in (0u32..).zip(plan) {
+        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), Counts::default());
+        if let Some(counters) = t.counters.as_mut() {
+            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
+            counters.io_bytes = Some(io);
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+    s.settle();
+    let p = s.snapshot(&SnapshotQuery {
+        mode: Mode::Wall,
+        ..SAMPLES
+    });
+    assert_eq!(find(&p, "write_batch").credited.io_bytes, 2500.0);
+    assert_eq!(find(&p, "writer").credited.io_bytes, 0.0);
+}
+
+#[test]
 fn whole_stacks_carry_their_samples_and_credited_counters_per_thread() {
     let mut s = session();
     // Thread 1 runs f<-main for 3 ticks then g<-main; thread 2 runs f<-main: CPU ticks credit

@@ -157,6 +157,10 @@ pub struct ThreadStats {
     last_runnable: Vec<(FunctionId, u32)>,
     /// The last stack seen blocked in an I/O system call: where this thread does its I/O.
     io_site: Vec<(FunctionId, u32)>,
+    /// The last stack seen blocked in a system call that neither moves data nor only waits
+    /// (a futex for the GIL or a lock): where held bytes go while no `io_site` is known, since
+    /// a write is typically followed by such a wait right where it was made.
+    call_site: Vec<(FunctionId, u32)>,
     /// I/O bytes moved before the thread was first seen in an I/O call, by the stack they
     /// would go to if it never is (see [`hold_io`]): credited to `io_site` once it is known.
     unplaced_io: HashMap<Vec<(FunctionId, u32)>, f64>,

@@ -47,6 +47,9 @@ pub(super) fn remember_for_slow(
         stats.io_site.clone_from(&stats.stack);
         place_held_io(stats, functions);
     }
+    if call == InCall::Other && has_stack {
+        stats.call_site.clone_from(&stats.stack);
+    }
     stats.pending_len += 1;
 }
 
@@ -228,7 +231,8 @@ pub(super) fn credit_tick_io(
 }
 
 /// Credits the I/O bytes a thread held while it had no I/O site: to that site if it has one
-/// now (the code this thread does its I/O at), else to the stacks they were held for.
+/// now (the code this thread does its I/O at), else to the stack last seen in a call that
+/// is not a sleep (`call_site`), else to the stacks they were held for.
 /// Bytes move in system calls, and a fast write on a CPU is never caught in one, while the
 /// same code's slower calls (an fsync, a full pipe) are, sooner or later.
 pub(super) fn place_held_io(stats: &mut ThreadStats, functions: &mut FunctionTable) {
@@ -240,13 +244,20 @@ pub(super) fn place_held_io(stats: &mut ThreadStats, functions: &mut FunctionTab
         io_bytes: bytes,
         ..Credited::default()
     };
-    if stats.io_site.is_empty() {
+    // Never the stacks a sleeper was held for while a better site is known: no bytes move
+    // in nanosleep or poll.
+    let site = if stats.io_site.is_empty() {
+        &stats.call_site
+    } else {
+        &stats.io_site
+    };
+    if site.is_empty() {
         for (stack, bytes) in stats.unplaced_io.drain() {
             functions.credit_stack(&stack, &credit(bytes), 1.0);
         }
     } else {
         let bytes: f64 = stats.unplaced_io.drain().map(|(_, b)| b).sum();
-        functions.credit_stack(&stats.io_site, &credit(bytes), 1.0);
+        functions.credit_stack(site, &credit(bytes), 1.0);
     }
 }
 
