@@ -354,6 +354,10 @@ impl Session {
             ),
             stacks_reread: self.threads.reread_samples(),
             stacks_dropped: self.threads.dropped_samples(),
+            stacks_dropped_percent: percent(
+                self.threads.dropped_samples(),
+                self.threads.counted_samples(true) + self.threads.dropped_samples(),
+            ),
             skipped_ticks: self.skipped,
             rate_hz: self.achieved_rate_hz(duration_s),
             counted_samples,

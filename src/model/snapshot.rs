@@ -128,6 +128,8 @@ pub struct ProcessSnapshot {
     pub stacks_reread: u64,
     /// Thread-samples whose stack raced at every read: dropped, credited to no function.
     pub stacks_dropped: u64,
+    /// `stacks_dropped` over the Python thread-samples read (kept and dropped), in percent.
+    pub stacks_dropped_percent: f64,
     /// Deadlines skipped because a tick ran late.
     pub skipped_ticks: u64,
     /// Ticks per second achieved: (samples + errors - 1) / (duration - time paused).

@@ -1098,6 +1098,7 @@ fn a_dropped_stack_is_counted_and_credited_to_no_function() {
     }
     let p = s.snapshot(&SAMPLES);
     assert_eq!((p.stacks_reread, p.stacks_dropped), (5, 1));
+    assert!((p.stacks_dropped_percent - 10.0).abs() < 1e-9);
     // Nine stacks counted, all of `f`: the dropped one is in no function's count.
     let f = find(&p, "f");
     assert_eq!((f.own_samples, f.total_samples), (9, 9));

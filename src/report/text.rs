@@ -10,6 +10,9 @@ use crate::model::family;
 use crate::model::functions::{Counter, Credited};
 use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot, Straggler};
 
+/// Share of dropped thread-samples (percent) from which the report says why and names the fix.
+const DROPPED_HINT_PERCENT: f64 = 5.0;
+
 /// Function rows shown per process in the text report (JSON has them all).
 pub const TEXT_FUNCTION_ROWS: usize = 40;
 
@@ -61,6 +64,15 @@ fn render_sampling_notes(out: &mut String, p: &ProcessSnapshot) {
             fmt::count(p.stacks_dropped),
             if p.stacks_dropped == 1 { "is" } else { "are" },
         );
+        if p.stacks_dropped_percent >= DROPPED_HINT_PERCENT {
+            let _ = writeln!(
+                out,
+                "Dropped: {} of the Python thread-samples. The code calls and returns faster than \
+                 a stack can be read without pausing it (e.g. small methods, properties and \
+                 classes called in a loop); --blocking reads every stack whole.",
+                fmt::percent(p.stacks_dropped_percent),
+            );
+        }
     }
     if p.skipped_ticks * 10 > p.samples + p.sample_errors {
         let _ = writeln!(
