@@ -819,7 +819,6 @@ fn io_bytes_moved_before_the_first_io_call_seen_go_to_it_and_otherwise_settle() 
 
 #[test]
 fn bytes_read_at_every_tick_go_to_the_stack_of_that_tick() {
-    use crate::collect::tick::Syscall;
     let mut s = session();
     // (function, system call, io bytes so far): per-tick `io` reads of a thread that writes.
     let plan: [(&str, Option<u64>, u64); 6] = [
@@ -833,14 +832,7 @@ fn bytes_read_at_every_tick_go_to_the_stack_of_that_tick() {
         // caught in fsync: the site, and the held 500 go there
         ("flush", Some(74), 1500),
     ];
-    for (i, (name, call, io)) in (0u32..).zip(plan) {
-        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), Counts::default());
-        if let Some(counters) = t.counters.as_mut() {
-            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
-            counters.io_bytes = Some(io);
-        }
-        s.ingest(&tick(i, vec![t], 0, 1));
-    }
+    ingest_io_ticks(&mut s, &plan);
     let p = s.snapshot(&SnapshotQuery {
         mode: Mode::Wall,
         ..SAMPLES
@@ -851,9 +843,22 @@ fn bytes_read_at_every_tick_go_to_the_stack_of_that_tick() {
     assert_eq!(find(&p, "encode").credited.io_bytes, 0.0);
 }
 
+/// Feeds one thread through `plan` (function, system call or None when running, `io` bytes
+/// so far), one tick each: per-tick `io` reads of a thread that does I/O.
+fn ingest_io_ticks(s: &mut Session, plan: &[(&str, Option<u64>, u64)]) {
+    use crate::collect::tick::Syscall;
+    for (i, &(name, call, io)) in (0u32..).zip(plan) {
+        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), Counts::default());
+        if let Some(counters) = t.counters.as_mut() {
+            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
+            counters.io_bytes = Some(io);
+        }
+        s.ingest(&tick(i, vec![t], 0, 1));
+    }
+}
+
 #[test]
 fn bytes_held_while_a_thread_sleeps_go_to_where_it_waited_after_writing() {
-    use crate::collect::tick::Syscall;
     let mut s = session();
     // A writer whose write(2) and fsync are never caught (a fast disk, a loaded machine):
     // it is seen asleep in nanosleep (230) and once waiting for the GIL (futex, 202) in
@@ -865,14 +870,7 @@ fn bytes_held_while_a_thread_sleeps_go_to_where_it_waited_after_writing() {
         ("writer", Some(230), 2500),
         ("writer", Some(230), 2500),
     ];
-    for (i, (name, call, io)) in (0u32..).zip(plan) {
-        let mut t = thread(1, call.is_none(), stack(&[(name, 1)]), Counts::default());
-        if let Some(counters) = t.counters.as_mut() {
-            counters.syscall = call.map(|number| Syscall { number, arg0: 0 });
-            counters.io_bytes = Some(io);
-        }
-        s.ingest(&tick(i, vec![t], 0, 1));
-    }
+    ingest_io_ticks(&mut s, &plan);
     s.settle();
     let p = s.snapshot(&SnapshotQuery {
         mode: Mode::Wall,
