@@ -519,6 +519,29 @@ fn read_fingerprint(start: &WalkStart, chunk: &[u8]) -> u64 {
     hasher.finish()
 }
 
+/// hptop patch 26: whether the start of the walk of the thread state at `tstate_address`,
+/// read once more, is the same to the byte as `first` (read into `chunk`): the thread did not
+/// move between the two reads.
+fn read_again_alike<T: ThreadState, P: ProcessMemory>(
+    first: &WalkStart,
+    chunk: &[u8],
+    tstate_address: Option<usize>,
+    process: &P,
+    cache: &mut CodeCache,
+) -> bool {
+    let Some(address) = tstate_address else { return false };
+    let Ok(thread) = process.copy_struct::<T>(address) else { return false };
+    let mut again_chunk = Vec::new();
+    match walk_start(&thread, tstate_address, process, cache, &mut again_chunk, false) {
+        Ok(again) => {
+            first.held_still()
+                && again.held_still()
+                && read_fingerprint(&again, &again_chunk) == read_fingerprint(first, chunk)
+        }
+        Err(_) => false,
+    }
+}
+
 /// hptop patch 20: the trace of a walk dropped as torn: no frames, counted by the caller. The
 /// walk's chunk buffer goes back to `cache`, and the thread's last walk is forgotten.
 fn torn_trace<T: ThreadState>(
@@ -835,7 +858,7 @@ where
     let mut rereads = 0;
     let mut last_suspect = None;
     let mut last_read = None;
-    let (frame_address, chunk_start) = loop {
+    let (frame_address, chunk_start, kept) = loop {
         let start = match walk_start(&current, tstate_address, process, cache, &mut chunk, rereads == 0) {
             Ok(start) => start,
             Err(e) => {
@@ -860,11 +883,11 @@ where
         // blocked: what it holds is real, whatever the check makes of it (a frame pushed and
         // not yet entered, a layout the check does not model).
         if suspect.is_none() || alike {
-            break (start.frame, start.chunk);
+            break (start.frame, start.chunk, start);
         }
         let still = read_fingerprint(&start, &chunk);
         if rereads > 0 && Some(still) == last_read && start.held_still() {
-            break (start.frame, start.chunk);
+            break (start.frame, start.chunk, start);
         }
         last_suspect = suspect;
         last_read = Some(still);
@@ -918,13 +941,38 @@ where
     };
 
     let mut visited = 0;
+    // hptop patch 26: the walk started outside the chunk and has not reached it yet.
+    let mut outside_start = false;
     while !frame_ptr.is_null() {
         visited += 1;
         if visited > 4096 {
             return Err(format_err!("Max frame recursion depth reached"));
         }
 
-        let in_window = from_window(window, frame_ptr as usize);
+        let in_window = from_window::<T::FrameObject>(window, frame_ptr as usize);
+        if visited == 1 && window.is_some() && in_window.is_none() {
+            outside_start = true;
+        }
+        // hptop patch 26: a walk that starts outside the chunk (a generator's frame, an entry
+        // frame on the C stack) reaches the chunk at its newest frame, the one that ends at
+        // the top: a first frame in the chunk with live frames above it means the start was
+        // stale (3.12: the entry frame of an evaluation called from C, e.g. a class's
+        // `__init__`, that has returned, read through the thread state's old `cframe`), and
+        // the walk would show the caller's stack as the thread's. Such a sample is dropped.
+        // A thread that did not move (paused, blocked) is kept as read whatever the check
+        // finds (a thread paused while it enters an evaluation has pushed the frame it will
+        // run before its `cframe` names it): the start is read once more to tell.
+        if let (true, Some(frame), Some((read, _))) = (outside_start, in_window.as_ref(), kept.live) {
+            outside_start = false;
+            let end = cache
+                .entries
+                .get(&(frame.code() as usize))
+                .filter(|entry| !is_shim(entry))
+                .and_then(|entry| Some(frame_ptr as usize + frame.call_site(frame_ptr as usize)?.2 + entry.frame_slots? * POINTER));
+            if end.is_some_and(|end| end != read.after.1) && !read_again_alike::<T, P>(&kept, &chunk, tstate_address, process, cache) {
+                return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
+            }
+        }
         // hptop patch 25: a start outside the chunk copied whose frame or code object cannot
         // be read is a frame pointer read through a stale path (3.11, 3.12: a `cframe` on a C
         // stack since reused), not a failure of the read: the sample is dropped as torn.
