@@ -968,7 +968,10 @@ where
                 .entries
                 .get(&(frame.code() as usize))
                 .filter(|entry| !is_shim(entry))
-                .and_then(|entry| Some(frame_ptr as usize + frame.call_site(frame_ptr as usize)?.2 + entry.frame_slots? * POINTER));
+                .and_then(|entry| {
+                    let slots = entry.frame_slots?.checked_mul(POINTER)?;
+                    (frame_ptr as usize).checked_add(frame.call_site(frame_ptr as usize)?.2)?.checked_add(slots)
+                });
             if end.is_some_and(|end| end != read.after.1) && !read_again_alike::<T, P>(&kept, &chunk, tstate_address, process, cache) {
                 return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
             }
