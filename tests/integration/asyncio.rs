@@ -257,19 +257,21 @@ fn a_recording_carries_the_tasks_and_their_figures() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A launched program that imports asyncio 2 s in has its tasks listed within about a second
-/// of the import (the module was looked for again only every tenth read: ~11 s).
+/// A launched program that imports asyncio 1 s in has its tasks listed within the report (the
+/// module was looked for again only every tenth read: ~11 s). The window leaves 7 s after the
+/// import: under scripts/loaded-tests.sh (run-queue wait ~70 %) a 3 s margin was too short
+/// for 3.14 to start, import asyncio and run its first task.
 #[test]
 fn tasks_of_a_program_that_imports_asyncio_late_are_listed() {
     let Some(python) = newer_python() else { return };
     let script = crate::common::workload_path("late_asyncio.py");
     let report = report_json(&[
         "--duration",
-        "5",
+        "8",
         "--",
         python.path.to_str().unwrap(),
         script.to_str().unwrap(),
-        "2",
+        "1",
     ]);
     let p = process(&report);
     let tasks = p["tasks"].as_array();
