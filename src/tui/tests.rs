@@ -109,6 +109,19 @@ fn key(c: char) -> KeyEvent {
 }
 
 #[test]
+fn many_dropped_stacks_are_said_in_the_functions_title_at_80_columns() {
+    let mut p = snapshot();
+    p.stacks_dropped = 400;
+    p.stacks_dropped_percent = 71.4;
+    let screen = render(&App::new(p, 100.0, false, Mode::Samples), 80, 24);
+    assert!(screen.contains("· 71.4% dropped · mode"), "{screen}");
+    let mut few = snapshot();
+    few.stacks_dropped_percent = 1.0;
+    let screen = render(&App::new(few, 100.0, false, Mode::Samples), 80, 24);
+    assert!(!screen.contains("dropped ·"), "{screen}");
+}
+
+#[test]
 fn every_pane_shows_its_figures() {
     let app = App::new(snapshot(), 100.0, false, Mode::Samples);
     let screen = render(&app, 120, 30);
