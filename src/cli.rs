@@ -271,6 +271,10 @@ impl From<FormatArg> for Format {
 }
 
 #[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line flags, one per bool"
+)]
 struct ReportArgs {
     #[command(flatten)]
     target: TargetArgs,
@@ -289,6 +293,9 @@ struct ReportArgs {
     /// Output format: text, json, or stacks (collapsed, flamegraph, speedscope, pprof).
     #[arg(long, short = 'f', value_enum, default_value_t = ReportFormatArg::Text)]
     format: ReportFormatArg,
+    /// Same as --format json (py-spy's flag).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     /// With a stack format: what a stack's width counts (default: samples, as the
     /// mode counts them; cpu in µs; faults, switches and I/O bytes as credited).
     #[arg(long, default_value = "samples", value_parser = weight_parser())]
@@ -331,6 +338,9 @@ struct DumpArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
+    /// Same as --format json (py-spy's flag).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
     /// Pause the target while reading its stacks (exact, consistent stacks).
     #[arg(long)]
     blocking: bool,
@@ -341,6 +351,9 @@ struct PsArgs {
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = FormatArg::Text)]
     format: FormatArg,
+    /// Same as --format json (py-spy's flag).
+    #[arg(long, conflicts_with = "format")]
+    json: bool,
 }
 
 impl Cli {
@@ -348,7 +361,14 @@ impl Cli {
     ///
     /// # Errors
     /// A usage error naming the bad value.
-    pub fn into_mode(self) -> Result<Mode, HptopError> {
+    pub fn into_mode(mut self) -> Result<Mode, HptopError> {
+        // `--json`, as py-spy spells it, is `--format json`.
+        match &mut self.command {
+            Some(Command::Report(args)) if args.json => args.format = ReportFormatArg::Json,
+            Some(Command::Dump(args)) if args.json => args.format = FormatArg::Json,
+            Some(Command::Ps(args)) if args.json => args.format = FormatArg::Json,
+            _ => {}
+        }
         match self.command {
             None => Ok(Mode::Live {
                 // No target: the picker lists the Python processes to choose from.

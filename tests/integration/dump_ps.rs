@@ -387,3 +387,35 @@ fn class_paths(
     }
     (paths, report)
 }
+
+/// `--json`, as py-spy spells it (`py-spy dump --json`), is `--format json` for dump, ps and
+/// report; given with `--format` it is a usage error.
+#[test]
+fn the_json_flag_of_py_spy_is_format_json() {
+    let python = default_python();
+    let workload = Workload::start(&python, "idle.py", &[]);
+    let pid = workload.pid().to_string();
+    let json = |args: &[&str]| -> Value {
+        let out = hptop(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            crate::common::stderr(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?} is not JSON ({e})"))
+    };
+    assert_eq!(
+        json(&["dump", "--pid", &pid, "--json"])["schema"],
+        "hptop.dump/1"
+    );
+    let rows = json(&["ps", "--json"]);
+    assert!(rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["pid"] == workload.pid()));
+    let report = json(&["report", "--pid", &pid, "--duration", "0.5", "--json"]);
+    assert_eq!(report["processes"][0]["pid"], workload.pid());
+    let both = hptop(&["dump", "--pid", &pid, "--json", "--format", "text"]);
+    assert_eq!(both.status.code(), Some(2));
+}
