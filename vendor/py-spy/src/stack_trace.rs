@@ -404,9 +404,7 @@ impl WalkStart {
             // of an outer evaluation, while a function called from C, e.g. `__init__` or a
             // 3.11 property, runs in an inner one): its walk would miss the frames above.
             if callee.is_none() {
-                let end = frame_known
-                    .filter(|k| !k.shim)
-                    .and_then(|k| Some(at + frame.call_site(at)?.2 + k.slots? * POINTER));
+                let end = frame_known.and_then(|k| k.frame_end(&frame, at));
                 if end.is_some_and(|end| end < top) {
                     return Some(Suspect::Torn);
                 }
@@ -455,6 +453,23 @@ struct KnownCode {
     slots: Option<usize>,
     /// A shim (`__init__`'s cleanup, 3.12+): pushed at its first instruction, never started.
     shim: bool,
+}
+
+impl KnownCode {
+    /// What an entry of the code cache tells of its code.
+    fn of(entry: &CachedCode) -> Self {
+        KnownCode { units: entry.code_units, slots: entry.frame_slots, shim: is_shim(entry) }
+    }
+
+    /// Where a frame of this code at `at` ends (3.11+; never for a shim, whose frame is
+    /// pushed by the interpreter at a size of its own): past its last slot.
+    fn frame_end<F: FrameObject>(self, frame: &F, at: usize) -> Option<usize> {
+        if self.shim {
+            return None;
+        }
+        let slots = self.slots?.checked_mul(POINTER)?;
+        at.checked_add(frame.call_site(at)?.2)?.checked_add(slots)
+    }
 }
 
 /// How `callee` (at `callee_at`) fits a call from `caller` (at `address`, in `window`; its
@@ -529,15 +544,12 @@ fn read_again_alike<T: ThreadState, P: ProcessMemory>(
     process: &P,
     cache: &mut CodeCache,
 ) -> bool {
-    let Some(address) = tstate_address else { return false };
+    // A first read over which the thread moved is not of a still thread, whatever follows.
+    let (true, Some(address)) = (first.held_still(), tstate_address) else { return false };
     let Ok(thread) = process.copy_struct::<T>(address) else { return false };
     let mut again_chunk = Vec::new();
     match walk_start(&thread, tstate_address, process, cache, &mut again_chunk, false) {
-        Ok(again) => {
-            first.held_still()
-                && again.held_still()
-                && read_fingerprint(&again, &again_chunk) == read_fingerprint(first, chunk)
-        }
+        Ok(again) => again.held_still() && read_fingerprint(&again, &again_chunk) == read_fingerprint(first, chunk),
         Err(_) => false,
     }
 }
@@ -858,7 +870,7 @@ where
     let mut rereads = 0;
     let mut last_suspect = None;
     let mut last_read = None;
-    let (frame_address, chunk_start, kept) = loop {
+    let kept = loop {
         let start = match walk_start(&current, tstate_address, process, cache, &mut chunk, rereads == 0) {
             Ok(start) => start,
             Err(e) => {
@@ -867,10 +879,7 @@ where
             }
         };
         let entries = &cache.entries;
-        let suspect = start.suspect::<T::FrameObject>(&chunk, |code| {
-            let entry = entries.get(&code)?;
-            Some(KnownCode { units: entry.code_units, slots: entry.frame_slots, shim: is_shim(entry) })
-        });
+        let suspect = start.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of));
         // A call the check does not know (e.g. through `__getitem__` or a property) read
         // alike twice, the thread at one frame over the second copy, is what the thread
         // really runs. A torn start is never kept so: a thread in a tight loop meets the same
@@ -883,11 +892,11 @@ where
         // blocked: what it holds is real, whatever the check makes of it (a frame pushed and
         // not yet entered, a layout the check does not model).
         if suspect.is_none() || alike {
-            break (start.frame, start.chunk, start);
+            break start;
         }
         let still = read_fingerprint(&start, &chunk);
         if rereads > 0 && Some(still) == last_read && start.held_still() {
-            break (start.frame, start.chunk, start);
+            break start;
         }
         last_suspect = suspect;
         last_read = Some(still);
@@ -900,8 +909,8 @@ where
             current = process.copy_struct(address).context("Failed to copy PyThreadState")?;
         }
     };
-    let mut frame_ptr = frame_address as *mut T::FrameObject;
-    let window = chunk_start.map(|start| (start, chunk.as_slice()));
+    let mut frame_ptr = kept.frame as *mut T::FrameObject;
+    let window = kept.chunk.map(|start| (start, chunk.as_slice()));
     // Older chunks, read when the walk reaches a frame in one (deep stacks span several).
     let mut older = OlderChunks::after(window);
     // Code objects already copied in this walk (a recursion repeats the same one).
@@ -950,9 +959,11 @@ where
         }
 
         let in_window = from_window::<T::FrameObject>(window, frame_ptr as usize);
-        if visited == 1 && window.is_some() && in_window.is_none() {
-            outside_start = true;
-        }
+        // hptop patch 25: a start outside the chunk copied whose frame or code object cannot
+        // be read is a frame pointer read through a stale path (3.11, 3.12: a `cframe` on a C
+        // stack since reused), not a failure of the read: the sample is dropped as torn.
+        let start_outside = visited == 1 && window.is_some() && in_window.is_none();
+        outside_start |= start_outside;
         // hptop patch 26: a walk that starts outside the chunk (a generator's frame, an entry
         // frame on the C stack) reaches the chunk at its newest frame, the one that ends at
         // the top: a first frame in the chunk with live frames above it means the start was
@@ -967,19 +978,11 @@ where
             let end = cache
                 .entries
                 .get(&(frame.code() as usize))
-                .filter(|entry| !is_shim(entry))
-                .and_then(|entry| {
-                    let slots = entry.frame_slots?.checked_mul(POINTER)?;
-                    (frame_ptr as usize).checked_add(frame.call_site(frame_ptr as usize)?.2)?.checked_add(slots)
-                });
+                .and_then(|entry| KnownCode::of(entry).frame_end(frame, frame_ptr as usize));
             if end.is_some_and(|end| end != read.after.1) && !read_again_alike::<T, P>(&kept, &chunk, tstate_address, process, cache) {
                 return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
             }
         }
-        // hptop patch 25: a start outside the chunk copied whose frame or code object cannot
-        // be read is a frame pointer read through a stale path (3.11, 3.12: a `cframe` on a C
-        // stack since reused), not a failure of the read: the sample is dropped as torn.
-        let start_outside = visited == 1 && window.is_some() && in_window.is_none();
         let frame = match in_window.or_else(|| older.frame(frame_ptr as usize, process)) {
             Some(frame) => frame,
             None => match process.copy_pointer(frame_ptr) {
