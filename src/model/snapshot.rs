@@ -528,7 +528,15 @@ pub struct TaskRow {
     pub figures: crate::model::tasks::TaskFigures,
 }
 
+/// Share of dropped thread-samples (percent) from which every view says so (docs/figures.md).
+const DROPPED_NOTED_PERCENT: f64 = 5.0;
+
 impl ProcessSnapshot {
+    /// Whether so many stacks were dropped that the views say it (and the text report why).
+    pub fn many_dropped(&self) -> bool {
+        self.stacks_dropped_percent >= DROPPED_NOTED_PERCENT
+    }
+
     /// CPU seconds credited to tasks, listed and finished: what a task's CPU share is of
     /// (docs/figures.md, "asyncio tasks"); 0 without a task list.
     pub fn tasks_cpu_s(&self) -> f64 {

@@ -10,9 +10,6 @@ use crate::model::family;
 use crate::model::functions::{Counter, Credited};
 use crate::model::snapshot::{FunctionRow, ProcessSnapshot, Snapshot, Straggler};
 
-/// Share of dropped thread-samples (percent) from which the report says why and names the fix.
-const DROPPED_HINT_PERCENT: f64 = 5.0;
-
 /// Function rows shown per process in the text report (JSON has them all).
 pub const TEXT_FUNCTION_ROWS: usize = 40;
 
@@ -64,7 +61,7 @@ fn render_sampling_notes(out: &mut String, p: &ProcessSnapshot) {
             fmt::count(p.stacks_dropped),
             if p.stacks_dropped == 1 { "is" } else { "are" },
         );
-        if p.stacks_dropped_percent >= DROPPED_HINT_PERCENT {
+        if p.many_dropped() {
             let _ = writeln!(
                 out,
                 "Dropped: {} of the Python thread-samples. The code calls and returns faster than \

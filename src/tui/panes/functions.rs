@@ -9,9 +9,6 @@ use ratatui::Frame;
 use crate::fmt;
 use crate::tui::app::{App, Pane, SortColumn};
 
-/// Share of dropped thread-samples (percent) from which the pane's title says it.
-const DROPPED_SHOWN_PERCENT: f64 = 5.0;
-
 /// Column widths; the table puts one space between columns.
 const WIDTHS: [u16; 5] = [6, 7, 8, 9, 9];
 
@@ -112,7 +109,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     };
     // Many stacks dropped (code that calls faster than a read takes, docs/figures.md): said
     // first, where 80 columns still show it; the text report names --blocking.
-    let dropped = if app.snapshot.stacks_dropped_percent >= DROPPED_SHOWN_PERCENT {
+    let dropped = if app.snapshot.many_dropped() {
         format!(
             " · {} dropped",
             fmt::percent(app.snapshot.stacks_dropped_percent)
