@@ -9,6 +9,7 @@ pub mod follow;
 pub mod gil;
 pub mod oncpu;
 pub mod pause;
+pub mod placement;
 mod process_tick;
 pub mod procfs;
 pub mod sanitize;

@@ -18,6 +18,8 @@ pub(super) struct Target {
     pub(super) blocking: bool,
     /// asyncio task reading.
     pub(super) tasks: super::tasks::TaskReading,
+    /// The sampler's CPUs, kept off the runnable threads' (read by the sampler thread).
+    pub(super) placement: Option<super::placement::Placement>,
 }
 
 impl Target {
@@ -38,6 +40,7 @@ impl Target {
             tids: Vec::new(),
             blocking: options.blocking,
             tasks: super::tasks::TaskReading::new(options.async_stacks),
+            placement: None,
         })
     }
 }
@@ -58,6 +61,7 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         tids,
         blocking,
         tasks: task_reading,
+        placement,
     } = target;
     let gone = ProcessTick {
         pid,
@@ -113,9 +117,11 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             .map(|&(tid, _)| (tid, procs.switch_ins(tid)))
             .collect();
     }
-    // Not paused, the window is the read of the leaf frames itself: opened any earlier (at the
-    // head of the tick), a thread preempted at its next system call in between was judged on
-    // a CPU and read at that call (function CPU beside busy loops drifted toward the calls).
+    // Not paused, the window is the read of the leaf frames itself, after the thread states'
+    // prefetch (the read-ahead reads each walk's start again, bracketing its leaf frames).
+    // Opened any earlier (at the head of the tick), a thread preempted at its next system
+    // call in between was judged on a CPU and read at that call (function CPU beside busy
+    // loops drifted toward the calls).
     let mut at = |moment| match moment {
         py_spy::WalkMoment::ThreadsAboutToBeRead if *blocking => {
             told = probe.after_pause(|tid| {
@@ -123,9 +129,13 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
                 Some(procs.switch_ins(tid)? != (*then)?)
             });
         }
-        py_spy::WalkMoment::ThreadsAboutToBeRead => probe.before(runnable.iter().copied()),
+        py_spy::WalkMoment::LeavesAboutToBeRead if !*blocking => {
+            probe.before(runnable.iter().copied());
+        }
         py_spy::WalkMoment::LeavesRead if !*blocking => told = probe.after_leaves(),
-        py_spy::WalkMoment::LeavesRead => {}
+        py_spy::WalkMoment::ThreadsAboutToBeRead
+        | py_spy::WalkMoment::LeavesAboutToBeRead
+        | py_spy::WalkMoment::LeavesRead => {}
     };
     // py-spy walks memory that the target may be rewriting (a worker exiting or exec'ing) and
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
@@ -183,6 +193,20 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             (Vec::new(), Some(e))
         }
     };
+    // After the reads (not between the states and the stacks): the CPUs the runnable threads
+    // are on, for the sampler's next wake-up to be elsewhere (see placement.rs). Made here,
+    // on the sampler thread, whose affinity it sets.
+    let placement = placement.get_or_insert_with(super::placement::Placement::new);
+    if placement.is_on() {
+        let mut busy = Vec::new();
+        for &(tid, _) in runnable.iter().take(super::oncpu::MAX_PROBED) {
+            busy.extend(procs.last_cpu(tid));
+            if placement.all_busy(&busy) {
+                break;
+            }
+        }
+        placement.avoid(&busy);
+    }
     // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
     let gil = stacks.gil_location();
     let mut threads = join_threads(tids, counters, python, gil);

@@ -19,7 +19,7 @@ pub use parse::{
 };
 
 use files::{page_bytes, pread_all, ThreadFile, ThreadFiles};
-use parse::{io_fields, parse_schedstat, to_micros};
+use parse::{io_fields, parse_processor, parse_schedstat, to_micros};
 
 use super::tick::{
     MemoryCounters, OsState, ProcCounters, SlowThreadCounters, SmapsRollup, Syscall, ThreadCounters,
@@ -370,6 +370,16 @@ impl ProcReader {
         Some(now?.switched_in)
     }
 
+    /// The CPU a thread last ran on (`stat` field 39): where it runs or waits to, if runnable.
+    pub fn last_cpu(&mut self, tid: u32) -> Option<u32> {
+        let mut files = self.threads.remove(&tid)?;
+        let cpu = self
+            .read_file(tid, &mut files.stat, ThreadFile::Stat)
+            .and_then(|n| parse_processor(&self.buf[..n]));
+        self.threads.insert(tid, files);
+        cpu
+    }
+
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
     /// `tids` whose files are open (read by [`Self::read_threads`]), sorted by the inner id;
     /// `None` when the target shares our namespace (the ids are the same).
@@ -596,6 +606,34 @@ mod tests {
         assert_eq!(stat.cpu_ticks, 12);
         assert_eq!(stat.num_threads, 3);
         assert_eq!(stat.start_ticks, 999);
+    }
+
+    #[test]
+    fn the_cpu_a_thread_last_ran_on_is_stat_field_39() {
+        // A real line (the command name with a space and parentheses in it).
+        let text = b"7036 (py (x) y) R 7000 7000 6500 34816 7000 4194368 1200 0 0 0 950 12 0 0 \
+            20 0 7 0 5000 500000000 4000 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 \
+            17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        assert_eq!(parse_processor(text), Some(1));
+        assert_eq!(parse_processor(b"7036 (py) R 1 2 3"), None);
+        // Ours, read live, pinned to one CPU we may run on: that CPU.
+        let me = nix::unistd::Pid::from_raw(0);
+        let allowed = nix::sched::sched_getaffinity(me).unwrap();
+        let cpu = (0..nix::sched::CpuSet::count())
+            .rev()
+            .find(|&c| allowed.is_set(c).unwrap_or(false))
+            .unwrap();
+        let mut pinned = nix::sched::CpuSet::new();
+        pinned.set(cpu).unwrap();
+        nix::sched::sched_setaffinity(me, &pinned).unwrap();
+        std::thread::yield_now();
+        let mut reader = ProcReader::open(std::process::id()).unwrap();
+        let tids = reader.list_tids().unwrap();
+        let _ = reader.read_threads(&tids, false);
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let read = reader.last_cpu(tid);
+        nix::sched::sched_setaffinity(me, &allowed).unwrap();
+        assert_eq!(read, u32::try_from(cpu).ok());
     }
 
     #[test]

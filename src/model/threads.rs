@@ -139,16 +139,13 @@ pub struct ThreadStats {
     cpu_span_len: usize,
     /// Spans since the thread was last seen runnable but waiting for a CPU.
     spans_since_waiting: u32,
-    /// CPU seconds of intervals that began with the thread off a CPU, not yet credited (see
+    /// CPU seconds of slow spans without a stack seen on a CPU, not yet credited (see
     /// [`credit_span_cpu`]).
     cpu_pool: f64,
     /// Slow spans `cpu_pool` has been held through without a stack seen on a CPU.
     cpu_pool_spans: u32,
-    /// CPU run since the last slow read, all of it (credited or pooled).
+    /// CPU run since the last slow read.
     span_cpu: f64,
-    /// Of `span_cpu`, that of intervals that began with the thread on a CPU: split among
-    /// the span's stacks seen on a CPU at the slow read (see [`credit_span_cpu`]).
-    span_own_cpu: f64,
     /// The last stacks seen on a CPU (at most [`RECENT_ON_CPU`]): where CPU still held goes
     /// when the thread or the window ends.
     recent_on_cpu: std::collections::VecDeque<Vec<(FunctionId, u32)>>,
@@ -442,7 +439,7 @@ impl ThreadTable {
     pub fn holds_back(&self) -> bool {
         self.threads.values().any(|s| {
             s.cpu_pool > 0.0
-                || s.span_own_cpu > 0.0
+                || s.span_cpu > 0.0
                 || s.off_cpu.credit.any()
                 || !s.unplaced_io.is_empty()
         })

@@ -56,6 +56,17 @@ pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
     })
 }
 
+/// The CPU a thread last ran on: `stat` field 39 (the 37th after the command name).
+pub fn parse_processor(text: &[u8]) -> Option<u32> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let word = text
+        .get(close + 1..)?
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
+        .nth(36)?;
+    u32::try_from(parse_decimal(word)?).ok()
+}
+
 /// An unsigned decimal number of ASCII digits, as the kernel writes them.
 pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {

@@ -71,24 +71,23 @@ pub(super) fn keep_on_cpu(stats: &mut ThreadStats) {
     stats.recent_on_cpu.push_back(kept);
 }
 
-/// At the thread's slow read, once this tick's stack is known: credits the span's CPU (that
-/// of intervals that began on a CPU, and what was pooled from those that began off one:
-/// `cpu_pool`, what it ran after waking or after waiting for a CPU) to the stacks seen on a
-/// CPU since the last such split, this tick's included, evenly: each is a sample of where the
-/// thread's CPU time goes. (Not each interval to the stack at its start: schedstat's run
-/// time is brought up to date only at the thread's system calls and scheduler ticks, so an
-/// interval that starts inside a long phase starts, in run time, where the phase began, and
-/// long phases read high: 77-79 % against 75 % on the contention workload.) (Stacks of a
-/// thread waiting for a CPU are not such samples: they show where the scheduler stopped it.)
-/// Without one, a thread seen waiting for a CPU in the last second holds it for the next
-/// spans, up to [`MAX_HELD_SPANS`]; held CPU is given back at most as fast as the thread
-/// runs. Else, and with `last` (the end of the window or of the thread), it goes to the
-/// last stacks seen on a CPU (a pool worker's job, not the queue it waits on again), or, for
-/// a thread never seen on one, to the stack read now.
+/// At the thread's slow read, once this tick's stack is known: credits the span's CPU, all
+/// of it, to the stacks seen on a CPU in the span, this tick's included, evenly: each is a
+/// sample of where the thread's CPU time goes. (Not each interval to the stack at its start:
+/// schedstat's run time is brought up to date only at the thread's system calls and
+/// scheduler ticks, so an interval that starts inside a long phase starts, in run time,
+/// where the phase began, and long phases read high: 77-79 % against 75 % on the contention
+/// workload. Nor the CPU of intervals that began with the thread off a CPU held apart: beside
+/// heavy load that is most of it, and what was held grew faster than it was given back, to
+/// land at the window's end on the last few stacks seen.) Stacks of a thread off a CPU are
+/// not such samples: they show where it sleeps or where the scheduler stopped it. Without
+/// one in the span, a thread seen waiting for a CPU in the last second holds the span's CPU
+/// for the next spans, up to [`MAX_HELD_SPANS`]; held CPU is given back at most as fast as
+/// the thread runs. Else, and with `last` (the end of the window or of the thread), it goes
+/// to the last stacks seen on a CPU (a pool worker's job, not the queue it waits on again),
+/// or, for a thread never seen on one, to the stack read now.
 pub(super) fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &mut FunctionTable) {
     let span_cpu = std::mem::take(&mut stats.span_cpu);
-    let own = std::mem::take(&mut stats.span_own_cpu);
-    let on_cpu = std::mem::take(&mut stats.cpu_span_len);
     stats.spans_since_waiting = stats.spans_since_waiting.saturating_add(1);
     let credit = |functions: &mut FunctionTable, stacks: &[&Vec<(FunctionId, u32)>], cpu_s| {
         let cpu = Credited {
@@ -99,6 +98,7 @@ pub(super) fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &m
             functions.credit_stack(stack, &cpu, 1.0 / stacks.len() as f64);
         }
     };
+    let on_cpu = stats.cpu_span_len;
     if on_cpu > 0 {
         // CPU held from spans without such a stack is given back at most as fast as the
         // thread runs, so it lands on the stacks of many spans, not on the few of one.
@@ -108,14 +108,15 @@ pub(super) fn credit_span_cpu(stats: &mut ThreadStats, last: bool, functions: &m
             stats.cpu_pool.min(span_cpu.max(1e-3))
         };
         stats.cpu_pool -= give;
-        let stacks: Vec<_> = stats.cpu_span[..on_cpu].iter().collect();
-        if own + give > 0.0 {
-            credit(functions, &stacks, own + give);
-        }
         stats.cpu_pool_spans = 0;
+        stats.cpu_span_len = 0;
+        let stacks: Vec<_> = stats.cpu_span[..on_cpu].iter().collect();
+        if span_cpu + give > 0.0 {
+            credit(functions, &stacks, span_cpu + give);
+        }
         return;
     }
-    stats.cpu_pool += own;
+    stats.cpu_pool += span_cpu;
     if stats.cpu_pool <= 0.0 {
         return;
     }
@@ -345,6 +346,7 @@ pub(super) fn account_counters(
         if stats.pending_fast && changed {
             // On-CPU time in ns, not 10 ms ticks: a thread that ran 3 ms of a 10 ms interval
             // is credited 3 ms, not 0 or 10.
+            // Its CPU is shared among the stacks seen on a CPU (see `credit_span_cpu`).
             stats.span_cpu += delta.cpu_s();
             let credited = Credited {
                 minor_faults: delta.minor_faults as f64,
@@ -352,14 +354,10 @@ pub(super) fn account_counters(
                 ..Credited::default()
             };
             if on_cpu(&last) {
-                // Its faults are this stack's; its CPU is the span's (see `credit_span_cpu`).
-                stats.span_own_cpu += delta.cpu_s();
                 functions.credit_stack(&stats.stack, &credited, 1.0);
             } else {
                 // Off a CPU at the previous read (blocked, sleeping, waiting for the GIL or
-                // for a CPU): its stack then spent nothing of what it ran since. Its CPU is
-                // shared among the span's stacks seen on a CPU (see `credit_span_cpu`).
-                stats.cpu_pool += delta.cpu_s();
+                // for a CPU): its stack then caused nothing of what it ran since.
                 stats.off_cpu.credit.add_scaled(&credited, 1.0);
             }
         }

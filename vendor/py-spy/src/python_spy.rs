@@ -30,6 +30,9 @@ use crate::version::Version;
 pub enum WalkMoment {
     /// Right before the first read of any thread's state.
     ThreadsAboutToBeRead,
+    /// Right before the leaf frames are read: before the read-ahead of the walks' starts
+    /// (3.11+, after the thread states' prefetch), else with `ThreadsAboutToBeRead`.
+    LeavesAboutToBeRead,
     /// Every thread's leaf frames are read: right after the read-ahead of the walks' starts
     /// (3.11+), or at the end of the walks where there is none.
     LeavesRead,
@@ -380,6 +383,9 @@ impl PythonSpy {
         let mut threads = threads_head;
         let mut visited = 0;
         at(WalkMoment::ThreadsAboutToBeRead);
+        if self.code_cache.pid.is_none() {
+            at(WalkMoment::LeavesAboutToBeRead);
+        }
         // hptop patch: the thread states of the last sample, read at once.
         // The list is usually walked in the same order as last time: take them in order.
         let prefetched = prefetch_structs::<I::ThreadState>(
@@ -406,15 +412,20 @@ impl PythonSpy {
                     to_walk.push((address, thread));
                 }
             }
-            self.code_cache.read_ahead.read(self.pid, &to_walk);
+            at(WalkMoment::LeavesAboutToBeRead);
+            self.code_cache.read_ahead.read_starts(self.pid, &to_walk);
         } else {
             self.code_cache.read_ahead.clear();
         }
         // Where the read-ahead holds the walks' starts (3.11+), every thread's leaf frames
-        // are read by now; elsewhere each walk reads its own, and the moment is the walk's end.
+        // are read by now (their code objects, read next, do not change while the frames
+        // run); elsewhere each walk reads its own, and the moment is the walk's end.
         let leaves_read_ahead = self.code_cache.read_ahead.holds_starts();
         if leaves_read_ahead {
             at(WalkMoment::LeavesRead);
+            self.code_cache
+                .read_ahead
+                .read_codes::<I::ThreadState>(self.pid);
         }
         let mut cursor = 0;
         let mut walked = Vec::with_capacity(self.prev_threadstates.len());

@@ -201,8 +201,8 @@ impl ReadAhead {
     }
 
     /// Reads, for each thread of a sample to walk (`(address, thread state)`), where its walk
-    /// starts, then the code objects of the chunks' frames.
-    pub(crate) fn read<T: ThreadState>(&mut self, pid: Pid, threads: &[(usize, T)]) {
+    /// starts; [`Self::read_codes`] then reads the code objects of the chunks' frames.
+    pub(crate) fn read_starts<T: ThreadState>(&mut self, pid: Pid, threads: &[(usize, T)]) {
         self.clear();
         let mut ranges = Vec::with_capacity(threads.len() * 5);
         let mut of_thread = Vec::with_capacity(threads.len());
@@ -227,6 +227,10 @@ impl ReadAhead {
                 self.starts.insert(address, start);
             }
         }
+    }
+
+    /// Reads the code objects of the frames in the chunks [`Self::read_starts`] read.
+    pub(crate) fn read_codes<T: ThreadState>(&mut self, pid: Pid) {
         let mut codes = Vec::new();
         let mut seen = rustc_hash::FxHashSet::default();
         for start in self.starts.values() {
