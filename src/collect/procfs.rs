@@ -362,22 +362,31 @@ impl ProcReader {
 
     /// How many times `tid` has been switched in so far (`schedstat` field 3): one read.
     pub fn switch_ins(&mut self, tid: u32) -> Option<u64> {
-        let mut files = self.threads.remove(&tid)?;
-        let now = self
-            .read_file(tid, &mut files.schedstat, ThreadFile::Schedstat)
-            .and_then(|n| parse_schedstat(&self.buf[..n]));
-        self.threads.insert(tid, files);
-        Some(now?.switched_in)
+        let read = self.read_one(tid, ThreadFile::Schedstat, parse_schedstat, |f| {
+            &mut f.schedstat
+        })?;
+        Some(read.switched_in)
     }
 
     /// The CPU a thread last ran on (`stat` field 39): where it runs or waits to, if runnable.
     pub fn last_cpu(&mut self, tid: u32) -> Option<u32> {
+        self.read_one(tid, ThreadFile::Stat, parse_processor, |f| &mut f.stat)
+    }
+
+    /// One read of a listed thread's file `which` (`slot` of its files: kept open), parsed.
+    fn read_one<T>(
+        &mut self,
+        tid: u32,
+        which: ThreadFile,
+        parse: impl Fn(&[u8]) -> Option<T>,
+        slot: impl Fn(&mut ThreadFiles) -> &mut Option<File>,
+    ) -> Option<T> {
         let mut files = self.threads.remove(&tid)?;
-        let cpu = self
-            .read_file(tid, &mut files.stat, ThreadFile::Stat)
-            .and_then(|n| parse_processor(&self.buf[..n]));
+        let read = self
+            .read_file(tid, slot(&mut files), which)
+            .and_then(|n| parse(&self.buf[..n]));
         self.threads.insert(tid, files);
-        cpu
+        read
     }
 
     /// For a target in its own PID namespace, `(id inside it, our id)` of each thread in
