@@ -6,9 +6,9 @@
 //! (see `oncpu`), and its CPU of that span is credited to the few stacks seen on a CPU
 //! elsewhere (docs/figures.md). The scheduler keeps a timer-woken thread where it last ran,
 //! so this lasts for seconds at a time. Measured on the contention workload (2 CPUs, 10 s at
-//! 100 Hz): the worker threads were seen on a CPU at 580 reads of 2,000 where the sampler
-//! shared their CPUs, 980 with the sampler on a CPU of its own; beside 6 busy loops, 210 and
-//! 380. Moving the sampler away also spares the target the preemptions.
+//! 100 Hz, reads of the two workers seen on a CPU, of ~2,000): beside 3 busy loops 87-510
+//! before, 524-555 with placement; beside 6, 81-202 and 202-267; quiet, 540-610 either way.
+//! Moving the sampler away also spares the target those preemptions.
 
 use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
