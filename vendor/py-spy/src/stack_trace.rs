@@ -408,6 +408,14 @@ impl WalkStart {
             // of an outer evaluation, while a function called from C, e.g. `__init__` or a
             // 3.11 property, runs in an inner one): its walk would miss the frames above.
             if callee.is_none() {
+                // hptop patch 27: a frame's code is cleared when it returns (3.14+: its
+                // `f_executable` set to NULL), never while it is the thread's current frame:
+                // an innermost frame without code was copied between a return and the next
+                // call at the same place. Walked, it is skipped and its caller is shown
+                // running its own code (3.14 class-based code: 5 % of the walks).
+                if frame.code().is_null() {
+                    return Some(Suspect::Torn);
+                }
                 let end = frame_known.and_then(|k| k.frame_end(&frame, at));
                 if end.is_some_and(|end| end < top) {
                     return Some(Suspect::Torn);
@@ -1046,6 +1054,12 @@ where
 
             // Guards against torn reads while sampling without pausing the process.
             let (Ok(filename), Ok(name)) = (filename, name) else {
+                // hptop patch 27: the innermost frame's code unreadable is a frame copied
+                // stale (its code freed since); skipped, its caller would be shown running
+                // its own code: the sample is dropped as torn.
+                if frames.is_empty() {
+                    return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
+                }
                 frame_ptr = frame.back();
                 set_last_frame_as_shim_entry(&mut frames);
                 continue;
