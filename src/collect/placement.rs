@@ -27,13 +27,7 @@ impl Placement {
     /// Placement for the calling thread (the sampler): off on a single CPU, or where the
     /// affinity cannot be read.
     pub fn new() -> Self {
-        let allowed: Vec<usize> = sched_getaffinity(Pid::from_raw(0))
-            .map(|set| {
-                (0..CpuSet::count())
-                    .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let allowed = affinity().unwrap_or_default();
         let allowed = if allowed.len() < 2 {
             Vec::new()
         } else {
@@ -89,6 +83,16 @@ impl Placement {
     }
 }
 
+/// The CPUs the calling thread may run on, in order.
+fn affinity() -> Option<Vec<usize>> {
+    let set = sched_getaffinity(Pid::from_raw(0)).ok()?;
+    Some(
+        (0..CpuSet::count())
+            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
+            .collect(),
+    )
+}
+
 /// Whether `cpu` is one of `cpus`.
 fn is_in(cpus: &[u32], cpu: usize) -> bool {
     cpus.iter().any(|&c| usize::try_from(c) == Ok(cpu))
@@ -104,19 +108,11 @@ impl Default for Placement {
 mod tests {
     use super::*;
 
-    /// The CPUs the calling thread may run on now.
-    fn affinity() -> Vec<usize> {
-        let set = sched_getaffinity(Pid::from_raw(0)).unwrap();
-        (0..CpuSet::count())
-            .filter(|&cpu| set.is_set(cpu).unwrap_or(false))
-            .collect()
-    }
-
     #[test]
     fn the_sampler_leaves_the_cpus_of_runnable_threads_and_comes_back() {
         // On a thread of its own: the affinity it sets is that thread's.
         std::thread::spawn(|| {
-            let allowed = affinity();
+            let allowed = affinity().unwrap();
             let mut placement = Placement::new();
             if allowed.len() < 2 {
                 assert!(!placement.is_on());
@@ -125,7 +121,7 @@ mod tests {
             }
             let first = u32::try_from(allowed[0]).unwrap();
             placement.avoid(&[first]);
-            assert_eq!(affinity(), allowed[1..].to_vec());
+            assert_eq!(affinity().unwrap(), allowed[1..].to_vec());
             // Where it runs now is not the avoided CPU.
             let mut reader = crate::collect::procfs::ProcReader::open(std::process::id()).unwrap();
             let tids = reader.list_tids().unwrap();
@@ -136,9 +132,9 @@ mod tests {
             let all: Vec<u32> = allowed.iter().map(|&c| u32::try_from(c).unwrap()).collect();
             assert!(placement.all_busy(&all));
             placement.avoid(&all);
-            assert_eq!(affinity(), allowed);
+            assert_eq!(affinity().unwrap(), allowed);
             placement.avoid(&[]);
-            assert_eq!(affinity(), allowed);
+            assert_eq!(affinity().unwrap(), allowed);
         })
         .join()
         .unwrap();

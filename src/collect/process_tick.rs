@@ -18,8 +18,9 @@ pub(super) struct Target {
     pub(super) blocking: bool,
     /// asyncio task reading.
     pub(super) tasks: super::tasks::TaskReading,
-    /// The sampler's CPUs, kept off the runnable threads' (read by the sampler thread).
-    pub(super) placement: Option<super::placement::Placement>,
+    /// The sampler's CPUs, kept off the runnable threads' (`open` and `sample` run on the
+    /// sampler thread, whose affinity it reads and sets).
+    pub(super) placement: super::placement::Placement,
 }
 
 impl Target {
@@ -40,7 +41,7 @@ impl Target {
             tids: Vec::new(),
             blocking: options.blocking,
             tasks: super::tasks::TaskReading::new(options.async_stacks),
-            placement: None,
+            placement: super::placement::Placement::new(),
         })
     }
 }
@@ -194,9 +195,7 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         }
     };
     // After the reads (not between the states and the stacks): the CPUs the runnable threads
-    // are on, for the sampler's next wake-up to be elsewhere (see placement.rs). Made here,
-    // on the sampler thread, whose affinity it sets.
-    let placement = placement.get_or_insert_with(super::placement::Placement::new);
+    // are on, for the sampler's next wake-up to be elsewhere (see placement.rs).
     if placement.is_on() {
         let mut busy = Vec::new();
         for &(tid, _) in runnable.iter().take(super::oncpu::MAX_PROBED) {
