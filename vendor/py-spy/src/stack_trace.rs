@@ -1056,8 +1056,12 @@ where
             let (Ok(filename), Ok(name)) = (filename, name) else {
                 // hptop patch 27: the innermost frame's code unreadable is a frame copied
                 // stale (its code freed since); skipped, its caller would be shown running
-                // its own code: the sample is dropped as torn.
-                if frames.is_empty() {
+                // its own code: the sample is dropped as torn, unless the thread did not move
+                // (paused, blocked: read once more alike, as patch 26 tells it), where it is
+                // what the thread runs (3.13: `__init__`'s shim, whose strings do not copy).
+                if frames.is_empty()
+                    && !read_again_alike::<T, P>(&kept, &chunk, tstate_address, process, cache)
+                {
                     return Ok(torn_trace(cache, chunk, thread, thread_id, rereads));
                 }
                 frame_ptr = frame.back();
