@@ -321,7 +321,10 @@ fn read_varint(index: &mut usize, table: &[u8]) -> Option<usize> {
         byte = table[*index];
         *index += 1;
         shift += 6;
-        ret += ((byte & 63) as usize) << shift;
+        // hptop patch 24: a table copied from garbage (an interpreter still starting, a torn
+        // read) can run past a word: not a line number, rather than an overflow panic.
+        let part = ((byte & 63) as usize).checked_shl(shift)?;
+        ret = ret.checked_add(part)?;
     }
     Some(ret)
 }
