@@ -85,7 +85,7 @@ struct ServeArgs {
     /// Follow each watched process's Python children too.
     #[arg(long, short = 's')]
     subprocesses: bool,
-    /// asyncio programs (Python 3.14+): profiles root the stacks of code that runs in a task
+    /// asyncio programs (Python 3.11+): profiles root the stacks of code that runs in a task
     /// at the task and the tasks awaiting it.
     #[arg(long = "async")]
     async_stacks: bool,
@@ -141,7 +141,7 @@ struct SamplingArgs {
     /// Include native (C) frames; needs hptop built with `--features unwind`.
     #[arg(long)]
     native: bool,
-    /// asyncio programs (Python 3.14+): root the stacks of code that runs in a task at the
+    /// asyncio programs (Python 3.11+): root the stacks of code that runs in a task at the
     /// task and the tasks awaiting it, instead of the event loop's own frames.
     #[arg(long = "async")]
     async_stacks: bool,

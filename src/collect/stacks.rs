@@ -191,7 +191,7 @@ impl StackReader {
         self.spy.gc_collecting()
     }
 
-    /// The asyncio task list (Python 3.14+, once the target imported asyncio).
+    /// The asyncio task list (Python 3.11+, once the target imported asyncio).
     pub fn tasks(&mut self) -> Option<Arc<[super::tick::TaskTick]>> {
         super::tasks::convert(self.spy.asyncio_tasks())
     }

@@ -1,4 +1,4 @@
-//! asyncio tasks as the sampler hands them on: py-spy's reading (patch 21, Python 3.14+)
+//! asyncio tasks as the sampler hands them on: py-spy's reading (patches 21 and 28, Python 3.11+)
 //! with every string sanitised and addresses as ids.
 use std::sync::Arc;
 

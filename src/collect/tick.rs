@@ -39,7 +39,7 @@ pub struct ProcessTick {
     pub exited: bool,
     /// The GIL's `switch_number` (cumulative hand-offs), where the GIL state is located.
     pub gil_switches: Option<u64>,
-    /// The asyncio tasks, on the ticks the list was read (about once a second, Python 3.14+
+    /// The asyncio tasks, on the ticks the list was read (about once a second, Python 3.11+
     /// after the target imported asyncio).
     pub tasks: Option<Arc<[TaskTick]>>,
 }

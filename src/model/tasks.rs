@@ -1,4 +1,4 @@
-//! Per-task figures of asyncio programs (Python 3.14+): which task each event-loop thread ran
+//! Per-task figures of asyncio programs (Python 3.11+): which task each event-loop thread ran
 //! at each tick, and the task list read about once a second (see `collect::tasks`).
 //!
 //! A task's `samples` are the ticks at which its thread ran it; its `cpu_s` is its share of

@@ -168,7 +168,7 @@ pub struct Process {
     /// Whole stacks with their samples and credited counters, with `--stacks` (added).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stacks: Option<Vec<StackRow>>,
-    /// asyncio tasks as last listed (Python 3.14+; absent when no task list was read).
+    /// asyncio tasks as last listed (Python 3.11+; absent when no task list was read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tasks: Option<Vec<super::tasks::TaskJson>>,
     /// Tasks no longer listed, with their figures (beside `tasks`).

@@ -99,11 +99,11 @@ const TEXT_ROWS: usize = 30;
 pub fn render_text(out: &mut String, p: &ProcessSnapshot) {
     let Some(tasks) = &p.tasks else {
         // An asyncio program on an interpreter that publishes no task list: say so once.
-        let older = p.python_minor().is_some_and(|m| m < 14);
+        let older = p.python_minor().is_some_and(|m| m < 11);
         if older && p.functions.iter().any(|f| f.filename.contains("asyncio")) {
             let _ = writeln!(
                 out,
-                "\nTasks: the per-task view needs Python 3.14+ (this is {}), whose interpreter publishes its task list.",
+                "\nTasks: the per-task view needs Python 3.11+ (this is {}), whose asyncio keeps a task list hptop reads.",
                 p.python_version
             );
         }

@@ -136,7 +136,7 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: "a",
         action: Action::ToggleTasks,
-        help: "asyncio tasks (3.14+) instead of functions; Enter: a task's functions",
+        help: "asyncio tasks (3.11+) instead of functions; Enter: a task's functions",
         in_replay: None,
     },
     Binding {

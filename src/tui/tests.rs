@@ -751,12 +751,12 @@ fn the_tasks_view_shows_each_task_or_why_there_is_none() {
     assert!(render(&app, 120, 40).contains("parse_row (jobs.py:12)"));
     // A Python without a task list says so, and which it is.
     let mut old = snapshot();
-    old.python_version = "3.12.1".into();
+    old.python_version = "3.10.13".into();
     let mut app = App::new(old, 100.0, false, Mode::Samples);
     app.apply(Action::ToggleTasks, 10);
     let screen = render(&app, 120, 40);
     assert!(
-        screen.contains("needs Python 3.14+ (this is 3.12.1)"),
+        screen.contains("needs Python 3.11+ (this is 3.10.13)"),
         "{screen}"
     );
 }

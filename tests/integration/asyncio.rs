@@ -57,7 +57,7 @@ fn task<'a>(tasks: &'a [Value], name: &str) -> &'a Value {
 /// On 3.14 and 3.15: the same tasks as the interpreter's own listing (names, ids, who
 /// awaits whom), a waiting task's await point, and two tasks running one coroutine function
 /// (10 and 30 units of work per step: ~1 and ~3 ms) told apart, each task's CPU within 5 points of its
-/// thread time. Older Pythons have no task list: no `tasks` in the report.
+/// thread time.
 #[test]
 fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
     // A clean-clone CI run beside the quiet GC test (a busy workload sampled at 200 Hz) saw
@@ -67,18 +67,13 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut tested = 0;
     for python in all_pythons() {
-        let newer = python.minor().is_some_and(|m| m >= 14);
-        if !newer && python.minor() != Some(13) {
+        if python.minor().is_none_or(|m| m < 14) {
             continue;
         }
         let truth_path = dir.join(format!("truth-{}.json", python.label));
         let (workload, first, report, last) = sampled_with_truth(&python, &truth_path, "10");
         let pid = workload.pid();
         let p = process(&report);
-        if !newer {
-            assert!(p.get("tasks").is_none(), "{}: {p}", python.label);
-            continue;
-        }
         tested += 1;
         let tasks = p["tasks"].as_array().unwrap();
         let ps = asyncio_ps(&python.path, pid);
@@ -106,6 +101,11 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
             );
             assert_eq!(ps[worker].1, fan_out.as_str().unwrap(), "{}", python.label);
         }
+        assert_eq!(ps["waiter"].1, ps["joiner"].0, "{}", python.label);
+        assert_eq!(
+            task(tasks, "waiter")["awaited_by"],
+            serde_json::json!([ps["joiner"].0])
+        );
         let waiter = task(tasks, "waiter")["frames"].as_array().unwrap().clone();
         let chain: Vec<&str> = waiter.iter().map(|f| f["name"].as_str().unwrap()).collect();
         assert_eq!(chain, ["wait_forever", "Event.wait"], "{}", python.label);
@@ -127,6 +127,100 @@ fn asyncio_tasks_are_the_interpreters_own_and_their_cpu_is_their_thread_time() {
     }
     if tested == 0 {
         eprintln!("skipped: no Python 3.14+ (../shared/tools/newer-pythons.sh installs them)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On 3.11-3.13, which publish no task layout, hptop reads asyncio's own globals: the same
+/// tasks as the program's own `asyncio.all_tasks()` (names, ids `hex(id(task))`, coroutine
+/// chains by `cr_await`), `awaited_by` only for a task awaited directly (`await task`:
+/// asyncio records no `TaskGroup` link before 3.14, and none is made up), and each task's CPU
+/// within 5 points of its thread time, as on 3.14+. On 3.10 and older: no `tasks`.
+#[test]
+fn asyncio_tasks_before_3_14_are_the_programs_own_and_their_cpu_is_their_thread_time() {
+    let _alone = crate::common::machine_alone();
+    let dir = std::env::temp_dir().join(format!("hptop-asyncio-old-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut tested = 0;
+    for python in all_pythons() {
+        let Some(minor) = python.minor() else {
+            continue;
+        };
+        if minor >= 14 {
+            continue;
+        }
+        let truth_path = dir.join(format!("truth-{}.json", python.label));
+        let label = &python.label;
+        if minor < 11 {
+            // 3.10 (names of tasks are 3.8+, TaskGroup 3.11+): tasks and gather, and no task
+            // list read, none shown.
+            if minor == 10 {
+                let workload = Workload::start(&python, "many_tasks.py", &["10", "10", "60"]);
+                let report =
+                    report_json(&["--pid", &workload.pid().to_string(), "--duration", "1"]);
+                assert!(process(&report).get("tasks").is_none(), "{label}");
+            }
+            continue;
+        }
+        tested += 1;
+        let (workload, first, report, last) = sampled_with_truth(&python, &truth_path, "10");
+        let p = process(&report);
+        let tasks = p["tasks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{label}: no tasks: {p}"));
+        let own = last["tasks"].as_object().unwrap();
+        let mut listed: Vec<&str> = tasks.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let mut expected: Vec<&str> = own.keys().map(String::as_str).collect();
+        listed.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(listed, expected, "{label}");
+        for t in tasks {
+            let name = t["name"].as_str().unwrap();
+            assert_eq!(t["id"], own[name]["id"], "{label}: {t}");
+            assert_eq!(
+                t["thread"].as_u64(),
+                Some(u64::from(workload.pid())),
+                "{label}: {t}"
+            );
+        }
+        // Tasks whose chain does not change while the program runs.
+        for name in ["waiter", "joiner", "fan-out", "Task-1"] {
+            let chain: Vec<&Value> = task(tasks, name)["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| &f["name"])
+                .collect();
+            let truth: Vec<&Value> = own[name]["chain"].as_array().unwrap().iter().collect();
+            assert_eq!(chain, truth, "{label}: {name}");
+            assert_eq!(task(tasks, name)["state"], "waiting", "{label}: {name}");
+        }
+        assert_eq!(
+            task(tasks, "waiter")["awaited_by"],
+            serde_json::json!([own["joiner"]["id"]]),
+            "{label}"
+        );
+        for worker in ["worker-a", "worker-b"] {
+            assert_eq!(
+                task(tasks, worker)["awaited_by"],
+                serde_json::json!([]),
+                "{label}"
+            );
+        }
+        check_share(label, p, &first, &last, "1-3 ms steps");
+        drop(workload);
+        let (_workload, short_first, short, short_last) =
+            sampled_with_truth(&python, &truth_path, "1");
+        check_share(
+            label,
+            process(&short),
+            &short_first,
+            &short_last,
+            "0.1-0.3 ms steps",
+        );
+    }
+    if tested == 0 {
+        eprintln!("skipped: no Python 3.11-3.13");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -185,8 +279,19 @@ fn check_share(label: &str, p: &Value, first: &Value, last: &Value, steps: &str)
 /// listed once, and no task under a name the program never gave.
 #[test]
 fn a_thousand_tasks_and_a_thousand_a_second_are_listed_without_a_wrong_name() {
-    let Some(python) = newer_python() else { return };
-    let workload = Workload::start(&python, "many_tasks.py", &["1000", "1000", "60"]);
+    // On 3.14+ (the interpreter's lists) and on one of 3.11-3.13 (asyncio's own sets).
+    let older = all_pythons()
+        .into_iter()
+        .filter(|p| p.minor().is_some_and(|m| (11..14).contains(&m)))
+        .max_by_key(crate::common::Python::minor);
+    for python in newer_python().into_iter().chain(older) {
+        thousand_tasks(&python);
+    }
+}
+
+/// [`a_thousand_tasks_and_a_thousand_a_second_are_listed_without_a_wrong_name`] on `python`.
+fn thousand_tasks(python: &crate::common::Python) {
+    let workload = Workload::start(python, "many_tasks.py", &["1000", "1000", "60"]);
     let report = report_json(&["--pid", &workload.pid().to_string(), "--duration", "3"]);
     let tasks = process(&report)["tasks"].as_array().unwrap().clone();
     let mut live: Vec<u64> = Vec::new();
@@ -203,11 +308,15 @@ fn a_thousand_tasks_and_a_thousand_a_second_are_listed_without_a_wrong_name() {
         } else {
             let expected =
                 known("churn-").is_some() || name == "spawner" || known("Task-").is_some();
-            assert!(expected, "a name the program never gave: {name:?}");
+            assert!(
+                expected,
+                "{}: a name the program never gave: {name:?}",
+                python.label
+            );
         }
     }
     live.sort_unstable();
-    assert_eq!(live, (0..1000).collect::<Vec<u64>>());
+    assert_eq!(live, (0..1000).collect::<Vec<u64>>(), "{}", python.label);
 }
 
 /// Recordings carry the tasks (format 3): a report of a recording lists the same tasks, and

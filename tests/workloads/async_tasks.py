@@ -6,10 +6,13 @@
   sets worker-a's units (worker-b does three times as many): 1 gives steps of ~0.1 and
   ~0.3 ms, as in many services.
 - `waiter` waits on an asyncio.Event that is never set (await point: Event.wait);
-- `flusher` sleeps 50 ms in a loop (await point: sleep, in flush_loop).
+- `flusher` sleeps 50 ms in a loop (await point: sleep, in flush_loop);
+- `joiner` awaits the task `waiter` itself (`await task`: who awaits whom).
 Usage: async_tasks.py SECONDS [TRUTH_FILE] [UNITS=10]
-On SIGUSR1 the loop writes each worker task's cumulative thread CPU ns to TRUTH_FILE as JSON:
-{"worker-a": ns, "worker-b": ns}."""
+On SIGUSR1 the loop writes each worker task's cumulative thread CPU ns to TRUTH_FILE as JSON,
+with every task as asyncio lists it (its id as `hex(id(task))`, and its coroutine chain by
+`cr_await`, outermost first): {"worker-a": ns, "worker-b": ns, "tasks": {name: {"id": ..,
+"chain": [qualname, ...]}}}."""
 import asyncio
 import json
 import os
@@ -49,9 +52,25 @@ async def wait_forever(event):
     await event.wait()
 
 
+async def join(task):
+    await task
+
+
+def chain(coro):
+    names = []
+    while coro is not None and getattr(coro, "cr_frame", None) is not None:
+        names.append(coro.cr_code.co_qualname)
+        coro = coro.cr_await
+    return names
+
+
 def write_truth():
+    tasks = {
+        t.get_name(): {"id": hex(id(t)), "chain": chain(t.get_coro())}
+        for t in asyncio.all_tasks()
+    }
     with open(TRUTH + ".tmp", "w") as f:
-        json.dump(spent, f)
+        json.dump(dict(spent, tasks=tasks), f)
     os.replace(TRUTH + ".tmp", TRUTH)
 
 
@@ -68,6 +87,7 @@ async def main():
     waiter = asyncio.create_task(wait_forever(event), name="waiter")
     flusher = asyncio.create_task(flush_loop(), name="flusher")
     fan = asyncio.create_task(fan_out(), name="fan-out")
+    asyncio.create_task(join(waiter), name="joiner")
     print("ready", flush=True)
     await asyncio.sleep(SECONDS)
     for task in (waiter, flusher, fan):

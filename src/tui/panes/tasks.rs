@@ -15,9 +15,9 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let theme = app.theme();
     let p = &app.snapshot;
     let Some(tasks) = &p.tasks else {
-        let why = if p.python_minor().is_some_and(|m| m < 14) {
+        let why = if p.python_minor().is_some_and(|m| m < 11) {
             format!(
-                "The task view needs Python 3.14+ (this is {}): older interpreters publish no task list.",
+                "The task view needs Python 3.11+ (this is {}): older asyncio keeps no task list hptop reads.",
                 p.python_version
             )
         } else {

@@ -18,6 +18,8 @@ use crate::python_data_access::{copy_bytes, copy_string};
 use crate::python_interpreters::{CodeObject, FrameObject, InterpreterState, ThreadState};
 use crate::python_spy::{prefetch_ranges, struct_at};
 
+mod legacy;
+
 /// Bytes of a pointer.
 const POINTER: usize = std::mem::size_of::<usize>();
 
@@ -111,7 +113,8 @@ impl AsyncioOffsets {
 struct Layout {
     gi_iframe: usize,
     gi_frame_state: usize,
-    frame_stackpointer: usize,
+    /// Where a suspended coroutine's frame keeps the top of its value stack.
+    stack_top: StackTop,
     ob_type: usize,
     tp_name: usize,
     set_used: usize,
@@ -119,6 +122,8 @@ struct Layout {
     set_mask: usize,
     lv_tag: usize,
     ob_digit: usize,
+    /// An int's header is 3.12+'s `lv_tag` (else 3.11's signed digit count `ob_size`).
+    long_tagged: bool,
     native_thread_id: usize,
     next_thread: usize,
     threads_head: usize,
@@ -126,9 +131,54 @@ struct Layout {
     /// cleared (3.14: 4, 3.15: 5): Include/internal/pycore_frame.h, renumbered in 3.15.
     suspended_yield_from: i8,
     cleared: i8,
-    /// Slots below the saved stack top where the awaited object sits (3.14: 1; 3.15: 2,
-    /// as `SEND` takes a NULL above the receiver).
-    awaited_slot: usize,
+    /// `suspended_yield_from` is a state of its own (3.13+); on 3.11 / 3.12 it is any
+    /// suspension, which for a coroutine is an `await` but for an async generator may be a
+    /// plain `yield`: the chain does not go on through those.
+    yield_from_state: bool,
+}
+
+/// Where a suspended frame's value stack ends, and how far below the end the awaited object
+/// sits.
+#[derive(Debug, Clone, Copy)]
+enum StackTop {
+    /// 3.14+: `stackpointer`, a pointer into the frame, at this offset in the frame; the
+    /// awaited object this many slots below it (3.14: 1; 3.15: 2, as `SEND` takes a NULL
+    /// above the receiver).
+    Pointer { offset: usize, slot: usize },
+    /// 3.11-3.13: `stacktop`, an `int` index into `localsplus`, at this offset in the frame;
+    /// `localsplus` at `localsplus`; the awaited object is the last slot.
+    Index { offset: usize, localsplus: usize },
+}
+
+impl Default for StackTop {
+    fn default() -> Self {
+        StackTop::Pointer { offset: 0, slot: 1 }
+    }
+}
+
+impl Layout {
+    /// The address of the stack slot holding what the generator-like object at `gen`
+    /// (whose first bytes are `bytes`) awaits, if it is suspended in `await`.
+    fn awaited_slot(&self, gen: usize, bytes: &[u8]) -> Option<usize> {
+        if *bytes.get(self.gi_frame_state)? as i8 != self.suspended_yield_from {
+            return None;
+        }
+        match self.stack_top {
+            StackTop::Pointer { offset, slot } => {
+                let top = word(bytes, (self.gi_iframe + offset) as u64)? & !STACKREF_TAG;
+                (top != 0).then(|| top.wrapping_sub(8 * slot))
+            }
+            StackTop::Index { offset, localsplus } => {
+                let at = self.gi_iframe + offset;
+                let top = i32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+                // A coroutine's value stack is small: anything else is a torn read.
+                if !(1..=4096).contains(&top) {
+                    return None;
+                }
+                Some(gen + self.gi_iframe + localsplus + 8 * (top as usize - 1))
+            }
+        }
+    }
 }
 
 /// Most tasks read per list (a list longer than this is read up to here).
@@ -149,9 +199,25 @@ pub(crate) struct AsyncioReader {
     /// Looks that found no module yet.
     misses: u32,
     caches: Caches,
+    /// hptop patch 28: the reader of 3.11-3.13 targets.
+    legacy: legacy::Legacy,
 }
 
 impl AsyncioReader {
+    /// hptop patch 28: the tasks of a 3.11-3.13 process, read from asyncio's own globals
+    /// (`None` before it imports asyncio); see `legacy`.
+    pub(crate) fn read_legacy<I: InterpreterState, P: ProcessMemory>(
+        &mut self,
+        pid: Pid,
+        process: &P,
+        version: &crate::version::Version,
+        interpreter_address: usize,
+        modules_address: usize,
+    ) -> Result<Option<AsyncioTasks>, Error> {
+        self.legacy
+            .read::<I, P>(pid, process, version, interpreter_address, modules_address, &mut self.caches)
+    }
+
     /// The tasks of process `pid`, or `None` when it has no readable task list (asyncio not
     /// imported yet, or a Python before 3.14).
     pub(crate) fn read<I: InterpreterState, P: ProcessMemory>(
@@ -189,7 +255,7 @@ impl AsyncioReader {
     /// thread id: one pointer read per loop thread.
     pub(crate) fn running<P: ProcessMemory>(&self, process: &P) -> Vec<(u64, usize)> {
         let Some((offsets, _)) = self.located else {
-            return Vec::new();
+            return self.legacy.running(process);
         };
         self.loop_threads
             .iter()
@@ -301,7 +367,10 @@ fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Resul
             Layout {
                 gi_iframe: o.gen_object.gi_iframe as usize,
                 gi_frame_state: o.gen_object.gi_frame_state as usize,
-                frame_stackpointer: o.interpreter_frame.stackpointer as usize,
+                stack_top: StackTop::Pointer {
+                    offset: o.interpreter_frame.stackpointer as usize,
+                    slot: $slot,
+                },
                 ob_type: o.pyobject.ob_type as usize,
                 tp_name: o.type_object.tp_name as usize,
                 set_used: o.set_object.used as usize,
@@ -309,12 +378,13 @@ fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Resul
                 set_mask: o.set_object.mask as usize,
                 lv_tag: o.long_object.lv_tag as usize,
                 ob_digit: o.long_object.ob_digit as usize,
+                long_tagged: true,
                 native_thread_id: o.thread_state.native_thread_id as usize,
                 next_thread: o.thread_state.next as usize,
                 threads_head: o.interpreter_state.threads_head as usize,
                 suspended_yield_from: $yield_from,
                 cleared: $cleared,
-                awaited_slot: $slot,
+                yield_from_state: true,
             }
         }};
     }
@@ -350,7 +420,6 @@ const CACHE_CAPACITY: usize = 8192;
 /// One read of the task lists of a process.
 struct Walk<'a, I: InterpreterState, P> {
     process: &'a P,
-    offsets: &'a AsyncioOffsets,
     layout: &'a Layout,
     caches: &'a mut Caches,
     /// Code objects copied during this read, by address: a thousand tasks suspended in the
@@ -371,6 +440,17 @@ struct Listed {
     running: usize,
 }
 
+/// A task's coroutine chain as read ([`Walk::coroutine_chain`]).
+#[derive(Debug, Default)]
+struct Chain {
+    /// Outermost first.
+    frames: Vec<TaskFrame>,
+    /// The coroutine finished.
+    done: bool,
+    /// What the innermost coroutine awaits, when that is not a coroutine.
+    awaits: Option<usize>,
+}
+
 /// The code-object binding of interpreter `I`.
 type CodeOf<I> = <<<I as InterpreterState>::ThreadState as ThreadState>::FrameObject as FrameObject>::CodeObject;
 
@@ -384,19 +464,7 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
     layout: &Layout,
     caches: &mut Caches,
 ) -> Result<(AsyncioTasks, Vec<(usize, u64)>), Error> {
-    if caches.types.len() > CACHE_CAPACITY || caches.codes.len() > CACHE_CAPACITY {
-        *caches = Caches::default();
-    }
-    let mut walk = Walk::<I, P> {
-        process,
-        offsets,
-        layout,
-        caches,
-        code_structs: HashMap::new(),
-        pid,
-        ahead_at: HashMap::new(),
-        ahead: Vec::new(),
-    };
+    let mut walk = Walk::<I, P>::new(pid, process, layout, caches);
     let mut tasks = Vec::new();
     let mut listed = Vec::new();
     let mut loop_threads = Vec::new();
@@ -414,11 +482,11 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
             loop_threads.push((thread, native));
         }
         let head = thread + offsets.thread_tasks_head as usize;
-        walk.list(head, Some(native), running, &mut seen, &mut listed)?;
+        walk.list(offsets, head, Some(native), running, &mut seen, &mut listed)?;
         thread = process.copy_struct(thread + layout.next_thread)?;
     }
     let head = interpreter_address + offsets.interp_tasks_head as usize;
-    walk.list(head, None, 0, &mut seen, &mut listed)?;
+    walk.list(offsets, head, None, 0, &mut seen, &mut listed)?;
     // The coroutines of all tasks, and what they await, read together before each task is.
     let coros: Vec<usize> = listed
         .iter()
@@ -427,33 +495,50 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
         .collect();
     walk.prefetch_chains(&coros);
     for l in &listed {
-        if let Some(t) = walk.task(l.task, &l.bytes, l.native_thread_id, l.running) {
+        if let Some(t) = walk.task(offsets, l) {
             tasks.push(t);
         }
     }
     Ok((AsyncioTasks { tasks }, loop_threads))
 }
 
-impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
+impl<'a, I: InterpreterState, P: ProcessMemory> Walk<'a, I, P> {
+    /// A walk of process `pid` (the caches emptied first if full).
+    fn new(pid: Pid, process: &'a P, layout: &'a Layout, caches: &'a mut Caches) -> Self {
+        if caches.types.len() > CACHE_CAPACITY || caches.codes.len() > CACHE_CAPACITY {
+            *caches = Caches::default();
+        }
+        Walk {
+            process,
+            layout,
+            caches,
+            code_structs: HashMap::new(),
+            pid,
+            ahead_at: HashMap::new(),
+            ahead: Vec::new(),
+        }
+    }
+
     /// The tasks of the intrusive list (`llist_node { next, prev }`) whose head is at `head`,
     /// each node `task_node` into its task: each task's bytes are read once, its next node
     /// taken from them.
     fn list(
         &mut self,
+        offsets: &AsyncioOffsets,
         head: usize,
         native_thread_id: Option<u64>,
         running: usize,
         seen: &mut HashSet<usize>,
         out: &mut Vec<Listed>,
     ) -> Result<(), Error> {
-        let node_offset = self.offsets.task_node as usize;
+        let node_offset = offsets.task_node as usize;
         let mut node: usize = self.process.copy_struct(head)?;
         let mut visited = 0;
         while node != head && node != 0 && visited < MAX_TASKS {
             visited += 1;
             let task = node.wrapping_sub(node_offset);
             // Freed while read: what was read so far stands.
-            let Ok(bytes) = self.process.copy(task, self.offsets.task_size as usize) else { break };
+            let Ok(bytes) = self.process.copy(task, offsets.task_size as usize) else { break };
             let Some(next) = word(&bytes, node_offset as u64) else { break };
             if seen.insert(task) {
                 out.push(Listed {
@@ -502,11 +587,7 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
             .iter()
             .filter_map(|&c| {
                 let b = self.ahead_at.get(&(c, span)).and_then(|&at| self.ahead.get(at..at + span))?;
-                if *b.get(layout.gi_frame_state)? as i8 != layout.suspended_yield_from {
-                    return None;
-                }
-                let top = word(b, (layout.gi_iframe + layout.frame_stackpointer) as u64)? & !STACKREF_TAG;
-                (top != 0).then(|| (top.wrapping_sub(8 * layout.awaited_slot), POINTER))
+                Some((layout.awaited_slot(c, b)?, POINTER))
             })
             .collect();
         self.prefetch(&slots);
@@ -522,8 +603,8 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
     }
 
     /// One task from its bytes, or `None` if it does not read soundly.
-    fn task(&mut self, task: usize, bytes: &[u8], native_thread_id: Option<u64>, running: usize) -> Option<AsyncTask> {
-        let offsets = self.offsets;
+    fn task(&mut self, offsets: &AsyncioOffsets, listed: &Listed) -> Option<AsyncTask> {
+        let Listed { task, ref bytes, native_thread_id, running } = *listed;
         let byte = |at: u64| bytes.get(at as usize).copied();
         if byte(offsets.task_is_task)? == 0 {
             return None;
@@ -535,8 +616,8 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
             by if byte(offsets.task_awaited_by_is_set)? != 0 => self.set_members(by)?,
             by => vec![by],
         };
-        let (frames, done) = if coro == 0 {
-            (Vec::new(), true)
+        let Chain { frames, done, .. } = if coro == 0 {
+            Chain { done: true, ..Chain::default() }
         } else {
             self.coroutine_chain(coro)
         };
@@ -561,10 +642,18 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
         match self.type_name(object)?.as_str() {
             "str" => copy_string(object as *const I::StringObject, process).ok(),
             "int" => {
-                let tag: usize = process.copy_struct(object + layout.lv_tag).ok()?;
-                // Compact ints: sign in the low 2 bits, digit count above bit 3.
-                let digits = tag >> 3;
-                if tag & 3 == 2 || digits > 2 {
+                let tag: isize = process.copy_struct(object + layout.lv_tag).ok()?;
+                let digits = if layout.long_tagged {
+                    // Compact ints: sign in the low 2 bits, digit count above bit 3.
+                    if tag & 3 == 2 {
+                        return None;
+                    }
+                    (tag as usize) >> 3
+                } else {
+                    // 3.11's `ob_size`: the digit count, negative for a negative int.
+                    usize::try_from(tag).ok()?
+                };
+                if digits > 2 {
                     return None;
                 }
                 let mut value: u64 = 0;
@@ -631,50 +720,54 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
         Some(members)
     }
 
-    /// The frames of coroutine `coro` and of the coroutines it awaits, innermost first, and
-    /// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`). Each
-    /// coroutine's header, state and embedded frame are read with one copy.
-    fn coroutine_chain(&mut self, coro: usize) -> (Vec<TaskFrame>, bool) {
+    /// The frames of coroutine `coro` and of the coroutines it awaits, innermost first,
+    /// whether it finished (as `parse_coro_chain` in CPython's `_remote_debugging`), and the
+    /// object the chain ends awaiting (a future, a task's iterator), if any. Each coroutine's
+    /// header, state and embedded frame are read with one copy.
+    fn coroutine_chain(&mut self, coro: usize) -> Chain {
         let layout = *self.layout;
         let span = layout.gi_iframe + std::mem::size_of::<<I::ThreadState as ThreadState>::FrameObject>();
-        let mut chain = Vec::new();
+        let mut chain = Chain::default();
         let mut at = coro;
         for depth in 0..MAX_CHAIN {
-            let Some((gen, bytes)) = self.coro_like(at, span) else { break };
+            let Some((gen, bytes, is_coroutine)) = self.coro_like(at, span) else {
+                // Not a coroutine: what the innermost one awaits.
+                chain.awaits = (depth > 0).then_some(at);
+                break;
+            };
             let Some(&state) = bytes.get(layout.gi_frame_state) else { break };
             let state = state as i8;
             if state == layout.cleared {
-                return (Vec::new(), depth == 0);
+                chain.frames.clear();
+                chain.done = depth == 0;
+                return chain;
             }
             let Some(frame) = struct_at::<<I::ThreadState as ThreadState>::FrameObject>(&bytes, layout.gi_iframe)
             else {
                 break;
             };
             let Some(info) = self.frame(&frame) else { break };
-            chain.push(info);
-            if state != layout.suspended_yield_from {
+            chain.frames.push(info);
+            if state != layout.suspended_yield_from || (!layout.yield_from_state && !is_coroutine) {
                 // Running (its frames are the thread's), or suspended at a plain `yield`.
                 break;
             }
             // Suspended in `await`: the awaited object is on the frame's value stack.
-            let top = word(&bytes, (layout.gi_iframe + layout.frame_stackpointer) as u64).unwrap_or(0);
-            let top = top & !STACKREF_TAG;
-            let slot = top.wrapping_sub(8 * layout.awaited_slot);
+            let Some(slot) = layout.awaited_slot(gen, &bytes) else { break };
             let Some(awaited) = self.bytes(slot, POINTER).and_then(|b| word(&b, 0)) else { break };
             at = awaited & !STACKREF_TAG;
-            if top == 0 || gen == 0 || at == 0 {
+            if at == 0 {
                 break;
             }
         }
-        chain.reverse();
-        (chain, false)
+        chain.frames.reverse();
+        chain
     }
 
     /// The generator-like object behind `object` when the chain goes on through it, with the
-    /// first `span` bytes of it: a coroutine, or the async generator an `asend`/`athrow`
-    /// awaits; `None` for anything else (a future's iterator, a plain generator: the chain
-    /// ends).
-    fn coro_like(&mut self, object: usize, span: usize) -> Option<(usize, Vec<u8>)> {
+    /// first `span` bytes of it and whether it is a coroutine (not an async generator);
+    /// `None` for anything else (a future's iterator, a plain generator: the chain ends).
+    fn coro_like(&mut self, object: usize, span: usize) -> Option<(usize, Vec<u8>, bool)> {
         // Objects the chain meets are at least as large as a coroutine, but a read past a
         // small one's mapping fails: then only its type is read.
         let bytes = self.bytes(object, span);
@@ -683,12 +776,13 @@ impl<I: InterpreterState, P: ProcessMemory> Walk<'_, I, P> {
             None => self.process.copy_struct(object + self.layout.ob_type).ok()?,
         };
         match self.type_named(ty)?.as_str() {
-            "coroutine" | "async_generator" => Some((object, bytes?)),
+            "coroutine" => Some((object, bytes?, true)),
+            "async_generator" => Some((object, bytes?, false)),
             // `ags_gen` / `agt_gen`: the first field after the object header.
             "async_generator_asend" | "async_generator_athrow" => {
                 let gen = word(bytes.as_deref()?, 16)? & !STACKREF_TAG;
                 let gen_bytes = self.bytes(gen, span)?;
-                (gen != 0).then_some((gen, gen_bytes))
+                (gen != 0).then_some((gen, gen_bytes, false))
             }
             _ => None,
         }

@@ -208,6 +208,13 @@ impl<'a, P: ProcessMemory> DictIterator<'a, P> {
             }
         }
 
+        // hptop patch 28: on 3.13+ the word 4 before the object is its weak-reference list,
+        // not values: an object whose dict was made is read through it, else through its
+        // inline values (an object without weak references read as neither before).
+        if version.major == 3 && version.minor >= 13 {
+            values_addr = usize::from(dict_addr == 0 && flags & PY_TPFLAGS_INLINE_VALUES != 0);
+        }
+
         if values_addr != 0 {
             let ht_cached_keys = if version.major == 3 && version.minor >= 15 {
                 let ht: crate::python_bindings::v3_15_0::PyHeapTypeObject =

@@ -304,6 +304,28 @@ impl PythonSpy {
                 interpreter,
                 15,
             ),
+            // hptop patch 28: asyncio's own globals on 3.11-3.13.
+            Version { major: 3, minor: 11, .. } => self.asyncio.read_legacy::<v3_11_0::_is, _>(
+                self.pid,
+                &self.process,
+                &self.version,
+                interpreter,
+                self.addresses.imports_modules_address,
+            ),
+            Version { major: 3, minor: 12, .. } => self.asyncio.read_legacy::<v3_12_0::_is, _>(
+                self.pid,
+                &self.process,
+                &self.version,
+                interpreter,
+                self.addresses.imports_modules_address,
+            ),
+            Version { major: 3, minor: 13, .. } => self.asyncio.read_legacy::<v3_13_0::_is, _>(
+                self.pid,
+                &self.process,
+                &self.version,
+                interpreter,
+                self.addresses.imports_modules_address,
+            ),
             _ => Ok(None),
         }
     }
