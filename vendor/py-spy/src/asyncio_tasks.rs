@@ -691,33 +691,17 @@ impl<'a, I: InterpreterState, P: ProcessMemory> Walk<'a, I, P> {
         name
     }
 
-    /// The members of the `set` at `set` (keys of its hash table; deleted entries skipped).
+    /// The members of the `set` at `set` that are tasks or futures.
     fn set_members(&mut self, set: usize) -> Option<Vec<usize>> {
-        let layout = self.layout;
-        let mask: usize = self.process.copy_struct(set + layout.set_mask).ok()?;
-        let used: usize = self.process.copy_struct(set + layout.set_used).ok()?;
-        if mask > 1 << 16 || used > mask + 1 {
-            return None;
-        }
-        let table: usize = self.process.copy_struct(set + layout.set_table).ok()?;
-        // setentry { key, hash }: two words.
-        let bytes = self.process.copy(table, (mask + 1) * 16).ok()?;
-        let mut members = Vec::new();
-        for entry in bytes.chunks_exact(16) {
-            let key = usize::from_ne_bytes(entry[..8].try_into().ok()?);
-            let hash = isize::from_ne_bytes(entry[8..].try_into().ok()?);
-            // A deleted entry keeps hash -1; members are tasks or futures.
-            if key == 0 || hash == -1 || members.len() >= used {
-                continue;
-            }
-            if self
-                .type_name(key)
-                .is_some_and(|name| name.contains("Task") || name.contains("Future"))
-            {
-                members.push(key);
-            }
-        }
-        Some(members)
+        let keys = set_keys(self.process, self.layout, set)?;
+        Some(
+            keys.into_iter()
+                .filter(|&key| {
+                    self.type_name(key)
+                        .is_some_and(|name| name.contains("Task") || name.contains("Future"))
+                })
+                .collect(),
+        )
     }
 
     /// The frames of coroutine `coro` and of the coroutines it awaits, innermost first,
@@ -836,6 +820,28 @@ impl<'a, I: InterpreterState, P: ProcessMemory> Walk<'a, I, P> {
             line,
         })
     }
+}
+
+/// The keys of the `set` at `set` (deleted entries skipped), up to `MAX_TASKS`.
+fn set_keys<P: ProcessMemory>(process: &P, layout: &Layout, set: usize) -> Option<Vec<usize>> {
+    let mask: usize = process.copy_struct(set + layout.set_mask).ok()?;
+    let used: usize = process.copy_struct(set + layout.set_used).ok()?;
+    if mask >= MAX_TASKS.next_power_of_two() || used > mask + 1 {
+        return None;
+    }
+    let table: usize = process.copy_struct(set + layout.set_table).ok()?;
+    // setentry { key, hash }; a deleted entry keeps a dummy key and hash -1.
+    let bytes = process.copy(table, (mask + 1) * 16).ok()?;
+    let keys = bytes
+        .chunks_exact(16)
+        .filter_map(|entry| {
+            let key = word(entry, 0)?;
+            let hash = word(entry, 8)? as isize;
+            (key != 0 && hash != -1).then_some(key)
+        })
+        .take(used)
+        .collect();
+    Some(keys)
 }
 
 /// The word at byte `at` of `bytes`.

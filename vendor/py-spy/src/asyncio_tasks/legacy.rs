@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use anyhow::{Error, Result};
 use remoteprocess::{Pid, ProcessMemory};
 
-use super::{word, AsyncTask, AsyncioTasks, Caches, Layout, StackTop, Walk, POINTER};
+use super::{set_keys, word, AsyncTask, AsyncioTasks, Caches, Layout, StackTop, Walk, POINTER};
 use crate::python_data_access::{copy_long, copy_string, DictIterator};
 use crate::python_interpreters::{InterpreterState, Object, ThreadState, TypeObject};
 use crate::version::Version;
@@ -92,8 +92,6 @@ const TP_BASICSIZE: usize = 32;
 /// `wr_object` of a weak reference; `future` of a future's iterator: the first field after
 /// the object header.
 const FIRST_FIELD: usize = 16;
-/// Most members read from one set.
-const MAX_MEMBERS: usize = 1 << 17;
 
 /// asyncio's own globals in the target, once found.
 #[derive(Debug, Clone, Copy)]
@@ -376,28 +374,6 @@ fn thread_idents<I: InterpreterState, P: ProcessMemory>(process: &P, interpreter
         thread = state.next();
     }
     idents
-}
-
-/// The keys of the `set` at `set` (deleted entries skipped), up to [`MAX_MEMBERS`].
-fn set_keys<P: ProcessMemory>(process: &P, layout: &Layout, set: usize) -> Option<Vec<usize>> {
-    let mask: usize = process.copy_struct(set + layout.set_mask).ok()?;
-    let used: usize = process.copy_struct(set + layout.set_used).ok()?;
-    if mask >= MAX_MEMBERS || used > mask + 1 {
-        return None;
-    }
-    let table: usize = process.copy_struct(set + layout.set_table).ok()?;
-    // setentry { key, hash }; a deleted entry keeps a dummy key and hash -1.
-    let bytes = process.copy(table, (mask + 1) * 16).ok()?;
-    let keys = bytes
-        .chunks_exact(16)
-        .filter_map(|entry| {
-            let key = word(entry, 0)?;
-            let hash = word(entry, 8)? as isize;
-            (key != 0 && hash != -1).then_some(key)
-        })
-        .take(used)
-        .collect();
-    Some(keys)
 }
 
 /// The (key, value) pairs of the dict at `dict` (3.11-3.13, a combined table): three reads.
