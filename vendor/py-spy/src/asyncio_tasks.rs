@@ -131,6 +131,9 @@ struct Layout {
     /// cleared (3.14: 4, 3.15: 5): Include/internal/pycore_frame.h, renumbered in 3.15.
     suspended_yield_from: i8,
     cleared: i8,
+    /// `tp_basicsize` of the coroutine and async generator types where the layout is not
+    /// published (3.11-3.13; `None`: published).
+    gen_basicsize: Option<usize>,
     /// `suspended_yield_from` is a state of its own (3.13+); on 3.11 / 3.12 it is any
     /// suspension, which for a coroutine is an `await` but for an async generator may be a
     /// plain `yield`: the chain does not go on through those.
@@ -181,6 +184,8 @@ impl Layout {
     }
 }
 
+/// `tp_basicsize` in a type object (after `tp_name`).
+const TP_BASICSIZE: usize = 32;
 /// Most tasks read per list (a list longer than this is read up to here).
 const MAX_TASKS: usize = 100_000;
 /// Most coroutines followed down one task's await chain.
@@ -385,6 +390,7 @@ fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Resul
                 suspended_yield_from: $yield_from,
                 cleared: $cleared,
                 yield_from_state: true,
+                gen_basicsize: None,
             }
         }};
     }
@@ -402,6 +408,8 @@ fn layout_of<P: ProcessMemory>(process: &P, runtime: usize, minor: u64) -> Resul
 #[derive(Debug, Default)]
 pub(crate) struct Caches {
     types: HashMap<usize, Option<String>>,
+    /// `tp_basicsize` by type address (3.11-3.13's checks).
+    sizes: HashMap<usize, usize>,
     codes: HashMap<usize, CachedCode>,
 }
 
@@ -505,7 +513,10 @@ fn read_tasks<I: InterpreterState, P: ProcessMemory>(
 impl<'a, I: InterpreterState, P: ProcessMemory> Walk<'a, I, P> {
     /// A walk of process `pid` (the caches emptied first if full).
     fn new(pid: Pid, process: &'a P, layout: &'a Layout, caches: &'a mut Caches) -> Self {
-        if caches.types.len() > CACHE_CAPACITY || caches.codes.len() > CACHE_CAPACITY {
+        if caches.types.len() > CACHE_CAPACITY
+            || caches.codes.len() > CACHE_CAPACITY
+            || caches.sizes.len() > CACHE_CAPACITY
+        {
             *caches = Caches::default();
         }
         Walk {
@@ -760,16 +771,30 @@ impl<'a, I: InterpreterState, P: ProcessMemory> Walk<'a, I, P> {
             None => self.process.copy_struct(object + self.layout.ob_type).ok()?,
         };
         match self.type_named(ty)?.as_str() {
-            "coroutine" => Some((object, bytes?, true)),
-            "async_generator" => Some((object, bytes?, false)),
+            "coroutine" if self.gen_type_fits(ty) => Some((object, bytes?, true)),
+            "async_generator" if self.gen_type_fits(ty) => Some((object, bytes?, false)),
             // `ags_gen` / `agt_gen`: the first field after the object header.
             "async_generator_asend" | "async_generator_athrow" => {
                 let gen = word(bytes.as_deref()?, 16)? & !STACKREF_TAG;
                 let gen_bytes = self.bytes(gen, span)?;
-                (gen != 0).then_some((gen, gen_bytes, false))
+                let gen_type = word(&gen_bytes, self.layout.ob_type as u64)?;
+                (gen != 0 && self.gen_type_fits(gen_type)).then_some((gen, gen_bytes, false))
             }
             _ => None,
         }
+    }
+
+    /// Whether the coroutine or async generator type at `ty` has the size the layout was
+    /// measured with (3.11-3.13, which publish none: a build whose fields moved reads no
+    /// chain); always on 3.14+.
+    fn gen_type_fits(&mut self, ty: usize) -> bool {
+        let Some(expected) = self.layout.gen_basicsize else { return true };
+        if let Some(&size) = self.caches.sizes.get(&ty) {
+            return size == expected;
+        }
+        let Ok(size) = self.process.copy_struct::<usize>(ty + TP_BASICSIZE) else { return false };
+        self.caches.sizes.insert(ty, size);
+        size == expected
     }
 
     /// The function, file and line of an interpreter frame as read.

@@ -284,7 +284,8 @@ macro_rules! PythonCodeObjectImpl {
                 let mut line_number: i32 = self.first_lineno();
                 let mut bytecode_address: i32 = 0;
                 while (i + 1) < size {
-                    bytecode_address += i32::from(table[i]);
+                    // hptop patch 24: wrapping, as the table may be garbage.
+                    bytecode_address = bytecode_address.wrapping_add(i32::from(table[i]));
                     if bytecode_address > lasti {
                         break;
                     }
@@ -295,7 +296,7 @@ macro_rules! PythonCodeObjectImpl {
                     if increment >= 0x80 {
                         increment -= 0x100;
                     }
-                    line_number += increment;
+                    line_number = line_number.wrapping_add(increment);
                     i += 2;
                 }
                 line_number
@@ -371,7 +372,8 @@ macro_rules! CompactCodeObjectImpl {
             fn get_line_number(&self, lasti: i32, table: &[u8]) -> i32 {
                 // unpack compressed table format from python 3.11
                 // https://github.com/python/cpython/pull/91666/files
-                let lasti = lasti - offset_of(self, &self.co_code_adaptive) as i32;
+                // hptop patch 24: wrapping, as the table and lasti may be garbage.
+                let lasti = lasti.wrapping_sub(offset_of(self, &self.co_code_adaptive) as i32);
                 let mut line_number: i32 = self.first_lineno();
                 let mut bytecode_address: i32 = 0;
 
@@ -384,7 +386,7 @@ macro_rules! CompactCodeObjectImpl {
                     index += 1;
 
                     let delta = ((byte & 7) as i32) + 1;
-                    bytecode_address += delta * 2;
+                    bytecode_address = bytecode_address.wrapping_add(delta * 2);
                     let code = (byte >> 3) & 15;
                     let line_delta = match code {
                         15 => 0,
@@ -405,7 +407,7 @@ macro_rules! CompactCodeObjectImpl {
                             0
                         }
                     };
-                    line_number += line_delta as i32;
+                    line_number = line_number.wrapping_add(line_delta as i32);
                     if bytecode_address > lasti {
                         break;
                     }
@@ -1076,7 +1078,8 @@ impl CodeObject for v3_10_0::PyCodeObject {
         // https://github.com/python/cpython/blob/7b88f63e1dd4006b1a08b9c9f087dd13449ecc76/Python/ceval.c#L5999
         // Whereas in python versions up to 3.9 we didn't.
         // https://github.com/python/cpython/blob/3.9/Python/ceval.c#L4713-L4714
-        let lasti = 2 * lasti as i32;
+        // hptop patch 24: wrapping, as the table and lasti may be garbage.
+        let lasti = lasti.wrapping_mul(2);
 
         // unpack the line table. format is specified here:
         // https://github.com/python/cpython/blob/3.10/Objects/lnotab_notes.txt
@@ -1093,8 +1096,8 @@ impl CodeObject for v3_10_0::PyCodeObject {
                 continue;
             }
 
-            line_number += i32::from(line_delta);
-            bytecode_address += i32::from(delta);
+            line_number = line_number.wrapping_add(i32::from(line_delta));
+            bytecode_address = bytecode_address.wrapping_add(i32::from(delta));
             if bytecode_address > lasti {
                 break;
             }

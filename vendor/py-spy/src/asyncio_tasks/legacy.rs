@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use anyhow::{Error, Result};
 use remoteprocess::{Pid, ProcessMemory};
 
-use super::{set_keys, word, AsyncTask, AsyncioTasks, Caches, Layout, StackTop, Walk, POINTER};
+use super::{set_keys, word, TP_BASICSIZE, AsyncTask, AsyncioTasks, Caches, Layout, StackTop, Walk, POINTER};
 use crate::python_data_access::{copy_long, copy_string, DictIterator};
 use crate::python_interpreters::{InterpreterState, Object, ThreadState, TypeObject};
 use crate::version::Version;
@@ -83,12 +83,12 @@ fn layout(minor: u64) -> Option<(TaskFields, Layout)> {
         suspended_yield_from: -1,
         cleared: 4,
         yield_from_state,
+        // The generator header, then the frame's 72 bytes (with one `localsplus` slot).
+        gen_basicsize: Some(gi_iframe + 72),
     };
     Some((fields, layout))
 }
 
-/// `tp_basicsize` in a type object (after `tp_name`).
-const TP_BASICSIZE: usize = 32;
 /// `wr_object` of a weak reference; `future` of a future's iterator: the first field after
 /// the object header.
 const FIRST_FIELD: usize = 16;
