@@ -91,6 +91,11 @@ pub trait FrameObject: Copy {
     fn instruction(&self) -> Option<(isize, bool)> {
         None
     }
+    /// hptop patch 29: where known (3.11+), the address the frame's saved instruction
+    /// pointer holds (`prev_instr`, 3.13+ `instr_ptr`).
+    fn instruction_address(&self) -> Option<usize> {
+        None
+    }
     fn is_python_frame(&self) -> bool {
         true
     }
@@ -567,6 +572,9 @@ impl FrameObject for v3_15_0::_PyInterpreterFrame {
         let offset = (self.instr_ptr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
     }
+    fn instruction_address(&self) -> Option<usize> {
+        Some(self.instr_ptr as usize)
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_15_0::_frameowner == v3_15_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -678,6 +686,9 @@ impl FrameObject for v3_14_0::_PyInterpreterFrame {
         let offset = (self.instr_ptr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
     }
+    fn instruction_address(&self) -> Option<usize> {
+        Some(self.instr_ptr as usize)
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_14_0::_frameowner == v3_14_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -786,6 +797,9 @@ impl FrameObject for v3_13_0::_PyInterpreterFrame {
         let first = (self.f_executable as usize).wrapping_add(std::mem::offset_of!(v3_13_0::PyCodeObject, co_code_adaptive));
         let offset = (self.instr_ptr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
+    }
+    fn instruction_address(&self) -> Option<usize> {
+        Some(self.instr_ptr as usize)
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
@@ -903,6 +917,9 @@ impl FrameObject for v3_12_0::_PyInterpreterFrame {
         let offset = (self.prev_instr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
     }
+    fn instruction_address(&self) -> Option<usize> {
+        Some(self.prev_instr as usize)
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_12_0::_frameowner == v3_12_0::_frameowner_FRAME_OWNED_BY_CSTACK
@@ -1016,6 +1033,9 @@ impl FrameObject for v3_11_0::_PyInterpreterFrame {
         let first = (self.f_code as usize).wrapping_add(std::mem::offset_of!(v3_11_0::PyCodeObject, co_code_adaptive));
         let offset = (self.prev_instr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
+    }
+    fn instruction_address(&self) -> Option<usize> {
+        Some(self.prev_instr as usize)
     }
     fn is_entry(&self) -> bool {
         self.is_entry != 0

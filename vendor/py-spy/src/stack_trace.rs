@@ -375,7 +375,14 @@ impl WalkStart {
     /// for code `known` from earlier walks). A call: (3.11+) a frame whose function object is
     /// not where its caller's call left it ([`CallFit::Elsewhere`]). Frames outside the chunk
     /// (generators', entry frames, older chunks) are not checked.
-    fn suspect<F: FrameObject>(&self, chunk: &[u8], known: impl Fn(usize) -> Option<KnownCode>) -> Option<Suspect> {
+    /// The first call found [`CallFit::Elsewhere`] goes to `elsewhere`: the caller's saved
+    /// instruction address and the callee's function object (see [`caches_function`]).
+    fn suspect<F: FrameObject>(
+        &self,
+        chunk: &[u8],
+        known: impl Fn(usize) -> Option<KnownCode>,
+        elsewhere: &mut Option<(usize, usize)>,
+    ) -> Option<Suspect> {
         let (Some(start), Some((read, limit))) = (self.chunk, self.live) else {
             return None;
         };
@@ -424,7 +431,14 @@ impl WalkStart {
             if let Some((callee, callee_at, callee_known)) = callee.filter(|(c, _, _)| !c.is_entry()) {
                 match made_call(&frame, at, frame_known, &callee, callee_at, callee_known, window) {
                     CallFit::Fits => {}
-                    CallFit::Elsewhere => fits = false,
+                    CallFit::Elsewhere => {
+                        if fits {
+                            *elsewhere = frame
+                                .instruction_address()
+                                .zip(callee.call_site(callee_at).map(|(function, _, _)| function));
+                        }
+                        fits = false;
+                    }
                     CallFit::Never => return Some(Suspect::Torn),
                 }
             }
@@ -533,6 +547,26 @@ fn made_call<F: FrameObject>(
     } else {
         CallFit::Elsewhere
     }
+}
+
+/// hptop patch 29: whether the instruction at `at` (a caller's saved instruction pointer)
+/// holds a pointer to `function` in its inline cache: a call specialized with its callee
+/// cached (3.12's `LOAD_ATTR_PROPERTY` ends its cache with the getter, and saves a pointer to
+/// the cache's last unit; 3.13+ save the instruction's start, the getter 12 bytes on). A
+/// function object's address in the few code units around a frame's own instruction is not
+/// met by chance; one read, only for a start found [`Suspect::Call`].
+fn caches_function<P: ProcessMemory>(process: &P, at: usize, function: usize) -> bool {
+    const BEFORE: usize = 16;
+    const SPAN: usize = 48;
+    if function == 0 || at < BEFORE {
+        return false;
+    }
+    let Ok(bytes) = process.copy(at - BEFORE, SPAN) else { return false };
+    // Code units are two bytes: a cached pointer lies on a two-byte boundary.
+    bytes
+        .windows(POINTER)
+        .step_by(2)
+        .any(|w| w.try_into().map(usize::from_ne_bytes).is_ok_and(|v| v == function))
 }
 
 /// hptop patch 25: a hash of what a walk's start read: the frame pointer and top around the
@@ -891,7 +925,18 @@ where
             }
         };
         let entries = &cache.entries;
-        let suspect = start.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of));
+        let mut elsewhere = None;
+        let mut suspect =
+            start.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of), &mut elsewhere);
+        // hptop patch 29: a call whose function object is not on the caller's stack but in
+        // the caller's own instruction (a specialized property getter on 3.12 moves its
+        // receiver into the callee and clears the slot; its function is cached in the
+        // instruction) is modelled, not torn.
+        if matches!(suspect, Some(Suspect::Call(_)))
+            && elsewhere.is_some_and(|(at, function)| caches_function(process, at, function))
+        {
+            suspect = None;
+        }
         // A call the check does not know (e.g. through `__getitem__` or a property) read
         // alike twice, the thread at one frame over the second copy, is what the thread
         // really runs. A torn start is never kept so: a thread in a tight loop meets the same
