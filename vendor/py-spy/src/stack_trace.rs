@@ -375,13 +375,14 @@ impl WalkStart {
     /// for code `known` from earlier walks). A call: (3.11+) a frame whose function object is
     /// not where its caller's call left it ([`CallFit::Elsewhere`]). Frames outside the chunk
     /// (generators', entry frames, older chunks) are not checked.
-    /// The first call found [`CallFit::Elsewhere`] goes to `elsewhere`: the caller's saved
-    /// instruction address and the callee's function object (see [`caches_function`]).
+    /// Each call found [`CallFit::Elsewhere`] goes to `elsewhere`: the caller's saved
+    /// instruction address and the callee's function object, where known (see
+    /// [`caches_function`]).
     fn suspect<F: FrameObject>(
         &self,
         chunk: &[u8],
         known: impl Fn(usize) -> Option<KnownCode>,
-        elsewhere: &mut Option<(usize, usize)>,
+        elsewhere: &mut Vec<Option<(usize, usize)>>,
     ) -> Option<Suspect> {
         let (Some(start), Some((read, limit))) = (self.chunk, self.live) else {
             return None;
@@ -432,11 +433,11 @@ impl WalkStart {
                 match made_call(&frame, at, frame_known, &callee, callee_at, callee_known, window) {
                     CallFit::Fits => {}
                     CallFit::Elsewhere => {
-                        if fits {
-                            *elsewhere = frame
+                        elsewhere.push(
+                            frame
                                 .instruction_address()
-                                .zip(callee.call_site(callee_at).map(|(function, _, _)| function));
-                        }
+                                .zip(callee.call_site(callee_at).map(|(function, _, _)| function)),
+                        );
                         fits = false;
                     }
                     CallFit::Never => return Some(Suspect::Torn),
@@ -925,15 +926,18 @@ where
             }
         };
         let entries = &cache.entries;
-        let mut elsewhere = None;
+        let mut elsewhere = Vec::new();
         let mut suspect =
             start.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of), &mut elsewhere);
         // hptop patch 29: a call whose function object is not on the caller's stack but in
         // the caller's own instruction (a specialized property getter on 3.12 moves its
         // receiver into the callee and clears the slot; its function is cached in the
-        // instruction) is modelled, not torn.
+        // instruction) is modelled, not torn: every such call of the chain.
         if matches!(suspect, Some(Suspect::Call(_)))
-            && elsewhere.is_some_and(|(at, function)| caches_function(process, at, function))
+            && !elsewhere.is_empty()
+            && elsewhere
+                .iter()
+                .all(|call| call.is_some_and(|(at, function)| caches_function(process, at, function)))
         {
             suspect = None;
         }
