@@ -51,17 +51,11 @@ pub fn run(options: DumpOptions) -> Result<(), HptopError> {
             // empty in its tick: the dump reads on (at most ATTEMPTS ticks) for a tick with
             // none, else shows the one with the fewest (a CI run's dump showed a busy thread
             // with no frame: 2 dumps in 60 of a loop calling `Event.is_set`).
-            let dropped = dropped_stacks(&tick);
-            let failed = tick.process.stack_error.is_some();
-            let clean = !failed && dropped == 0;
-            let better =
-                best.as_ref()
-                    .is_none_or(|b| match (failed, b.process.stack_error.is_some()) {
-                        (false, true) => true,
-                        (true, false) => false,
-                        _ => dropped <= dropped_stacks(b),
-                    });
-            if better {
+            // Best: no read error first, then the fewest stacks dropped (the later on a tie).
+            let worse = |t: &Tick| (t.process.stack_error.is_some(), dropped_stacks(t));
+            let this = worse(&tick);
+            let clean = this == (false, 0);
+            if best.as_ref().is_none_or(|b| this <= worse(b)) {
                 best = Some(tick);
             }
             if clean {

@@ -789,12 +789,17 @@ impl<'a, I: InterpreterState, P: ProcessMemory> Walk<'a, I, P> {
     /// chain); always on 3.14+.
     fn gen_type_fits(&mut self, ty: usize) -> bool {
         let Some(expected) = self.layout.gen_basicsize else { return true };
+        self.type_size(ty) == Some(expected)
+    }
+
+    /// The `tp_basicsize` of the type at `ty` (cached: types outlive their objects).
+    fn type_size(&mut self, ty: usize) -> Option<usize> {
         if let Some(&size) = self.caches.sizes.get(&ty) {
-            return size == expected;
+            return Some(size);
         }
-        let Ok(size) = self.process.copy_struct::<usize>(ty + TP_BASICSIZE) else { return false };
+        let size = self.process.copy_struct::<usize>(ty + TP_BASICSIZE).ok()?;
         self.caches.sizes.insert(ty, size);
-        size == expected
+        Some(size)
     }
 
     /// The function, file and line of an interpreter frame as read.

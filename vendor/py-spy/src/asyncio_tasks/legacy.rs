@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use anyhow::{Error, Result};
 use remoteprocess::{Pid, ProcessMemory};
 
-use super::{set_keys, word, TP_BASICSIZE, AsyncTask, AsyncioTasks, Caches, Layout, StackTop, Walk, POINTER};
+use super::{set_keys, word, AsyncTask, AsyncioTasks, Caches, Layout, StackTop, Walk, POINTER};
 use crate::python_data_access::{copy_long, copy_string, DictIterator};
 use crate::python_interpreters::{InterpreterState, Object, ThreadState, TypeObject};
 use crate::version::Version;
@@ -113,8 +113,6 @@ pub(super) struct Legacy {
     misses: u32,
     /// (loop, OS thread id) of the loops that ran at the last read.
     loops: Vec<(usize, u64)>,
-    /// Whether a type is `_asyncio.Task` of the size of the offsets used, by type address.
-    task_types: HashMap<usize, bool>,
 }
 
 impl Legacy {
@@ -176,7 +174,8 @@ impl Legacy {
         for &task in &candidates {
             let Some(bytes) = walk.bytes(task, fields.size) else { continue };
             let Some(ty) = word(&bytes, layout.ob_type as u64) else { continue };
-            if self.is_task_type(&mut walk, ty, fields.size) {
+            // The C task type, of the size the offsets are for.
+            if walk.type_named(ty).as_deref() == Some("_asyncio.Task") && walk.type_size(ty) == Some(fields.size) {
                 listed.push((task, bytes));
             }
         }
@@ -263,18 +262,6 @@ impl Legacy {
             })
             .collect()
     }
-
-    /// Whether the type at `ty` is the C task type of the size the offsets are for.
-    fn is_task_type<I: InterpreterState, P: ProcessMemory>(&mut self, walk: &mut Walk<I, P>, ty: usize, size: usize) -> bool {
-        if let Some(&known) = self.task_types.get(&ty) {
-            return known;
-        }
-        let Some(name) = walk.type_named(ty) else { return false };
-        let Ok(basicsize) = walk.process.copy_struct::<usize>(ty + TP_BASICSIZE) else { return false };
-        let known = name == "_asyncio.Task" && basicsize == size;
-        self.task_types.insert(ty, known);
-        known
-    }
 }
 
 /// asyncio's globals: the module `asyncio.tasks` in `sys.modules`, and in it the task set,
@@ -285,50 +272,49 @@ fn locate<I: InterpreterState, P: ProcessMemory>(
     modules_address: usize,
 ) -> Result<Option<Globals>, Error> {
     let modules: usize = process.copy_struct(modules_address)?;
-    let Some(module) = dict_lookup::<I, P>(process, version, modules, &["asyncio.tasks"])?.pop() else {
+    let modules = DictIterator::from(process, version, modules)?;
+    let Some(&module) = named::<I, P>(process, modules, &["asyncio.tasks"]).get("asyncio.tasks") else {
         return Ok(None);
     };
     let Some(module_dict) = instance_dict::<I, P>(process, module)? else { return Ok(None) };
     let names = ["_all_tasks", "_scheduled_tasks", "_eager_tasks", "_current_tasks"];
-    let mut found: HashMap<String, usize> = HashMap::new();
-    for entry in DictIterator::from(process, version, module_dict)? {
-        let (key, value) = entry?;
-        let Ok(name) = copy_string(key as *const I::StringObject, process) else { continue };
-        if names.contains(&name.as_str()) {
-            found.insert(name, value);
-        }
-    }
+    let found = named::<I, P>(process, DictIterator::from(process, version, module_dict)?, &names);
     let weak_set = if version.minor == 11 { found.get("_all_tasks") } else { found.get("_scheduled_tasks") };
     let (Some(&weak_set), Some(&current)) = (weak_set, found.get("_current_tasks")) else {
         return Ok(None);
     };
     // The WeakSet's own `data`: the set of weak references.
-    let object: I::Object = process.copy_struct(weak_set)?;
-    let ty: <I::Object as Object>::TypeObject = process.copy_pointer(object.ob_type())?;
-    let data = DictIterator::from_managed_dict(process, version, weak_set, object.ob_type() as usize, ty.flags())?
-        .filter_map(|entry| entry.ok())
-        .find(|&(key, _)| copy_string(key as *const I::StringObject, process).is_ok_and(|k| k == "data"))
-        .map(|(_, value)| value);
-    let Some(all) = data else { return Ok(None) };
+    let data = named::<I, P>(process, attributes::<I, P>(process, version, weak_set)?, &["data"]);
+    let Some(&all) = data.get("data") else { return Ok(None) };
     let eager = if version.minor >= 12 { found.get("_eager_tasks").copied().unwrap_or(0) } else { 0 };
     Ok(Some(Globals { all, eager, current }))
 }
 
-/// The values of the `str`-keyed dict at `dict` under any of `keys`.
-fn dict_lookup<I: InterpreterState, P: ProcessMemory>(
+/// The values of the `str`-keyed entries of `entries` named in `names`, by name (up to the
+/// first entry that cannot be read).
+fn named<I: InterpreterState, P: ProcessMemory>(
     process: &P,
-    version: &Version,
-    dict: usize,
-    keys: &[&str],
-) -> Result<Vec<usize>, Error> {
-    let mut values = Vec::new();
-    for entry in DictIterator::from(process, version, dict)? {
-        let (key, value) = entry?;
-        if copy_string(key as *const I::StringObject, process).is_ok_and(|k| keys.contains(&k.as_str())) {
-            values.push(value);
-        }
-    }
-    Ok(values)
+    entries: DictIterator<'_, P>,
+    names: &[&str],
+) -> HashMap<String, usize> {
+    entries
+        .map_while(Result::ok)
+        .filter_map(|(key, value)| {
+            let name = copy_string(key as *const I::StringObject, process).ok()?;
+            names.contains(&name.as_str()).then_some((name, value))
+        })
+        .collect()
+}
+
+/// The attributes of an instance of a Python class (its managed dict or inline values).
+fn attributes<'a, I: InterpreterState, P: ProcessMemory>(
+    process: &'a P,
+    version: &'a Version,
+    object: usize,
+) -> Result<DictIterator<'a, P>, Error> {
+    let header: I::Object = process.copy_struct(object)?;
+    let ty: <I::Object as Object>::TypeObject = process.copy_pointer(header.ob_type())?;
+    DictIterator::from_managed_dict(process, version, object, header.ob_type() as usize, ty.flags())
 }
 
 /// The `__dict__` of a module (at its type's `tp_dictoffset`).
@@ -346,18 +332,11 @@ fn instance_dict<I: InterpreterState, P: ProcessMemory>(process: &P, object: usi
 /// The `_thread_id` of the event loop at `event_loop` (the ident of the thread running it;
 /// `None` when it does not run).
 fn loop_thread_ident<I: InterpreterState, P: ProcessMemory>(process: &P, version: &Version, event_loop: usize) -> Option<u64> {
-    let object: I::Object = process.copy_struct(event_loop).ok()?;
-    let ty: <I::Object as Object>::TypeObject = process.copy_pointer(object.ob_type()).ok()?;
-    let attributes = DictIterator::from_managed_dict(process, version, event_loop, object.ob_type() as usize, ty.flags()).ok()?;
-    for entry in attributes {
-        let (key, value) = entry.ok()?;
-        if copy_string(key as *const I::StringObject, process).is_ok_and(|k| k == "_thread_id") {
-            // None (not an int) while the loop does not run.
-            let (ident, _) = copy_long(process, version, value).ok()?;
-            return u64::try_from(ident).ok().filter(|&i| i != 0);
-        }
-    }
-    None
+    let attributes = attributes::<I, P>(process, version, event_loop).ok()?;
+    let &ident = named::<I, P>(process, attributes, &["_thread_id"]).get("_thread_id")?;
+    // None (not an int) while the loop does not run.
+    let (ident, _) = copy_long(process, version, ident).ok()?;
+    u64::try_from(ident).ok().filter(|&i| i != 0)
 }
 
 /// The OS thread id of each thread of the interpreter, by its ident (`threading.get_ident()`).
