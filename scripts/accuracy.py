@@ -5,9 +5,10 @@ Usage: scripts/accuracy.py [--hptop PATH] [--seconds 6] [--load 0,3,6] [--scenar
                            [--pythons all|default] [--peers]
 
 Scenarios (each workload measures its own truth):
-- contention: tests/workloads/contention.py: 2 threads loop crunch (~75 %) / blend (~25 %) with a
-  thread_time_ns() system call between them, 3 sleepers; each function's own CPU share of the
-  report's CPU (`report --mode cpu`) against the workload's thread_time over the same window.
+- contention: tests/workloads/contention.py: 2 threads loop crunch (~75 %) / blend (~25 %) with
+  thread_time_ns() system calls between them, 3 sleepers; each function's own CPU share of the
+  report's CPU (`report --mode cpu`) against the workload's thread_time over the same window
+  (the calls' own CPU is the loop's, as a sampler sees it: see the workload's docstring).
   Run beside N busy loops (`--load`) on the machine's cores.
 - gil: tests/workloads/gil_storm.py: four CPU-bound threads on one GIL, two looping light()
   and two heavy() (3x the work per call), each call timed with thread_time_ns: each
