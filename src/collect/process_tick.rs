@@ -7,6 +7,10 @@ use super::stacks::{PythonThread, StackOptions, StackReader};
 use super::tick::{OsState, ProcessTick, ThreadTick};
 use super::{panic_message, SamplerOptions};
 
+/// Threads that ran since the last read but sleep, looked at when the sampler wakes (see
+/// `Target::recent`), at most.
+const MAX_RECENT_SLEEPERS: usize = 8;
+
 /// What the sampler reads a target with.
 pub(super) struct Target {
     pub(super) procs: ProcReader,
@@ -21,6 +25,9 @@ pub(super) struct Target {
     /// The sampler's CPUs, kept off the runnable threads' (`open` and `sample` run on the
     /// sampler thread, whose affinity it reads and sets).
     pub(super) placement: super::placement::Placement,
+    /// Threads runnable at the last tick or that ran since the one before: where the
+    /// sampler looks, when it wakes, for a thread it may have preempted.
+    pub(super) recent: Vec<u32>,
 }
 
 impl Target {
@@ -41,7 +48,8 @@ impl Target {
             tids: Vec::new(),
             blocking: options.blocking,
             tasks: super::tasks::TaskReading::new(options.async_stacks),
-            placement: super::placement::Placement::new(),
+            placement: super::placement::Placement::new(options.rate_hz),
+            recent: Vec::new(),
         })
     }
 }
@@ -63,7 +71,13 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         blocking,
         tasks: task_reading,
         placement,
+        recent,
     } = target;
+    // First, off the CPU of a target thread the sampler's wake-up preempted (see
+    // placement.rs).
+    if placement.is_on() {
+        placement.step_aside(procs, recent, !*blocking);
+    }
     let gone = ProcessTick {
         pid,
         exited: true,
@@ -101,6 +115,19 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
                 .map(|c| (tid, c.start_ticks))
         })
         .collect();
+    // The runnable threads, then a few that ran since the last read and sleep now (one of
+    // them may hold the GIL at the next tick); each costs a `stat` read then.
+    recent.clear();
+    recent.extend(runnable.iter().map(|&(tid, _)| tid));
+    recent.extend(
+        tids.iter()
+            .zip(&counters)
+            .filter(|(_, c)| {
+                c.is_some_and(|c| c.state != OsState::Running && !c.not_run_since_last_read)
+            })
+            .map(|(&tid, _)| tid)
+            .take(MAX_RECENT_SLEEPERS),
+    );
     let mut told = Vec::new();
     // Each loop thread's running task, read right before the stacks (one 8-byte read per
     // thread): read after the walk (~0.2 ms in a debug build), the task was the walk's
@@ -194,18 +221,6 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
             (Vec::new(), Some(e))
         }
     };
-    // After the reads (not between the states and the stacks): the CPUs the runnable threads
-    // are on, for the sampler's next wake-up to be elsewhere (see placement.rs).
-    if placement.is_on() {
-        let mut busy = Vec::new();
-        for &(tid, _) in runnable.iter().take(super::oncpu::MAX_PROBED) {
-            busy.extend(procs.last_cpu(tid));
-            if placement.all_busy(&busy) {
-                break;
-            }
-        }
-        placement.avoid(&busy);
-    }
     // Located once per tick: on 3.7–3.11 locating may search memory until it finds the GIL.
     let gil = stacks.gil_location();
     let mut threads = join_threads(tids, counters, python, gil);

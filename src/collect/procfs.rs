@@ -19,7 +19,7 @@ pub use parse::{
 };
 
 use files::{page_bytes, pread_all, ThreadFile, ThreadFiles};
-use parse::{io_fields, parse_processor, parse_schedstat, to_micros};
+use parse::{io_fields, parse_processor, parse_runnable_cpu, parse_schedstat, to_micros};
 
 use super::tick::{
     MemoryCounters, OsState, ProcCounters, SlowThreadCounters, SmapsRollup, Syscall, ThreadCounters,
@@ -373,6 +373,12 @@ impl ProcReader {
         self.read_one(tid, ThreadFile::Stat, parse_processor, |f| &mut f.stat)
     }
 
+    /// The CPU a thread in state `R` is on (running, or waiting for that CPU); `None` for a
+    /// thread in any other state.
+    pub fn runnable_cpu(&mut self, tid: u32) -> Option<u32> {
+        self.read_one(tid, ThreadFile::Stat, parse_runnable_cpu, |f| &mut f.stat)
+    }
+
     /// One read of a listed thread's file `which` (`slot` of its files: kept open), parsed.
     fn read_one<T>(
         &mut self,
@@ -625,6 +631,9 @@ mod tests {
             17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
         assert_eq!(parse_processor(text), Some(1));
         assert_eq!(parse_processor(b"7036 (py) R 1 2 3"), None);
+        assert_eq!(parse_runnable_cpu(text), Some(1));
+        let sleeping = String::from_utf8_lossy(text).replacen(") R ", ") S ", 1);
+        assert_eq!(parse_runnable_cpu(sleeping.as_bytes()), None);
         // Ours, read live, pinned to one CPU we may run on: that CPU.
         let me = nix::unistd::Pid::from_raw(0);
         let allowed = nix::sched::sched_getaffinity(me).unwrap();

@@ -315,6 +315,7 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
         partial_stacks_percent: weighted(|p| p.partial_stacks_percent),
         stacks_reread: sum(|p| p.stacks_reread),
         stacks_dropped: sum(|p| p.stacks_dropped),
+        on_cpu_stacks: sum(|p| p.on_cpu_stacks),
         stacks_dropped_percent: weighted(|p| p.stacks_dropped_percent),
         tasks: merged_tasks(procs),
         tasks_finished: procs

@@ -130,6 +130,9 @@ pub struct ProcessSnapshot {
     pub stacks_dropped: u64,
     /// `stacks_dropped` over the Python thread-samples read (kept and dropped), in percent.
     pub stacks_dropped_percent: f64,
+    /// Python thread-samples read with the thread on a CPU: what `--mode cpu` shares are a
+    /// sample of (docs/figures.md, "CPU credited to stacks seen on a CPU").
+    pub on_cpu_stacks: u64,
     /// Deadlines skipped because a tick ran late.
     pub skipped_ticks: u64,
     /// Ticks per second achieved: (samples + errors - 1) / (duration - time paused).
@@ -532,6 +535,17 @@ pub struct TaskRow {
 const DROPPED_NOTED_PERCENT: f64 = 5.0;
 
 impl ProcessSnapshot {
+    /// One standard deviation, in points, of a `share_percent` % CPU share estimated from
+    /// the `on_cpu_stacks` seen (a binomial sample of them; docs/figures.md, "Sample size");
+    /// `None` before any was seen.
+    pub fn cpu_share_sd_points(&self, share_percent: f64) -> Option<f64> {
+        if self.on_cpu_stacks == 0 {
+            return None;
+        }
+        let p = (share_percent / 100.0).clamp(0.0, 1.0);
+        Some(100.0 * (p * (1.0 - p) / self.on_cpu_stacks as f64).sqrt())
+    }
+
     /// Whether so many stacks were dropped that the views say it (and the text report why).
     pub fn many_dropped(&self) -> bool {
         self.stacks_dropped_percent >= DROPPED_NOTED_PERCENT

@@ -159,6 +159,9 @@ pub struct Process {
     /// This process's share of the top-level `stacks_reread` and `stacks_dropped` (added).
     pub stacks_reread: u64,
     pub stacks_dropped: u64,
+    /// Python thread-samples read with the thread on a CPU: what `--mode cpu` shares are a
+    /// sample of (added; docs/figures.md).
+    pub on_cpu_stacks: u64,
     /// Memory split, PSS/USS, growth, leak hint, per-second history (added to the contract).
     pub memory: Memory,
     /// Python threads (the snapshot's rows, serialised as the contract says).
@@ -243,6 +246,7 @@ fn process(p: &ProcessSnapshot, with_stacks: bool) -> Process {
         reads_cut_by_exit: p.exit_cut_reads,
         stacks_reread: p.stacks_reread,
         stacks_dropped: p.stacks_dropped,
+        on_cpu_stacks: p.on_cpu_stacks,
         memory: memory(p),
         threads: p.threads.iter().filter(|t| t.is_python).cloned().collect(),
         functions: p.functions.clone(),

@@ -365,10 +365,28 @@ fn render_threads(out: &mut String, p: &ProcessSnapshot) {
     }
 }
 
+/// The share whose sampling error the cpu-mode header states: a function's typical size
+/// where the error matters.
+const CPU_SHARE_SD_AT: f64 = 25.0;
+
+/// Past this many points (one standard deviation), the header names the remedy.
+const CPU_SHARE_SD_NOTED: f64 = 2.0;
+
 fn render_functions(out: &mut String, p: &ProcessSnapshot, header: &ReportHeader) {
     let what = match header.mode {
         Mode::Cpu => {
-            "share of on-CPU time (schedstat), credited where threads were seen running; OWNTIME/TOTALTIME are CPU seconds".to_owned()
+            let mut what = "share of on-CPU time (schedstat), credited where threads were seen running; OWNTIME/TOTALTIME are CPU seconds".to_owned();
+            if let Some(sd) = p.cpu_share_sd_points(CPU_SHARE_SD_AT) {
+                let _ = write!(
+                    what,
+                    ".\nShares are a sample of {} stacks seen on a CPU: a {CPU_SHARE_SD_AT:.0} % share is ±{sd:.1} points (one standard deviation)",
+                    fmt::count(p.on_cpu_stacks),
+                );
+                if sd > CPU_SHARE_SD_NOTED {
+                    what.push_str("; a longer --duration or a higher --rate narrows it");
+                }
+            }
+            what
         }
         Mode::Samples => format!(
             "share of {} thread-samples of threads in state R, as py-spy top; one sample ≈ {}",

@@ -100,6 +100,14 @@ fn check_cpu_threads(python: &Python) {
         "{label}: {sleeper}"
     );
     assert!(f64_of(&p["gil"]["held_percent"]) > 70.0, "{label}");
+    // What cpu-mode shares are a sample of: reads that found a thread on a CPU, at most one
+    // per CPU per tick; the workers burn CPU, so some were.
+    let on_cpu = p["on_cpu_stacks"].as_u64().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get) as u64;
+    assert!(
+        on_cpu >= 1 && on_cpu <= samples * cpus,
+        "{label}: {on_cpu} stacks seen on a CPU in {samples} samples"
+    );
     assert!(p["rss_bytes"].as_u64().unwrap() > 1 << 20, "{label}");
     assert!(p["rss_peak_bytes"].as_u64().unwrap() >= p["rss_bytes"].as_u64().unwrap());
     eprintln!("ok: {label} ({version}): {samples} samples, cpu {cpu:.0}%");
@@ -200,6 +208,7 @@ fn report_writes_to_a_file_and_text_has_the_header_and_table() {
         "ctxsw",
         "%OWN",
         "burn (cpu_threads.py:",
+        "stacks seen on a CPU: a 25 % share is ±",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }

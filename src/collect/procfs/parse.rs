@@ -67,6 +67,20 @@ pub fn parse_processor(text: &[u8]) -> Option<u32> {
     u32::try_from(parse_decimal(word)?).ok()
 }
 
+/// The CPU a thread in state `R` (running or waiting for a CPU) is on; `None` in any other
+/// state.
+pub fn parse_runnable_cpu(text: &[u8]) -> Option<u32> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let state = text
+        .get(close + 1..)?
+        .split(u8::is_ascii_whitespace)
+        .find(|w| !w.is_empty())?;
+    if state != b"R" {
+        return None;
+    }
+    parse_processor(text)
+}
+
 /// An unsigned decimal number of ASCII digits, as the kernel writes them.
 pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
