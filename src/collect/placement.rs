@@ -172,7 +172,7 @@ mod tests {
             let tids = reader.list_tids().unwrap();
             let _ = reader.read_threads(&tids, false);
             let me = u32::try_from(nix::unistd::gettid().as_raw()).unwrap();
-            assert_ne!(reader.last_cpu(me), Some(first));
+            assert_ne!(reader.runnable_cpu(me), Some(first));
             // Every CPU busy: anywhere allowed.
             let all: Vec<u32> = allowed.iter().map(|&c| u32::try_from(c).unwrap()).collect();
             assert!(placement.all_busy(&all));

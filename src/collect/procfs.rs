@@ -19,7 +19,7 @@ pub use parse::{
 };
 
 use files::{page_bytes, pread_all, ThreadFile, ThreadFiles};
-use parse::{io_fields, parse_processor, parse_runnable_cpu, parse_schedstat, to_micros};
+use parse::{io_fields, parse_runnable_cpu, parse_schedstat, to_micros};
 
 use super::tick::{
     MemoryCounters, OsState, ProcCounters, SlowThreadCounters, SmapsRollup, Syscall, ThreadCounters,
@@ -368,11 +368,6 @@ impl ProcReader {
         Some(read.switched_in)
     }
 
-    /// The CPU a thread last ran on (`stat` field 39): where it runs or waits to, if runnable.
-    pub fn last_cpu(&mut self, tid: u32) -> Option<u32> {
-        self.read_one(tid, ThreadFile::Stat, parse_processor, |f| &mut f.stat)
-    }
-
     /// The CPU a thread in state `R` is on (running, or waiting for that CPU); `None` for a
     /// thread in any other state.
     pub fn runnable_cpu(&mut self, tid: u32) -> Option<u32> {
@@ -607,6 +602,7 @@ fn gone() -> io::Error {
 
 #[cfg(test)]
 mod tests {
+    use super::parse::parse_processor;
     use super::*;
 
     #[test]
@@ -634,7 +630,7 @@ mod tests {
         assert_eq!(parse_runnable_cpu(text), Some(1));
         let sleeping = String::from_utf8_lossy(text).replacen(") R ", ") S ", 1);
         assert_eq!(parse_runnable_cpu(sleeping.as_bytes()), None);
-        // Ours, read live, pinned to one CPU we may run on: that CPU.
+        // Ours, read live (running: state R), pinned to one CPU we may run on: that CPU.
         let me = nix::unistd::Pid::from_raw(0);
         let allowed = nix::sched::sched_getaffinity(me).unwrap();
         let cpu = (0..nix::sched::CpuSet::count())
@@ -649,7 +645,7 @@ mod tests {
         let tids = reader.list_tids().unwrap();
         let _ = reader.read_threads(&tids, false);
         let tid = nix::unistd::gettid().as_raw() as u32;
-        let read = reader.last_cpu(tid);
+        let read = reader.runnable_cpu(tid);
         nix::sched::sched_setaffinity(me, &allowed).unwrap();
         assert_eq!(read, u32::try_from(cpu).ok());
     }

@@ -354,7 +354,7 @@ impl Session {
             ),
             stacks_reread: self.threads.reread_samples(),
             stacks_dropped: self.threads.dropped_samples(),
-            on_cpu_stacks: self.threads.gc_seen().0,
+            on_cpu_stacks: self.threads.on_cpu_samples(),
             stacks_dropped_percent: percent(
                 self.threads.dropped_samples(),
                 self.threads.counted_samples(true) + self.threads.dropped_samples(),

@@ -467,6 +467,12 @@ impl ThreadTable {
             .max_by_key(|t| (t.alive, t.last_seen))
     }
 
+    /// Python thread-samples read with the thread on a CPU: what cpu-mode shares are a
+    /// sample of.
+    pub fn on_cpu_samples(&self) -> u64 {
+        self.on_cpu_samples
+    }
+
     /// Thread-samples seen on a CPU, and those of them inside a garbage collection
     /// (docs/figures.md, "Time in garbage collection").
     pub fn gc_seen(&self) -> (u64, u64) {
