@@ -122,6 +122,20 @@ fn many_dropped_stacks_are_said_in_the_functions_title_at_80_columns() {
 }
 
 #[test]
+fn the_functions_title_says_what_the_shares_are_a_sample_of() {
+    // cpu mode: the stacks seen on a CPU, as the text report says; other modes: the
+    // thread-samples counted.
+    let mut p = snapshot();
+    p.on_cpu_stacks = 1234;
+    p.counted_samples = 5678;
+    let screen = render(&App::new(p.clone(), 100.0, false, Mode::Cpu), 80, 24);
+    assert!(screen.contains("1,234 seen on a CPU"), "{screen}");
+    assert!(!screen.contains("5,678"), "{screen}");
+    let screen = render(&App::new(p, 100.0, false, Mode::Samples), 80, 24);
+    assert!(screen.contains("5,678 thread-samples"), "{screen}");
+}
+
+#[test]
 fn every_pane_shows_its_figures() {
     let app = App::new(snapshot(), 100.0, false, Mode::Samples);
     let screen = render(&app, 120, 30);

@@ -7,6 +7,7 @@ use ratatui::widgets::{Cell, Row, Table};
 use ratatui::Frame;
 
 use crate::fmt;
+use crate::model::snapshot::Mode;
 use crate::tui::app::{App, Pane, SortColumn};
 
 /// Column widths; the table puts one space between columns.
@@ -117,8 +118,18 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     } else {
         String::new()
     };
+    // What the shares are a sample of: in cpu mode the stacks seen on a CPU, as the text
+    // report says (docs/figures.md, "Stacks seen on a CPU"); else the thread-samples counted.
+    let sampled = if !app.view.windowed && app.view.mode == Mode::Cpu {
+        format!("{} seen on a CPU", fmt::count(app.snapshot.on_cpu_stacks))
+    } else {
+        format!(
+            "{} thread-samples",
+            fmt::count(app.snapshot.counted_samples)
+        )
+    };
     let mut title = format!(
-        "Functions{}{dropped} · mode {mode} (M) · {} · {} thread-samples",
+        "Functions{}{dropped} · mode {mode} (M) · {} · {sampled}",
         if app.view.focus == Pane::Functions {
             " [focus]"
         } else {
@@ -129,7 +140,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         } else {
             "by function"
         },
-        fmt::count(app.snapshot.counted_samples),
     );
     if let Some(id) = app.view.task_focus {
         let name = app
