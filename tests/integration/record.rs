@@ -271,8 +271,14 @@ fn own_samples(report: &Value) -> u64 {
 
 /// Sum of the counts of folded-stack lines.
 fn folded_total(folded: &str) -> u64 {
+    folded_count_of(folded, "")
+}
+
+/// Samples of the collapsed stacks that hold `frame`.
+fn folded_count_of(folded: &str, frame: &str) -> u64 {
     folded
         .lines()
+        .filter(|l| l.contains(frame))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
         .sum()
 }
@@ -791,12 +797,12 @@ fn stack_exports_keep_the_sampled_line_of_each_frame() {
         let frames = stack["frames"].as_array().unwrap();
         if let Some(leaf) = frames.last().filter(|f| f["name"] == "crunch") {
             assert_eq!(leaf["line"].as_u64(), Some(u64::from(def)), "{leaf}");
-            let sampled = leaf["sampled_line"].as_u64().unwrap() as u32;
-            assert!(lines_of_crunch.contains(&sampled), "{leaf}: not crunch's");
-            let samples = stack["samples"].as_u64().unwrap();
-            crunch_samples += samples;
-            if body.contains(&sampled) {
-                in_loop += samples;
+            let ran = leaf["sampled_line"].as_u64().unwrap() as u32;
+            assert!(lines_of_crunch.contains(&ran), "{leaf}: not crunch's");
+            let count = stack["samples"].as_u64().unwrap();
+            crunch_samples += count;
+            if body.contains(&ran) {
+                in_loop += count;
             }
         }
     }
@@ -824,14 +830,7 @@ fn stack_exports_keep_the_sampled_line_of_each_frame() {
         "{by_line}"
     );
     // The def's line is run once a call: at most a stray sample, never what stacks are named by.
-    let at_def = format!("crunch (hot_lines.py:{def}) ");
-    let on_def: u64 = folded_total(
-        &by_line
-            .lines()
-            .filter(|l| l.contains(&at_def))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    );
+    let on_def = folded_count_of(&by_line, &format!("crunch (hot_lines.py:{def}) "));
     assert!(
         on_def * 100 <= folded_total(&by_line),
         "{on_def} samples on the def line: {by_line}"

@@ -112,7 +112,7 @@ fn workers_replaced_by_maxtasksperchild_are_picked_up() {
         "{crunching} of {} workers seen 10 times or more hottest in crunch",
         seen_long.len()
     );
-    let mut by_function: std::collections::HashMap<&str, u64> = Default::default();
+    let mut by_function = std::collections::HashMap::<&str, u64>::new();
     for w in &workers {
         for f in w["functions"].as_array().into_iter().flatten() {
             let name = f["name"].as_str().unwrap_or_default();
