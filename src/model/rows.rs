@@ -198,7 +198,7 @@ impl Session {
         let Some(gc) = self.functions.gc_id().and_then(|id| all.get(id)) else {
             return GcFigures::default();
         };
-        let seen = self.threads.gc_seen();
+        let seen = (self.threads.on_cpu_samples(), self.threads.gc_samples());
         GcFigures {
             percent: super::percent(seen.1, seen.0),
             cpu_s: gc.credited.cpu_s,

@@ -473,10 +473,10 @@ impl ThreadTable {
         self.on_cpu_samples
     }
 
-    /// Thread-samples seen on a CPU, and those of them inside a garbage collection
+    /// Of the thread-samples seen on a CPU, those inside a garbage collection
     /// (docs/figures.md, "Time in garbage collection").
-    pub fn gc_seen(&self) -> (u64, u64) {
-        (self.on_cpu_samples, self.gc_samples)
+    pub fn gc_samples(&self) -> u64 {
+        self.gc_samples
     }
 
     /// Thread-samples whose stack did not reach the thread's root (cut short while read).
