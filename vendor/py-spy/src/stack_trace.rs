@@ -367,6 +367,75 @@ impl WalkStart {
         self.live.is_none_or(|(read, _)| read.before == read.after)
     }
 
+    /// hptop patch 30: whether a start outside the chunk copied (a generator's frame, an
+    /// entry frame on the C stack) reads: its frame, and its code object. True for a start
+    /// in the chunk (checked by [`Self::suspect`]). Two reads, only for a start outside.
+    fn reads_outside<F: FrameObject, P: ProcessMemory>(&self, chunk: &[u8], process: &P) -> bool {
+        let Some(start) = self.chunk else { return true };
+        if self.frame >= start && self.frame < start + chunk.len() {
+            return true;
+        }
+        process
+            .copy_pointer(self.frame as *const F)
+            .is_ok_and(|frame: F| process.copy_pointer(frame.code()).is_ok())
+    }
+
+    /// hptop patch 30: on 3.11 and 3.12 the frame pointer is read through the thread state's
+    /// `cframe`, copied before the chunk: while a function called from C runs (`__init__`
+    /// through a class call, a 3.11 property) in an inner evaluation, a `cframe` copied
+    /// between its calls is the outer evaluation's, whose current frame is the caller, live
+    /// frames above it up to the top. The frames above are found in the copy: each where the
+    /// one below it ends (its size from the code cache), linked to it (the first through an
+    /// evaluation's entry: 3.11 marks the frame, 3.12 links it through an entry frame on the
+    /// C stack, one read), the last ending at the top. Only for a copy the frame pointer and
+    /// the top held still around. The innermost's address, when they chain so; `None` when
+    /// the start needs no climb or they do not chain (then checked and read again as before).
+    fn climb<F: FrameObject, P: ProcessMemory>(
+        &self,
+        chunk: &[u8],
+        known: impl Fn(usize) -> Option<KnownCode>,
+        process: &P,
+    ) -> Option<usize> {
+        let (Some(start), Some((read, _))) = (self.chunk, self.live) else {
+            return None;
+        };
+        // A copy taken while the thread pushed or popped holds stale frames above the top,
+        // which may chain.
+        if read.before != read.after {
+            return None;
+        }
+        let top = read.after.1;
+        let window = Some((start, chunk));
+        let in_copy = |at: usize| at >= start && at < start + chunk.len();
+        let mut at = self.frame;
+        let mut frame = from_window::<F>(window, at)?;
+        // A stack deeper than this above an outer evaluation is left to the checks.
+        for _ in 0..64 {
+            let end = known(frame.code() as usize)?.frame_end(&frame, at)?;
+            if end >= top {
+                return (end == top && at != self.frame).then_some(at);
+            }
+            let above = from_window::<F>(window, end)?;
+            if above.code().is_null() {
+                return None;
+            }
+            let back = above.back() as usize;
+            // A frame pushed by a Python call lies above the frame pointer's for a moment
+            // before the pointer names it, over a stale occupant's bytes: the first step must
+            // enter an evaluation.
+            let linked = (back == at && (at != self.frame || above.is_entry()))
+                || (!in_copy(back)
+                    && process
+                        .copy_struct::<F>(back)
+                        .is_ok_and(|entry| entry.is_entry() && entry.back() as usize == at));
+            if !linked {
+                return None;
+            }
+            (at, frame) = (end, above);
+        }
+        None
+    }
+
     /// `None` when the frames this start leads to in the chunk are of one instant as far as
     /// can be told; else what is wrong. Torn: the top lies outside the chunk or past what was
     /// copied (another chunk is current, or frames were pushed since the chunk's extent was
@@ -926,9 +995,23 @@ where
             }
         };
         let entries = &cache.entries;
+        let known = |code| entries.get(&code).map(KnownCode::of);
+        let mut start = start;
+        // hptop patch 30: 3.11 and 3.12 name the current frame through `cframe`.
+        let through_cframe = current.frame_address().is_some();
+        if through_cframe {
+            if let Some(innermost) = start.climb::<T::FrameObject, P>(&chunk, known, process) {
+                start.frame = innermost;
+            }
+        }
         let mut elsewhere = Vec::new();
-        let mut suspect =
-            start.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of), &mut elsewhere);
+        let mut suspect = start.suspect::<T::FrameObject>(&chunk, known, &mut elsewhere);
+        // hptop patch 30: a `cframe` copied while a function called from C ran names a frame
+        // on the C stack: popped since, its frame or code no longer reads. Read again (the
+        // thread state too) instead of dropped at once by the walk.
+        if suspect.is_none() && through_cframe && !start.reads_outside::<T::FrameObject, P>(&chunk, process) {
+            suspect = Some(Suspect::Torn);
+        }
         // hptop patch 29: a call whose function object is not on the caller's stack but in
         // the caller's own instruction (a specialized property getter on 3.12 moves its
         // receiver into the callee and clears the slot; its function is cached in the
