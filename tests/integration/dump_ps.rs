@@ -360,7 +360,7 @@ fn a_returned_evaluation_is_not_read_as_its_callers_stack_on_3_12() {
 /// the sample read again, and dropped after three tries; `__init__ > calc` held 5-11 % of
 /// the worker's samples against ~25 % paused, 40 % of the samples dropped on 3.11. The frames
 /// above are now found in the copy, each linked to the one below, the first an evaluation's
-/// entry (py-spy patch 30): 14-30 % in this debug build.
+/// entry (py-spy patch 30): 14-30 % in this debug build. And no stack the program cannot have.
 #[test]
 fn a_function_called_from_c_is_read_without_pausing_on_3_11_and_3_12() {
     let pythons: Vec<_> = crate::common::all_pythons()
@@ -383,6 +383,27 @@ fn a_function_called_from_c_is_read_without_pausing_on_3_11_and_3_12() {
         assert!(
             init >= 10,
             "{}: __init__>calc {init}% of {paths:?}",
+            python.label
+        );
+        // Paths the program has; before py-spy patch 31, 3.11 also read `calc > calc` (a
+        // returned frame's header copied with the slots of the `__init__` pushed over it) in
+        // up to 1 % of 2 s: the debug build here, beside the suite, is allowed one sample.
+        let possible = [
+            "",
+            "__init__",
+            "__init__>calc",
+            "calc",
+            "total",
+            "__getitem__",
+        ];
+        let impossible: u64 = paths
+            .iter()
+            .filter(|(p, _)| !possible.contains(&p.as_str()))
+            .map(|(_, n)| n)
+            .sum();
+        assert!(
+            impossible <= 1,
+            "{}: {impossible} impossible in {paths:?}",
             python.label
         );
         // 3.12 still drops many reads of its property calls (docs/figures.md).

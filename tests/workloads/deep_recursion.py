@@ -6,7 +6,15 @@ import time
 sys.setrecursionlimit(10000)
 
 
+announced = False
+
+
 def leaf(until):
+    global announced
+    if not announced:
+        # Ready once the stack is whole: a dump right after sees all DEPTH frames.
+        announced = True
+        print("ready", flush=True)
     n = 0
     while time.monotonic() < until:
         for i in range(1000):
@@ -23,6 +31,5 @@ def descend(depth, until):
 depth = int(sys.argv[1]) if len(sys.argv) > 1 else 400
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 60.0
 stop = time.monotonic() + seconds
-print("ready", flush=True)
 while time.monotonic() < stop:
     descend(depth, min(stop, time.monotonic() + 0.2))

@@ -96,6 +96,12 @@ pub trait FrameObject: Copy {
     fn instruction_address(&self) -> Option<usize> {
         None
     }
+    /// hptop patch 31: where the bytecode of the code object at `code` starts, and the opcodes
+    /// that return from a frame (3.11, 3.12, whose frames keep the instruction last started in
+    /// `prev_instr`: a returned frame's stays at its return, never a caller's).
+    fn return_opcodes(_code: usize) -> Option<(usize, &'static [u8])> {
+        None
+    }
     fn is_python_frame(&self) -> bool {
         true
     }
@@ -917,6 +923,10 @@ impl FrameObject for v3_12_0::_PyInterpreterFrame {
         let offset = (self.prev_instr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
     }
+    fn return_opcodes(code: usize) -> Option<(usize, &'static [u8])> {
+        // RETURN_VALUE, RETURN_CONST (`dis.opmap`).
+        Some((code.wrapping_add(std::mem::offset_of!(v3_12_0::PyCodeObject, co_code_adaptive)), &[83, 121]))
+    }
     fn instruction_address(&self) -> Option<usize> {
         Some(self.prev_instr as usize)
     }
@@ -1033,6 +1043,10 @@ impl FrameObject for v3_11_0::_PyInterpreterFrame {
         let first = (self.f_code as usize).wrapping_add(std::mem::offset_of!(v3_11_0::PyCodeObject, co_code_adaptive));
         let offset = (self.prev_instr as usize).wrapping_sub(first) as isize;
         Some((offset, offset > 0))
+    }
+    fn return_opcodes(code: usize) -> Option<(usize, &'static [u8])> {
+        // RETURN_VALUE (`dis.opmap`).
+        Some((code.wrapping_add(std::mem::offset_of!(v3_11_0::PyCodeObject, co_code_adaptive)), &[83]))
     }
     fn instruction_address(&self) -> Option<usize> {
         Some(self.prev_instr as usize)

@@ -396,14 +396,11 @@ impl WalkStart {
         known: impl Fn(usize) -> Option<KnownCode>,
         process: &P,
     ) -> Option<usize> {
-        let (Some(start), Some((read, _))) = (self.chunk, self.live) else {
-            return None;
-        };
         // A copy taken while the thread pushed or popped holds stale frames above the top,
         // which may chain.
-        if read.before != read.after {
+        let (Some(start), Some((read, _)), true) = (self.chunk, self.live, self.held_still()) else {
             return None;
-        }
+        };
         let top = read.after.1;
         let window = Some((start, chunk));
         let in_copy = |at: usize| at >= start && at < start + chunk.len();
@@ -549,12 +546,57 @@ struct KnownCode {
     slots: Option<usize>,
     /// A shim (`__init__`'s cleanup, 3.12+): pushed at its first instruction, never started.
     shim: bool,
+    /// Where its bytecode returns (3.11, 3.12).
+    returns: ReturnSites,
+}
+
+/// hptop patch 31: byte offsets of a code object's return instructions, where a frame that
+/// returned keeps its saved instruction (3.11, 3.12), if it has at most [`RETURN_SITES`].
+#[derive(Debug, Clone, Copy, Default)]
+struct ReturnSites {
+    at: [u32; RETURN_SITES],
+    len: u8,
+}
+
+/// Return instructions remembered per code object; code with more is not checked so.
+const RETURN_SITES: usize = 6;
+
+impl ReturnSites {
+    /// Reads the bytecode of the code object at `code` (`units` code units long), once, when
+    /// it is cached. Empty where unknown, unreadable, or with more returns than kept.
+    fn read<F: FrameObject, P: ProcessMemory>(process: &P, code: usize, units: Option<usize>) -> Self {
+        let mut sites = ReturnSites::default();
+        let (Some((start, opcodes)), Some(units)) = (F::return_opcodes(code), units) else {
+            return sites;
+        };
+        if units == 0 || units > 1 << 16 {
+            return sites;
+        }
+        let Ok(bytes) = process.copy(start, units * 2) else { return sites };
+        // Each code unit is its opcode then its argument; a cache unit may hold any byte
+        // there, but no frame's instruction lies in a cache.
+        for (offset, unit) in bytes.chunks_exact(2).enumerate() {
+            if opcodes.contains(&unit[0]) {
+                if usize::from(sites.len) == RETURN_SITES {
+                    return ReturnSites::default();
+                }
+                sites.at[usize::from(sites.len)] = (offset * 2) as u32;
+                sites.len += 1;
+            }
+        }
+        sites
+    }
+
+    /// Whether the instruction at byte `offset` returns.
+    fn holds(&self, offset: isize) -> bool {
+        self.at[..usize::from(self.len)].iter().any(|&at| at as isize == offset)
+    }
 }
 
 impl KnownCode {
     /// What an entry of the code cache tells of its code.
     fn of(entry: &CachedCode) -> Self {
-        KnownCode { units: entry.code_units, slots: entry.frame_slots, shim: is_shim(entry) }
+        KnownCode { units: entry.code_units, slots: entry.frame_slots, shim: is_shim(entry), returns: entry.returns }
     }
 
     /// Where a frame of this code at `at` ends (3.11+; never for a shim, whose frame is
@@ -595,7 +637,9 @@ fn made_call<F: FrameObject>(
     // entry's trampoline, a version's own shims) must not drop every stack through it.
     if let (Some(known), Some((offset, started))) = (known, caller.instruction()) {
         let outside = known.units.is_some_and(|units| offset < -2 || offset > 2 * units as isize);
-        if !started || top < 0 || outside {
+        // hptop patch 31: a frame at its return is no caller: a returned frame's header
+        // copied with the slots of one pushed over it (3.11 class-based code: `calc > calc`).
+        if !started || top < 0 || outside || known.returns.holds(offset) {
             return CallFit::Never;
         }
     }
@@ -821,6 +865,8 @@ struct CachedCode {
     /// hptop patch 25: slots after a frame's specials (3.11+), to find where a frame of this
     /// code ends.
     frame_slots: Option<usize>,
+    /// hptop patch 31: where its bytecode returns (3.11, 3.12).
+    returns: ReturnSites,
     /// Which decoding this is (see [`CodeCache::generation`]).
     generation: u64,
     /// hptop patch: the lines last decoded from `line_table`, by instruction offset: a busy
@@ -1214,6 +1260,7 @@ where
                     line_table,
                     code_units: code.code_units(),
                     frame_slots: code.frame_slots(),
+                    returns: ReturnSites::read::<T::FrameObject, P>(process, code_address, code.code_units()),
                     generation: cache.generation,
                     lines: [(-1, 0); LINES_KEPT],
                     next_line: 0,
