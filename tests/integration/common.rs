@@ -171,17 +171,42 @@ impl Workload {
 }
 
 /// Kills `pid`'s descendants, then `pid` (SIGKILL): a test leaves no orphan behind when it
-/// kills a launcher (a shell, flock) whose child would be re-parented to init.
+/// kills a launcher (a shell, flock) whose child would be re-parented to init. Each process
+/// is stopped before its children are listed: a pool whose worker was killed forks a
+/// replacement from a thread of its own (listed under that thread's task, not the main one),
+/// which a clean-clone run left behind.
 pub fn kill_tree(pid: u32) {
-    let children =
-        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+    use nix::sys::signal::{kill, Signal};
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    if kill(target, Signal::SIGSTOP).is_ok() {
+        // The stop lands on the way back to user space: wait for it (briefly; a zombie or a
+        // process in uninterruptible sleep does not stop, and is killed as it is).
+        for _ in 0..100 {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let stopped = state
+                .rsplit_once(") ")
+                .is_none_or(|(_, rest)| rest.starts_with('T') || rest.starts_with('Z'));
+            if stopped {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let children: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect();
+    for child in children {
         kill_tree(child);
     }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
+    let _ = kill(target, Signal::SIGKILL);
 }
 
 impl Drop for Workload {
