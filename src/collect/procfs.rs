@@ -602,7 +602,6 @@ fn gone() -> io::Error {
 
 #[cfg(test)]
 mod tests {
-    use super::parse::parse_processor;
     use super::*;
 
     #[test]
@@ -625,9 +624,8 @@ mod tests {
         let text = b"7036 (py (x) y) R 7000 7000 6500 34816 7000 4194368 1200 0 0 0 950 12 0 0 \
             20 0 7 0 5000 500000000 4000 18446744073709551615 1 1 0 0 0 0 0 16781312 2 0 0 0 \
             17 1 0 0 0 0 0 0 0 0 0 0 0 0 0";
-        assert_eq!(parse_processor(text), Some(1));
-        assert_eq!(parse_processor(b"7036 (py) R 1 2 3"), None);
         assert_eq!(parse_runnable_cpu(text), Some(1));
+        assert_eq!(parse_runnable_cpu(b"7036 (py) R 1 2 3"), None);
         let sleeping = String::from_utf8_lossy(text).replacen(") R ", ") S ", 1);
         assert_eq!(parse_runnable_cpu(sleeping.as_bytes()), None);
         // Ours, read live (running: state R), pinned to one CPU we may run on: that CPU.

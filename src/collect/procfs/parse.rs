@@ -28,14 +28,10 @@ pub struct StatFields {
 /// Parses the text of a `stat` file. The command name may hold spaces and parentheses,
 /// so fields are counted from the last `)`.
 pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
-    let close = text.iter().rposition(|&b| b == b')')?;
     // Read at every tick for every thread that ran: fields are sliced in place, with no
     // allocation (the 20 after the name are all hptop needs).
     let mut fields: [&[u8]; 20] = [&[]; 20];
-    let words = text
-        .get(close + 1..)?
-        .split(u8::is_ascii_whitespace)
-        .filter(|w| !w.is_empty());
+    let words = stat_words(text)?;
     let mut count = 0;
     for (slot, word) in fields.iter_mut().zip(words) {
         *slot = word;
@@ -56,29 +52,25 @@ pub fn parse_stat(text: &[u8]) -> Option<StatFields> {
     })
 }
 
-/// The CPU a thread last ran on: `stat` field 39 (the 37th after the command name).
-pub fn parse_processor(text: &[u8]) -> Option<u32> {
+/// The fields of a `stat` text after the command name (which may hold spaces and
+/// parentheses: fields are counted from the last `)`), the state first.
+fn stat_words(text: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
     let close = text.iter().rposition(|&b| b == b')')?;
-    let word = text
-        .get(close + 1..)?
-        .split(u8::is_ascii_whitespace)
-        .filter(|w| !w.is_empty())
-        .nth(36)?;
-    u32::try_from(parse_decimal(word)?).ok()
+    Some(
+        text.get(close + 1..)?
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty()),
+    )
 }
 
-/// The CPU a thread in state `R` (running or waiting for a CPU) is on; `None` in any other
-/// state.
+/// The CPU a thread in state `R` (running or waiting for a CPU) is on (`stat` field 39, the
+/// 37th after the command name); `None` in any other state.
 pub fn parse_runnable_cpu(text: &[u8]) -> Option<u32> {
-    let close = text.iter().rposition(|&b| b == b')')?;
-    let state = text
-        .get(close + 1..)?
-        .split(u8::is_ascii_whitespace)
-        .find(|w| !w.is_empty())?;
-    if state != b"R" {
+    let mut words = stat_words(text)?;
+    if words.next()? != b"R" {
         return None;
     }
-    parse_processor(text)
+    u32::try_from(parse_decimal(words.nth(35)?)?).ok()
 }
 
 /// An unsigned decimal number of ASCII digits, as the kernel writes them.
