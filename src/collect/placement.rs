@@ -143,12 +143,6 @@ fn is_in(cpus: &[u32], cpu: usize) -> bool {
     cpus.iter().any(|&c| usize::try_from(c) == Ok(cpu))
 }
 
-impl Default for Placement {
-    fn default() -> Self {
-        Self::new(100.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
