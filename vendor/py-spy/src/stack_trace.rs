@@ -367,12 +367,17 @@ impl WalkStart {
         self.live.is_none_or(|(read, _)| read.before == read.after)
     }
 
+    /// hptop patch 30: whether `at` lies in the chunk's copy (`chunk`, copied from the start
+    /// this walk read).
+    fn in_copy(&self, at: usize, chunk: &[u8]) -> bool {
+        self.chunk.is_some_and(|start| at >= start && at < start + chunk.len())
+    }
+
     /// hptop patch 30: whether a start outside the chunk copied (a generator's frame, an
     /// entry frame on the C stack) reads: its frame, and its code object. True for a start
     /// in the chunk (checked by [`Self::suspect`]). Two reads, only for a start outside.
     fn reads_outside<F: FrameObject, P: ProcessMemory>(&self, chunk: &[u8], process: &P) -> bool {
-        let Some(start) = self.chunk else { return true };
-        if self.frame >= start && self.frame < start + chunk.len() {
+        if self.chunk.is_none() || self.in_copy(self.frame, chunk) {
             return true;
         }
         process
@@ -403,7 +408,6 @@ impl WalkStart {
         };
         let top = read.after.1;
         let window = Some((start, chunk));
-        let in_copy = |at: usize| at >= start && at < start + chunk.len();
         let mut at = self.frame;
         let mut frame = from_window::<F>(window, at)?;
         // A stack deeper than this above an outer evaluation is left to the checks.
@@ -421,7 +425,7 @@ impl WalkStart {
             // before the pointer names it, over a stale occupant's bytes: the first step must
             // enter an evaluation.
             let linked = (back == at && (at != self.frame || above.is_entry()))
-                || (!in_copy(back)
+                || (!self.in_copy(back, chunk)
                     && process
                         .copy_struct::<F>(back)
                         .is_ok_and(|entry| entry.is_entry() && entry.back() as usize == at));
