@@ -176,34 +176,23 @@ impl Workload {
 /// replacement from a thread of its own (listed under that thread's task, not the main one),
 /// which a clean-clone run left behind.
 pub fn kill_tree(pid: u32) {
+    use hptop::collect::tick::OsState;
     use nix::sys::signal::{kill, Signal};
     let target = nix::unistd::Pid::from_raw(pid as i32);
     if kill(target, Signal::SIGSTOP).is_ok() {
         // The stop lands on the way back to user space: wait for it (briefly; a zombie or a
         // process in uninterruptible sleep does not stop, and is killed as it is).
         for _ in 0..100 {
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let stopped = state
-                .rsplit_once(") ")
-                .is_none_or(|(_, rest)| rest.starts_with('T') || rest.starts_with('Z'));
+            let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let stopped = hptop::collect::procfs::parse_stat(&stat)
+                .is_none_or(|s| matches!(s.state, OsState::Stopped | OsState::Dead));
             if stopped {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
     }
-    let children: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|c| c.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect();
-    for child in children {
+    for child in hptop::collect::discover::children(pid) {
         kill_tree(child);
     }
     let _ = kill(target, Signal::SIGKILL);
