@@ -362,16 +362,15 @@ pub fn merged(snapshot: &Snapshot, query: &SnapshotQuery) -> ProcessSnapshot {
 
 /// Functions of all processes merged by (file, name), ordered and limited as `query` asks.
 /// GC figures of processes merged: seconds and samples add up, and the share is of all their
-/// thread-samples seen on a CPU.
+/// thread-samples seen on a CPU, those of processes never seen collecting included.
 fn merged_gc(procs: &[ProcessSnapshot]) -> GcFigures {
-    let seen = procs
-        .iter()
-        .fold((0, 0), |(a, b), p| (a + p.gc.seen.0, b + p.gc.seen.1));
+    let seen_in_gc = procs.iter().map(|p| p.gc.seen_in_gc).sum();
+    let on_cpu = procs.iter().map(|p| p.on_cpu_stacks).sum();
     GcFigures {
-        percent: super::percent(seen.1, seen.0),
+        percent: super::percent(seen_in_gc, on_cpu),
         cpu_s: procs.iter().map(|p| p.gc.cpu_s).sum(),
         samples: procs.iter().map(|p| p.gc.samples).sum(),
-        seen,
+        seen_in_gc,
     }
 }
 
@@ -631,5 +630,30 @@ mod tests {
         let work = &cpu.functions[0];
         assert!((work.own_percent - 14.0 / 19.0 * 100.0).abs() < 1e-9);
         assert!((work.lines[0].own_percent - work.own_percent).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_family_gc_share_counts_processes_never_seen_collecting() {
+        // One worker of four collected in 30 of its 100 on-CPU stacks; the other three were
+        // seen on a CPU as often and never in a collection (no `<GC>` function at all).
+        let p = |pid: u32, seen_in_gc: u64| ProcessSnapshot {
+            pid,
+            on_cpu_stacks: 100,
+            gc: GcFigures {
+                percent: super::super::percent(seen_in_gc, 100),
+                cpu_s: seen_in_gc as f64 * 0.01,
+                samples: seen_in_gc,
+                seen_in_gc,
+            },
+            ..ProcessSnapshot::default()
+        };
+        let snapshot = Snapshot {
+            processes: vec![p(1, 30), p(2, 0), p(3, 0), p(4, 0)],
+        };
+        let m = merged(&snapshot, &SnapshotQuery::default());
+        assert_eq!(m.on_cpu_stacks, 400);
+        assert_eq!(m.gc.samples, 30);
+        assert!((m.gc.percent - 7.5).abs() < 1e-9, "{}", m.gc.percent);
+        assert!((m.gc.cpu_s - 0.3).abs() < 1e-9);
     }
 }

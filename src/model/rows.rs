@@ -198,12 +198,12 @@ impl Session {
         let Some(gc) = self.functions.gc_id().and_then(|id| all.get(id)) else {
             return GcFigures::default();
         };
-        let seen = (self.threads.on_cpu_samples(), self.threads.gc_samples());
+        let seen_in_gc = self.threads.gc_samples();
         GcFigures {
-            percent: super::percent(seen.1, seen.0),
+            percent: super::percent(seen_in_gc, self.threads.on_cpu_samples()),
             cpu_s: gc.credited.cpu_s,
             samples: gc.counts.pick_for(Mode::Samples, false).own,
-            seen,
+            seen_in_gc,
         }
     }
 }

@@ -328,10 +328,10 @@ pub struct GcFigures {
     pub cpu_s: f64,
     /// Thread-samples taken inside a collection (on a CPU, holding the GIL).
     pub samples: u64,
-    /// `percent`'s counts: thread-samples seen on a CPU, and those of them in a collection
-    /// (kept so that processes merge exactly).
+    /// Of the process's `on_cpu_stacks`, those inside a collection: `percent`'s numerator,
+    /// kept so that processes merge exactly.
     #[serde(skip)]
-    pub seen: (u64, u64),
+    pub seen_in_gc: u64,
 }
 
 /// One thread's figures. Serialised as the JSON report's `threads[]` (`hptop.report/1`):
