@@ -97,8 +97,9 @@ pub trait FrameObject: Copy {
         None
     }
     /// hptop patch 31: where the bytecode of the code object at `code` starts, and the opcodes
-    /// that return from a frame (3.11, 3.12, whose frames keep the instruction last started in
-    /// `prev_instr`: a returned frame's stays at its return, never a caller's).
+    /// that return from a frame (3.11+, whose frames keep the instruction last started in
+    /// `prev_instr`, 3.13+ `instr_ptr`: a returned frame's stays at its return, never a
+    /// caller's; 3.13+ from hptop patch 32).
     fn return_opcodes(_code: usize) -> Option<(usize, &'static [u8])> {
         None
     }
@@ -581,6 +582,10 @@ impl FrameObject for v3_15_0::_PyInterpreterFrame {
     fn instruction_address(&self) -> Option<usize> {
         Some(self.instr_ptr as usize)
     }
+    fn return_opcodes(code: usize) -> Option<(usize, &'static [u8])> {
+        // RETURN_VALUE (`dis.opmap`); not the instrumented ones, which may call Python.
+        Some((code.wrapping_add(std::mem::offset_of!(v3_15_0::PyCodeObject, co_code_adaptive)), &[33]))
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_15_0::_frameowner == v3_15_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -695,6 +700,10 @@ impl FrameObject for v3_14_0::_PyInterpreterFrame {
     fn instruction_address(&self) -> Option<usize> {
         Some(self.instr_ptr as usize)
     }
+    fn return_opcodes(code: usize) -> Option<(usize, &'static [u8])> {
+        // RETURN_VALUE (`dis.opmap`); not the instrumented ones, which may call Python.
+        Some((code.wrapping_add(std::mem::offset_of!(v3_14_0::PyCodeObject, co_code_adaptive)), &[35]))
+    }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828
         self.owner as v3_14_0::_frameowner == v3_14_0::_frameowner_FRAME_OWNED_BY_INTERPRETER
@@ -806,6 +815,10 @@ impl FrameObject for v3_13_0::_PyInterpreterFrame {
     }
     fn instruction_address(&self) -> Option<usize> {
         Some(self.instr_ptr as usize)
+    }
+    fn return_opcodes(code: usize) -> Option<(usize, &'static [u8])> {
+        // RETURN_VALUE, RETURN_CONST (`dis.opmap`); not the instrumented ones, which may call Python.
+        Some((code.wrapping_add(std::mem::offset_of!(v3_13_0::PyCodeObject, co_code_adaptive)), &[36, 103]))
     }
     fn is_entry(&self) -> bool {
         // https://github.com/python/cpython/pull/108036#issuecomment-1684458828

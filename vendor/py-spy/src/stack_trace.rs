@@ -440,9 +440,10 @@ impl WalkStart {
     /// `None` when the frames this start leads to in the chunk are of one instant as far as
     /// can be told; else what is wrong. Torn: the top lies outside the chunk or past what was
     /// copied (another chunk is current, or frames were pushed since the chunk's extent was
-    /// read), a frame at or above the top (popped: its bytes are stale), a frame whose caller
-    /// does not lie below it, or (3.11+) a caller that cannot be in a call ([`CallFit::Never`],
-    /// for code `known` from earlier walks). A call: (3.11+) a frame whose function object is
+    /// read), a frame at or above the top (popped: its bytes are stale), a frame without code
+    /// (returned), a frame whose caller does not lie below it, an innermost frame whose
+    /// instruction lies outside its code, or (3.11+) a caller that cannot be in a call
+    /// ([`CallFit::Never`]; both for code `known` from earlier walks). A call: (3.11+) a frame whose function object is
     /// not where its caller's call left it ([`CallFit::Elsewhere`]). Frames outside the chunk
     /// (generators', entry frames, older chunks) are not checked.
     /// Each call found [`CallFit::Elsewhere`] goes to `elsewhere`: the caller's saved
@@ -481,19 +482,27 @@ impl WalkStart {
             std::hash::Hasher::write_usize(&mut fingerprint, at);
             std::hash::Hasher::write_usize(&mut fingerprint, frame.code() as usize);
             let frame_known = known(frame.code() as usize);
-            // The innermost frame ends at the top: live frames above it mean the frame
-            // pointer was read through a stale path (3.11, 3.12: the thread state's `cframe`
-            // of an outer evaluation, while a function called from C, e.g. `__init__` or a
-            // 3.11 property, runs in an inner one): its walk would miss the frames above.
+            // hptop patch 27: a frame's code is cleared when it returns (3.14+: its
+            // `f_executable` set to NULL), never while it is live: a frame without code was
+            // copied between a return and the next call at the same place. Walked, it is
+            // skipped: an innermost one shows its caller running its own code (3.14
+            // class-based code: 5 % of the walks); a caller (hptop patch 32) joins the outer
+            // frames of one call chain to the inner of the next (alternating chains on 3.14:
+            // 5 in 3,000 samples).
+            if frame.code().is_null() && !frame.is_entry() {
+                return Some(Suspect::Torn);
+            }
             if callee.is_none() {
-                // hptop patch 27: a frame's code is cleared when it returns (3.14+: its
-                // `f_executable` set to NULL), never while it is the thread's current frame:
-                // an innermost frame without code was copied between a return and the next
-                // call at the same place. Walked, it is skipped and its caller is shown
-                // running its own code (3.14 class-based code: 5 % of the walks).
-                if frame.code().is_null() {
+                // hptop patch 32: an innermost frame's instruction outside its own code is
+                // two frames' fields copied as one, as a caller's (alternating chains on 3.14).
+                let instruction = frame.instruction().map(|(offset, _)| offset);
+                if frame_known.zip(instruction).is_some_and(|(k, offset)| !k.shim && k.outside(offset)) {
                     return Some(Suspect::Torn);
                 }
+                // The innermost frame ends at the top: live frames above it mean the frame
+                // pointer was read through a stale path (3.11, 3.12: the thread state's `cframe`
+                // of an outer evaluation, while a function called from C, e.g. `__init__` or a
+                // 3.11 property, runs in an inner one): its walk would miss the frames above.
                 let end = frame_known.and_then(|k| k.frame_end(&frame, at));
                 if end.is_some_and(|end| end < top) {
                     return Some(Suspect::Torn);
@@ -550,12 +559,13 @@ struct KnownCode {
     slots: Option<usize>,
     /// A shim (`__init__`'s cleanup, 3.12+): pushed at its first instruction, never started.
     shim: bool,
-    /// Where its bytecode returns (3.11, 3.12).
+    /// Where its bytecode returns (3.11+).
     returns: ReturnSites,
 }
 
 /// hptop patch 31: byte offsets of a code object's return instructions, where a frame that
-/// returned keeps its saved instruction (3.11, 3.12), if it has at most [`RETURN_SITES`].
+/// returned keeps its saved instruction (3.11+; 3.13+ from patch 32), if it has at most
+/// [`RETURN_SITES`].
 #[derive(Debug, Clone, Copy, Default)]
 struct ReturnSites {
     at: [u32; RETURN_SITES],
@@ -603,6 +613,12 @@ impl KnownCode {
         KnownCode { units: entry.code_units, slots: entry.frame_slots, shim: is_shim(entry), returns: entry.returns }
     }
 
+    /// Whether an instruction offset (in bytes, from [`FrameObject::instruction`]) lies outside
+    /// this code's bytecode: the frame's fields were copied from two frames.
+    fn outside(self, offset: isize) -> bool {
+        self.units.is_some_and(|units| offset < -2 || offset > 2 * units as isize)
+    }
+
     /// Where a frame of this code at `at` ends (3.11+; never for a shim, whose frame is
     /// pushed by the interpreter at a size of its own): past its last slot.
     fn frame_end<F: FrameObject>(self, frame: &F, at: usize) -> Option<usize> {
@@ -640,7 +656,7 @@ fn made_call<F: FrameObject>(
     // Only for code seen before, and not a shim: a layout this check does not know (an
     // entry's trampoline, a version's own shims) must not drop every stack through it.
     if let (Some(known), Some((offset, started))) = (known, caller.instruction()) {
-        let outside = known.units.is_some_and(|units| offset < -2 || offset > 2 * units as isize);
+        let outside = known.outside(offset);
         // hptop patch 31: a frame at its return is no caller: a returned frame's header
         // copied with the slots of one pushed over it (3.11 class-based code: `calc > calc`).
         if !started || top < 0 || outside || known.returns.holds(offset) {
@@ -869,7 +885,7 @@ struct CachedCode {
     /// hptop patch 25: slots after a frame's specials (3.11+), to find where a frame of this
     /// code ends.
     frame_slots: Option<usize>,
-    /// hptop patch 31: where its bytecode returns (3.11, 3.12).
+    /// hptop patch 31: where its bytecode returns (3.11+).
     returns: ReturnSites,
     /// Which decoding this is (see [`CodeCache::generation`]).
     generation: u64,
