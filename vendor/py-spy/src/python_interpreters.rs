@@ -106,6 +106,12 @@ pub trait FrameObject: Copy {
     fn is_python_frame(&self) -> bool {
         true
     }
+    /// hptop patch 33: whether the first frame of an evaluation marks itself so (3.11's
+    /// `is_entry`), rather than being linked through an entry frame outside the data stack
+    /// (3.12+).
+    fn entry_marked() -> bool {
+        false
+    }
 }
 
 pub trait CodeObject: Copy {
@@ -1063,6 +1069,9 @@ impl FrameObject for v3_11_0::_PyInterpreterFrame {
     }
     fn instruction_address(&self) -> Option<usize> {
         Some(self.prev_instr as usize)
+    }
+    fn entry_marked() -> bool {
+        true
     }
     fn is_entry(&self) -> bool {
         self.is_entry != 0

@@ -393,7 +393,7 @@ impl WalkStart {
     /// one below it ends (its size from the code cache), linked to it (the first through an
     /// evaluation's entry: 3.11 marks the frame, 3.12 links it through an entry frame on the
     /// C stack, one read), the last ending at the top. Only for a copy the frame pointer and
-    /// the top held still around. The innermost's address, when they chain so; `None` when
+    /// the top held still around, or on 3.11 (patch 33). The innermost's address, when they chain so; `None` when
     /// the start needs no climb or they do not chain (then checked and read again as before).
     fn climb<F: FrameObject, P: ProcessMemory>(
         &self,
@@ -402,8 +402,13 @@ impl WalkStart {
         process: &P,
     ) -> Option<usize> {
         // A copy taken while the thread pushed or popped holds stale frames above the top,
-        // which may chain.
-        let (Some(start), Some((read, _)), true) = (self.chunk, self.live, self.held_still()) else {
+        // which may chain: only where the pointer and the top held still around it, or (hptop
+        // patch 33) on 3.11, whose climb reads nothing but the copy (its first frame marks the
+        // evaluation's entry) and goes through every check an unclimbed start does. 3.12 reads
+        // the entry frame on the C stack after the copy: no gain there (measured).
+        let (Some(start), Some((read, _)), true) =
+            (self.chunk, self.live, self.held_still() || F::entry_marked())
+        else {
             return None;
         };
         let top = read.after.1;
