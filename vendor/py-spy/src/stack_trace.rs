@@ -1256,6 +1256,13 @@ where
                 Err(_) if start_outside => {
                     return Ok(Walk::Read(torn_trace(cache, chunk, thread, thread_id, rereads)));
                 }
+                // hptop patch 34: a link read from a live thread's frames that leads nowhere
+                // readable was copied while the thread moved: read again (a process that has
+                // exited fails its thread state's read, and that error is returned).
+                Err(_) if kept.live.is_some() => {
+                    cache.frames = chunk;
+                    return Ok(Walk::Stale(rereads));
+                }
                 Err(e) => return Err(e).context("Failed to copy PyFrameObject"),
             },
         };
@@ -1273,6 +1280,10 @@ where
                     Ok(code) => code,
                     Err(_) if start_outside => {
                         return Ok(Walk::Read(torn_trace(cache, chunk, thread, thread_id, rereads)));
+                    }
+                    Err(_) if kept.live.is_some() => {
+                        cache.frames = chunk;
+                        return Ok(Walk::Stale(rereads));
                     }
                     Err(e) => return Err(e).context("Failed to copy PyCodeObject"),
                 };
