@@ -425,8 +425,8 @@ fn a_function_called_from_c_is_read_without_pausing_on_3_11_and_3_12() {
 
 /// Read without pausing, class-based code's frames are often copied while the thread moves:
 /// a link from them that leads nowhere readable is a race, read again, not a failed read.
-/// Before (py-spy patch 34) 3.13 failed 4 % of its reads ("Failed to copy PyCodeObject: Bad
-/// address"), 3.12 about 1 %, each shown as an error in the report's header.
+/// Before (py-spy patch 34) 3.13 failed 4 % of its reads (`Failed to copy PyCodeObject: Bad
+/// address`), 3.12 about 1 %, each shown as an error in the report's header.
 #[test]
 fn racing_reads_of_class_based_code_are_read_again_not_failed_on_3_11_and_later() {
     let pythons: Vec<_> = crate::common::all_pythons()
