@@ -373,6 +373,18 @@ impl WalkStart {
         self.chunk.is_some_and(|start| at >= start && at < start + chunk.len())
     }
 
+    /// hptop patch 30: whether a start outside the chunk copied (a generator's frame, an
+    /// entry frame on the C stack) reads: its frame, and its code object. True for a start
+    /// in the chunk (checked by [`Self::suspect`]). Two reads, only for a start outside.
+    fn reads_outside<F: FrameObject, P: ProcessMemory>(&self, chunk: &[u8], process: &P) -> bool {
+        if self.chunk.is_none() || self.in_copy(self.frame, chunk) {
+            return true;
+        }
+        process
+            .copy_pointer(self.frame as *const F)
+            .is_ok_and(|frame: F| process.copy_pointer(frame.code()).is_ok())
+    }
+
     /// hptop patch 30: on 3.11 and 3.12 the frame pointer is read through the thread state's
     /// `cframe`, copied before the chunk: while a function called from C runs (`__init__`
     /// through a class call, a 3.11 property) in an inner evaluation, a `cframe` copied
@@ -1088,8 +1100,6 @@ where
     // one system call; a start whose frames were not all live in that copy (the thread
     // returned, or called deeper than the copy reaches, while it was read) is read again, up
     // to `MAX_REREADS` times, then dropped: a torn stack is never returned.
-    // hptop patch 30: 3.11 and 3.12 name the current frame through `cframe`.
-    let through_cframe = first.frame_address().is_some();
     let mut chunk = std::mem::take(&mut cache.frames);
     let mut current = first;
     let mut rereads = rereads;
@@ -1106,6 +1116,8 @@ where
         let entries = &cache.entries;
         let known = |code| entries.get(&code).map(KnownCode::of);
         let mut start = start;
+        // hptop patch 30: 3.11 and 3.12 name the current frame through `cframe`.
+        let through_cframe = current.frame_address().is_some();
         if through_cframe {
             if let Some(innermost) = start.climb::<T::FrameObject, P>(&chunk, known, process) {
                 start.frame = innermost;
@@ -1113,6 +1125,12 @@ where
         }
         let mut elsewhere = Vec::new();
         let mut suspect = start.suspect::<T::FrameObject>(&chunk, known, &mut elsewhere);
+        // hptop patch 30: a `cframe` copied while a function called from C ran names a frame
+        // on the C stack: popped since, its frame or code no longer reads. Read again (the
+        // thread state too) instead of dropped at once by the walk.
+        if suspect.is_none() && through_cframe && !start.reads_outside::<T::FrameObject, P>(&chunk, process) {
+            suspect = Some(Suspect::Torn);
+        }
         // hptop patch 29: a call whose function object is not on the caller's stack but in
         // the caller's own instruction (a specialized property getter on 3.12 moves its
         // receiver into the callee and clears the slot; its function is cached in the
@@ -1235,16 +1253,13 @@ where
             Some(frame) => frame,
             None => match process.copy_pointer(frame_ptr) {
                 Ok(frame) => frame,
-                Err(_) if start_outside && !through_cframe => {
+                Err(_) if start_outside => {
                     return Ok(Walk::Read(torn_trace(cache, chunk, thread, thread_id, rereads)));
                 }
                 // hptop patch 34: a link read from a live thread's frames that leads nowhere
                 // readable was copied while the thread moved: read again (a process that has
-                // exited fails its thread state's read, and that error is returned). So is,
-                // on 3.11 / 3.12 (hptop patch 30), a start outside the chunk that does not
-                // read: a `cframe` copied while a function called from C ran names a frame on
-                // the C stack, popped since.
-                Err(_) if start_outside || kept.live.is_some() => {
+                // exited fails its thread state's read, and that error is returned).
+                Err(_) if kept.live.is_some() => {
                     cache.frames = chunk;
                     return Ok(Walk::Stale(rereads));
                 }
@@ -1263,10 +1278,10 @@ where
             None => {
                 let code = match process.copy_pointer(frame.code()) {
                     Ok(code) => code,
-                    Err(_) if start_outside && !through_cframe => {
+                    Err(_) if start_outside => {
                         return Ok(Walk::Read(torn_trace(cache, chunk, thread, thread_id, rereads)));
                     }
-                    Err(_) if start_outside || kept.live.is_some() => {
+                    Err(_) if kept.live.is_some() => {
                         cache.frames = chunk;
                         return Ok(Walk::Stale(rereads));
                     }
