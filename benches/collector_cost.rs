@@ -115,7 +115,7 @@ fn main() {
         let mut stacks =
             StackReader::attach(pid, StackOptions::default(), 3).expect("attach to the target");
         let cost = run(seconds, |_| {
-            let _ = stacks.read(&[], tids.len(), &mut |_| {});
+            let _ = stacks.read(&[], &[], tids.len(), &mut |_| {});
         });
         row("hptop's stack reader (py-spy, patched)", cost, wake);
         drop(stacks);

@@ -105,6 +105,13 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
         .filter(|(_, c)| c.is_some_and(|c| c.not_run_since_last_read))
         .map(|(tid, _)| *tid)
         .collect();
+    // Threads blocked in the kernel: read alike twice, they did not move (py-spy patch 35).
+    let blocked: Vec<u32> = tids
+        .iter()
+        .zip(&counters)
+        .filter(|(_, c)| c.is_some_and(|c| c.state != OsState::Running))
+        .map(|(tid, _)| *tid)
+        .collect();
     // Runnable threads' task clocks around the read of their leaf frames: which of them ran
     // during it (see oncpu.rs).
     let runnable: Vec<(u32, u64)> = tids
@@ -169,7 +176,7 @@ pub(super) fn sample(pid: u32, target: &mut Target, slow: bool) -> ProcessTick {
     // can panic on what it reads (an overflow in a debug build): that is a failed read of this
     // tick, like any other, not the end of sampling.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stacks.read(&unchanged, tids.len(), &mut at)
+        stacks.read(&unchanged, &blocked, tids.len(), &mut at)
     }))
     .unwrap_or_else(|payload| {
         Err(format!(

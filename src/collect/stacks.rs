@@ -213,7 +213,8 @@ impl StackReader {
 
     /// Reads every Python thread's stack; [`Self::resolve_tids`] then finds their OS tids. Threads whose OS tid is in
     /// `unchanged` have not run since the last read: their frames are not read again but
-    /// taken from that read. `os_threads` is how many threads `/proc/PID/task` lists. `at`
+    /// taken from that read. Those in `blocked` were seen blocked in the kernel (not
+    /// runnable) right before. `os_threads` is how many threads `/proc/PID/task` lists. `at`
     /// is called at the walk's moments (right before the threads are read, once their leaf
     /// frames are), for reads that must be of the stacks' moment.
     ///
@@ -222,12 +223,26 @@ impl StackReader {
     pub fn read(
         &mut self,
         unchanged: &[u32],
+        blocked: &[u32],
         os_threads: usize,
         at: &mut dyn FnMut(py_spy::WalkMoment),
     ) -> Result<Vec<PythonThread>, String> {
         // Each Python thread runs on an OS thread: more than the process has (with room for
         // threads born since it was listed) is a cycle in a torn read, not a big pool.
         self.spy.max_threads = os_threads.saturating_mul(2).saturating_add(64).max(4096);
+        // Two reads of a thread alike to the byte prove it did not move only if it does not
+        // run: paused, or blocked (a running loop can repeat its memory exactly; py-spy
+        // patch 35).
+        self.spy.code_cache.still = if self.pauser.is_some() {
+            py_spy::StillThreads::All
+        } else {
+            py_spy::StillThreads::Only(
+                blocked
+                    .iter()
+                    .filter_map(|tid| self.thread_of_tid.get(tid).copied())
+                    .collect(),
+            )
+        };
         self.spy.unchanged_threads.clear();
         if !self.native {
             // Native frames are merged by py-spy from a live unwind: never reuse those.

@@ -62,3 +62,4 @@ pub use remoteprocess::Pid;
 pub use stack_trace::Frame;
 pub use stack_trace::FrameKey;
 pub use stack_trace::StackTrace;
+pub use stack_trace::StillThreads;

@@ -139,6 +139,34 @@ pub struct CodeCache {
     retired: Vec<(u64, Arc<str>, Arc<str>)>,
     /// hptop patch: what the current sample read ahead for all its walks (see [`ReadAhead`]).
     pub(crate) read_ahead: ReadAhead,
+    /// hptop patch 35: the threads known not to run during the current sample.
+    pub still: StillThreads,
+}
+
+/// hptop patch 35: which threads are known not to run while a sample reads them (paused, or
+/// blocked in the kernel). Two reads of such a thread alike to the byte are of a thread that
+/// did not move, whatever the checks make of them (a frame pushed and not yet entered, a
+/// layout the checks do not model): they are kept. A running thread whose loop repeats its
+/// memory exactly (the same values, its frames at the same addresses: two call chains of
+/// mirror shapes) can be read alike twice at the same phase, torn both times (Debian's 3.11,
+/// alternating chains: 1 in ~3,000 samples): for it, reading alike proves nothing.
+#[derive(Debug, Clone, Default)]
+pub enum StillThreads {
+    /// Every thread (the process is paused, or the caller cannot tell): as py-spy read.
+    #[default]
+    All,
+    /// Only these (Python thread ids).
+    Only(rustc_hash::FxHashSet<u64>),
+}
+
+impl StillThreads {
+    /// Whether the thread `thread_id` is known not to run during the sample.
+    fn holds(&self, thread_id: u64) -> bool {
+        match self {
+            StillThreads::All => true,
+            StillThreads::Only(ids) => ids.contains(&thread_id),
+        }
+    }
 }
 
 /// hptop patch: the reads every walk of a sample starts with, done for all threads at once
@@ -723,14 +751,18 @@ fn read_fingerprint(start: &WalkStart, chunk: &[u8]) -> u64 {
 /// read once more, is the same to the byte as `first` (read into `chunk`): the thread did not
 /// move between the two reads.
 fn read_again_alike<T: ThreadState, P: ProcessMemory>(
+    thread_id: u64,
     first: &WalkStart,
     chunk: &[u8],
     tstate_address: Option<usize>,
     process: &P,
     cache: &mut CodeCache,
 ) -> bool {
-    // A first read over which the thread moved is not of a still thread, whatever follows.
-    let (true, Some(address)) = (first.held_still(), tstate_address) else { return false };
+    // A first read over which the thread moved is not of a still thread, whatever follows;
+    // nor is one of a thread that may run (hptop patch 35).
+    let (true, Some(address)) = (first.held_still() && cache.still.holds(thread_id), tstate_address) else {
+        return false;
+    };
     let Ok(thread) = process.copy_struct::<T>(address) else { return false };
     let mut again_chunk = Vec::new();
     match walk_start(&thread, tstate_address, process, cache, &mut again_chunk, false) {
@@ -1153,12 +1185,13 @@ where
         // A read the same to the byte as the one before it (the frame pointer, the top and
         // the chunk) is of a thread that did not move between them, paused (`--blocking`) or
         // blocked: what it holds is real, whatever the check makes of it (a frame pushed and
-        // not yet entered, a layout the check does not model).
+        // not yet entered, a layout the check does not model). Only for a thread known not
+        // to run (hptop patch 35, [`StillThreads`]).
         if suspect.is_none() || alike {
             break start;
         }
         let still = read_fingerprint(&start, &chunk);
-        if rereads > 0 && Some(still) == last_read && start.held_still() {
+        if rereads > 0 && Some(still) == last_read && start.held_still() && cache.still.holds(thread_id) {
             break start;
         }
         last_suspect = suspect;
@@ -1244,7 +1277,7 @@ where
                 .entries
                 .get(&(frame.code() as usize))
                 .and_then(|entry| KnownCode::of(entry).frame_end(frame, frame_ptr as usize));
-            if end.is_some_and(|end| end != read.after.1) && !read_again_alike::<T, P>(&kept, &chunk, tstate_address, process, cache) {
+            if end.is_some_and(|end| end != read.after.1) && !read_again_alike::<T, P>(thread_id, &kept, &chunk, tstate_address, process, cache) {
                 cache.frames = chunk;
                 return Ok(Walk::Stale(rereads));
             }
@@ -1325,7 +1358,7 @@ where
                 // (paused, blocked: read once more alike, as patch 26 tells it), where it is
                 // what the thread runs (3.13: `__init__`'s shim, whose strings do not copy).
                 if frames.is_empty()
-                    && !read_again_alike::<T, P>(&kept, &chunk, tstate_address, process, cache)
+                    && !read_again_alike::<T, P>(thread_id, &kept, &chunk, tstate_address, process, cache)
                 {
                     return Ok(Walk::Read(torn_trace(cache, chunk, thread, thread_id, rereads)));
                 }
