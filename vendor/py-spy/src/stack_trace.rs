@@ -198,15 +198,17 @@ struct StartRead {
     /// The chunk's address and length, and where its copy lies in the buffer read into.
     chunk: (usize, usize),
     at: usize,
+    /// hptop patch 37: where the chunk's second copy lies, taken right after the first.
+    again: Option<usize>,
 }
 
 impl StartRead {
     /// The ranges to read for `thread` (at `address`), in order, if it has a chunk.
-    fn ranges<T: ThreadState>(thread: &T, address: usize) -> Option<[(usize, usize); 5]> {
+    fn ranges<T: ThreadState>(thread: &T, address: usize) -> Option<[(usize, usize); START_RANGES]> {
         let live = thread.live_fields(address)?;
         let chunk = chunk_range(thread)?;
         let (frame, top) = ((live.frame_at, POINTER), (live.top_at, POINTER));
-        Some([frame, top, chunk, frame, top])
+        Some([frame, top, chunk, frame, top, chunk])
     }
 
     /// The start read from `offsets` (where each of `ranges`' parts lies in `buf`).
@@ -217,8 +219,43 @@ impl StartRead {
             after: (value(3)?, value(4)?),
             chunk: *ranges.get(2)?,
             at: (*offsets.get(2)?)?,
+            again: offsets.get(5).copied().flatten(),
         })
     }
+
+    /// The chunk's two copies in `buf` (the second where it was read).
+    fn copies<'a>(&self, buf: &'a [u8]) -> Option<(&'a [u8], Option<&'a [u8]>)> {
+        let first = buf.get(self.at..self.at + self.chunk.1)?;
+        Some((first, self.again.and_then(|at| buf.get(at..at + self.chunk.1))))
+    }
+}
+
+/// Ranges read per walk's start (see [`StartRead`]).
+const START_RANGES: usize = 6;
+
+/// hptop patch 37: whether the callers of the frame at `frame` differ between two copies of
+/// the chunk at `start` taken one after the other: their code or caller link (not their
+/// saved instruction, which differs between two calls of one caller from two places: read
+/// so, class-based code dropped up to twice the samples). A thread whose callers changed
+/// between the copies returned and called again while the first was taken; a copy
+/// interrupted for microseconds between two of its cache lines then joins two call chains,
+/// which the frame pointer and the top, the same before and after, do not tell where the
+/// chains have mirror shapes (1-4 in 3,000 samples of alternate.py on 3.11 and 3.12 in
+/// some runs).
+fn callers_moved<F: FrameObject>(start: usize, first: &[u8], again: &[u8], frame: usize) -> bool {
+    let (one, two) = (Some((start, first)), Some((start, again)));
+    let Some(innermost) = from_window::<F>(one, frame) else { return false };
+    let mut at = innermost.back() as usize;
+    for _ in 0..4096 {
+        let (Some(a), Some(b)) = (from_window::<F>(one, at), from_window::<F>(two, at)) else {
+            return false;
+        };
+        if a.code() != b.code() || a.back() != b.back() {
+            return true;
+        }
+        at = a.back() as usize;
+    }
+    false
 }
 
 impl ReadAhead {
@@ -232,16 +269,16 @@ impl ReadAhead {
     /// starts; [`Self::read_codes`] then reads the code objects of the chunks' frames.
     pub(crate) fn read_starts<T: ThreadState>(&mut self, pid: Pid, threads: &[(usize, T)]) {
         self.clear();
-        let mut ranges = Vec::with_capacity(threads.len() * 5);
+        let mut ranges = Vec::with_capacity(threads.len() * START_RANGES);
         let mut of_thread = Vec::with_capacity(threads.len());
         let mut chunk_bytes = 0;
         for &(address, ref thread) in threads {
             // Past the bound, walks read their starts on their own, one at a time, as before.
             let Some(parts) = StartRead::ranges(thread, address) else { continue };
-            if chunk_bytes + parts[2].1 > MAX_READ_AHEAD {
+            if chunk_bytes + 2 * parts[2].1 > MAX_READ_AHEAD {
                 continue;
             }
-            chunk_bytes += parts[2].1;
+            chunk_bytes += 2 * parts[2].1;
             of_thread.push((address, ranges.len()));
             ranges.extend_from_slice(&parts);
         }
@@ -250,7 +287,7 @@ impl ReadAhead {
         }
         let offsets = read_in_order(pid, &ranges, &mut self.bytes);
         for (address, first) in of_thread {
-            let parts = first..first + 5;
+            let parts = first..first + START_RANGES;
             if let Some(start) = StartRead::from_read(&ranges[parts.clone()], &offsets[parts], &self.bytes) {
                 self.starts.insert(address, start);
             }
@@ -283,10 +320,10 @@ impl ReadAhead {
         !self.starts.is_empty()
     }
 
-    /// The start read ahead for the thread state at `address`, with its chunk's copy.
-    fn start(&self, address: usize) -> Option<(StartRead, &[u8])> {
+    /// The start read ahead for the thread state at `address`, with its chunk's copies.
+    fn start(&self, address: usize) -> Option<(StartRead, (&[u8], Option<&[u8]>))> {
         let start = *self.starts.get(&address)?;
-        Some((start, self.bytes.get(start.at..start.at + start.chunk.1)?))
+        Some((start, start.copies(&self.bytes)?))
     }
 
     fn code<C: Copy>(&self, address: usize) -> Option<C> {
@@ -364,6 +401,8 @@ struct WalkStart {
     chunk: Option<usize>,
     /// The bracketing reads and the chunk's end (`datastack_limit`), on 3.11+.
     live: Option<(StartRead, usize)>,
+    /// hptop patch 37: the frame's callers differ between the chunk's two copies.
+    moved: bool,
 }
 
 /// Whether a code object is one of the interpreter's shims, not the program's code: 3.13+
@@ -389,10 +428,11 @@ enum Suspect {
 }
 
 impl WalkStart {
-    /// Whether the frame pointer and the top were the same before and after the chunk's copy
-    /// (true where they were not read so).
+    /// Whether the frame pointer and the top were the same before and after the chunk's copy,
+    /// and the callers the same in its two copies (hptop patch 37) (true where they were not
+    /// read so).
     fn held_still(&self) -> bool {
-        self.live.is_none_or(|(read, _)| read.before == read.after)
+        !self.moved && self.live.is_none_or(|(read, _)| read.before == read.after)
     }
 
     /// hptop patch 30: whether `at` lies in the chunk's copy (`chunk`, copied from the start
@@ -473,7 +513,8 @@ impl WalkStart {
     /// `None` when the frames this start leads to in the chunk are of one instant as far as
     /// can be told; else what is wrong. Torn: the top lies outside the chunk or past what was
     /// copied (another chunk is current, or frames were pushed since the chunk's extent was
-    /// read), a frame at or above the top (popped: its bytes are stale), a frame without code
+    /// read), callers that differ between the chunk's two copies (hptop patch 37), a frame at
+    /// or above the top (popped: its bytes are stale), a frame without code
     /// (returned), a frame whose caller does not lie below it, an innermost frame whose
     /// instruction lies outside its code, or (3.11+) a caller that cannot be in a call
     /// ([`CallFit::Never`]; both for code `known` from earlier walks). A call: (3.11+) a frame whose function object is
@@ -493,7 +534,7 @@ impl WalkStart {
         };
         let top = read.after.1;
         let in_chunk = |at: usize| at >= start && at < limit;
-        if !in_chunk(top.saturating_sub(1)) || top > start + chunk.len() {
+        if !in_chunk(top.saturating_sub(1)) || top > start + chunk.len() || self.moved {
             return Some(Suspect::Torn);
         }
         let mut fingerprint = rustc_hash::FxHasher::default();
@@ -819,23 +860,25 @@ fn walk_start<T: ThreadState, P: ProcessMemory>(
 ) -> Result<WalkStart, Error> {
     if let Some(address) = tstate_address {
         let limit = thread.live_fields(address).map(|live| live.limit);
-        let from = |read: StartRead, bytes: &[u8], chunk: &mut Vec<u8>| {
+        let from = |read: StartRead, (bytes, again): (&[u8], Option<&[u8]>), chunk: &mut Vec<u8>| {
             chunk.clear();
             chunk.extend_from_slice(bytes);
-            WalkStart { frame: read.after.0, chunk: Some(read.chunk.0), live: limit.map(|l| (read, l)) }
+            // Only where the frame pointer and the top held still around the first copy: a
+            // start that moved is checked as before.
+            let moved = read.before == read.after
+                && again.is_some_and(|again| callers_moved::<T::FrameObject>(read.chunk.0, bytes, again, read.after.0));
+            WalkStart { frame: read.after.0, chunk: Some(read.chunk.0), live: limit.map(|l| (read, l)), moved }
         };
         if ahead {
-            if let Some((read, bytes)) = cache.read_ahead.start(address) {
-                return Ok(from(read, bytes, chunk));
+            if let Some((read, copies)) = cache.read_ahead.start(address) {
+                return Ok(from(read, copies, chunk));
             }
         }
         if let (Some(pid), Some(ranges)) = (cache.pid, StartRead::ranges(thread, address)) {
             let mut buf = std::mem::take(&mut cache.codes);
             let offsets = read_in_order(pid, &ranges, &mut buf);
-            let start = StartRead::from_read(&ranges, &offsets, &buf).and_then(|read| {
-                let bytes = buf.get(read.at..read.at + read.chunk.1)?;
-                Some(from(read, bytes, chunk))
-            });
+            let start = StartRead::from_read(&ranges, &offsets, &buf)
+                .and_then(|read| Some(from(read, read.copies(&buf)?, chunk)));
             cache.codes = buf;
             if let Some(start) = start {
                 return Ok(start);
@@ -855,7 +898,7 @@ fn walk_start<T: ThreadState, P: ProcessMemory>(
         }
         None => None,
     };
-    Ok(WalkStart { frame, chunk: chunk_start, live: None })
+    Ok(WalkStart { frame, chunk: chunk_start, live: None, moved: false })
 }
 
 /// Bytes of a pointer.
@@ -1246,6 +1289,8 @@ where
     };
 
     let mut visited = 0;
+    // hptop patch 36: whether this walk met code the checks of its start did not know.
+    let mut first_seen = false;
     // hptop patch 26: the walk started outside the chunk and has not reached it yet.
     let mut outside_start = false;
     while !frame_ptr.is_null() {
@@ -1371,6 +1416,7 @@ where
                 _ => None,
             };
             cache.generation += 1;
+            first_seen = true;
             let replaced = cache.entries.insert(
                 code_address,
                 CachedCode {
@@ -1461,6 +1507,20 @@ where
 
     // First frame is always a shim
     set_last_frame_as_shim_entry(&mut frames);
+    // hptop patch 36: the checks of a start know only code seen in earlier walks; a frame of
+    // code seen for the first time was not checked (a short method a sample rarely finds,
+    // first met as the caller of a torn stack: Debian's 3.11, alternate.py, `Event.is_set`
+    // at a saved instruction outside its code). Checked again now that it is known; torn, the
+    // start is read again as the checks before the walk would have had it.
+    if first_seen && kept.live.is_some() {
+        let entries = &cache.entries;
+        let mut elsewhere = Vec::new();
+        let again = kept.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of), &mut elsewhere);
+        if again == Some(Suspect::Torn) {
+            cache.frames = chunk;
+            return Ok(Walk::Stale(rereads));
+        }
+    }
     cache.frames = chunk;
 
     let repeated = cache.detect_repeats
