@@ -478,6 +478,11 @@ impl StackReader {
                 .is_some_and(|old| old != tid)
             {
                 self.spy.python_thread_names.remove(&t.thread_id);
+                // The name kept for a thread that did not run (py-spy's `name_unchanged`) is
+                // the exited thread's too: a recycled id found idle right after a lookup
+                // named it was shown with its predecessor's name (3.15, churn_names.py, in a
+                // CI run beside the suite).
+                self.last_names.remove(&t.thread_id);
                 t.name = None;
             }
         }

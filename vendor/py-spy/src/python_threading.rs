@@ -118,7 +118,14 @@ pub fn named_threads_from_interpreter<I: InterpreterState, P: ProcessMemory>(
                                 break;
                             }
                         }
-                        if let Some(name) = name {
+                        // hptop patch 38: from 3.8 every thread in `_active` has its native
+                        // id set before it is entered there; a name without one was read from
+                        // an entry torn while the dict changed or from a Thread object being
+                        // freed, and may be another OS thread's (3.15, churn_names.py: a
+                        // recycled thread id named as the exited thread once in a CI run).
+                        // Left unnamed until the next lookup, never named unverified.
+                        let verifiable = (version.major, version.minor) >= (3, 8);
+                        if let (Some(name), true) = (name, native_id.is_some() || !verifiable) {
                             ret.insert(threadid as u64, NamedThread { name, native_id });
                         }
                     }
