@@ -1071,6 +1071,11 @@ impl CodeCache {
     pub fn forget_walks(&mut self) {
         self.last_walks.clear();
     }
+
+    /// What earlier walks tell of the code object at `code` (the checks of a walk's start).
+    fn known(&self, code: usize) -> Option<KnownCode> {
+        self.entries.get(&code).map(KnownCode::of)
+    }
 }
 
 /// Given an InterpreterState, this function returns a vector of stack traces for each thread
@@ -1217,8 +1222,7 @@ where
                 return Err(e);
             }
         };
-        let entries = &cache.entries;
-        let known = |code| entries.get(&code).map(KnownCode::of);
+        let known = |code| cache.known(code);
         let mut start = start;
         // hptop patch 30: 3.11 and 3.12 name the current frame through `cframe`.
         let through_cframe = current.frame_address().is_some();
@@ -1347,10 +1351,7 @@ where
         // run before its `cframe` names it): the start is read once more to tell.
         if let (true, Some(frame), Some((read, _))) = (outside_start, in_window.as_ref(), kept.live) {
             outside_start = false;
-            let end = cache
-                .entries
-                .get(&(frame.code() as usize))
-                .and_then(|entry| KnownCode::of(entry).frame_end(frame, frame_ptr as usize));
+            let end = cache.known(frame.code() as usize).and_then(|k| k.frame_end(frame, frame_ptr as usize));
             if end.is_some_and(|end| end != read.after.1) && !read_again_alike::<T, P>(thread_id, &kept, &chunk, tstate_address, process, cache) {
                 cache.frames = chunk;
                 return Ok(Walk::Stale(rereads));
@@ -1542,9 +1543,8 @@ where
     // at a saved instruction outside its code). Checked again now that it is known; torn, the
     // start is read again as the checks before the walk would have had it.
     if first_seen && kept.live.is_some() {
-        let entries = &cache.entries;
         let mut elsewhere = Vec::new();
-        let again = kept.suspect::<T::FrameObject>(&chunk, |code| entries.get(&code).map(KnownCode::of), &mut elsewhere);
+        let again = kept.suspect::<T::FrameObject>(&chunk, |code| cache.known(code), &mut elsewhere);
         if again == Some(Suspect::Torn) {
             cache.frames = chunk;
             return Ok(Walk::Stale(rereads));
