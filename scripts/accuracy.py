@@ -365,7 +365,10 @@ def main():
     profilers = ["hptop"] if args.no_blocking else ["hptop", "hptop --blocking"]
     if args.peers:
         profilers += [n for n, path in (("py-spy", PY_SPY), ("austin", AUSTIN)) if path and os.path.exists(path)]
-    print("# %s, %d cores; %.0f s windows at 100 Hz" % (os.uname().release, os.cpu_count(), args.seconds))
+    # The peers always sample at 100 Hz; hptop at its default unless `--extra` names a rate.
+    rate = extra[extra.index("--rate") + 1] if "--rate" in extra[:-1] else "100"
+    print("# %s, %d cores; %.0f s windows; hptop at %s Hz, peers at 100 Hz%s" % (
+        os.uname().release, os.cpu_count(), args.seconds, rate, "; hptop " + args.extra if args.extra else ""))
     for python in pythons(args.pythons) if args.pythons == "all" else [args.python]:
         version = version_of(python)
         if "contention" in scenarios:
