@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{Event, KeyEventKind};
 use ratatui::prelude::CrosstermBackend;
@@ -79,6 +79,15 @@ pub fn run() -> Result<Option<u32>, HptopError> {
     };
     stop_input.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
+    // The live view that follows reads the terminal with an input thread of its own: this one
+    // must have ended first, or a key meant for the live view (its `q`) can be read here and
+    // lost. It ends within one poll (100 ms), dropping its end of the channel.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        if let Err(RecvTimeoutError::Disconnected) = input.recv_timeout(Duration::from_millis(50)) {
+            break;
+        }
+    }
     drop(guard);
     outcome
 }
