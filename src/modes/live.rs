@@ -523,8 +523,7 @@ fn event_loop(
     };
     let mut terminal =
         Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(to_output)?;
-    let stop_input = Arc::new(AtomicBool::new(false));
-    let input = spawn_input(Arc::clone(&stop_input));
+    let input = Input::spawn();
     let mut last_draw: Option<Instant> = None;
     let mut cpu_mark = (Instant::now(), own_cpu_s());
     let mut suspended = false;
@@ -613,7 +612,7 @@ fn event_loop(
         app.dirty = false;
         last_draw = Some(Instant::now());
     };
-    stop_input.store(true, Ordering::Relaxed);
+    input.stop();
     outcome
 }
 
@@ -624,29 +623,67 @@ fn suspend(guard: &TerminalGuard, sampler: &Sampler) {
     sampler.suspend_self();
 }
 
-/// Reads terminal events on a thread of its own, so the loop never blocks on input (and a
+/// Terminal events read on a thread of its own, so the loop never blocks on input (and a
 /// hung-up terminal, whose reads may spin inside crossterm, never holds the loop).
-pub(super) fn spawn_input(stop: Arc<AtomicBool>) -> Receiver<Event> {
-    let (tx, rx) = mpsc::channel();
-    let _ = std::thread::Builder::new()
-        .name("hptop-input".into())
-        .spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                match event::poll(Duration::from_millis(100)) {
-                    Ok(true) => match event::read() {
-                        Ok(ev) => {
-                            if tx.send(ev).is_err() {
-                                return;
+pub(super) struct Input {
+    events: Receiver<Event>,
+    stop: Arc<AtomicBool>,
+}
+
+/// How often the input thread looks whether it is to stop.
+const INPUT_POLL: Duration = Duration::from_millis(100);
+
+impl Input {
+    /// Starts reading the terminal.
+    pub(super) fn spawn() -> Self {
+        let (tx, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread_stop = Arc::clone(&stop);
+        let _ = std::thread::Builder::new()
+            .name("hptop-input".into())
+            .spawn(move || {
+                while !thread_stop.load(Ordering::Relaxed) {
+                    match event::poll(INPUT_POLL) {
+                        Ok(true) => match event::read() {
+                            Ok(ev) => {
+                                if tx.send(ev).is_err() {
+                                    return;
+                                }
                             }
-                        }
+                            Err(_) => return,
+                        },
+                        Ok(false) => {}
                         Err(_) => return,
-                    },
-                    Ok(false) => {}
-                    Err(_) => return,
+                    }
                 }
+            });
+        Self { events, stop }
+    }
+
+    /// The next event, waiting at most `timeout`; `Disconnected` once the thread has ended
+    /// (end of file or an error on the terminal).
+    pub(super) fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.events.recv_timeout(timeout)
+    }
+
+    /// Tells the thread to stop; it ends within one poll.
+    pub(super) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops the thread and waits until it has ended (at most a second: a hung-up terminal may
+    /// hold it), so that a reader started next is the only one: a key meant for it (the live
+    /// view's `q` after the picker) is not read here and lost. Events read meanwhile are
+    /// dropped.
+    pub(super) fn stop_and_wait(self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Err(RecvTimeoutError::Disconnected) = self.events.recv_timeout(INPUT_POLL / 2) {
+                break;
             }
-        });
-    rx
+        }
+    }
 }
 
 /// Runs `hptop replay FILE`: the live view, fed from a recording.

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ratatui::crossterm::event::{Event, KeyEventKind};
 use ratatui::prelude::CrosstermBackend;
@@ -52,8 +52,7 @@ pub fn run() -> Result<Option<u32>, HptopError> {
     let mut terminal =
         Terminal::new(CrosstermBackend::new(std::io::stdout())).map_err(to_output)?;
     let mut picker = Picker::default();
-    let stop_input = Arc::new(AtomicBool::new(false));
-    let input = super::live::spawn_input(Arc::clone(&stop_input));
+    let input = super::live::Input::spawn();
     let outcome = loop {
         if quit.load(Ordering::Relaxed) {
             break Ok(None);
@@ -77,17 +76,9 @@ pub fn run() -> Result<Option<u32>, HptopError> {
             Err(RecvTimeoutError::Disconnected) => break Ok(None),
         }
     };
-    stop_input.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
-    // The live view that follows reads the terminal with an input thread of its own: this one
-    // must have ended first, or a key meant for the live view (its `q`) can be read here and
-    // lost. It ends within one poll (100 ms), dropping its end of the channel.
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        if let Err(RecvTimeoutError::Disconnected) = input.recv_timeout(Duration::from_millis(50)) {
-            break;
-        }
-    }
+    // The live view that follows reads the terminal with an input thread of its own.
+    input.stop_and_wait();
     drop(guard);
     outcome
 }
