@@ -1703,10 +1703,13 @@ impl HeldFrames {
         let (seen, lately) = cache.frame_addresses.entry(thread_id).or_default();
         *seen = sample;
         let gone = self.gone;
-        if let Some(&innermost) = self.met.first() {
+        let mut met = self.met;
+        if !met.is_empty() {
+            let innermost = met.remove(0);
             lately.inner.retain(|&a| a != innermost);
             lately.inner.insert(0, innermost);
-            lately.outer = self.met[1..].to_vec();
+            // The walk's own vector, not a copy of it: one allocation less per walk.
+            lately.outer = met;
         }
         lately.inner.retain(|&a| Some(a) != gone);
         lately.inner.truncate(MAX_HELD_INNER);
